@@ -1,0 +1,60 @@
+# Quick start: `make up` (run the platform) and `make test` (run every test).
+# Every install step lives here; both targets are idempotent (stamps skip work already done).
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BUN_PKG := $(shell grep -q avx2 /proc/cpuinfo && echo bun-linux-x64 || echo bun-linux-x64-baseline)
+BUN := .tools/node_modules/@oven/$(BUN_PKG)/bin/bun
+# Without this, reflex runs a speed test against registry mirrors this network cannot reach.
+export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
+export REFLEX_TELEMETRY_ENABLED := false
+export REFLEX_CHECK_LATEST_VERSION := 0
+export REFLEX_USE_SYSTEM_BUN := 1
+export PATH := $(CURDIR)/$(dir $(BUN)):$(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: up test install lint format clean-data
+
+up: install
+	$(BIN)/vtp up
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -ra
+
+install: $(VENV)/.installed $(BUN) .tools/.system
+
+# Debian packages: redis-server (the queue), chromium (browser tests), PostgreSQL (parity test).
+.tools/.system:
+	@mkdir -p .tools
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+# torch/torchvision first, pinned to the builds ENVIRONMENT.md says lie on this machine's disk.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[trainer,dev]'
+	@touch $@
+
+# Reflex's own bun download cannot work offline: take bun from the npm registry instead.
+$(BUN):
+	npm install --prefix .tools --no-audit --no-fund --ignore-scripts @oven/$(BUN_PKG)@1.4.5
+	@test -x $@
+
+lint:
+	$(BIN)/ruff check .
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

@@ -1,0 +1,35 @@
+"""Typed domain errors. Routes and state classes turn them into messages; none carry secrets."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class; `status_code` is what the REST API answers."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    """Also used for objects the caller may not see, so existence is not leaked."""
+
+    status_code = 404
+
+
+class PermissionDenied(DomainError):
+    status_code = 403
+
+
+class InvalidInput(DomainError):
+    status_code = 422
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+
+
+class Conflict(DomainError):
+    status_code = 409

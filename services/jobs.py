@@ -1,0 +1,237 @@
+"""Training jobs: the lifecycle state machine, creation, and applying trainer callbacks.
+
+The database is the single source of truth for job state. Every change goes through
+`transition`, which refuses moves the lifecycle does not allow, so a late or duplicated
+callback can never move a finished job.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from services import datasets, storage
+from services.errors import Conflict, InvalidInput, NotFound
+from services.models import Job, JobEvent, JobMetric, JobState, User, utcnow
+from services.signing import new_secret
+
+S = JobState
+ALLOWED: dict[JobState, frozenset[JobState]] = {
+    S.queued: frozenset({S.dispatching, S.cancelled}),
+    S.dispatching: frozenset({S.running, S.queued, S.retrying, S.failed, S.cancelled}),
+    S.retrying: frozenset({S.dispatching, S.failed, S.cancelled}),
+    S.running: frozenset({S.succeeded, S.failed, S.cancelled, S.retrying}),
+    S.succeeded: frozenset(),
+    S.failed: frozenset(),
+    S.cancelled: frozenset(),
+}
+FINISHED = frozenset({S.succeeded, S.failed, S.cancelled})
+
+FRAMEWORKS = {"ultralytics": {"detect": ["yolo11n.yaml", "yolo11s.yaml", "yolov8n.yaml"]}}
+HYPERPARAMETERS: dict[str, tuple[type, Any, float, float]] = {
+    # name: (type, default, min, max)
+    "epochs": (int, 5, 1, 1000),
+    "imgsz": (int, 320, 32, 2048),
+    "batch": (int, 16, 1, 512),
+    "lr0": (float, 0.01, 1e-6, 1.0),
+    "seed": (int, 0, 0, 2**31 - 1),
+}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class InvalidTransition(Conflict):
+    """The lifecycle does not allow this move (e.g. anything out of a finished state)."""
+
+
+def can_transition(current: JobState, new: JobState) -> bool:
+    return new in ALLOWED[current]
+
+
+def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -> bool:
+    """Move a job to `new`. Same state again is a no-op (idempotent) and returns False."""
+    current = JobState(job.state)
+    if current == new:
+        return False
+    if not can_transition(current, new):
+        raise InvalidTransition(f"Job {job.id} cannot go from {current.value} to {new.value}")
+    job.state = new
+    now = utcnow()
+    if new == S.running and job.started_at is None:
+        job.started_at = now
+    if new in FINISHED:
+        job.finished_at = now
+    session.add(job)
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            event_id=f"state-{current.value}-{new.value}-{job.attempt}-{now.timestamp()}",
+            type="state",
+            payload={"from": current.value, "to": new.value, "reason": reason},
+        )
+    )
+    return True
+
+
+def validate_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(HYPERPARAMETERS))
+    if unknown:
+        raise InvalidInput(f"Unknown hyperparameter(s) {unknown}; allowed: {sorted(HYPERPARAMETERS)}")
+    clean: dict[str, Any] = {}
+    for name, (kind, default, low, high) in HYPERPARAMETERS.items():
+        value = values.get(name, default)
+        try:
+            value = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{name} must be a {kind.__name__}, got {value!r}") from exc
+        if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
+            raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
+        clean[name] = value
+    return clean
+
+
+def create_job(
+    session: Session,
+    *,
+    project_id: int,
+    user: User,
+    dataset_version_id: int,
+    name: str = "",
+    framework: str = "ultralytics",
+    task: str = "detect",
+    model: str = "yolo11n.yaml",
+    hyperparameters: dict[str, Any] | None = None,
+    device: str = "auto",
+) -> Job:
+    """Write a queued job. The caller enqueues it after commit (see services.queue)."""
+    version = datasets.get_version(session, project_id=project_id, version_id=dataset_version_id)
+    if framework not in FRAMEWORKS:
+        raise InvalidInput(f"Unknown framework {framework!r}; allowed: {sorted(FRAMEWORKS)}")
+    if task not in FRAMEWORKS[framework]:
+        raise InvalidInput(f"Unknown task {task!r} for {framework}; allowed: {sorted(FRAMEWORKS[framework])}")
+    if task != version.task:
+        raise InvalidInput(f"Dataset version {version.id} is for {version.task}, not {task}")
+    if model not in FRAMEWORKS[framework][task]:
+        raise InvalidInput(f"Unknown model {model!r}; allowed: {FRAMEWORKS[framework][task]}")
+    if device not in DEVICES:
+        raise InvalidInput(f"Unknown device {device!r}; allowed: {list(DEVICES)}")
+    params = validate_hyperparameters(hyperparameters or {})
+    job = Job(
+        project_id=project_id,
+        dataset_version_id=version.id,
+        created_by=user.id,
+        name=(name.strip() or f"{model.removesuffix('.yaml')} on dataset v{version.version}")[:120],
+        framework=framework,
+        task=task,
+        model=model,
+        hyperparameters=params,
+        device=device,
+        total_epochs=params["epochs"],
+        callback_secret=new_secret(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, project_id: int, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.project_id != project_id:
+        raise NotFound(f"Job {job_id} does not exist in this project")
+    return job
+
+
+def list_jobs(session: Session, *, project_id: int, limit: int = 200) -> list[Job]:
+    return list(
+        session.exec(
+            select(Job).where(Job.project_id == project_id).order_by(col(Job.id).desc()).limit(limit)
+        ).all()
+    )
+
+
+def metrics_for(session: Session, *, job_id: int) -> list[JobMetric]:
+    return list(session.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.epoch)))
+
+
+def dispatch_spec(job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s: float) -> dict[str, Any]:
+    """The trainer request (docs/trainer-protocol.md): only s3:// URIs for files."""
+    return {
+        "job_id": str(job.id),
+        "attempt": job.attempt,
+        "framework": job.framework,
+        "task": job.task,
+        "model": job.model,
+        "hyperparameters": job.hyperparameters,
+        "device": job.device,
+        "dataset_uri": dataset_uri,
+        "output_uri": storage.uri(storage.job_prefix(job.project_id, job.id)),
+        "resume_from_uri": None,
+        "callback_url": callback_url,
+        "callback_secret": job.callback_secret,
+        "mlflow_experiment": f"project-{job.project_id}",
+        "heartbeat_interval_s": heartbeat_s,
+    }
+
+
+def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
+    """Store one verified trainer callback. Returns 'applied', 'duplicate' or 'ignored'.
+
+    Duplicates (same event_id, or an epoch already stored) change nothing; so does anything
+    that arrives for a finished job or for an older attempt.
+    """
+    event_id = str(event["event_id"])
+    seen = session.exec(
+        select(JobEvent.id).where(JobEvent.job_id == job.id, JobEvent.event_id == event_id)
+    ).first()
+    if seen is not None:
+        return "duplicate"
+    if JobState(job.state) in FINISHED or int(event.get("attempt", job.attempt)) != job.attempt:
+        return "ignored"
+    kind = event["type"]
+    now = utcnow()
+    if event.get("mlflow_run_id"):
+        job.mlflow_run_id = str(event["mlflow_run_id"])
+    if event.get("device"):
+        job.trainer_device = str(event["device"])
+    if event.get("log_tail"):
+        job.log_tail = [str(line)[:500] for line in event["log_tail"]][-50:]
+    if event.get("epoch") is not None:
+        job.current_epoch = int(event["epoch"])
+    if event.get("total_epochs"):
+        job.total_epochs = int(event["total_epochs"])
+    job.last_heartbeat_at = now
+    if kind in {"started", "heartbeat", "epoch"} and JobState(job.state) == S.dispatching:
+        transition(session, job, S.running, reason=f"trainer {kind}")
+    if kind == "epoch":
+        epoch = int(event["epoch"])
+        metrics = {k: float(v) for k, v in (event.get("metrics") or {}).items() if _finite(v)}
+        exists = session.exec(
+            select(JobMetric.id).where(JobMetric.job_id == job.id, JobMetric.epoch == epoch)
+        ).first()
+        if exists is None:
+            session.add(JobMetric(job_id=job.id, epoch=epoch, metrics=metrics))
+    if kind == "finished":
+        job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
+        error = event.get("error") or {}
+        job.error_kind = error.get("kind")
+        job.error_message = (error.get("message") or "")[:2000] or None
+        transition(session, job, JobState(event["state"]), reason="trainer finished")
+    session.add(job)
+    session.add(JobEvent(job_id=job.id, event_id=event_id, type=kind, payload=_slim(event)))
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent delivery of the same event won the race: same outcome as a duplicate.
+        session.rollback()
+        return "duplicate"
+    return "applied"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _slim(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in {"log_tail"}}

@@ -1,0 +1,151 @@
+"""Database tables (SQLModel). The database holds metadata only; files live in object storage.
+
+Rows stay inside `services/`: routes, state classes and arq tasks get the `*Public` shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+    viewer = "viewer"
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    dispatching = "dispatching"
+    running = "running"
+    retrying = "retrying"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)
+    email: str | None = Field(default=None, max_length=254)
+    password_hash: str
+    avatar_name: str = Field(max_length=64)
+    badge_color: str = Field(default="#2563eb", max_length=9)
+    is_platform_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """Opaque bearer tokens; only their SHA-256 is stored, so a leaked table grants nothing."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Project(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Membership(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    role: Role = Field(default=Role.member, sa_type=String(16))
+
+
+class Dataset(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str = Field(max_length=120)
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetVersion(SQLModel, table=True):
+    """Immutable once written: jobs point at the exact version they trained on."""
+
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    version: int
+    format: str = Field(max_length=32)
+    task: str = Field(max_length=32)
+    uri: str = Field(description="s3:// prefix holding manifest.json and raw/")
+    classes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    num_images: int = 0
+    num_labels: int = 0
+    split_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    size_bytes: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    dataset_version_id: int = Field(foreign_key="datasetversion.id")
+    created_by: int = Field(foreign_key="user.id")
+    name: str = Field(max_length=120)
+    framework: str = Field(max_length=32)
+    task: str = Field(max_length=32)
+    model: str = Field(max_length=120)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    device: str = Field(default="auto", max_length=16)
+    state: JobState = Field(default=JobState.queued, sa_type=String(16), index=True)
+    attempt: int = 1
+    callback_secret: str = Field(max_length=128)
+    mlflow_run_id: str | None = None
+    current_epoch: int | None = None
+    total_epochs: int | None = None
+    trainer_device: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    artifacts: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    log_tail: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+
+
+class JobEvent(SQLModel, table=True):
+    """Every accepted trainer callback and every state change; `event_id` makes callbacks idempotent."""
+
+    __table_args__ = (UniqueConstraint("job_id", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    event_id: str = Field(max_length=64)
+    type: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobMetric(SQLModel, table=True):
+    """One row per (job, epoch): a duplicated epoch callback cannot add a second point."""
+
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    epoch: int
+    metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

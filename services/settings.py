@@ -1,0 +1,92 @@
+"""The one settings object of the backend (web app, REST API, arq worker, supervisor).
+
+Every tier (one machine, Docker Compose, Kubernetes) runs the same code; tiers differ only in
+these values. Each variable is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_prefix="VTP_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Root of every persistent file.")
+    host: str = "127.0.0.1"
+
+    # Ports of the local stack (tier 1). Other tiers only use the URLs below.
+    web_port: int = 3000
+    redis_port: int = 6390
+    s3_port: int = 9100
+    mlflow_port: int = 5100
+    trainer_port: int = 8100
+
+    # Service URLs; empty means "the local stack's process on host:port".
+    database_url: str = ""
+    redis_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_access_key: str = "vtp-local-access"
+    s3_secret_key: str = "vtp-local-secret-change-me"
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "vtp"
+    mlflow_tracking_uri: str = ""
+    trainer_url: str = ""
+    public_api_url: str = Field(
+        default="",
+        description="Base URL at which trainers reach the backend API (callbacks).",
+    )
+
+    trainer_workdir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "vtp-trainer",
+        description="The local trainer's HOME, cwd and scratch space; disposable, never under data_dir.",
+    )
+
+    # Jobs
+    heartbeat_interval_s: float = 5.0
+    access_token_ttl_s: int = 12 * 3600
+    max_upload_bytes: int = 2 * 1024**3
+
+    @field_validator("data_dir", "trainer_workdir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'vtp.db'}"
+
+    @property
+    def redis_dsn(self) -> str:
+        return self.redis_url or f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.s3_endpoint_url or f"http://{self.host}:{self.s3_port}"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def trainer_base_url(self) -> str:
+        return (self.trainer_url or f"http://{self.host}:{self.trainer_port}").rstrip("/")
+
+    @property
+    def api_base_url(self) -> str:
+        # Reflex in prod mode serves pages, websocket and the REST API on the one web port.
+        return (self.public_api_url or self.web_url).rstrip("/")
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.host}:{self.web_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

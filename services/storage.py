@@ -1,0 +1,130 @@
+"""Object storage: the one S3 client factory and the one place that names storage keys.
+
+Every file the platform keeps is an S3 object addressed as `s3://bucket/key`. The same code
+talks to the local nanio server, MinIO, R2 or AWS; only endpoint and credentials differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import IO, Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from services.settings import get_settings
+
+# Parts of 16 MiB keep memory flat for multi-GB uploads.
+TRANSFER = TransferConfig(multipart_threshold=16 * 1024**2, multipart_chunksize=16 * 1024**2)
+
+
+class StorageError(RuntimeError):
+    """Object storage refused or failed a request."""
+
+
+@lru_cache
+def s3_client() -> Any:
+    settings = get_settings()
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key,
+        region_name=settings.s3_region,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        ),
+    )
+
+
+def bucket() -> str:
+    return get_settings().s3_bucket
+
+
+def uri(key: str) -> str:
+    return f"s3://{bucket()}/{key}"
+
+
+def parse_uri(s3_uri: str) -> tuple[str, str]:
+    if not s3_uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {s3_uri!r}")
+    bucket_name, _, key = s3_uri[5:].partition("/")
+    if not bucket_name:
+        raise ValueError(f"s3:// URI without a bucket: {s3_uri!r}")
+    return bucket_name, key
+
+
+# --- key layout (DESIGN.md, "Data layout in object storage") -------------------------------
+
+
+def dataset_version_prefix(project_id: int, dataset_id: int, version: int) -> str:
+    return f"projects/{project_id}/datasets/{dataset_id}/v{version}/"
+
+
+def job_prefix(project_id: int, job_id: int) -> str:
+    return f"projects/{project_id}/jobs/{job_id}/"
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+def ensure_bucket() -> None:
+    client = s3_client()
+    try:
+        client.head_bucket(Bucket=bucket())
+    except ClientError:
+        client.create_bucket(Bucket=bucket())
+
+
+def upload_fileobj(fileobj: IO[bytes], key: str, content_type: str = "application/octet-stream") -> str:
+    s3_client().upload_fileobj(
+        fileobj, bucket(), key, ExtraArgs={"ContentType": content_type}, Config=TRANSFER
+    )
+    return uri(key)
+
+
+def put_bytes(key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    s3_client().put_object(Bucket=bucket(), Key=key, Body=data, ContentType=content_type)
+    return uri(key)
+
+
+def get_bytes(s3_uri: str) -> bytes:
+    bucket_name, key = parse_uri(s3_uri)
+    return s3_client().get_object(Bucket=bucket_name, Key=key)["Body"].read()
+
+
+def list_keys(prefix: str) -> Iterator[str]:
+    """All keys under a prefix, paged with list_objects_v2 (never v1: nanio ignores Marker)."""
+    paginator = s3_client().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket(), Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def exists(s3_uri: str) -> bool:
+    bucket_name, key = parse_uri(s3_uri)
+    try:
+        s3_client().head_object(Bucket=bucket_name, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise
+    return True
+
+
+def delete_prefix(prefix: str) -> int:
+    """Delete every object under a prefix (used to leave nothing behind after a failed write)."""
+    keys = list(list_keys(prefix))
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        s3_client().delete_objects(
+            Bucket=bucket(), Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+        )
+    return len(keys)

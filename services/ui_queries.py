@@ -1,0 +1,69 @@
+"""Read models and actions the web UI needs beyond the REST-shaped services.
+
+Everything here takes the session explicitly and returns public shapes (services.schemas);
+ORM rows never leave `services/`. Callers check roles with `services.permissions.require_role`
+before reading; `cancel_job` checks the role itself because the REST route shares it.
+"""
+
+from __future__ import annotations
+
+import httpx
+from sqlmodel import Session
+
+from services import jobs
+from services.datasets import list_datasets
+from services.errors import DomainError, NotFound
+from services.models import Job, JobState, Role, User
+from services.permissions import require_role
+from services.projects import projects_for
+from services.schemas import DatasetVersionPublic, JobDetail, JobPublic, MetricPoint, ProjectPublic
+from services.trainer_client import TrainerClient
+
+
+def user_projects(session: Session, *, user: User) -> list[ProjectPublic]:
+    return [ProjectPublic.of(project, role.value) for project, role in projects_for(session, user=user)]
+
+
+def project_datasets(session: Session, *, project_id: int) -> list[DatasetVersionPublic]:
+    """The latest version of each dataset of the project, newest dataset first."""
+    return [DatasetVersionPublic.of(v, d.name) for d, v in list_datasets(session, project_id=project_id)]
+
+
+def project_jobs(session: Session, *, project_id: int, limit: int = 200) -> list[JobPublic]:
+    return [JobPublic.of(j) for j in jobs.list_jobs(session, project_id=project_id, limit=limit)]
+
+
+def project_of_job(session: Session, *, job_id: int) -> int:
+    """The project a job belongs to (for the role check). NotFound when there is no such job."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id} does not exist")
+    return job.project_id
+
+
+def job_detail(session: Session, *, project_id: int, job_id: int) -> JobDetail:
+    job = jobs.get_job(session, project_id=project_id, job_id=job_id)
+    points = [MetricPoint.of(m) for m in jobs.metrics_for(session, job_id=job.id)]
+    return JobDetail(**JobPublic.of(job).model_dump(), metrics=points)
+
+
+async def cancel_job(session: Session, *, user: User, project_id: int, job_id: int) -> JobPublic:
+    """Cancel a job (same rules as POST /api/v1/projects/{p}/jobs/{j}/cancel).
+
+    Queued/retrying jobs are cancelled at once; dispatching/running ones are asked to stop
+    through the trainer, whose final callback records `cancelled`. The caller commits.
+    Raises NotFound, PermissionDenied (needs member), DomainError (finished, trainer unreachable).
+    """
+    require_role(session, user=user, project_id=project_id, minimum=Role.member)
+    job = jobs.get_job(session, project_id=project_id, job_id=job_id)
+    state = JobState(job.state)
+    if state in jobs.FINISHED:
+        raise DomainError(f"Job {job_id} already {state.value}; nothing to cancel")
+    if state in {JobState.queued, JobState.retrying}:
+        jobs.transition(session, job, JobState.cancelled, reason=f"cancelled by {user.username}")
+    else:
+        try:
+            await TrainerClient.from_settings().cancel_job(job.id)
+        except httpx.HTTPError as exc:
+            raise DomainError(f"Could not reach the trainer to cancel job {job_id}: {exc}") from exc
+    return JobPublic.of(job)

@@ -1,0 +1,61 @@
+"""Shared fixtures: real servers, a configured backend, and the whole stack."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.utils import servers
+
+OUTPUT_DIR = Path(os.environ.get("VTP_TEST_OUTPUT", Path(__file__).resolve().parents[1] / "test-output"))
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Screenshots and logs a person may want to look at after the run."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    return OUTPUT_DIR
+
+
+def reset_caches() -> None:
+    from services.db import get_engine
+    from services.settings import get_settings
+    from services.storage import s3_client
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    s3_client.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The backend's services in-process against a real S3 server, real Redis and SQLite."""
+    root = tmp_path_factory.mktemp("backend")
+    with servers.nanio(root / "s3") as s3_url, servers.redis(root / "redis") as redis_url:
+        env = {
+            "VTP_DATA_DIR": str(root / "data"),
+            "VTP_S3_ENDPOINT_URL": s3_url,
+            "VTP_S3_ACCESS_KEY": servers.S3_KEYS[0],
+            "VTP_S3_SECRET_KEY": servers.S3_KEYS[1],
+            "VTP_REDIS_URL": redis_url,
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        reset_caches()
+        from services import storage
+        from services.cli import migrate
+
+        storage.ensure_bucket()
+        migrate()
+        try:
+            yield env
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            reset_caches()

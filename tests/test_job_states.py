@@ -1,0 +1,94 @@
+"""The job lifecycle: every allowed and every refused transition."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlmodel import Session, SQLModel, create_engine, func, select
+
+from services import jobs
+from services.models import Job, JobEvent, JobState
+
+S = JobState
+# Written out independently of services.jobs.ALLOWED, from DESIGN.md's lifecycle.
+EXPECTED = {
+    (S.queued, S.dispatching),
+    (S.queued, S.cancelled),
+    (S.dispatching, S.running),
+    (S.dispatching, S.queued),
+    (S.dispatching, S.retrying),
+    (S.dispatching, S.failed),
+    (S.dispatching, S.cancelled),
+    (S.retrying, S.dispatching),
+    (S.retrying, S.failed),
+    (S.retrying, S.cancelled),
+    (S.running, S.succeeded),
+    (S.running, S.failed),
+    (S.running, S.cancelled),
+    (S.running, S.retrying),
+}
+
+
+@pytest.fixture
+def session() -> Session:
+    engine = create_engine("sqlite://")
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+
+
+def _job(session: Session, state: JobState) -> Job:
+    job = Job(
+        id=None,
+        project_id=1,
+        dataset_version_id=1,
+        created_by=1,
+        name="j",
+        framework="ultralytics",
+        task="detect",
+        model="yolo11n.yaml",
+        callback_secret="s",
+        state=state,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def _events(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(JobEvent).where(JobEvent.type == "state")).one()
+
+
+@pytest.mark.parametrize(("current", "new"), [p for p in itertools.product(S, S) if p[0] != p[1]])
+def test_transition(session: Session, current: JobState, new: JobState) -> None:
+    job = _job(session, current)
+    if (current, new) in EXPECTED:
+        assert jobs.transition(session, job, new) is True
+        assert job.state == new
+        assert _events(session) == 1
+    else:
+        with pytest.raises(jobs.InvalidTransition):
+            jobs.transition(session, job, new)
+        assert job.state == current
+
+
+@pytest.mark.parametrize("state", list(S))
+def test_same_state_is_a_no_op(session: Session, state: JobState) -> None:
+    job = _job(session, state)
+    assert jobs.transition(session, job, state) is False
+    assert _events(session) == 0
+
+
+def test_finished_states_are_final() -> None:
+    for state in (S.succeeded, S.failed, S.cancelled):
+        assert not any((state, other) in EXPECTED for other in S)
+        assert jobs.ALLOWED[state] == frozenset()
+
+
+def test_timestamps(session: Session) -> None:
+    job = _job(session, S.dispatching)
+    jobs.transition(session, job, S.running)
+    assert job.started_at is not None and job.finished_at is None
+    jobs.transition(session, job, S.succeeded)
+    assert job.finished_at is not None

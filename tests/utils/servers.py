@@ -1,0 +1,143 @@
+"""Real servers for tests (Redis, the S3 server, PostgreSQL), started as child processes."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+S3_KEYS = ("test-access-key", "test-secret-key-0123456789")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tcp_ready(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
+@contextmanager
+def running(
+    argv: list[str],
+    ready: Callable[[], bool],
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 30,
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[0]} did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def nanio(data_dir: Path) -> Iterator[str]:
+    """A real S3-compatible server; yields its endpoint URL."""
+    port = free_port()
+    env = {"NANIO_ACCESS_KEY": S3_KEYS[0], "NANIO_SECRET_KEY": S3_KEYS[1]}
+    argv = [
+        str(BIN / "nanio"),
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with running(argv, tcp_ready(port), data_dir.parent / f"nanio-{port}.log", env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def redis(data_dir: Path) -> Iterator[str]:
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--appendonly",
+        "yes",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+    ]
+    with running(argv, tcp_ready(port), data_dir.parent / f"redis-{port}.log"):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def postgres(data_dir: Path) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (initdb refuses root, so it runs as `postgres`)."""
+    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
+    port = free_port()
+    data_dir.mkdir(parents=True)
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres", "postgres")
+        os.chmod(data_dir.parent, 0o755)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_postgres, str(bindir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1"
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data_dir),
+            "-o",
+            opts,
+            "-w",
+            "-l",
+            str(data_dir / "server.log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "stop"],
+            capture_output=True,
+        )

@@ -1,0 +1,139 @@
+"""The whole local stack (`vtp up`) as a test fixture, plus a small REST client for it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.utils.servers import free_port
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD_LINE = re.compile(r"user (\S+)\s+password (\S+)")
+
+
+@dataclass
+class StackProcess:
+    data_dir: Path
+    trainer_dir: Path
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    lines: list[str] = field(default_factory=list)
+    username: str = ""
+    password: str = ""
+
+    def env(self) -> dict[str, str]:
+        if not self.ports:
+            names = ("web", "redis", "s3", "mlflow", "trainer")
+            self.ports = {n: free_port() for n in names}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VTP_")}
+        env.update({f"VTP_{n.upper()}_PORT": str(p) for n, p in self.ports.items()})
+        env.update(
+            {
+                "VTP_DATA_DIR": str(self.data_dir),
+                "VTP_TRAINER_WORKDIR": str(self.trainer_dir),
+                "VTP_HEARTBEAT_INTERVAL_S": "1",
+                **self.extra_env,
+            }
+        )
+        return env
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['web']}"
+
+    @property
+    def api_url(self) -> str:
+        return self.web_url
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['mlflow']}"
+
+    def start(self, timeout_s: float = 900) -> None:
+        self.lines.clear()
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "vtp"), "up"],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        up = threading.Event()
+
+        def pump() -> None:
+            assert self.process and self.process.stdout
+            for raw in self.process.stdout:
+                log.write(raw)
+                log.flush()
+                line = raw.decode(errors="replace").rstrip()
+                self.lines.append(line)
+                if match := PASSWORD_LINE.search(line):
+                    self.username, self.password = match.groups()
+                if "is up:" in line:
+                    up.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout_s
+        while not up.wait(0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("vtp up failed:\n" + "\n".join(self.lines[-60:]))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Api:
+    """A thin REST client, signed in as a user of the stack."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.http = httpx.Client(base_url=base_url + "/api/v1", timeout=60)
+        response = self.http.post("/auth/login", json={"username": username, "password": password})
+        response.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def project_id(self) -> int:
+        return self.http.get("/projects").raise_for_status().json()[0]["id"]
+
+    def datasets(self, project_id: int) -> list[dict[str, Any]]:
+        return self.http.get(f"/projects/{project_id}/datasets").raise_for_status().json()
+
+    def start_job(self, project_id: int, version_id: int, **hyper: Any) -> dict[str, Any]:
+        body = {"dataset_version_id": version_id, "hyperparameters": {"imgsz": 64, "batch": 16, **hyper}}
+        return self.http.post(f"/projects/{project_id}/jobs", json=body).raise_for_status().json()
+
+    def job(self, project_id: int, job_id: int) -> dict[str, Any]:
+        return self.http.get(f"/projects/{project_id}/jobs/{job_id}").raise_for_status().json()
+
+    def wait_finished(self, project_id: int, job_id: int, timeout_s: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            job = self.job(project_id, job_id)
+            if job["state"] in {"succeeded", "failed", "cancelled"}:
+                return job
+            time.sleep(1)
+        raise TimeoutError(f"job {job_id} still {job['state']} after {timeout_s}s")
