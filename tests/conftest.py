@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.utils import servers
+from tests.utils.stack import Api, StackProcess
 
 OUTPUT_DIR = Path(os.environ.get("VTP_TEST_OUTPUT", Path(__file__).resolve().parents[1] / "test-output"))
 
@@ -59,3 +60,22 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
                 else:
                     os.environ[key] = value
             reset_caches()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, output_dir: Path) -> Iterator[StackProcess]:
+    """The whole platform via `vtp up`, as a user starts it, on free ports and a fresh data dir."""
+    root = tmp_path_factory.mktemp("stack")
+    process = StackProcess(
+        data_dir=root / "data", trainer_dir=root / "trainer", log_path=output_dir / "stack.log"
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def api(stack: StackProcess) -> Api:
+    return Api(stack.api_url, stack.username, stack.password)
