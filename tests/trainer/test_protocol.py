@@ -44,6 +44,10 @@ def test_unknown_framework_and_reserved_hyperparameters_are_422(client: TestClie
     response = client.post("/jobs", json={**VALID, "hyperparameters": {"data": "/etc/x.yaml"}})
     assert response.status_code == 422
     assert "data" in response.json()["detail"]
+    response = client.post("/jobs", json={**VALID, "hyperparameters": {"epochs": "many"}})
+    assert response.status_code == 422 and "epochs" in response.json()["detail"]
+    response = client.post("/jobs", json={**VALID, "model": "yolo11n.pt"})
+    assert response.status_code == 422 and "YAML" in response.json()["detail"]
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:

@@ -1,0 +1,41 @@
+"""MLflow logging against a real (SQLite-backed) tracking store; failures never raise."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer_runner.tracking import Tracker
+
+pytestmark = pytest.mark.trainer
+
+
+def test_tracker_logs_params_and_epoch_metrics(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "project-1", "job-42")
+    assert tracker.run_id
+    tracker.log_params({"epochs": 2, "imgsz": 64, "model": "yolo11n.yaml"})
+    tracker.log_metrics({"map50": 0.1, "train_box_loss": 2.0}, step=0)
+    tracker.log_metrics({"map50": 0.3, "train_box_loss": 1.5}, step=1)
+    tracker.end("succeeded")
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "job-42"
+    assert run.data.params["imgsz"] == "64"
+    history = client.get_metric_history(tracker.run_id, "map50")
+    assert [(m.step, m.value) for m in history] == [(0, 0.1), (1, 0.3)]
+    assert client.get_experiment(run.info.experiment_id).name == "project-1"
+
+
+def test_tracker_off_or_unreachable_is_a_no_op(monkeypatch) -> None:
+    assert Tracker("", "x", "job-1").run_id is None
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    broken = Tracker("http://127.0.0.1:9", "x", "job-1")  # nothing listens on port 9
+    assert broken.run_id is None
+    broken.log_metrics({"map50": 1.0}, step=0)
+    broken.end("failed")

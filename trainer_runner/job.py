@@ -1,0 +1,269 @@
+"""One job attempt, run as a child of the trainer server: `python -m trainer_runner.job SPEC`.
+
+A child per attempt means a crash, an OOM kill or a cancel never takes the server down, and
+the memory of torch is returned to the OS when the attempt ends. The child talks to the server
+only through the files of `trainer_runner.workdir` in its scratch folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from trainer_runner.callbacks import CallbackSender
+from trainer_runner.dataset import prepare_dataset
+from trainer_runner.errors import JobCancelled, classify
+from trainer_runner.logs import TailHandler, configure_logging
+from trainer_runner.plugins import JobContext, get_plugin, resolve_device
+from trainer_runner.schemas import CallbackError, CallbackEvent, StartJobRequest
+from trainer_runner.settings import TrainerSettings
+from trainer_runner.storage import download_file, make_s3_client, parse_s3_uri, upload_file
+from trainer_runner.tracking import Tracker
+from trainer_runner.workdir import CANCEL_FILE, LOG_FILE, SPEC_FILE, write_status
+
+log = logging.getLogger("trainer_runner.job")
+
+# Protocol layout under output_uri: logical artifact name -> key.
+OUTPUT_KEYS = {
+    "last_checkpoint": "checkpoints/last.pt",
+    "best_checkpoint": "checkpoints/best.pt",
+    "results_csv": "artifacts/results.csv",
+    "log": "logs/trainer.jsonl",
+}
+
+
+class JobRunner:
+    """Runs one attempt end to end and reports it: callbacks, status file, uploads, MLflow."""
+
+    def __init__(self, spec_path: Path, settings: TrainerSettings) -> None:
+        self.work_dir = spec_path.parent
+        self.spec = StartJobRequest.model_validate_json(spec_path.read_text())
+        self.settings = settings
+        self.output = parse_s3_uri(self.spec.output_uri)
+        self.tail = TailHandler()
+        self.sender = CallbackSender(self.spec.callback_url, self.spec.callback_secret)
+        self.s3: Any = None
+        self.tracker: Tracker | None = None
+        self.device: str | None = None
+        self.epoch: int | None = None
+        self.uploaded: dict[str, str] = {}
+        self.ctx: JobContext | None = None
+        self.interrupted = False  # SIGTERM: the trainer is going away, not the user cancelling
+        self._stop_heartbeat = threading.Event()
+        self._upload_lock = threading.Lock()
+
+    # -- signals from the server -------------------------------------------------------------
+    def is_cancelled(self) -> bool:
+        return self.interrupted or (self.work_dir / CANCEL_FILE).exists()
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+
+    # -- reporting ---------------------------------------------------------------------------
+    def _event(self, type_: str, state: str = "running", **fields: Any) -> CallbackEvent:
+        return CallbackEvent(
+            job_id=self.spec.job_id,
+            attempt=self.spec.attempt,
+            type=type_,
+            state=state,
+            device=self.device,
+            **fields,
+        )
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop_heartbeat.wait(self.spec.heartbeat_interval_s):
+            self.sender.send(
+                self._event("heartbeat", epoch=self.ctx_epoch(), log_tail=self.tail.tail())
+            )
+
+    def ctx_epoch(self) -> int | None:
+        if self.ctx is not None and self.ctx.epoch is not None:
+            return self.ctx.epoch
+        return self.epoch
+
+    def on_epoch(self, epoch: int, total_epochs: int, metrics: dict[str, float]) -> None:
+        """A finished epoch: status file, callback and MLflow, in that order of importance."""
+        self.epoch = epoch
+        write_status(self.work_dir, state="running", epoch=epoch, pid=os.getpid())
+        log.info("epoch finished", extra={"epoch": epoch, "metrics": metrics})
+        self.sender.send(
+            self._event("epoch", epoch=epoch, total_epochs=total_epochs, metrics=metrics)
+        )
+        if self.tracker is not None:
+            self.tracker.log_metrics(metrics, step=epoch)
+
+    def on_checkpoint(self, path: Path) -> None:
+        """Upload last.pt as soon as it exists, so a dead trainer loses at most one epoch."""
+        self._upload("last_checkpoint", path)
+
+    def _upload(self, name: str, path: Path) -> None:
+        if not path.exists():
+            return
+        try:
+            with self._upload_lock:
+                uri = upload_file(self.s3, path, self.output.join(OUTPUT_KEYS[name]))
+            self.uploaded[name] = uri
+        except Exception as exc:  # an upload failure must not end training; the next one may work
+            log.warning("upload failed", extra={"artifact": name, "error": str(exc)})
+
+    # -- the attempt -------------------------------------------------------------------------
+    def run(self) -> str:
+        """Run the attempt; returns the final state. Never raises for a job failure."""
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        configure_logging(
+            {"job_id": self.spec.job_id, "attempt": self.spec.attempt}, self.work_dir / LOG_FILE
+        )
+        logging.getLogger().addHandler(self.tail)
+        write_status(self.work_dir, state="running", epoch=None, pid=os.getpid())
+        log.info("job started", extra={"framework": self.spec.framework, "model": self.spec.model})
+
+        state, error, heartbeat = "failed", None, None
+        artifacts: dict[str, Path] = {}
+        final_metrics: dict[str, float] = {}
+        try:
+            plugin = get_plugin(self.spec.framework)
+            plugin.validate(self.spec)
+            self.s3 = make_s3_client(self.settings)
+            self.device = resolve_device(self.spec.device)
+            self.tracker = Tracker(
+                self.settings.mlflow_tracking_uri,
+                self.spec.mlflow_experiment,
+                f"job-{self.spec.job_id}",
+            )
+            self.tracker.log_params(self._params())
+            total = (
+                None
+                if self.spec.resume_from_uri
+                else int(self.spec.hyperparameters.get("epochs", 100))
+            )
+            self.sender.send(
+                self._event("started", total_epochs=total, mlflow_run_id=self.tracker.run_id)
+            )
+            heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+            heartbeat.start()
+
+            dataset = prepare_dataset(
+                self.s3,
+                parse_s3_uri(self.spec.dataset_uri),
+                self.work_dir / "dataset",
+                self.spec.task,
+            )
+            resume = None
+            if self.spec.resume_from_uri:
+                resume = download_file(
+                    self.s3,
+                    parse_s3_uri(self.spec.resume_from_uri),
+                    self.work_dir / "resume" / "last.pt",
+                )
+            if self.is_cancelled():
+                raise JobCancelled("cancelled before training started")
+            self.ctx = JobContext(
+                spec=self.spec,
+                work_dir=self.work_dir,
+                cache_dir=self.settings.scratch_dir,
+                run_dir=self.work_dir / "runs" / "train",
+                data_yaml=dataset.data_yaml,
+                classes=dataset.classes,
+                device=self.device,
+                torch_threads=self.settings.resolved_torch_threads(),
+                resume_checkpoint=resume,
+                is_cancelled=self.is_cancelled,
+                on_epoch=self.on_epoch,
+                on_checkpoint=self.on_checkpoint,
+            )
+            artifacts = self.ctx.artifacts
+            plugin.train(self.ctx)
+            final_metrics = self.ctx.final_metrics
+            state = "succeeded"
+        except JobCancelled:
+            if self.interrupted:
+                error = CallbackError(
+                    kind="transient",
+                    message="trainer stopped (SIGTERM); resume from last checkpoint",
+                )
+            else:
+                state = "cancelled"
+            log.info("job stopped", extra={"interrupted": self.interrupted})
+        except Exception as exc:
+            error = CallbackError(kind=classify(exc), message=f"{type(exc).__name__}: {exc}"[:2000])
+            log.exception("job failed", extra={"error_kind": error.kind})
+        finally:
+            self._stop_heartbeat.set()
+            if heartbeat is not None:
+                heartbeat.join(timeout=15)
+        return self._finish(state, error, artifacts, final_metrics)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            **self.spec.hyperparameters,
+            "framework": self.spec.framework,
+            "task": self.spec.task,
+            "model": self.spec.model,
+            "dataset_uri": self.spec.dataset_uri,
+            "device": self.device,
+            "attempt": self.spec.attempt,
+        }
+
+    def _finish(
+        self,
+        state: str,
+        error: CallbackError | None,
+        artifacts: dict[str, Path],
+        metrics: dict[str, float],
+    ) -> str:
+        """Upload what exists, close MLflow, then tell the backend (log uploaded last)."""
+        if self.s3 is not None:
+            for name, path in artifacts.items():
+                self._upload(name, path)
+        if self.tracker is not None:
+            self.tracker.end(state)
+        write_status(
+            self.work_dir,
+            state=state,
+            epoch=self.epoch,
+            pid=os.getpid(),
+            error=error.model_dump() if error else None,
+        )
+        log.info("job finished", extra={"state": state, "artifacts": self.uploaded})
+        if self.s3 is not None:
+            self._upload("log", self.work_dir / LOG_FILE)
+        self.sender.send(
+            self._event(
+                "finished",
+                state=state,
+                epoch=self.epoch,
+                metrics=metrics or None,
+                mlflow_run_id=self.tracker.run_id if self.tracker else None,
+                artifacts=dict(self.uploaded),
+                error=error,
+                log_tail=self.tail.tail(),
+            )
+        )
+        self.sender.close()
+        # Outputs live in object storage now; scratch is only a cache. The spec holds the secret.
+        for leftover in ("dataset", "runs", "resume", SPEC_FILE):
+            target = self.work_dir / leftover
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m trainer_runner.job SPEC_JSON", file=sys.stderr)
+        return 2
+    JobRunner(Path(args[0]), TrainerSettings()).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

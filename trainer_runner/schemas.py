@@ -1,0 +1,86 @@
+"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1).
+
+The backend keeps its own copy (`services/trainer_client.py`); a test checks they agree, so the
+two sides never import each other.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import uuid4
+
+from pydantic import AfterValidator, BaseModel, Field
+
+JobState = Literal["accepted", "running", "succeeded", "failed", "cancelled"]
+FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+EventType = Literal["started", "heartbeat", "epoch", "finished"]
+ErrorKind = Literal["transient", "permanent", "user"]
+
+
+def _require_s3_uri(value: str) -> str:
+    """Only object-storage addresses cross the boundary, never a local path or http URL."""
+    if not value.startswith("s3://") or not value[len("s3://") :].split("/", 1)[0]:
+        raise ValueError("must be an s3://bucket/key URI")
+    return value
+
+
+def _require_http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+S3UriStr = Annotated[str, AfterValidator(_require_s3_uri)]
+HttpUrlStr = Annotated[str, AfterValidator(_require_http_url)]
+
+
+class StartJobRequest(BaseModel):
+    """`POST /jobs`: start (or re-attach to) one attempt of a job."""
+
+    # job_id names a scratch folder, so it is kept to a safe alphabet.
+    job_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")
+    attempt: int = Field(default=1, ge=1)
+    framework: str = "ultralytics"
+    task: str = "detect"
+    model: str = "yolo11n.yaml"
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dataset_uri: S3UriStr
+    output_uri: S3UriStr
+    resume_from_uri: S3UriStr | None = None
+    callback_url: HttpUrlStr
+    callback_secret: str = Field(min_length=1)
+    mlflow_experiment: str | None = None
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
+
+
+class JobStatus(BaseModel):
+    """`GET /jobs/{job_id}` and the 202 of `POST /jobs`."""
+
+    job_id: str
+    attempt: int
+    state: JobState
+    epoch: int | None = None
+
+
+class CallbackError(BaseModel):
+    kind: ErrorKind
+    message: str
+
+
+class CallbackEvent(BaseModel):
+    """Body of every trainer -> backend callback."""
+
+    event_id: str = Field(default_factory=lambda: uuid4().hex)
+    job_id: str
+    attempt: int
+    type: EventType
+    state: Literal["running", "succeeded", "failed", "cancelled"]
+    epoch: int | None = None
+    total_epochs: int | None = None
+    metrics: dict[str, float] | None = None
+    mlflow_run_id: str | None = None
+    artifacts: dict[str, str] | None = None
+    error: CallbackError | None = None
+    device: str | None = None
+    log_tail: list[str] | None = None

@@ -1,0 +1,46 @@
+"""Settings of the trainer service, read from `TRAINER_*` environment variables.
+
+The trainer is its own deployable: it shares no settings object with the backend. Every tier
+runs the same code and differs only in these values.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TRAINER_"
+
+
+class TrainerSettings(BaseSettings):
+    """Configuration of one trainer process (the HTTP server and the job children it starts)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    scratch_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "vtp-trainer",
+        description="Writable local space for datasets, runs and job specs; disposable.",
+    )
+    max_concurrent_jobs: int = Field(default=1, ge=1)
+    retry_after_s: int = Field(default=15, ge=1, description="Retry-After sent with a 429.")
+    s3_endpoint_url: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    mlflow_tracking_uri: str = Field(default="", description="Empty turns MLflow logging off.")
+    host: str = "127.0.0.1"
+    port: int = 8100
+    torch_threads: int = Field(default=0, ge=0, description="0 uses every core.")
+
+    def resolved_torch_threads(self) -> int:
+        """Threads torch should use; Ultralytics alone would leave one core idle."""
+        return self.torch_threads or os.cpu_count() or 1
+
+    def child_env(self) -> dict[str, str]:
+        """These settings as `TRAINER_*` variables: a job child sees exactly what the server saw."""
+        values = self.model_dump(mode="json")
+        return {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in values.items()}
