@@ -29,6 +29,7 @@ def client(tmp_path) -> TestClient:
     return TestClient(create_app(TrainerSettings(scratch_dir=tmp_path)))
 
 
+@pytest.mark.isolation
 @pytest.mark.parametrize("field", ["dataset_uri", "output_uri", "resume_from_uri"])
 @pytest.mark.parametrize(
     "bad", ["/data/projects/1/", "file:///etc/passwd", "http://minio:9000/vtp/x", "s3://", "vtp/x"]
