@@ -16,14 +16,27 @@ pytestmark = pytest.mark.isolation
 
 
 def _job() -> Job:
-    return Job(id=42, project_id=3, dataset_version_id=7, created_by=1, name="j", framework="ultralytics",
-               task="detect", model="yolo11n.yaml", hyperparameters=jobs.validate_hyperparameters({}),
-               callback_secret="s" * 64)
+    return Job(
+        id=42,
+        project_id=3,
+        dataset_version_id=7,
+        created_by=1,
+        name="j",
+        framework="ultralytics",
+        task="detect",
+        model="yolo11n.yaml",
+        hyperparameters=jobs.validate_hyperparameters({}),
+        callback_secret="s" * 64,
+    )
 
 
 def test_dispatch_spec_is_a_valid_trainer_request() -> None:
-    spec = jobs.dispatch_spec(_job(), dataset_uri="s3://vtp/projects/3/datasets/1/v1/",
-                              callback_url="http://127.0.0.1:3000/api/v1/trainer/callbacks/42", heartbeat_s=5)
+    spec = jobs.dispatch_spec(
+        _job(),
+        dataset_uri="s3://vtp/projects/3/datasets/1/v1/",
+        callback_url="http://127.0.0.1:3000/api/v1/trainer/callbacks/42",
+        heartbeat_s=5,
+    )
     request = StartJobRequest.model_validate(spec)
     assert request.output_uri == "s3://vtp/projects/3/jobs/42/"
     assert set(spec) == set(StartJobRequest.model_fields)
@@ -32,17 +45,32 @@ def test_dispatch_spec_is_a_valid_trainer_request() -> None:
 def test_trainer_signatures_verify_on_the_backend() -> None:
     body = json.dumps({"event_id": "e1", "type": "heartbeat"}).encode()
     headers = trainer_callbacks.signed_headers("per-job-secret", body)
-    assert signing.verify("per-job-secret", headers[signing.TIMESTAMP_HEADER],
-                          headers[signing.SIGNATURE_HEADER], body)
-    assert not signing.verify("other-secret", headers[signing.TIMESTAMP_HEADER],
-                              headers[signing.SIGNATURE_HEADER], body)
-    assert not signing.verify("per-job-secret", headers[signing.TIMESTAMP_HEADER],
-                              headers[signing.SIGNATURE_HEADER], body + b" ")
+    assert signing.verify(
+        "per-job-secret", headers[signing.TIMESTAMP_HEADER], headers[signing.SIGNATURE_HEADER], body
+    )
+    assert not signing.verify(
+        "other-secret", headers[signing.TIMESTAMP_HEADER], headers[signing.SIGNATURE_HEADER], body
+    )
+    assert not signing.verify(
+        "per-job-secret", headers[signing.TIMESTAMP_HEADER], headers[signing.SIGNATURE_HEADER], body + b" "
+    )
     now = int(time.time())
     assert trainer_callbacks.sign("k", now, body) == signing.sign("k", now, body)
 
 
 def test_trainer_events_carry_what_the_backend_reads() -> None:
     fields = set(CallbackEvent.model_fields)
-    assert {"event_id", "type", "attempt", "state", "epoch", "metrics", "artifacts", "error",
-            "mlflow_run_id", "log_tail", "device", "total_epochs"} <= fields
+    assert {
+        "event_id",
+        "type",
+        "attempt",
+        "state",
+        "epoch",
+        "metrics",
+        "artifacts",
+        "error",
+        "mlflow_run_id",
+        "log_tail",
+        "device",
+        "total_epochs",
+    } <= fields

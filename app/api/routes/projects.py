@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import CurrentUser, SessionDep
-from services import projects
+from services import projects, views
 from services.schemas import ProjectCreate, ProjectPublic
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -11,7 +11,7 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 
 @router.get("")
 def list_projects(session: SessionDep, user: CurrentUser) -> list[ProjectPublic]:
-    return [ProjectPublic.of(p, r.value) for p, r in projects.projects_for(session, user=user)]
+    return views.user_projects(session, user=user)
 
 
 @router.post("", status_code=201)

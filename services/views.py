@@ -1,8 +1,8 @@
-"""Read models and actions the web UI needs beyond the REST-shaped services.
+"""Read models and user actions shared by the REST API and the web UI's state classes.
 
 Everything here takes the session explicitly and returns public shapes (services.schemas);
 ORM rows never leave `services/`. Callers check roles with `services.permissions.require_role`
-before reading; `cancel_job` checks the role itself because the REST route shares it.
+before reading; `cancel_job` checks the role itself.
 """
 
 from __future__ import annotations

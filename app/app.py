@@ -1,0 +1,21 @@
+"""The Reflex app: pages from app.pages plus the REST API (app.api) on the same server.
+
+The Radix theme is configured in rxconfig.py (RadixThemesPlugin; App(theme=) is deprecated).
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.api.main import api
+from app.pages import PAGES
+from components import tokens
+
+app = rx.App(
+    api_transformer=api,
+    stylesheets=["/styles.css"],
+    style={"font_family": tokens.FONT_FAMILY, "color": tokens.TEXT},
+)
+
+for page in PAGES:
+    app.add_page(page.component, route=page.route, title=page.title, on_load=page.on_load)

@@ -1,0 +1,124 @@
+"""The page shell: a top bar with navigation and the signed-in user, then the page content."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from components import tokens
+from components.avatar import avatar
+
+
+def nav_link(text: str, href: str) -> rx.Component:
+    return rx.link(text, href=href, color=tokens.PRIMARY_TEXT, weight="medium", underline="hover")
+
+
+def page_shell(
+    *children: rx.Component,
+    title: str | rx.Var[str],
+    username: rx.Var[str],
+    avatar_name: rx.Var[str],
+    badge_color: rx.Var[str],
+    on_sign_out: Any,
+) -> rx.Component:
+    header = rx.el.header(
+        rx.hstack(
+            rx.hstack(
+                rx.link(
+                    rx.hstack(
+                        rx.icon("scan_eye", size=22, aria_hidden="true"),
+                        rx.text("Vision Training", as_="span", weight="bold", size="4"),
+                        align="center",
+                        spacing="2",
+                    ),
+                    href="/",
+                    color=tokens.PRIMARY_TEXT,
+                    underline="none",
+                    aria_label="Vision Training home",
+                ),
+                rx.el.nav(nav_link("Projects", "/"), aria_label="Main"),
+                spacing="6",
+                align="center",
+            ),
+            rx.hstack(
+                avatar(avatar_name, badge_color, username=username),
+                rx.text(username, as_="span", color=tokens.PRIMARY_TEXT, id="current-user", size="2"),
+                rx.button(
+                    rx.icon("log_out", size=16, aria_hidden="true"),
+                    "Sign out",
+                    on_click=on_sign_out,
+                    variant="outline",
+                    size="1",
+                    color=tokens.PRIMARY_TEXT,
+                    border=f"1px solid {tokens.PRIMARY_TEXT}",
+                    box_shadow="none",
+                    id="sign-out",
+                ),
+                spacing="3",
+                align="center",
+            ),
+            justify="between",
+            align="center",
+            width="100%",
+            max_width=tokens.CONTENT_WIDTH,
+            margin_x="auto",
+        ),
+        background_color=tokens.TEXT,
+        padding_x=tokens.SPACE["lg"],
+        padding_y=tokens.SPACE["sm"],
+    )
+    main = rx.el.main(
+        rx.vstack(
+            rx.heading(title, as_="h1", size="6", color=tokens.TEXT),
+            *children,
+            spacing="5",
+            width="100%",
+            max_width=tokens.CONTENT_WIDTH,
+            margin_x="auto",
+            align="stretch",
+        ),
+        padding=tokens.SPACE["lg"],
+    )
+    return rx.box(header, main, background_color=tokens.BACKGROUND, min_height="100vh", color=tokens.TEXT)
+
+
+def card(*children: rx.Component, title: str = "", **props: Any) -> rx.Component:
+    """A bordered surface with an optional h2 title."""
+    parts = [rx.heading(title, as_="h2", size="4", color=tokens.TEXT)] if title else []
+    return rx.box(
+        rx.vstack(*parts, *children, spacing="3", align="stretch", width="100%"),
+        background_color=tokens.SURFACE,
+        border=f"1px solid {tokens.BORDER}",
+        border_radius=tokens.RADIUS["md"],
+        padding=tokens.SPACE["md"],
+        width="100%",
+        **props,
+    )
+
+
+def field(label: str, control: rx.Component, *, html_for: str) -> rx.Component:
+    """A visible label tied to its control with for/id."""
+    return rx.vstack(
+        rx.el.label(label, html_for=html_for, font_weight="500", font_size="14px", color=tokens.TEXT),
+        control,
+        spacing="1",
+        align="stretch",
+    )
+
+
+def native_select(options: rx.Var[list[dict[str, str]]], *, id: str, name: str, **props: Any) -> rx.Component:
+    """A native <select> (keyboard and screen-reader friendly) over [{"value", "label"}]."""
+    return rx.el.select(
+        rx.foreach(options, lambda o: rx.el.option(o["label"], value=o["value"])),
+        id=id,
+        name=name,
+        padding="6px 8px",
+        border=f"1px solid {tokens.BORDER}",
+        border_radius=tokens.RADIUS["sm"],
+        background_color=tokens.SURFACE,
+        color=tokens.TEXT,
+        font_size="14px",
+        min_height="32px",
+        **props,
+    )

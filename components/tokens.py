@@ -1,0 +1,64 @@
+"""Design tokens: every colour, space and radius the UI uses, in one place.
+
+Text/background pairs are chosen for WCAG AA (contrast >= 4.5:1 for normal text); the ratios
+are checked in tests/ui/test_chart.py.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Neutral palette (light theme).
+BACKGROUND: Final = "#f8fafc"
+SURFACE: Final = "#ffffff"
+BORDER: Final = "#cbd5e1"
+GRID: Final = "#e2e8f0"
+TEXT: Final = "#0f172a"
+TEXT_MUTED: Final = "#475569"
+PRIMARY: Final = "#1d4ed8"
+PRIMARY_TEXT: Final = "#ffffff"
+DANGER: Final = "#b91c1c"
+DANGER_BG: Final = "#fef2f2"
+FOCUS_RING: Final = "#2563eb"
+
+FONT_FAMILY: Final = "Inter, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+MONO_FAMILY: Final = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"
+
+# Spacing scale and radii.
+SPACE: Final = {"xs": "4px", "sm": "8px", "md": "16px", "lg": "24px", "xl": "32px"}
+RADIUS: Final = {"sm": "4px", "md": "8px", "pill": "999px"}
+CONTENT_WIDTH: Final = "1200px"
+
+# Job states: a text colour, a tinted background and a lucide icon. The text never relies on
+# colour alone: every indicator also shows the icon and the state's name.
+STATUS: Final[dict[str, dict[str, str]]] = {
+    "queued": {"fg": "#374151", "bg": "#f3f4f6", "icon": "clock", "label": "Queued"},
+    "dispatching": {"fg": "#3730a3", "bg": "#e0e7ff", "icon": "send", "label": "Dispatching"},
+    "running": {"fg": "#1e40af", "bg": "#dbeafe", "icon": "loader_circle", "label": "Running"},
+    "retrying": {"fg": "#92400e", "bg": "#fef3c7", "icon": "rotate_cw", "label": "Retrying"},
+    "succeeded": {"fg": "#166534", "bg": "#dcfce7", "icon": "circle_check", "label": "Succeeded"},
+    "failed": {"fg": "#991b1b", "bg": "#fee2e2", "icon": "circle_x", "label": "Failed"},
+    "cancelled": {"fg": "#334155", "bg": "#e2e8f0", "icon": "ban", "label": "Cancelled"},
+}
+UNKNOWN_STATUS: Final = {"fg": "#374151", "bg": "#f3f4f6", "icon": "circle_help", "label": "Unknown"}
+
+# Chart series colours (distinguishable, and each also has its own dash/marker).
+SERIES: Final = {
+    "train_box_loss": "#1d4ed8",
+    "val_box_loss": "#b45309",
+    "map50": "#047857",
+    "map50_95": "#7c3aed",
+}
+
+
+def contrast_ratio(foreground: str, background: str) -> float:
+    """WCAG 2.x contrast ratio of two #rrggbb colours."""
+
+    def luminance(colour: str) -> float:
+        colour = colour.lstrip("#")
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)

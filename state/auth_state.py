@@ -1,0 +1,103 @@
+"""Sign-in, sign-out and the signed-in user; every page state inherits from AuthState."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import reflex as rx
+from sqlmodel import Session
+
+from components import tokens
+from services import auth
+from services.db import session_scope
+from services.errors import DomainError, Unauthorized
+from services.models import User
+
+
+def resolve_user(session: Session, token: str) -> User | None:
+    """The user an opaque token belongs to, or None when it is missing, expired or revoked."""
+    if not token:
+        return None
+    try:
+        return auth.user_for_token(session, token)
+    except Unauthorized:
+        return None
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and not target.startswith("/login"):
+        return target
+    return "/"
+
+
+def login_redirect(path: str) -> rx.event.EventSpec:
+    return rx.redirect(f"/login?next={quote(path or '/', safe='/')}")
+
+
+class AuthState(rx.State):
+    # The opaque API token (only its hash is in the database). `sync` signs out other tabs too.
+    token: str = rx.LocalStorage("", name="vtp_token", sync=True)
+
+    user_id: int = 0
+    username: str = ""
+    avatar_name: str = ""
+    badge_color: str = tokens.PRIMARY
+
+    login_error: str = ""
+    signing_in: bool = False
+
+    @rx.var
+    def signed_in(self) -> bool:
+        return self.user_id > 0
+
+    def _remember(self, user: User | None) -> None:
+        if user is None:
+            self.user_id, self.username, self.avatar_name, self.badge_color = 0, "", "", tokens.PRIMARY
+        else:
+            assert user.id is not None
+            self.user_id, self.username = user.id, user.username
+            self.avatar_name, self.badge_color = user.avatar_name, user.badge_color
+
+    def _current_user(self, session: Session) -> User | None:
+        """Resolve the token and refresh the displayed user (call inside a state lock)."""
+        user = resolve_user(session, self.token)
+        self._remember(user)
+        return user
+
+    @rx.event
+    def sign_in(self, form_data: dict[str, str]):
+        username = (form_data.get("username") or "").strip()
+        password = form_data.get("password") or ""
+        if not username or not password:
+            self.login_error = "Enter your username and password."
+            return
+        try:
+            with session_scope() as session:
+                user = auth.authenticate(session, username=username, password=password)
+                token = auth.issue_token(session, user=user)
+                self._remember(user)
+        except DomainError as exc:
+            self.login_error = exc.message
+            return
+        self.token = token
+        self.login_error = ""
+        return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
+
+    @rx.event
+    def sign_out(self):
+        if self.token:
+            with session_scope() as session:
+                auth.revoke_token(session, self.token)
+        self.token = ""
+        self._remember(None)
+        return rx.redirect("/login")
+
+    @rx.event
+    def load_login_page(self):
+        """On /login: go straight on when the stored token is still valid."""
+        self.login_error = ""
+        with session_scope() as session:
+            user = self._current_user(session)
+        if user is not None:
+            return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))

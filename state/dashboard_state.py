@@ -1,0 +1,211 @@
+"""The projects + jobs dashboard (`/`): projects, datasets, the Train form and the jobs table."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import reflex as rx
+
+from services import jobs as job_service
+from services import views
+from services.db import session_scope
+from services.errors import DomainError
+from services.models import Role
+from services.permissions import RANK, require_role
+from services.queue import enqueue_dispatch
+from state.auth_state import AuthState, login_redirect, resolve_user
+from state.formatting import dataset_option, dataset_row, job_row, parse_int
+from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
+
+JOBS_POLL_INTERVAL_S = 2 * POLL_INTERVAL_S
+FORM_HYPERPARAMETERS = ("epochs", "imgsz", "batch")
+DASHBOARD_ROUTE = "/"
+_DASHBOARD_ROUTE_ID = route_id(DASHBOARD_ROUTE)
+
+
+def model_options() -> list[dict[str, str]]:
+    """Every framework/task/model the platform offers, as select options ("framework|task|model")."""
+    return [
+        {
+            "value": f"{framework}|{task}|{model}",
+            "label": f"{model.removesuffix('.yaml')} ({framework}, {task})",
+        }
+        for framework, tasks in job_service.FRAMEWORKS.items()
+        for task, models in tasks.items()
+        for model in models
+    ]
+
+
+def hyperparameter_defaults() -> dict[str, str]:
+    return {name: str(job_service.HYPERPARAMETERS[name][1]) for name in FORM_HYPERPARAMETERS}
+
+
+def hyperparameter_bounds(name: str) -> tuple[str, str]:
+    _kind, _default, low, high = job_service.HYPERPARAMETERS[name]
+    return str(int(low)), str(int(high))
+
+
+def job_request(form_data: dict[str, Any]) -> dict[str, Any]:
+    """Form fields -> keyword arguments of services.jobs.create_job (raises ValueError)."""
+    try:
+        framework, task, model = str(form_data.get("model", "")).split("|", 2)
+    except ValueError as exc:
+        raise ValueError("Choose a model") from exc
+    if not form_data.get("dataset_version_id"):
+        raise ValueError("Choose a dataset version (upload a dataset first)")
+    return {
+        "dataset_version_id": parse_int(form_data["dataset_version_id"], name="Dataset version"),
+        "name": str(form_data.get("name", "")),
+        "framework": framework,
+        "task": task,
+        "model": model,
+        "hyperparameters": {
+            name: parse_int(form_data.get(name, ""), name=name.capitalize()) for name in FORM_HYPERPARAMETERS
+        },
+    }
+
+
+def _create_job(token: str, project_id: int, request: dict[str, Any]) -> tuple[int, int]:
+    """Create and commit a queued job; returns (job id, attempt)."""
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            raise DomainError("Your session has ended: sign in again")
+        require_role(session, user=user, project_id=project_id, minimum=Role.member)
+        job = job_service.create_job(session, project_id=project_id, user=user, **request)
+        assert job.id is not None
+        return job.id, job.attempt
+
+
+def _jobs_rows(token: str, project_id: int) -> list[dict[str, str]] | None:
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            return None
+        require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+        return [job_row(j) for j in views.project_jobs(session, project_id=project_id)]
+
+
+class DashboardState(AuthState):
+    projects: list[dict[str, str]] = []
+    selected_project_id: str = ""
+    project_role: str = ""
+    datasets: list[dict[str, str]] = []
+    dataset_options: list[dict[str, str]] = []
+    jobs: list[dict[str, str]] = []
+    load_error: str = ""
+    form_error: str = ""
+    submitting: bool = False
+    _watch_generation: int = 0
+
+    @rx.var
+    def can_train(self) -> bool:
+        return bool(self.project_role) and RANK[Role(self.project_role)] >= RANK[Role.member]
+
+    @rx.var
+    def selected_project_name(self) -> str:
+        for project in self.projects:
+            if project["value"] == self.selected_project_id:
+                return project["label"]
+        return ""
+
+    def _load_project(self, session: Any, user: Any) -> None:
+        self.datasets, self.dataset_options, self.jobs, self.project_role = [], [], [], ""
+        if not self.selected_project_id:
+            return
+        project_id = int(self.selected_project_id)
+        try:
+            role = require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+        except DomainError as exc:
+            self.load_error = exc.message
+            return
+        self.project_role = role.value
+        versions = views.project_datasets(session, project_id=project_id)
+        self.datasets = [dataset_row(v) for v in versions]
+        self.dataset_options = [dataset_option(v) for v in versions]
+        self.jobs = [job_row(j) for j in views.project_jobs(session, project_id=project_id)]
+
+    @rx.event
+    def load(self):
+        self.load_error, self.form_error = "", ""
+        with session_scope() as session:
+            user = self._current_user(session)
+            if user is None:
+                return login_redirect(self.router.url.path)
+            projects = views.user_projects(session, user=user)
+            self.projects = [{"value": str(p.id), "label": p.name, "role": p.role} for p in projects]
+            ids = [p["value"] for p in self.projects]
+            if self.selected_project_id not in ids:
+                self.selected_project_id = ids[0] if ids else ""
+            self._load_project(session, user)
+        self._watch_generation += 1
+        return DashboardState.watch_jobs(self._watch_generation)
+
+    @rx.event
+    def select_project(self, project_id: str):
+        self.load_error, self.form_error = "", ""
+        with session_scope() as session:
+            user = self._current_user(session)
+            if user is None:
+                return login_redirect(self.router.url.path)
+            self.selected_project_id = project_id
+            self._load_project(session, user)
+
+    @rx.event(background=True)
+    async def start_training(self, form_data: dict[str, Any]):
+        async with self:
+            if self.submitting:
+                return
+            self.submitting, self.form_error = True, ""
+            token, project = self.token, self.selected_project_id
+        try:
+            if not project:
+                raise ValueError("Choose a project first")
+            request = job_request(form_data)
+            job_id, attempt = await asyncio.to_thread(_create_job, token, int(project), request)
+        except (DomainError, ValueError) as exc:
+            async with self:
+                self.form_error, self.submitting = getattr(exc, "message", None) or str(exc), False
+            return
+        try:
+            await enqueue_dispatch(job_id, attempt)
+        except Exception as exc:  # noqa: BLE001 - Redis down/unreachable: the job row exists, say so
+            async with self:
+                self.form_error = (
+                    f"Job {job_id} was saved but could not be queued ({type(exc).__name__}: {exc}). "
+                    "Check that Redis and the worker are running."
+                )
+                self.submitting = False
+            rows = await asyncio.to_thread(_jobs_rows, token, int(project))
+            async with self:
+                if rows is not None and project == self.selected_project_id:
+                    self.jobs = rows
+            return
+        async with self:
+            self.submitting = False
+        return rx.redirect(f"/jobs/{job_id}")
+
+    @rx.event(background=True)
+    async def watch_jobs(self, generation: int):
+        """Refresh the jobs table while this dashboard is open (newest load wins)."""
+        gone = DisconnectTimer(interval_s=JOBS_POLL_INTERVAL_S)
+        while True:
+            await asyncio.sleep(JOBS_POLL_INTERVAL_S)
+            async with self:
+                if generation != self._watch_generation or self.router.route_id != _DASHBOARD_ROUTE_ID:
+                    return
+                if gone.update(client_connected(self.router.session.client_token)):
+                    return
+                token, project = self.token, self.selected_project_id
+            if not project:
+                continue
+            try:
+                rows = await asyncio.to_thread(_jobs_rows, token, int(project))
+            except DomainError:
+                return
+            if rows is None:
+                return
+            async with self:
+                if generation == self._watch_generation and project == self.selected_project_id:
+                    self.jobs = rows
