@@ -84,6 +84,19 @@ def _tool_path() -> str:
     return os.pathsep.join([*extra, os.environ.get("PATH", "")])
 
 
+def _npm_registry() -> str:
+    """The registry npm is configured with; without it Reflex speed-tests unreachable mirrors."""
+    if os.environ.get("NPM_CONFIG_REGISTRY"):
+        return os.environ["NPM_CONFIG_REGISTRY"]
+    try:
+        found = subprocess.run(
+            ["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return found.stdout.strip()
+
+
 def children(settings: Settings) -> list[Child]:
     data = settings.data_dir
     host = settings.host
@@ -119,6 +132,7 @@ def children(settings: Settings) -> list[Child]:
         "REFLEX_USE_SYSTEM_BUN": "1",
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_CHECK_LATEST_VERSION": "0",
+        "NPM_CONFIG_REGISTRY": _npm_registry(),
     }
     return [
         Child(

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from app.api.deps import CurrentUser, SessionDep
-from services import datasets
+from services import datasets, views
 from services.models import Role
 from services.permissions import require_role
 from services.schemas import DatasetVersionPublic
@@ -16,9 +16,7 @@ router = APIRouter(prefix="/projects/{project_id}/datasets", tags=["datasets"])
 @router.get("")
 def list_datasets(project_id: int, session: SessionDep, user: CurrentUser) -> list[DatasetVersionPublic]:
     require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
-    return [
-        DatasetVersionPublic.of(v, d.name) for d, v in datasets.list_datasets(session, project_id=project_id)
-    ]
+    return views.project_datasets(session, project_id=project_id)
 
 
 @router.post("", status_code=201)
