@@ -64,16 +64,21 @@ def assert_trained(api: Api, stack: StackProcess, pid: int, job: dict, epochs: i
     for point in detail["metrics"]:
         assert set(point["metrics"]) >= METRIC_KEYS, point
         assert point["metrics"]["train_box_loss"] > 0
-    for name in ("last_checkpoint", "best_checkpoint"):
+    for name, min_size in (
+        ("last_checkpoint", 100_000),
+        ("best_checkpoint", 100_000),
+        ("results_csv", 10),
+        ("log", 10),
+    ):
         bucket, _, key = detail["artifacts"][name].removeprefix("s3://").partition("/")
-        assert key.startswith(f"projects/{pid}/jobs/{job['id']}/checkpoints/")
-        assert _s3(stack).head_object(Bucket=bucket, Key=key)["ContentLength"] > 100_000
-    run = MlflowClient(tracking_uri=stack.mlflow_url).get_run(detail["mlflow_run_id"])
+        assert key.startswith(f"projects/{pid}/jobs/{job['id']}/")
+        assert _s3(stack).head_object(Bucket=bucket, Key=key)["ContentLength"] > min_size, name
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    run = client.get_run(detail["mlflow_run_id"])
     assert run.data.params["epochs"] == str(epochs)
-    history = MlflowClient(tracking_uri=stack.mlflow_url).get_metric_history(run.info.run_id, "map50")
-    assert {(h.step, round(h.value, 6)) for h in history} == {
-        (p["epoch"], round(p["metrics"]["map50"], 6)) for p in detail["metrics"]
-    }
+    for key in METRIC_KEYS:
+        history = {(h.step, round(h.value, 6)) for h in client.get_metric_history(run.info.run_id, key)}
+        assert history == {(p["epoch"], round(p["metrics"][key], 6)) for p in detail["metrics"]}, key
     return detail
 
 
@@ -111,7 +116,7 @@ def test_upload_train_restart(stack: StackProcess, api: Api) -> None:
 
 @pytest.mark.postgres
 def test_same_loop_on_postgresql(tmp_path: Path, output_dir: Path) -> None:
-    with servers.postgres(tmp_path / "pg") as database_url:
+    with servers.postgres() as database_url:
         stack = StackProcess(
             data_dir=tmp_path / "data",
             trainer_dir=tmp_path / "trainer",

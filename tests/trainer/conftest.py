@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import os
 import random
 import socket
@@ -124,8 +125,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 # -- synthetic dataset ---------------------------------------------------------------------------
 
 
-def _draw_image(rng: random.Random, size: int) -> tuple[bytes, list[list[float]]]:
-    """A noisy background with 1-2 shapes: class 0 = ellipse, class 1 = rectangle."""
+def _draw_image(
+    rng: random.Random, size: int, task: str = "detect"
+) -> tuple[bytes, list[list[float]]]:
+    """A noisy background with 1-2 shapes: class 0 = ellipse, class 1 = rectangle.
+
+    detect labels are boxes `[cls, cx, cy, w, h]`; segment labels are polygons of the shapes.
+    """
     image = Image.new("RGB", (size, size), tuple(rng.randint(0, 60) for _ in range(3)))
     draw = ImageDraw.Draw(image)
     labels: list[list[float]] = []
@@ -136,39 +142,45 @@ def _draw_image(rng: random.Random, size: int) -> tuple[bytes, list[list[float]]
         color = tuple(rng.randint(150, 255) for _ in range(3))
         box = (x0, y0, x0 + w, y0 + h)
         (draw.ellipse if cls == 0 else draw.rectangle)(box, fill=color)
-        labels.append([cls, (x0 + w / 2) / size, (y0 + h / 2) / size, w / size, h / size])
+        if task == "detect":
+            labels.append([cls, (x0 + w / 2) / size, (y0 + h / 2) / size, w / size, h / size])
+            continue
+        if cls == 0:
+            points = [
+                (x0 + w / 2 + w / 2 * math.cos(a), y0 + h / 2 + h / 2 * math.sin(a))
+                for a in (2 * math.pi * k / 16 for k in range(16))
+            ]
+        else:
+            points = [(x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h)]
+        labels.append([cls] + [min(max(v / size, 0.0), 1.0) for pt in points for v in pt])
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue(), labels
 
 
-def upload_synthetic_dataset(
-    s3: S3Server, prefix: str, n_train: int = 12, n_val: int = 4, size: int = 64, seed: int = 0
+def upload_dataset(
+    s3: S3Server, prefix: str, task: str, classes: list[str], items: list[dict[str, Any]]
 ) -> str:
-    """Upload a tiny YOLO detection dataset (zip + manifest.json); returns its dataset_uri."""
-    rng = random.Random(seed)
+    """Upload a dataset version (zip + manifest.json) from items `{split, data, labels|label}`."""
     images = []
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
-        for i in range(n_train + n_val):
-            split = "train" if i < n_train else "val"
-            data, labels = _draw_image(rng, size)
-            path = f"images/{split}/{i:04d}.png"
-            zf.writestr(path, data)
-            images.append(
-                {
-                    "path": path,
-                    "split": split,
-                    "width": size,
-                    "height": size,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "labels": labels,
-                }
-            )
+        for i, item in enumerate(items):
+            path = f"images/{item['split']}/{i:04d}.png"
+            zf.writestr(path, item["data"])
+            entry = {
+                "path": path,
+                "split": item["split"],
+                "sha256": hashlib.sha256(item["data"]).hexdigest(),
+                "labels": item.get("labels", []),
+            }
+            if "label" in item:
+                entry["label"] = item["label"]
+            images.append(entry)
     manifest = {
         "format": "yolo",
-        "task": "detect",
-        "classes": ["circle", "square"],
+        "task": task,
+        "classes": classes,
         "archive": "raw/upload.zip",
         "images": images,
     }
@@ -180,9 +192,51 @@ def upload_synthetic_dataset(
     return f"s3://{s3.bucket}/{prefix}"
 
 
+def upload_synthetic_dataset(
+    s3: S3Server,
+    prefix: str,
+    n_train: int = 12,
+    n_val: int = 4,
+    size: int = 64,
+    seed: int = 0,
+    task: str = "detect",
+    corrupt: int = 0,
+) -> str:
+    """Synthetic shapes for detect/segment; the first `corrupt` images are truncated PNGs."""
+    rng = random.Random(seed)
+    items = []
+    for i in range(n_train + n_val):
+        data, labels = _draw_image(rng, size, task)
+        if i < corrupt:
+            data = data[: len(data) // 2]  # a broken upload: header fine, pixel data cut off
+        items.append({"split": "train" if i < n_train else "val", "data": data, "labels": labels})
+    return upload_dataset(s3, prefix, task, ["circle", "square"], items)
+
+
+def upload_digits_dataset(s3: S3Server, prefix: str, per_class: int = 8, size: int = 32) -> str:
+    """Real handwritten digits (scikit-learn's load_digits), upscaled; 10 classes, 3 val each."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    seen: dict[int, int] = {}
+    items = []
+    for pixels, target in zip(digits.images, digits.target, strict=True):
+        n = seen.get(int(target), 0)
+        if n >= per_class + 3:
+            continue
+        seen[int(target)] = n + 1
+        gray = Image.fromarray((pixels * 255 / 16).astype("uint8")).resize((size, size))
+        buf = io.BytesIO()
+        gray.convert("RGB").save(buf, format="PNG")
+        split = "train" if n < per_class else "val"
+        items.append({"split": split, "data": buf.getvalue(), "label": int(target)})
+    return upload_dataset(s3, prefix, "classify", [str(i) for i in range(10)], items)
+
+
 @pytest.fixture(scope="session")
 def dataset_uri(s3_server: S3Server) -> str:
-    return upload_synthetic_dataset(s3_server, "projects/1/datasets/1/v1")
+    # One corrupt image: training must skip and report it, not fail.
+    return upload_synthetic_dataset(s3_server, "projects/1/datasets/1/v1", corrupt=1)
 
 
 # -- callback receiver ---------------------------------------------------------------------------

@@ -40,15 +40,88 @@ def test_non_s3_uri_is_422_naming_the_field(client: TestClient, field: str, bad:
     assert any(err["loc"][-1] == field for err in response.json()["detail"]), response.json()
 
 
-def test_unknown_framework_and_reserved_hyperparameters_are_422(client: TestClient) -> None:
-    assert client.post("/jobs", json={**VALID, "framework": "caffe"}).status_code == 422
+def _field_error(response, *loc: str) -> dict:
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", *loc], error
+    return error
+
+
+def test_unknown_framework_model_and_hyperparameters_are_422_naming_the_field(
+    client: TestClient,
+) -> None:
+    error = _field_error(client.post("/jobs", json={**VALID, "framework": "caffe"}), "framework")
+    assert {"ultralytics", "timm"} <= set(error["ctx"]["allowed"])
     response = client.post("/jobs", json={**VALID, "hyperparameters": {"data": "/etc/x.yaml"}})
-    assert response.status_code == 422
-    assert "data" in response.json()["detail"]
+    error = _field_error(response, "hyperparameters", "data")
+    assert "epochs" in error["ctx"]["allowed"] and "data" not in error["ctx"]["allowed"]
     response = client.post("/jobs", json={**VALID, "hyperparameters": {"epochs": "many"}})
-    assert response.status_code == 422 and "epochs" in response.json()["detail"]
+    assert "int" in _field_error(response, "hyperparameters", "epochs")["msg"]
+    response = client.post("/jobs", json={**VALID, "hyperparameters": {"epochs": 0}})
+    assert _field_error(response, "hyperparameters", "epochs")["ctx"]["allowed"]["min"] == 1
+    response = client.post("/jobs", json={**VALID, "hyperparameters": {"optimizer": "Adagrad"}})
+    assert "AdamW" in _field_error(response, "hyperparameters", "optimizer")["ctx"]["allowed"]
     response = client.post("/jobs", json={**VALID, "model": "yolo11n.pt"})
-    assert response.status_code == 422 and "YAML" in response.json()["detail"]
+    assert "YAML" in _field_error(response, "model")["msg"]
+    error = _field_error(client.post("/jobs", json={**VALID, "model": "yolo99z.yaml"}), "model")
+    assert "yolo11n.yaml" in error["ctx"]["allowed"]
+    error = _field_error(client.post("/jobs", json={**VALID, "task": "pose"}), "task")
+    assert error["ctx"]["allowed"] == ["classify", "detect", "segment"]
+    # A classification-only hyperparameter is unknown for detection.
+    response = client.post("/jobs", json={**VALID, "hyperparameters": {"dropout": 0.1}})
+    _field_error(response, "hyperparameters", "dropout")
+    timm_job = {**VALID, "framework": "timm", "task": "classify", "model": "not_a_net_42"}
+    error = _field_error(client.post("/jobs", json=timm_job), "model")
+    assert "resnet18" in error["ctx"]["allowed"]
+
+
+def test_plugins_endpoint_describes_a_form(client: TestClient) -> None:
+    frameworks = {f["name"]: f for f in client.get("/plugins").json()["frameworks"]}
+    assert set(frameworks) >= {"ultralytics", "timm"}
+    tasks = {t["name"]: t for t in frameworks["ultralytics"]["tasks"]}
+    assert set(tasks) == {"detect", "segment", "classify"}
+    assert "yolo11n-cls.yaml" in tasks["classify"]["models"]
+    assert "yolo11n-seg.yaml" in tasks["segment"]["models"]
+    params = {p["name"]: p for p in tasks["detect"]["hyperparameters"]}
+    assert params["epochs"] == {
+        "name": "epochs",
+        "type": "int",
+        "default": 5,
+        "min": 1,
+        "max": 1000,
+        "help": "passes over the training set",
+    }
+    assert params["optimizer"]["choices"][0] == "auto"
+    assert "dropout" not in params and "mosaic" in params
+    timm_tasks = {t["name"]: t for t in frameworks["timm"]["tasks"]}
+    assert list(timm_tasks) == ["classify"] and frameworks["timm"]["any_model"] is True
+    for framework in frameworks.values():
+        assert framework["export_formats"] == ["onnx", "torchscript"]
+        for task in framework["tasks"]:
+            for param in task["hyperparameters"]:
+                assert param["type"] in {"int", "float", "bool", "str"}
+                if "min" in param:  # the default itself must be inside the advertised range
+                    assert param["min"] <= param["default"] <= param["max"], param
+
+
+def test_backend_default_hyperparameters_pass_every_plugin() -> None:
+    """What the backend sends by default (services/jobs.py) is valid for every plugin."""
+    from trainer_runner.plugins import PLUGINS
+    from trainer_runner.schemas import StartJobRequest
+
+    backend_defaults = {"epochs": 5, "imgsz": 320, "batch": 16, "lr0": 0.01, "seed": 0}
+    for name, plugin in PLUGINS.items():
+        for task, models in plugin.spec.tasks.items():
+            request = StartJobRequest.model_validate(
+                {
+                    **VALID,
+                    "framework": name,
+                    "task": task,
+                    "model": models[0],
+                    "hyperparameters": backend_defaults,
+                }
+            )
+            plugin.validate(request)
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,42 +103,25 @@ def redis(data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def postgres(data_dir: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (initdb refuses root, so it runs as `postgres`)."""
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster. initdb refuses root, so as root it runs as `postgres`,
+    in a directory of its own outside pytest's private (0700) temp tree."""
     bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
     port = free_port()
-    data_dir.mkdir(parents=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="vtp-pg-"))
     as_postgres: list[str] = []
     if os.geteuid() == 0:
         shutil.chown(data_dir, "postgres", "postgres")
-        os.chmod(data_dir.parent, 0o755)
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_postgres, str(bindir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"],
-        check=True,
-        capture_output=True,
-    )
+    initdb = [*as_postgres, str(bindir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"]
     opts = f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        [
-            *as_postgres,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data_dir),
-            "-o",
-            opts,
-            "-w",
-            "-l",
-            str(data_dir / "server.log"),
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pg_ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data_dir)]
     try:
+        for argv in (initdb, [*pg_ctl, "-o", opts, "-w", "-l", str(data_dir / "server.log"), "start"]):
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{argv} failed:\n{done.stdout}\n{done.stderr}")
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(
-            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "stop"],
-            capture_output=True,
-        )
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(data_dir, ignore_errors=True)
