@@ -8,10 +8,11 @@ callback can never move a finished job.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from services import datasets, storage
 from services.errors import Conflict, InvalidInput, NotFound
@@ -29,6 +30,7 @@ ALLOWED: dict[JobState, frozenset[JobState]] = {
     S.cancelled: frozenset(),
 }
 FINISHED = frozenset({S.succeeded, S.failed, S.cancelled})
+ACTIVE = frozenset({S.dispatching, S.running})
 
 FRAMEWORKS = {"ultralytics": {"detect": ["yolo11n.yaml", "yolo11s.yaml", "yolov8n.yaml"]}}
 HYPERPARAMETERS: dict[str, tuple[type, Any, float, float]] = {
@@ -155,7 +157,40 @@ def metrics_for(session: Session, *, job_id: int) -> list[JobMetric]:
     return list(session.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.epoch)))
 
 
-def dispatch_spec(job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s: float) -> dict[str, Any]:
+def last_checkpoint_uri(job: Job) -> str:
+    return storage.uri(storage.job_prefix(job.project_id, job.id) + "checkpoints/last.pt")
+
+
+def silent_jobs(session: Session, *, silent_since: datetime) -> list[Job]:
+    """Jobs a trainer should be reporting on but that have not been heard from since then."""
+    heard = func.coalesce(Job.last_heartbeat_at, Job.started_at, Job.created_at)
+    return list(session.exec(select(Job).where(col(Job.state).in_(ACTIVE), heard < silent_since)).all())
+
+
+def waiting_jobs(session: Session, *, created_before: datetime) -> list[Job]:
+    """Queued jobs old enough that their queue entry may have been lost (re-enqueue is idempotent)."""
+    waiting = (S.queued, S.retrying)
+    return list(session.exec(select(Job).where(col(Job.state).in_(waiting), Job.created_at < created_before)))
+
+
+def retry_or_fail(session: Session, job: Job, *, reason: str, max_attempts: int) -> bool:
+    """A transient loss (trainer gone): a new attempt that resumes from the last checkpoint,
+    or, with the attempt budget spent, `failed` as transient-exhausted. True if retrying."""
+    if job.attempt >= max_attempts:
+        job.error_kind = "transient"
+        job.error_message = f"Gave up after {job.attempt} attempt(s): {reason}"
+        transition(session, job, S.failed, reason=reason)
+        return False
+    transition(session, job, S.retrying, reason=reason)
+    job.attempt += 1
+    job.last_heartbeat_at = None
+    session.add(job)
+    return True
+
+
+def dispatch_spec(
+    job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s: float, resume_from_uri: str | None = None
+) -> dict[str, Any]:
     """The trainer request (docs/trainer-protocol.md): only s3:// URIs for files."""
     return {
         "job_id": str(job.id),
@@ -167,7 +202,7 @@ def dispatch_spec(job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s:
         "device": job.device,
         "dataset_uri": dataset_uri,
         "output_uri": storage.uri(storage.job_prefix(job.project_id, job.id)),
-        "resume_from_uri": None,
+        "resume_from_uri": resume_from_uri,
         "callback_url": callback_url,
         "callback_secret": job.callback_secret,
         "mlflow_experiment": f"project-{job.project_id}",

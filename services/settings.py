@@ -49,6 +49,13 @@ class Settings(BaseSettings):
 
     # Jobs
     heartbeat_interval_s: float = 5.0
+    heartbeat_timeout_s: float = Field(
+        default=30.0, description="A running job silent this long is checked with its trainer."
+    )
+    reconcile_interval_s: int = Field(
+        default=10, ge=1, le=60, description="How often the worker looks for silent or lost jobs."
+    )
+    max_attempts: int = Field(default=3, ge=1, description="Dispatches of one job before giving up.")
     access_token_ttl_s: int = 12 * 3600
     max_upload_bytes: int = 2 * 1024**3
 

@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+RESTART_LIMIT = 3
+RESTART_WINDOW_S = 300
+
+
 class StackError(RuntimeError):
     """Something the operator must fix before the stack can run; the message says what."""
 
@@ -44,6 +48,7 @@ class Child:
     ready_timeout_s: float = 60.0
     process: subprocess.Popen[bytes] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    deaths: list[float] = field(default_factory=list)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -320,11 +325,28 @@ class Stack:
             self.start_child(by_name[name])
 
     def watch(self) -> int:
-        """Block until a signal or a child's death; returns the exit code for the CLI."""
+        """Block until a signal; restart a child that dies, as Compose or Kubernetes would.
+
+        A child that keeps dying (RESTART_LIMIT deaths within RESTART_WINDOW_S) stops the
+        whole stack with exit code 1, so a broken setup is not hidden behind restarts.
+        """
         while not self._stopping.wait(0.5):
             for child in self.children:
-                if child.process is not None and child.process.poll() is not None:
-                    self.say(f"vtp: {self._death_note(child)}")
+                if child.process is None or child.process.poll() is None:
+                    continue
+                self.say(f"vtp: {self._death_note(child)}")
+                now = time.monotonic()
+                child.deaths = [t for t in child.deaths if now - t < RESTART_WINDOW_S] + [now]
+                if len(child.deaths) >= RESTART_LIMIT:
+                    self.say(
+                        f"vtp: {child.name} died {len(child.deaths)} times in {RESTART_WINDOW_S}s; stopping"
+                    )
+                    return 1
+                self.say(f"vtp: restarting {child.name}")
+                try:
+                    self.start_child(child)
+                except StackError as exc:
+                    self.say(f"vtp: {exc}")
                     return 1
         return 0
 

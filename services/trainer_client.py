@@ -39,6 +39,15 @@ class TrainerClient:
         response.raise_for_status()
         return response.json()
 
+    async def job_status(self, job_id: int) -> dict[str, Any] | None:
+        """The trainer's view of a job (`state`, `attempt`, `epoch`); None if it does not know it."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
+            response = await client.get(f"/jobs/{job_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
+
     async def cancel_job(self, job_id: int) -> None:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
             response = await client.post(f"/jobs/{job_id}/cancel")

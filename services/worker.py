@@ -1,27 +1,36 @@
-"""The arq worker: takes queued jobs and hands them to a trainer over HTTP.
+"""The arq worker: takes queued jobs and hands them to a trainer over HTTP, and reconciles jobs
+that went silent.
 
 It never trains and never imports the trainer; it sends s3:// URIs, a callback URL and the
-job's secret, then the trainer's callbacks drive the job through the REST API.
+job's secret, then the trainer's callbacks drive the job through the REST API. Dispatch is
+idempotent per job attempt (the trainer keys on `job_id:attempt`), so a worker killed between
+taking a job and the trainer accepting it neither loses the job nor starts it twice: arq runs
+the task again and the trainer answers with the attempt it already has.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from arq import Retry
+from arq.cron import cron
 from arq.worker import func
+from sqlmodel import Session
 
-from services import datasets, jobs
+from services import datasets, jobs, storage
 from services.db import session_scope
-from services.models import Job, JobState
-from services.queue import DISPATCH_TASK, QUEUE_NAME, redis_settings
+from services.models import Job, JobState, utcnow
+from services.queue import DISPATCH_TASK, QUEUE_NAME, enqueue_dispatch, redis_settings
 from services.settings import get_settings
 from services.trainer_client import TrainerBusy, TrainerClient, TrainerRejected
 
 log = logging.getLogger("vtp.worker")
 MAX_DISPATCH_TRIES = 20
+TRAINER_ALIVE = {"accepted", "running"}
+TRAINER_FINAL = {"succeeded", "failed", "cancelled"}
 
 
 async def dispatch_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
@@ -34,11 +43,13 @@ async def dispatch_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
             return f"skipped ({job.state})"
         jobs.transition(session, job, JobState.dispatching, reason="worker picked it up")
         version = datasets.get_version(session, project_id=job.project_id, version_id=job.dataset_version_id)
+        checkpoint = jobs.last_checkpoint_uri(job)
         spec = jobs.dispatch_spec(
             job,
             dataset_uri=version.uri,
             callback_url=f"{settings.api_base_url}/api/v1/trainer/callbacks/{job.id}",
             heartbeat_s=settings.heartbeat_interval_s,
+            resume_from_uri=checkpoint if attempt > 1 and storage.exists(checkpoint) else None,
         )
     client: TrainerClient = ctx["trainer"]
     try:
@@ -56,8 +67,9 @@ async def dispatch_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
         raise Retry(defer=min(60, 2 ** ctx.get("job_try", 1))) from exc
     with session_scope() as session:
         job = session.get(Job, job_id)
-        if job is not None and JobState(job.state) == JobState.dispatching:
+        if job is not None and job.attempt == attempt and JobState(job.state) == JobState.dispatching:
             jobs.transition(session, job, JobState.running, reason="trainer accepted")
+            job.last_heartbeat_at = utcnow()
     return "dispatched"
 
 
@@ -69,12 +81,82 @@ def _fail(job_id: int, kind: str, message: str) -> None:
             jobs.transition(session, job, JobState.failed, reason=message)
 
 
+async def _trainer_view(client: TrainerClient, job_id: int) -> tuple[dict[str, Any] | None, str]:
+    try:
+        return await client.job_status(job_id), "trainer no longer knows this attempt"
+    except httpx.HTTPError as exc:
+        return None, f"trainer unreachable ({exc.__class__.__name__})"
+
+
+async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
+    """Ask the trainer about every silent job; resume the ones whose trainer is gone.
+
+    Trainer calls happen outside any database transaction, so a slow trainer never holds a
+    lock that callbacks need.
+    """
+    settings = get_settings()
+    client: TrainerClient = ctx["trainer"]
+    cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
+    with session_scope() as session:
+        silent = [(j.id, j.attempt) for j in jobs.silent_jobs(session, silent_since=cutoff)]
+        to_enqueue = [(j.id, j.attempt) for j in jobs.waiting_jobs(session, created_before=cutoff)]
+    views = {job_id: await _trainer_view(client, job_id) for job_id, _ in silent}
+    counts = {"alive": 0, "finished": 0, "retried": 0, "failed": 0, "requeued": 0}
+    for job_id, attempt in silent:
+        status, why = views[job_id]
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.attempt != attempt or JobState(job.state) not in jobs.ACTIVE:
+                continue  # a callback moved it meanwhile
+            outcome = _settle(session, job, status, why, settings.heartbeat_timeout_s, settings.max_attempts)
+            counts[outcome] += 1
+            if outcome in {"retried", "requeued"}:
+                to_enqueue.append((job.id, job.attempt))
+    for job_id, attempt in to_enqueue:
+        await enqueue_dispatch(job_id, attempt)
+    if not any(v for k, v in counts.items() if k != "alive") and not to_enqueue:
+        return None  # nothing to do: keep the worker's log quiet
+    log.warning("reconciled jobs: %s, re-enqueued %d", counts, len(to_enqueue))
+    return counts
+
+
+def _settle(
+    session: Session, job: Job, status: dict[str, Any] | None, why: str, timeout_s: float, max_attempts: int
+) -> str:
+    """Decide one silent job from the trainer's answer; returns what was done."""
+    if status is not None and int(status.get("attempt", 0)) == job.attempt:
+        if status["state"] in TRAINER_ALIVE:
+            return "alive"
+        final = JobState(status["state"]) if status["state"] in TRAINER_FINAL else None
+        if final is not None and jobs.can_transition(JobState(job.state), final):
+            # Its final callback never arrived; the trainer's own record decides.
+            if final == JobState.failed:
+                job.error_kind = job.error_kind or "transient"
+                job.error_message = job.error_message or "The trainer reported the job failed"
+            jobs.transition(session, job, final, reason="state from trainer")
+            return "finished"
+    if JobState(job.state) == JobState.dispatching:
+        jobs.transition(session, job, JobState.queued, reason=f"dispatch lost: {why}")
+        return "requeued"
+    reason = f"silent for {timeout_s:.0f}s; {why}"
+    return (
+        "retried" if jobs.retry_or_fail(session, job, reason=reason, max_attempts=max_attempts) else "failed"
+    )
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     ctx["trainer"] = TrainerClient.from_settings()
 
 
+def _every(seconds: int) -> set[int]:
+    return set(range(0, 60, seconds)) if 60 % seconds == 0 else {0}
+
+
 class WorkerSettings:
     functions = [func(dispatch_job, name=DISPATCH_TASK, timeout=120, max_tries=MAX_DISPATCH_TRIES)]
+    cron_jobs = [
+        cron(reconcile, second=_every(get_settings().reconcile_interval_s), run_at_startup=True, unique=True)
+    ]
     queue_name = QUEUE_NAME
     redis_settings = redis_settings()
     on_startup = startup

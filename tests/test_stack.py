@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -45,18 +46,29 @@ def _child_pid(marker: bytes, env_entry: bytes) -> int:
     raise AssertionError(f"no process with {marker!r}")
 
 
-def test_dead_child_is_reported_and_everything_stops(tmp_path: Path) -> None:
+def test_dead_child_is_reported_and_restarted(tmp_path: Path) -> None:
     stack = StackProcess(data_dir=tmp_path / "data", trainer_dir=tmp_path / "t", log_path=tmp_path / "log")
     stack.start()
+    marker, env_entry = b"services.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode()
     try:
-        worker = _child_pid(b"services.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode())
-        os.kill(worker, signal.SIGKILL)
-        assert stack.process is not None
-        assert stack.process.wait(60) == 1
+        first = _child_pid(marker, env_entry)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while "vtp: worker ready" not in stack.lines[-5:] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        second = _child_pid(marker, env_entry)
+        assert second != first
+        output = "\n".join(stack.lines)
+        assert "worker exited with code -9; last lines of its log" in output
+        assert "Starting worker for" in output  # the tail of the dead child's log
+        assert "vtp: restarting worker" in output
+        # A child that keeps dying stops the whole stack, and every port is released.
+        for _ in range(2):
+            os.kill(_child_pid(marker, env_entry), signal.SIGKILL)
+            time.sleep(3)
+        assert stack.process is not None and stack.process.wait(60) == 1
     finally:
         stack.stop()
-    output = "\n".join(stack.lines)
-    assert "worker exited with code -9; last lines of its log" in output
-    assert "Starting worker for 1 functions" in output  # the tail of the dead child's log
+    assert "worker died 3 times in 300s; stopping" in "\n".join(stack.lines)
     for name, port in stack.ports.items():
         assert port_free("127.0.0.1", port), f"{name} still listens on {port}"
