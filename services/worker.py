@@ -30,7 +30,6 @@ from services.trainer_client import TrainerBusy, TrainerClient, TrainerRejected
 log = logging.getLogger("vtp.worker")
 MAX_DISPATCH_TRIES = 20
 TRAINER_ALIVE = {"accepted", "running"}
-TRAINER_FINAL = {"succeeded", "failed", "cancelled"}
 
 
 async def dispatch_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
@@ -127,14 +126,16 @@ def _settle(
     if status is not None and int(status.get("attempt", 0)) == job.attempt:
         if status["state"] in TRAINER_ALIVE:
             return "alive"
-        final = JobState(status["state"]) if status["state"] in TRAINER_FINAL else None
-        if final is not None and jobs.can_transition(JobState(job.state), final):
-            # Its final callback never arrived; the trainer's own record decides.
-            if final == JobState.failed:
-                job.error_kind = job.error_kind or "transient"
-                job.error_message = job.error_message or "The trainer reported the job failed"
-            jobs.transition(session, job, final, reason="state from trainer")
-            return "finished"
+        if status["state"] in {"succeeded", "cancelled"}:
+            final = JobState(status["state"])
+            if jobs.can_transition(JobState(job.state), final):
+                # Its final callback never arrived; the trainer's own record decides.
+                jobs.transition(session, job, final, reason="state from trainer")
+                return "finished"
+        if status["state"] == "failed":
+            # A failure we only learn by asking means the attempt died without reporting
+            # (killed, restarted trainer): transient, so resume it like a lost trainer.
+            why = "the trainer lost the attempt (its process died)"
     if JobState(job.state) == JobState.dispatching:
         jobs.transition(session, job, JobState.queued, reason=f"dispatch lost: {why}")
         return "requeued"

@@ -7,6 +7,7 @@ only through the files of `trainer_runner.workdir` in its scratch folder.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -17,14 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from trainer_runner.callbacks import CallbackSender
-from trainer_runner.dataset import prepare_dataset
+from trainer_runner.dataset import PreparedDataset, prepare_dataset
 from trainer_runner.errors import JobCancelled, classify
 from trainer_runner.logs import TailHandler, configure_logging
 from trainer_runner.plugins import JobContext, get_plugin, resolve_device
+from trainer_runner.predictions import SAMPLE_IMAGES, draw
 from trainer_runner.schemas import CallbackError, CallbackEvent, StartJobRequest
 from trainer_runner.settings import TrainerSettings
-from trainer_runner.storage import download_file, make_s3_client, parse_s3_uri, upload_file
+from trainer_runner.storage import (
+    download_file,
+    make_s3_client,
+    parse_s3_uri,
+    upload_bytes,
+    upload_file,
+    upload_json,
+)
 from trainer_runner.tracking import Tracker
+from trainer_runner.validation import summarise
 from trainer_runner.workdir import CANCEL_FILE, LOG_FILE, SPEC_FILE, write_status
 
 log = logging.getLogger("trainer_runner.job")
@@ -35,7 +45,10 @@ OUTPUT_KEYS = {
     "best_checkpoint": "checkpoints/best.pt",
     "results_csv": "artifacts/results.csv",
     "log": "logs/trainer.jsonl",
+    "dataset_report": "artifacts/dataset_report.json",
+    "predictions": "artifacts/predictions/predictions.json",
 }
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class JobRunner:
@@ -54,6 +67,7 @@ class JobRunner:
         self.epoch: int | None = None
         self.uploaded: dict[str, str] = {}
         self.ctx: JobContext | None = None
+        self.dataset: PreparedDataset | None = None
         self.interrupted = False  # SIGTERM: the trainer is going away, not the user cancelling
         self._stop_heartbeat = threading.Event()
         self._upload_lock = threading.Lock()
@@ -87,16 +101,40 @@ class JobRunner:
             return self.ctx.epoch
         return self.epoch
 
-    def on_epoch(self, epoch: int, total_epochs: int, metrics: dict[str, float]) -> None:
-        """A finished epoch: status file, callback and MLflow, in that order of importance."""
+    def on_epoch(
+        self,
+        epoch: int,
+        total_epochs: int,
+        metrics: dict[str, float],
+        validation: dict[str, Any] | None = None,
+    ) -> None:
+        """A finished epoch: status file, validation JSON in S3, callback and MLflow."""
         self.epoch = epoch
         write_status(self.work_dir, state="running", epoch=epoch, pid=os.getpid())
         log.info("epoch finished", extra={"epoch": epoch, "metrics": metrics})
+        summary = self._upload_validation(epoch, validation) if validation else None
         self.sender.send(
-            self._event("epoch", epoch=epoch, total_epochs=total_epochs, metrics=metrics)
+            self._event(
+                "epoch",
+                epoch=epoch,
+                total_epochs=total_epochs,
+                metrics=metrics,
+                validation=summary,
+            )
         )
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step=epoch)
+
+    def _upload_validation(self, epoch: int, docs: dict[str, Any]) -> dict[str, Any] | None:
+        """`artifacts/epoch-{n:03d}/{name}.json` per document; the summary for the callback."""
+        uris: dict[str, str] = {}
+        for name, doc in docs.items():
+            key = f"artifacts/epoch-{epoch:03d}/{name}.json"
+            try:
+                uris[name] = upload_json(self.s3, doc, self.output.join(key))
+            except Exception as exc:  # a lost chart must not end training
+                log.warning("validation upload failed", extra={"artifact": key, "error": str(exc)})
+        return summarise(docs, uris)
 
     def on_checkpoint(self, path: Path) -> None:
         """Upload last.pt as soon as it exists, so a dead trainer loses at most one epoch."""
@@ -148,7 +186,7 @@ class JobRunner:
             heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
             heartbeat.start()
 
-            dataset = prepare_dataset(
+            dataset = self.dataset = prepare_dataset(
                 self.s3,
                 parse_s3_uri(self.spec.dataset_uri),
                 self.work_dir / "dataset",
@@ -169,6 +207,7 @@ class JobRunner:
                 cache_dir=self.settings.scratch_dir,
                 run_dir=self.work_dir / "runs" / "train",
                 data_yaml=dataset.data_yaml,
+                dataset_root=dataset.root,
                 classes=dataset.classes,
                 device=self.device,
                 torch_threads=self.settings.resolved_torch_threads(),
@@ -181,6 +220,7 @@ class JobRunner:
             plugin.train(self.ctx)
             final_metrics = self.ctx.final_metrics
             state = "succeeded"
+            self._sample_predictions(plugin, artifacts.get("best_checkpoint"))
         except JobCancelled:
             if self.interrupted:
                 error = CallbackError(
@@ -198,6 +238,37 @@ class JobRunner:
             if heartbeat is not None:
                 heartbeat.join(timeout=15)
         return self._finish(state, error, artifacts, final_metrics)
+
+    def _sample_predictions(self, plugin: Any, best: Path | None) -> None:
+        """Predictions of the best model on a few validation images: PNGs plus one JSON."""
+        if best is None or not best.exists() or self.dataset is None:
+            return
+        from PIL import Image
+
+        root = self.dataset.root
+        split = "val" if self.dataset.counts["val"] else "train"
+        folder = root / split if self.spec.task == "classify" else root / "images" / split
+        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            model = plugin.load_model(best, self.device or "cpu")
+            items = []
+            for index, path in enumerate(images[:SAMPLE_IMAGES]):
+                with Image.open(path) as opened:
+                    image = opened.convert("RGB")
+                result = model.predict(image, 0.25)
+                if "probabilities" in result:
+                    result["probabilities"] = result["probabilities"][:5]
+                png = io.BytesIO()
+                draw(image, result).save(png, format="PNG")
+                key = f"artifacts/predictions/{index:02d}_{path.stem}.png"
+                uri = upload_bytes(self.s3, png.getvalue(), self.output.join(key), "image/png")
+                items.append({"image": path.name, "drawn_uri": uri, **result})
+            doc = {"task": self.spec.task, "classes": model.classes, "images": items}
+            self.uploaded["predictions"] = upload_json(
+                self.s3, doc, self.output.join(OUTPUT_KEYS["predictions"])
+            )
+        except Exception as exc:  # the model is trained; a failed drawing must not fail the job
+            log.warning("sample predictions failed", extra={"error": str(exc)})
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -221,6 +292,15 @@ class JobRunner:
         if self.s3 is not None:
             for name, path in artifacts.items():
                 self._upload(name, path)
+            if self.dataset is not None:
+                try:
+                    self.uploaded["dataset_report"] = upload_json(
+                        self.s3,
+                        self.dataset.report(),
+                        self.output.join(OUTPUT_KEYS["dataset_report"]),
+                    )
+                except Exception as exc:
+                    log.warning("dataset report not uploaded", extra={"error": str(exc)})
         if self.tracker is not None:
             self.tracker.end(state)
         write_status(
@@ -243,6 +323,7 @@ class JobRunner:
                 artifacts=dict(self.uploaded),
                 error=error,
                 log_tail=self.tail.tail(),
+                dataset=self.dataset.report() if self.dataset else None,
             )
         )
         self.sender.close()

@@ -84,3 +84,7 @@ class CallbackEvent(BaseModel):
     error: CallbackError | None = None
     device: str | None = None
     log_tail: list[str] | None = None
+    # Additive since v1.1: per-epoch validation summary (epoch events) and the dataset report
+    # (counts and skipped corrupt images; on `finished`).
+    validation: dict[str, Any] | None = None
+    dataset: dict[str, Any] | None = None

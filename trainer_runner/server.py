@@ -1,4 +1,4 @@
-"""HTTP API of the trainer (protocol v1): start, status, cancel, health.
+"""HTTP API of the trainer (protocol v1): start, status, cancel, health, plugins, predict, export.
 
 Endpoints only parse and shape; `JobSupervisor` holds the rules. Nothing here imports torch,
 so the server starts in a fraction of a second and survives any job crash.
@@ -9,11 +9,15 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, status
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 
 from trainer_runner.errors import UserError
-from trainer_runner.plugins import get_plugin
+from trainer_runner.inference import ExportRequest, ModelService, PredictRequest
+from trainer_runner.plugins import PLUGINS, get_plugin
+from trainer_runner.plugins.spec import FieldError
 from trainer_runner.schemas import JobStatus, StartJobRequest
 from trainer_runner.settings import TrainerSettings
 from trainer_runner.supervisor import JobSupervisor, StaleAttempt, TrainerBusy
@@ -46,17 +50,26 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     app = FastAPI(title="vtp trainer", version="1", lifespan=lifespan)
     app.state.supervisor = supervisor
     app.state.settings = settings
+    models = ModelService(settings)
+    app.state.models = models
+
+    @app.exception_handler(FieldError)
+    async def field_error(_: Request, exc: FieldError) -> JSONResponse:
+        # Same shape as FastAPI's own 422s: `detail[].loc` names the field, ctx.allowed the fix.
+        return JSONResponse(status_code=422, content={"detail": exc.detail()})
+
+    @app.exception_handler(UserError)
+    async def user_error(_: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     def _not_found(job_id: str) -> HTTPException:
         return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown job {job_id}")
 
     @app.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobStatus)
     def start_job(request: StartJobRequest) -> JobStatus:
+        get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
         try:
-            get_plugin(request.framework).validate(request)
             return supervisor.start(request)
-        except UserError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
         except StaleAttempt as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         except TrainerBusy as exc:
@@ -81,6 +94,19 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
         if found is None:
             raise _not_found(job_id)
         return found
+
+    @app.get("/plugins")
+    def list_plugins() -> dict[str, Any]:
+        """Frameworks, their tasks, models and typed hyperparameters: enough to build a form."""
+        return {"frameworks": [plugin.spec.describe() for plugin in PLUGINS.values()]}
+
+    @app.post("/predict")
+    def predict(request: PredictRequest) -> dict[str, Any]:
+        return models.predict(request)
+
+    @app.post("/export")
+    def export(request: ExportRequest) -> dict[str, Any]:
+        return models.export(request)
 
     @app.get("/healthz")
     def healthz() -> dict[str, object]:

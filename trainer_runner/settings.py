@@ -35,6 +35,12 @@ class TrainerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8100
     torch_threads: int = Field(default=0, ge=0, description="0 uses every core.")
+    model_cache_size: int = Field(
+        default=4, ge=1, description="Models kept loaded for /predict (least recently used out)."
+    )
+    plugins: str = Field(
+        default="", description="Extra plugins, comma-separated 'module:Class' (TRAINER_PLUGINS)."
+    )
 
     def resolved_torch_threads(self) -> int:
         """Threads torch should use; Ultralytics alone would leave one core idle."""

@@ -95,3 +95,15 @@ def upload_file(client: S3Client, path: Path, uri: S3Uri) -> str:
     """Upload a local file (multipart above the threshold) and return its s3:// URI."""
     client.upload_file(str(path), uri.bucket, uri.key, Config=_transfer_config())
     return str(uri)
+
+
+def upload_bytes(client: S3Client, data: bytes, uri: S3Uri, content_type: str) -> str:
+    """Put a small object (a JSON document, a PNG) and return its s3:// URI."""
+    client.put_object(Bucket=uri.bucket, Key=uri.key, Body=data, ContentType=content_type)
+    return str(uri)
+
+
+def upload_json(client: S3Client, document: Any, uri: S3Uri) -> str:
+    import json
+
+    return upload_bytes(client, json.dumps(document).encode(), uri, "application/json")

@@ -38,6 +38,7 @@ def test_bad_labels_fail_as_user_error(
     assert finished["state"] == "failed"
     assert finished["error"]["kind"] == "user"
     assert "class id 7" in finished["error"]["message"]
+    assert "only 2 classes (0=circle, 1=square)" in finished["error"]["message"]
     assert set(finished["artifacts"]) == {"log"}  # nothing else was produced
     assert not callback_receiver.of("bad-labels", "epoch")
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from trainer_runner.plugins.spec import PluginSpec
 from trainer_runner.schemas import StartJobRequest
+
+# (epoch, total_epochs, metrics, validation) where validation maps an artifact name
+# ("per_class", "confusion_matrix", "pr_curve") to a JSON-able document, or is None.
+EpochHook = Callable[[int, int, dict[str, float], dict[str, Any] | None], None]
 
 
 @dataclass
@@ -23,13 +28,14 @@ class JobContext:
     work_dir: Path  # the attempt's scratch folder; the plugin may write anywhere below it
     cache_dir: Path  # shared by all jobs of this trainer: framework config and caches
     run_dir: Path  # where the framework writes its run (checkpoints, results.csv)
-    data_yaml: Path
+    data_yaml: Path  # detect/segment: YOLO data.yaml
+    dataset_root: Path  # classify: ImageFolder root with train/ and val/
     classes: list[str]
     device: str  # resolved torch device: "cpu" or "cuda:0"
     torch_threads: int
     resume_checkpoint: Path | None
     is_cancelled: Callable[[], bool]
-    on_epoch: Callable[[int, int, dict[str, float]], None]  # (epoch, total_epochs, metrics)
+    on_epoch: EpochHook
     on_checkpoint: Callable[[Path], None]  # a resumable last checkpoint was just written
     # Filled by the plugin: logical artifact name -> local path (uploaded if it exists).
     artifacts: dict[str, Path] = field(default_factory=dict)
@@ -37,16 +43,46 @@ class JobContext:
     epoch: int | None = None  # epoch in progress, for heartbeats
 
 
+class LoadedModel(Protocol):
+    """A trained model in memory, ready for `POST /predict` (kept in an LRU cache)."""
+
+    task: str
+    classes: list[str]
+
+    def predict(self, image: Any, conf: float) -> dict[str, Any]:
+        """Predictions for one RGB `PIL.Image`: `{"boxes": [...]}` (detect/segment, boxes in
+        pixels `[x1, y1, x2, y2]`, `class_id`, `class_name`, `score`) or
+        `{"probabilities": [...]}` (classify: `class_id`, `class_name`, `score`, best first)."""
+
+
+@dataclass
+class ExportResult:
+    """One exported file and how closely its output matched the PyTorch model's."""
+
+    format: str
+    path: Path
+    parity: dict[str, Any]  # {"ok", "max_abs_diff", "tolerance", "output_shape"}
+
+
 class TrainerPlugin(Protocol):
     """One framework. `validate` runs in the HTTP server, so it must not import heavy libraries."""
 
     name: str
+    spec: PluginSpec
 
     def validate(self, config: StartJobRequest) -> None:
-        """Raise `UserError` when the request cannot work with this framework."""
+        """Raise `UserError` (or `FieldError`, naming the field) when the request cannot work."""
 
     def train(self, ctx: JobContext) -> None:
         """Train to completion; raise `JobCancelled` when `ctx.is_cancelled()` turns true."""
+
+    def load_model(self, checkpoint: Path, device: str) -> LoadedModel:
+        """Load a checkpoint this plugin wrote, for inference."""
+
+    def export(
+        self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any
+    ) -> list[ExportResult]:
+        """Write each format under `out_dir` and compare its output on `sample` (a PIL image)."""
 
 
 def resolve_device(requested: str) -> str:

@@ -1,4 +1,4 @@
-"""Ultralytics YOLO plugin (task `detect`), set up to train fully offline.
+"""Ultralytics YOLO plugin (detect, segment, classify), set up to train fully offline.
 
 Ultralytics reaches for the network in several places (fonts, hub sync, AMP check weights,
 pretrained weights, coco8 fallback); the settings here close each of them.
@@ -16,29 +16,57 @@ from pathlib import Path
 from typing import Any
 
 from trainer_runner.errors import JobCancelled, UserError
-from trainer_runner.plugins.base import JobContext
+from trainer_runner.plugins.base import ExportResult, JobContext
+from trainer_runner.plugins.spec import FieldError, HyperParam, PluginSpec
 from trainer_runner.schemas import StartJobRequest
+from trainer_runner.validation import confusion_matrix_doc, per_class_accuracy, pr_curve_doc
 
 log = logging.getLogger(__name__)
 
-TASKS = frozenset({"detect"})
-# Keys the runner sets itself: a user value would break offline training or the file layout.
-RESERVED_KEYS = frozenset(
-    {
-        "data",
-        "model",
-        "task",
-        "mode",
-        "project",
-        "name",
-        "save_dir",
-        "exist_ok",
-        "resume",
-        "device",
-        "workers",
-        "pretrained",
-        "amp",
-    }
+DETECT_LIKE = ("detect", "segment")
+SPATIAL = DETECT_LIKE  # hyperparameters that only make sense with boxes/masks
+SPEC = PluginSpec(
+    name="ultralytics",
+    description="Ultralytics YOLO, models built from YAML (no pretrained weights offline).",
+    tasks={
+        "detect": ("yolo11n.yaml", "yolo11s.yaml", "yolo11m.yaml", "yolov8n.yaml", "yolov8s.yaml"),
+        "segment": ("yolo11n-seg.yaml", "yolo11s-seg.yaml", "yolov8n-seg.yaml"),
+        "classify": ("yolo11n-cls.yaml", "yolo11s-cls.yaml", "yolov8n-cls.yaml"),
+    },
+    hyperparameters=(
+        HyperParam("epochs", "int", 5, 1, 1000, help="passes over the training set"),
+        HyperParam("imgsz", "int", 320, 32, 2048, help="square input size in pixels"),
+        HyperParam("batch", "int", 16, 1, 512),
+        HyperParam("lr0", "float", 0.01, 1e-6, 1.0, help="initial learning rate"),
+        HyperParam("lrf", "float", 0.01, 1e-4, 1.0, help="final lr as a fraction of lr0"),
+        HyperParam("momentum", "float", 0.937, 0.0, 0.999),
+        HyperParam("weight_decay", "float", 0.0005, 0.0, 0.1),
+        HyperParam("warmup_epochs", "float", 3.0, 0.0, 20.0),
+        HyperParam(
+            "optimizer",
+            "str",
+            "auto",
+            choices=("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp"),
+        ),
+        HyperParam("cos_lr", "bool", False, help="cosine learning-rate schedule"),
+        HyperParam("patience", "int", 100, 1, 1000, help="epochs without improvement to stop"),
+        HyperParam("seed", "int", 0, 0, 2**31 - 1),
+        HyperParam("deterministic", "bool", True),
+        HyperParam("fliplr", "float", 0.5, 0.0, 1.0, help="horizontal flip probability"),
+        HyperParam("hsv_h", "float", 0.015, 0.0, 1.0),
+        HyperParam("hsv_s", "float", 0.7, 0.0, 1.0),
+        HyperParam("hsv_v", "float", 0.4, 0.0, 1.0),
+        HyperParam("mosaic", "float", 1.0, 0.0, 1.0, tasks=SPATIAL),
+        HyperParam("mixup", "float", 0.0, 0.0, 1.0, tasks=SPATIAL),
+        HyperParam("close_mosaic", "int", 10, 0, 1000, tasks=SPATIAL),
+        HyperParam("degrees", "float", 0.0, 0.0, 180.0, tasks=SPATIAL),
+        HyperParam("translate", "float", 0.1, 0.0, 1.0, tasks=SPATIAL),
+        HyperParam("scale", "float", 0.5, 0.0, 1.0, tasks=SPATIAL),
+        HyperParam("overlap_mask", "bool", True, tasks=("segment",)),
+        HyperParam("dropout", "float", 0.0, 0.0, 1.0, tasks=("classify",)),
+        HyperParam("erasing", "float", 0.4, 0.0, 0.9, tasks=("classify",)),
+        HyperParam("plots", "bool", False, help="Ultralytics' own PNG plots in the run folder"),
+    ),
 )
 OFFLINE_ENV = {
     "YOLO_OFFLINE": "1",
@@ -61,6 +89,12 @@ METRIC_NAMES = {
     "metrics/recall(B)": "recall",
     "metrics/mAP50(B)": "map50",
     "metrics/mAP50-95(B)": "map50_95",
+    "metrics/precision(M)": "mask_precision",
+    "metrics/recall(M)": "mask_recall",
+    "metrics/mAP50(M)": "mask_map50",
+    "metrics/mAP50-95(M)": "mask_map50_95",
+    "metrics/accuracy_top1": "top1",
+    "metrics/accuracy_top5": "top5",
 }
 
 
@@ -96,49 +130,53 @@ def prepare_offline(config_dir: Path, threads: int) -> None:
             os.replace(tmp, fonts / name)  # atomic: concurrent jobs never see half a font
 
 
+def import_ultralytics(config_dir: Path, threads: int) -> Any:
+    """Import ultralytics offline, its logs routed to ours; returns the `YOLO` class."""
+    prepare_offline(config_dir, threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    # Ultralytics binds its log handler to sys.stdout at import; catch that plain text.
+    with contextlib.redirect_stdout(io.StringIO()) as import_output:
+        import ultralytics
+        import ultralytics.utils as ultralytics_utils
+        import ultralytics.utils.torch_utils as torch_utils
+        from ultralytics import YOLO
+    _route_ultralytics_logs()
+    for line in import_output.getvalue().splitlines():
+        logging.getLogger("ultralytics").info(line)
+    ultralytics.settings.update(DISABLED_INTEGRATIONS)
+    # select_device() resets torch threads to this value (cpu_count - 1 by default).
+    torch_utils.NUM_THREADS = threads
+    # Progress bars are plain text on stdout; only they read this flag, logs stay at INFO.
+    ultralytics_utils.VERBOSE = False
+    return YOLO
+
+
 class UltralyticsPlugin:
-    """YOLO detection with Ultralytics, models built from YAML (no weight downloads)."""
+    """YOLO detection, segmentation and classification, models built from YAML."""
 
     name = "ultralytics"
+    spec = SPEC
+
+    def __init__(self, config_dir: Path | None = None) -> None:
+        self.config_dir = config_dir  # for export/predict in the server; jobs use ctx.cache_dir
 
     def validate(self, config: StartJobRequest) -> None:
-        if config.task not in TASKS:
-            raise UserError(
-                f"ultralytics plugin supports tasks {sorted(TASKS)}, not {config.task!r}"
-            )
-        if config.resume_from_uri is None and not config.model.endswith((".yaml", ".yml")):
-            raise UserError(
-                f"model {config.model!r} must be a model YAML such as 'yolo11n.yaml' "
-                "(pretrained weights cannot be downloaded here)"
-            )
-        reserved = sorted(RESERVED_KEYS & set(config.hyperparameters))
-        if reserved:
-            raise UserError(f"hyperparameters {reserved} are set by the trainer and not allowed")
-        epochs = config.hyperparameters.get("epochs", 1)
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise UserError(f"hyperparameter epochs must be a whole number >= 1, not {epochs!r}")
+        SPEC.check_task_and_hyperparameters(config.task, config.hyperparameters)
+        if config.resume_from_uri is None:
+            if not config.model.endswith((".yaml", ".yml")):
+                raise FieldError(
+                    ("model",),
+                    f"{config.model!r} must be a model YAML such as 'yolo11n.yaml' "
+                    "(pretrained weights cannot be downloaded here)",
+                    list(SPEC.tasks[config.task]),
+                )
+            SPEC.check_model(config.task, config.model)
 
     def train(self, ctx: JobContext) -> None:
-        prepare_offline(ctx.cache_dir / "ultralytics-config", ctx.torch_threads)
-        import torch
-
-        torch.set_num_threads(ctx.torch_threads)
-        # Ultralytics binds its log handler to sys.stdout at import; catch that plain text.
-        with contextlib.redirect_stdout(io.StringIO()) as import_output:
-            import ultralytics
-            import ultralytics.utils as ultralytics_utils
-            import ultralytics.utils.torch_utils as torch_utils
-            from ultralytics import YOLO
-            from ultralytics.cfg import get_cfg
-        _route_ultralytics_logs()
-        for line in import_output.getvalue().splitlines():
-            logging.getLogger("ultralytics").info(line)
-
-        ultralytics.settings.update(DISABLED_INTEGRATIONS)
-        # select_device() resets torch threads to this value (cpu_count - 1 by default).
-        torch_utils.NUM_THREADS = ctx.torch_threads
-        # Progress bars are plain text on stdout; only they read this flag, logs stay at INFO.
-        ultralytics_utils.VERBOSE = False
+        yolo_cls = import_ultralytics(ctx.cache_dir / "ultralytics-config", ctx.torch_threads)
+        from ultralytics.cfg import get_cfg
 
         hyper = dict(ctx.spec.hyperparameters)
         try:
@@ -152,8 +190,10 @@ class UltralyticsPlugin:
             best_checkpoint=weights / "best.pt",
             results_csv=ctx.run_dir / "results.csv",
         )
+        task = ctx.spec.task
+        data = ctx.dataset_root if task == "classify" else ctx.data_yaml
         common: dict[str, Any] = {
-            "data": str(ctx.data_yaml.resolve()),
+            "data": str(data.resolve()),
             "device": "cpu" if ctx.device == "cpu" else ctx.device.split(":")[-1],
             "save_dir": str(ctx.run_dir.resolve()),
             "exist_ok": True,
@@ -161,11 +201,11 @@ class UltralyticsPlugin:
             "plots": hyper.pop("plots", False),
         }
         if ctx.resume_checkpoint is not None:
-            model = YOLO(str(ctx.resume_checkpoint))
+            model = yolo_cls(str(ctx.resume_checkpoint))
             self._add_callbacks(model, ctx)
             model.train(resume=True, **common)
         else:
-            model = YOLO(ctx.spec.model, task=ctx.spec.task)
+            model = yolo_cls(ctx.spec.model, task=task)
             self._add_callbacks(model, ctx)
             model.train(
                 **hyper,
@@ -179,6 +219,7 @@ class UltralyticsPlugin:
     @staticmethod
     def _add_callbacks(model: Any, ctx: JobContext) -> None:
         ended: dict[str, int] = {}
+        task = ctx.spec.task
 
         def on_train_epoch_start(trainer: Any) -> None:
             ctx.epoch = int(trainer.epoch)
@@ -190,6 +231,10 @@ class UltralyticsPlugin:
 
         def on_train_epoch_end(trainer: Any) -> None:
             ended["epoch"] = int(trainer.epoch)
+
+        def on_val_start(validator: Any) -> None:
+            if task in DETECT_LIKE and validator.training:
+                _collect_confusion_matrix_without_plots(validator)
 
         def on_model_save(trainer: Any) -> None:
             ctx.on_checkpoint(Path(trainer.last))
@@ -206,17 +251,234 @@ class UltralyticsPlugin:
             lr = (trainer.lr or {}).get("lr/pg0")
             if lr is not None:
                 metrics["lr"] = float(lr)
-            metrics["epoch_time_s"] = float(getattr(trainer, "epoch_time", 0.0) or 0.0)
-            ctx.on_epoch(int(trainer.epoch), int(trainer.epochs), metrics)
+            epoch_time = float(getattr(trainer, "epoch_time", 0.0) or 0.0)
+            metrics["epoch_time_s"] = epoch_time
+            n_images = len(getattr(trainer.train_loader, "dataset", []) or [])
+            if epoch_time > 0 and n_images:
+                metrics["images_per_s"] = n_images / epoch_time
+            try:
+                validation = _validation_docs(trainer.validator, ctx.classes, task)
+            except Exception as exc:  # artifacts are a bonus; never fail training for them
+                log.warning("validation artifacts unavailable", extra={"error": str(exc)})
+                validation = None
+            ctx.on_epoch(int(trainer.epoch), int(trainer.epochs), metrics, validation)
 
         for event, fn in {
             "on_train_epoch_start": on_train_epoch_start,
             "on_train_batch_end": on_train_batch_end,
             "on_train_epoch_end": on_train_epoch_end,
+            "on_val_start": on_val_start,
             "on_model_save": on_model_save,
             "on_fit_epoch_end": on_fit_epoch_end,
         }.items():
             model.add_callback(event, fn)
+
+    # -- inference and export (run in the server process) -------------------------------------
+    def _yolo(self, threads: int | None = None) -> Any:
+        config_dir = self.config_dir or Path(os.environ.get("TMPDIR", "/tmp")) / "vtp-ultralytics"
+        return import_ultralytics(config_dir, threads or os.cpu_count() or 1)
+
+    def load_model(self, checkpoint: Path, device: str) -> UltralyticsModel:
+        return UltralyticsModel(self._yolo()(str(checkpoint)), device)
+
+    def export(
+        self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any
+    ) -> list[ExportResult]:
+        import torch
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        local = out_dir / "model.pt"
+        shutil.copyfile(checkpoint, local)  # Ultralytics writes exports next to the weights
+        yolo = self._yolo()(str(local))
+        imgsz = _train_imgsz(yolo)
+        x = _to_tensor(sample, imgsz)
+        reference = yolo.model.float().eval()
+        with torch.no_grad():
+            expected = _first(reference(x)).numpy()
+        results: list[ExportResult] = []
+        for fmt in formats:
+            kwargs: dict[str, Any] = {"format": fmt, "imgsz": imgsz, "device": "cpu"}
+            if fmt == "onnx":
+                kwargs.update(simplify=False, dynamic=False)  # onnxslim is not installed
+            written = Path(yolo.export(**kwargs))
+            target = out_dir / f"model.{fmt}"
+            os.replace(written, target)
+            results.append(
+                ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x)))
+            )
+        return results
+
+
+class UltralyticsModel:
+    """A YOLO checkpoint loaded for `POST /predict`."""
+
+    def __init__(self, yolo: Any, device: str) -> None:
+        self.yolo = yolo
+        self.device = device
+        self.task = str(yolo.task)
+        names = yolo.names
+        self.classes = [str(names[i]) for i in sorted(names)]
+        self.imgsz = _train_imgsz(yolo)
+
+    def predict(self, image: Any, conf: float) -> dict[str, Any]:
+        result = self.yolo.predict(
+            image, conf=conf, imgsz=self.imgsz, device=self.device, verbose=False
+        )[0]
+        if self.task == "classify":
+            probs = result.probs.data.float().cpu().tolist()
+            order = sorted(range(len(probs)), key=lambda i: -probs[i])
+            return {
+                "probabilities": [
+                    {"class_id": i, "class_name": self.classes[i], "score": float(probs[i])}
+                    for i in order
+                ]
+            }
+        boxes = []
+        polygons = result.masks.xy if result.masks is not None else None
+        xyxy = result.boxes.xyxy.cpu().tolist()
+        for i, (cls, score) in enumerate(
+            zip(result.boxes.cls.cpu().tolist(), result.boxes.conf.cpu().tolist(), strict=True)
+        ):
+            item: dict[str, Any] = {
+                "class_id": int(cls),
+                "class_name": self.classes[int(cls)],
+                "score": float(score),
+                "box": [round(float(v), 2) for v in xyxy[i]],
+            }
+            if polygons is not None:
+                item["polygon"] = [[round(float(x), 1), round(float(y), 1)] for x, y in polygons[i]]
+            boxes.append(item)
+        boxes.sort(key=lambda b: -b["score"])
+        return {"boxes": boxes}
+
+
+def _train_imgsz(yolo: Any) -> int:
+    args = getattr(yolo, "ckpt", None) or {}
+    imgsz = (args.get("train_args") or {}).get("imgsz") or yolo.overrides.get("imgsz") or 640
+    return int(imgsz if isinstance(imgsz, int) else max(imgsz))
+
+
+def _to_tensor(sample: Any, imgsz: int) -> Any:
+    """A PIL image as the 1x3xHxW float tensor in 0..1 both the model and its exports take."""
+    import numpy as np
+    import torch
+
+    array = np.asarray(sample.convert("RGB").resize((imgsz, imgsz)), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.transpose(2, 0, 1).copy()).unsqueeze(0)
+
+
+def _first(output: Any) -> Any:
+    while isinstance(output, list | tuple):
+        output = output[0]
+    return output.detach().float().cpu()
+
+
+def run_exported(fmt: str, path: Path, x: Any) -> Any:
+    """Run an exported file on `x` with its own runtime (onnxruntime, torch.jit)."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    if fmt == "torchscript":
+        import torch
+
+        with torch.no_grad():
+            return _first(torch.jit.load(str(path), map_location="cpu")(x)).numpy()
+    raise UserError(f"unsupported export format {fmt!r}")
+
+
+def parity(expected: Any, actual: Any, rel: float = 1e-3) -> dict[str, Any]:
+    """Did the exported model give the PyTorch model's output? Tolerance scales with magnitude."""
+    import numpy as np
+
+    expected = np.asarray(expected, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    if expected.shape != actual.shape:
+        return {
+            "ok": False,
+            "reason": f"shape {list(actual.shape)} != {list(expected.shape)}",
+            "output_shape": list(expected.shape),
+        }
+    tolerance = rel * max(1.0, float(np.abs(expected).max()))
+    diff = float(np.abs(expected - actual).max()) if expected.size else 0.0
+    return {
+        "ok": diff <= tolerance,
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "output_shape": list(expected.shape),
+    }
+
+
+def _collect_confusion_matrix_without_plots(validator: Any) -> None:
+    """Make the per-epoch validator fill its confusion matrix without drawing any PNGs.
+
+    Ultralytics fills the matrix only when `plots` is on, and `plots` also renders sample
+    batches, curves and matrices with matplotlib (seconds per epoch). Turn the flag on for this
+    validator and switch the drawing off on the instance.
+    """
+    if getattr(validator, "_vtp_patched", False):
+        validator.args.plots = True
+        return
+    validator.args.plots = True
+    validator.plot_val_samples = lambda *a, **k: None
+    validator.plot_predictions = lambda *a, **k: None
+    init_metrics = validator.init_metrics
+
+    def init_metrics_quiet(model: Any) -> None:
+        init_metrics(model)
+        validator.confusion_matrix.plot = lambda *a, **k: None
+        process = validator.metrics.process
+        if getattr(process, "_vtp_quiet", False):
+            return
+
+        def process_quiet(*args: Any, **kwargs: Any) -> Any:
+            kwargs["plot"] = False
+            return process(*args, **kwargs)
+
+        process_quiet._vtp_quiet = True  # type: ignore[attr-defined]
+        validator.metrics.process = process_quiet
+
+    validator.init_metrics = init_metrics_quiet
+    validator._vtp_patched = True
+
+
+def _validation_docs(validator: Any, classes: list[str], task: str) -> dict[str, Any] | None:
+    """Per-class scores, confusion matrix and PR curve of the epoch's validation."""
+    if validator is None or getattr(validator, "confusion_matrix", None) is None:
+        return None
+    if task == "classify":
+        cm = confusion_matrix_doc(validator.confusion_matrix.matrix, classes, background=False)
+        return {
+            "per_class": {"headline": "accuracy", "classes": per_class_accuracy(cm)},
+            "confusion_matrix": cm,
+        }
+    metrics = validator.metrics
+    box = metrics.box
+    index = [int(c) for c in metrics.ap_class_index]
+    rows: dict[str, dict[str, float]] = {}
+    for i, c in enumerate(index):
+        row = {
+            "ap50_95": float(box.ap[i]),
+            "ap50": float(box.ap50[i]),
+            "precision": float(box.p[i]),
+            "recall": float(box.r[i]),
+        }
+        if task == "segment":
+            row.update(mask_ap50_95=float(metrics.seg.ap[i]), mask_ap50=float(metrics.seg.ap50[i]))
+        rows[classes[c]] = row
+    docs: dict[str, Any] = {
+        "per_class": {"headline": "ap50_95", "classes": rows},
+        "confusion_matrix": confusion_matrix_doc(
+            validator.confusion_matrix.matrix, classes, background=True
+        ),
+    }
+    prec = getattr(box, "prec_values", None)
+    if prec is not None and len(prec) == len(index):
+        docs["pr_curve"] = pr_curve_doc(
+            list(box.px), {classes[c]: list(prec[i]) for i, c in enumerate(index)}, iou=0.5
+        )
+    return docs
 
 
 def _route_ultralytics_logs() -> None:
