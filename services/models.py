@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import JSON, Column, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -43,6 +43,9 @@ class User(SQLModel, table=True):
     badge_color: str = Field(default="#2563eb", max_length=9)
     is_platform_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # A deactivated account keeps its history (audit, jobs) but can no longer sign in.
+    is_active: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    password_changed_at: datetime | None = None
 
 
 class ApiToken(SQLModel, table=True):
@@ -53,6 +56,10 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(index=True, unique=True, max_length=64)
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
+    # "session": the web UI's sign-in; "personal": a named token a user made for scripts/CI.
+    kind: str = Field(default="session", max_length=16, sa_column_kwargs={"server_default": "session"})
+    name: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
+    last_used_at: datetime | None = None
 
 
 class Project(SQLModel, table=True):
@@ -60,6 +67,8 @@ class Project(SQLModel, table=True):
     name: str = Field(max_length=120)
     description: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    # Deleted projects disappear for everyone (NotFound) while their jobs and audit trail stay.
+    deleted_at: datetime | None = None
 
 
 class Membership(SQLModel, table=True):
@@ -96,6 +105,19 @@ class DatasetVersion(SQLModel, table=True):
     split_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     size_bytes: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+    # How this version came to be: "upload" (split as received), or a split of `parent_version_id`.
+    parent_version_id: int | None = Field(default=None, foreign_key="datasetversion.id")
+    split_method: str = Field(default="upload", max_length=16, sa_column_kwargs={"server_default": "upload"})
+    split_seed: int | None = None
+    split_ratios: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # split -> class name -> number of images holding that class
+    class_counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    num_warnings: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    note: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
 
 
 class Job(SQLModel, table=True):
@@ -149,3 +171,51 @@ class JobMetric(SQLModel, table=True):
     epoch: int
     metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class RefreshToken(SQLModel, table=True):
+    """One link of a rotating refresh-token chain; a second use of a link revokes its whole family."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    family_id: str = Field(index=True, max_length=64)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class PasswordResetToken(SQLModel, table=True):
+    """Single-use, short-lived; only the SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+
+
+class PlatformSetting(SQLModel, table=True):
+    """Switches platform admins flip at run time (e.g. sign-up on/off), overriding the environment."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=500)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of every mutating action and every denial (see services.audit)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: int | None = Field(default=None, index=True)
+    actor: str = Field(default="", max_length=64)
+    action: str = Field(max_length=160, index=True)
+    target: str = Field(default="", max_length=300)
+    project_id: int | None = Field(default=None, index=True)
+    result: str = Field(max_length=16, index=True)
+    status_code: int | None = None
+    detail: str = Field(default="", max_length=500)
+    source_ip: str = Field(default="", max_length=64)

@@ -1,8 +1,8 @@
 """Read models and user actions shared by the REST API and the web UI's state classes.
 
 Everything here takes the session explicitly and returns public shapes (services.schemas);
-ORM rows never leave `services/`. Callers check roles with `services.permissions.require_role`
-before reading; `cancel_job` checks the role itself.
+ORM rows never leave `services/`. Callers check access with `services.permissions.authorize`
+before reading; `cancel_job` checks it itself.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import httpx
 from sqlmodel import Session
 
-from services import jobs
+from services import audit, jobs
 from services.datasets import list_datasets
 from services.errors import DomainError, NotFound
-from services.models import Job, JobState, Role, User
-from services.permissions import require_role
+from services.models import Job, JobState, User
+from services.permissions import Action, authorize
 from services.projects import projects_for
 from services.schemas import DatasetVersionPublic, JobDetail, JobPublic, MetricPoint, ProjectPublic
 from services.trainer_client import TrainerClient
@@ -50,12 +50,21 @@ def job_detail(session: Session, *, project_id: int, job_id: int) -> JobDetail:
 async def cancel_job(session: Session, *, user: User, project_id: int, job_id: int) -> JobPublic:
     """Cancel a job (same rules as POST /api/v1/projects/{p}/jobs/{j}/cancel).
 
+    Members cancel the jobs they launched; admins and owners cancel anyone's (Action.job_cancel).
     Queued/retrying jobs are cancelled at once; dispatching/running ones are asked to stop
     through the trainer, whose final callback records `cancelled`. The caller commits.
-    Raises NotFound, PermissionDenied (needs member), DomainError (finished, trainer unreachable).
+    Raises NotFound, PermissionDenied, DomainError (finished, trainer unreachable).
     """
-    require_role(session, user=user, project_id=project_id, minimum=Role.member)
+    authorize(session, user=user, project_id=project_id, action=Action.job_read)
     job = jobs.get_job(session, project_id=project_id, job_id=job_id)
+    authorize(
+        session,
+        user=user,
+        project_id=project_id,
+        action=Action.job_cancel,
+        owner_id=job.created_by,
+        target=f"job:{job_id}",
+    )
     state = JobState(job.state)
     if state in jobs.FINISHED:
         raise DomainError(f"Job {job_id} already {state.value}; nothing to cancel")
@@ -66,4 +75,6 @@ async def cancel_job(session: Session, *, user: User, project_id: int, job_id: i
             await TrainerClient.from_settings().cancel_job(job.id)
         except httpx.HTTPError as exc:
             raise DomainError(f"Could not reach the trainer to cancel job {job_id}: {exc}") from exc
+    if audit.current_context() is None:  # the REST middleware records its own requests
+        audit.record(session, actor=user, action="job.cancel", target=f"job:{job_id}", project_id=project_id)
     return JobPublic.of(job)

@@ -135,8 +135,6 @@ def _parse_manifest(raw: bytes, task: str) -> dict[str, Any]:
         raise DatasetError(f"manifest.json is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict):
         raise DatasetError("manifest.json must be an object")
-    if manifest.get("format", "yolo") != "yolo":
-        raise DatasetError(f"unsupported dataset format {manifest.get('format')!r}")
     if task not in TASKS:
         raise DatasetError(f"unknown task {task!r}; datasets are for {list(TASKS)}")
     if manifest.get("task", "detect") != task:

@@ -80,3 +80,22 @@ def digits_imagefolder(per_class: int = 12, with_splits: bool = True) -> dict[st
         split = ("train" if n % 4 else "val") + "/" if with_splits else ""
         entries[f"digits/{split}{target}/{n:03d}.png"] = out.getvalue()
     return entries
+
+
+def write_noise_imagefolder_zip(path: str, total_bytes: int, side: int = 1024) -> int:
+    """A valid ImageFolder zip of random-noise BMPs (incompressible, stored), about `total_bytes`.
+
+    Written image by image, so building a multi-GB archive never holds more than one image.
+    Returns the archive's size in bytes.
+    """
+    import os
+
+    per_image = side * side * 3
+    count = max(4, total_bytes // per_image)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for i in range(count):
+            img = Image.frombytes("RGB", (side, side), os.urandom(per_image))
+            out = io.BytesIO()
+            img.save(out, format="BMP")
+            archive.writestr(f"noise/{'ab'[i % 2]}/{i:05d}.bmp", out.getvalue())
+    return os.path.getsize(path)

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from services import sample_data, storage
 from tests.datasets.conftest import upload
-from tests.datasets.factories import coco, digits_imagefolder, yolo_segment
+from tests.datasets.factories import coco, digits_imagefolder, png, yolo_segment
 
 pytestmark = [pytest.mark.datasets, pytest.mark.usefixtures("backend")]
 
@@ -65,8 +65,6 @@ def test_roboflow_style_yolo_under_a_wrapping_folder(client: TestClient) -> None
 
 
 def sample_data_png(seed: int) -> bytes:
-    from tests.datasets.factories import png
-
     return png(seed=seed)
 
 
@@ -103,3 +101,20 @@ def test_imagefolder_without_split_folders_is_all_train(client: TestClient) -> N
     response = upload(client, entries, "flat")
     assert response.status_code == 201, response.text
     assert response.json()["split_counts"] == {"train": 30}
+
+
+def test_coco_split_per_annotation_file(client: TestClient) -> None:
+    train, doc = coco(images=3)
+    val_doc = {**doc, "images": [{"id": 1, "file_name": "v.png", "width": 80, "height": 60}]}
+    val_doc["annotations"] = [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [0, 0, 80, 60]}]
+    entries = {
+        **train,
+        "annotations/instances_val.json": json.dumps(val_doc),
+        "images/v.png": png(80, 60, seed=9),
+    }
+    response = upload(client, entries, "pets2")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["split_counts"] == {"train": 3, "val": 1}
+    manifest = _manifest(body)
+    assert [i["labels"] for i in manifest["images"] if i["split"] == "val"] == [[[1, 0.5, 0.5, 1.0, 1.0]]]

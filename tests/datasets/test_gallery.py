@@ -117,3 +117,19 @@ def test_full_size_image_is_streamed_from_the_archive(client: TestClient, boxes:
     assert response.content == png(512, 256, GREY, seed=1)
     assert client.get(f"{url}/99").status_code == 404
     assert client.get(f"{base(client, 424242)}/versions/1/images/0").status_code == 404
+
+
+def test_segmentation_polygons_are_drawn(client: TestClient) -> None:
+    from tests.datasets.factories import yolo_segment
+
+    entries = yolo_segment(2)
+    entries["images/train/0.png"] = png(200, 200, GREY, seed=1)
+    response = upload(client, entries, "polys")
+    assert response.status_code == 201, response.text
+    url = f"{base(client, response.json()['dataset_id'])}/versions/1/images/0/thumbnail"
+    img = Image.open(io.BytesIO(client.get(url).content)).convert("RGB")
+    # polygon (0.1,0.1) (0.5,0.1) (0.5,0.6) (0.1,0.6) on 200x200: outline at x=20, fill inside
+    assert _close(img.getpixel((21, 60)), class_colour(0))
+    inside = img.getpixel((60, 60))
+    assert not _close(inside, GREY, 10) and inside[0] > inside[1]  # tinted towards the class colour
+    assert _close(img.getpixel((150, 150)), GREY)

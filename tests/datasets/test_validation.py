@@ -222,3 +222,21 @@ def test_archive_limits_are_checked_before_extracting(limits: Limits, expected: 
     with pytest.raises(DatasetRejected) as caught:
         read_dataset_archive(io.BytesIO(zip_bytes(GOOD)), limits)
     assert expected in str(caught.value)
+
+
+def test_a_storage_failure_midway_leaves_nothing(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive is already in S3 when writing the manifest fails: it must be removed again."""
+    from services import storage
+
+    real_put = storage.put_bytes
+
+    def failing_put(key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        if key.endswith("manifest.json"):
+            raise storage.StorageError("injected failure")
+        return real_put(key, data, content_type)
+
+    monkeypatch.setattr(storage, "put_bytes", failing_put)
+    before = state()
+    with pytest.raises(storage.StorageError):
+        upload(client, GOOD, "fails")
+    assert state() == before

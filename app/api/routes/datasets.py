@@ -1,12 +1,23 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app.api.deps import CurrentUser, SessionDep
 from services import datasets, views
-from services.models import Role
+from services.datasets import stats, thumbnails
+from services.datasets.schemas import (
+    DatasetStats,
+    DatasetVersionDetail,
+    GalleryPage,
+    RejectedUpload,
+    ReportPublic,
+    SplitRequest,
+    UploadResult,
+)
+from services.models import DatasetVersion, Role
 from services.permissions import require_role
 from services.schemas import DatasetVersionPublic
 
@@ -19,23 +30,141 @@ def list_datasets(project_id: int, session: SessionDep, user: CurrentUser) -> li
     return views.project_datasets(session, project_id=project_id)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=UploadResult, responses={422: {"model": RejectedUpload}})
 def upload_dataset(
     project_id: int,
     session: SessionDep,
     user: CurrentUser,
-    file: Annotated[UploadFile, File(description="A .zip in YOLO detection layout")],
+    file: Annotated[UploadFile, File(description="A .zip in YOLO, COCO or ImageFolder layout")],
     name: Annotated[str, Form(max_length=120)] = "",
-) -> DatasetVersionPublic:
-    """Starlette spools the upload to disk, so a multi-GB zip never sits in memory."""
+) -> Any:
+    """Starlette spools the upload to disk and boto3 sends it in parts, so memory stays flat.
+
+    201: the new version and its report (warnings). 422: `detail` plus every problem as
+    `problems: [{file, line, message}]`; nothing is stored.
+    """
     require_role(session, user=user, project_id=project_id, minimum=Role.member)
     filename = file.filename or "upload.zip"
-    version = datasets.create_dataset_from_zip(
+    dataset_name = name or filename.rsplit(".", 1)[0]
+    try:
+        version, report = datasets.ingest_zip(
+            session,
+            project_id=project_id,
+            user_id=user.id,
+            name=dataset_name,
+            fileobj=file.file,
+            filename=filename,
+        )
+    except datasets.DatasetRejected as exc:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    detail = DatasetVersionDetail.of(version, dataset_name)
+    return UploadResult(**detail.model_dump(), report=ReportPublic.of(report))
+
+
+def _version(
+    session: SessionDep, user: CurrentUser, project_id: int, dataset_id: int, version: int
+) -> DatasetVersion:
+    require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+    return datasets.get_dataset_version(
+        session, project_id=project_id, dataset_id=dataset_id, version=version
+    )
+
+
+@router.get("/{dataset_id}/versions")
+def list_versions(
+    project_id: int, dataset_id: int, session: SessionDep, user: CurrentUser
+) -> list[DatasetVersionDetail]:
+    """Every version of the dataset, newest first."""
+    require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+    dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
+    rows = datasets.list_versions(session, project_id=project_id, dataset_id=dataset_id)
+    return [DatasetVersionDetail.of(v, dataset.name) for v in rows]
+
+
+@router.get("/{dataset_id}/versions/{version}")
+def get_version(
+    project_id: int, dataset_id: int, version: int, session: SessionDep, user: CurrentUser
+) -> DatasetVersionDetail:
+    row = _version(session, user, project_id, dataset_id, version)
+    return DatasetVersionDetail.of(
+        row, datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id).name
+    )
+
+
+@router.get("/{dataset_id}/versions/{version}/report")
+def get_report(project_id: int, dataset_id: int, version: int, session: SessionDep, user: CurrentUser) -> Any:
+    """The validation report of an uploaded version (counts and warnings); {} for split versions."""
+    row = _version(session, user, project_id, dataset_id, version)
+    return datasets.queries.load_json(row.uri, datasets.queries.REPORT) or {}
+
+
+@router.post("/{dataset_id}/split", status_code=201)
+def split_dataset(
+    project_id: int, dataset_id: int, body: SplitRequest, session: SessionDep, user: CurrentUser
+) -> DatasetVersionDetail:
+    """A NEW version with a train/val/test split (stratified, random or as uploaded)."""
+    require_role(session, user=user, project_id=project_id, minimum=Role.member)
+    dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
+    version = datasets.split_version(
         session,
         project_id=project_id,
-        user_id=user.id,
-        name=name or filename.rsplit(".", 1)[0],
-        fileobj=file.file,
-        filename=filename,
+        dataset_id=dataset_id,
+        ratios={"train": body.train, "val": body.val, "test": body.test},
+        seed=body.seed,
+        method=body.method,
+        from_version=body.from_version,
     )
-    return DatasetVersionPublic.of(version, name or filename.rsplit(".", 1)[0])
+    return DatasetVersionDetail.of(version, dataset.name)
+
+
+@router.get("/{dataset_id}/versions/{version}/stats")
+def version_stats(
+    project_id: int, dataset_id: int, version: int, session: SessionDep, user: CurrentUser
+) -> DatasetStats:
+    """Counts per class per split, image sizes and objects per image, for charts."""
+    row = _version(session, user, project_id, dataset_id, version)
+    return DatasetStats(**stats.version_stats(row.uri))
+
+
+@router.get("/{dataset_id}/versions/{version}/images")
+def gallery(
+    request: Request,
+    project_id: int,
+    dataset_id: int,
+    version: int,
+    session: SessionDep,
+    user: CurrentUser,
+    split: Annotated[str | None, Query(pattern="^(train|val|test)$")] = None,
+    class_name: Annotated[str | None, Query(max_length=200)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 24,
+) -> GalleryPage:
+    """One page of images with thumbnails (rendered once, stored in S3), filtered by split/class."""
+    row = _version(session, user, project_id, dataset_id, version)
+    count, items = thumbnails.gallery_page(
+        row, split=split, class_name=class_name, offset=offset, limit=limit
+    )
+    base = str(request.url.path)
+    for item in items:
+        item["image_url"] = f"{base}/{item['index']}"
+        item["thumbnail_url"] = f"{base}/{item['index']}/thumbnail"
+    return GalleryPage.of(count, items, offset=offset, limit=limit)
+
+
+@router.get("/{dataset_id}/versions/{version}/images/{index}/thumbnail")
+def thumbnail(
+    project_id: int, dataset_id: int, version: int, index: int, session: SessionDep, user: CurrentUser
+) -> Response:
+    row = _version(session, user, project_id, dataset_id, version)
+    data = thumbnails.thumbnail_bytes(row, index)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/{dataset_id}/versions/{version}/images/{index}")
+def full_image(
+    project_id: int, dataset_id: int, version: int, index: int, session: SessionDep, user: CurrentUser
+) -> StreamingResponse:
+    """The full-size image, streamed out of the version's archive in S3."""
+    row = _version(session, user, project_id, dataset_id, version)
+    media, chunks = thumbnails.stream_image(row, index)
+    return StreamingResponse(chunks, media_type=media, headers={"Cache-Control": "private, max-age=86400"})

@@ -1,0 +1,266 @@
+"""Writing dataset versions: an upload becomes version 1, a new split becomes the next version.
+
+All or nothing: the archive is checked completely before anything is written; the version row
+is flushed first (so two writers cannot claim the same version prefix), then the objects are
+written, then the row is committed. On any failure the rows are rolled back and every object
+under the new version's prefix is deleted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import random
+from typing import IO, Any
+
+from boto3.s3.transfer import TransferConfig
+from sqlmodel import Session
+
+from services import storage
+from services.datasets import coco, imagefolder, yolo
+from services.datasets.archive import LIMITS, Limits, open_archive, strip_common_root
+from services.datasets.formats import SPLITS, Parsed, detect_format
+from services.datasets.queries import MANIFEST, REPORT, STATS, get_dataset_version, load_manifest
+from services.datasets.report import DatasetRejected, Report
+from services.datasets.splits import check_ratios, class_counts, split_counts, stratified_split
+from services.datasets.stats import compute as compute_stats
+from services.errors import InvalidInput
+from services.models import Dataset, DatasetVersion
+
+PARSERS = {"yolo": yolo.parse, "coco": coco.parse, "imagefolder": imagefolder.parse}
+SPLIT_METHODS = ("stratified", "random", "keep")
+# Larger archives are copied in parts (single-request copy is capped at 5 GiB by S3).
+COPY_SINGLE_LIMIT = 5 * 1024**3
+# storage.TRANSFER keeps boto3's default of 10 parts in flight (10 x 16 MiB in memory); an upload
+# request holds at most 4 x 8 MiB here, so many concurrent uploads still fit in memory.
+UPLOAD_TRANSFER = TransferConfig(
+    multipart_threshold=16 * 1024**2, multipart_chunksize=8 * 1024**2, max_concurrency=4
+)
+
+
+def _upload_archive(fileobj: IO[bytes], key: str) -> None:
+    fileobj.seek(0)
+    storage.s3_client().upload_fileobj(
+        fileobj, storage.bucket(), key, ExtraArgs={"ContentType": "application/zip"}, Config=UPLOAD_TRANSFER
+    )
+
+
+def read_dataset_archive(fileobj: IO[bytes], limits: Limits = LIMITS) -> tuple[Parsed, Report]:
+    """Detect the format, convert to manifest records and check everything.
+
+    Raises DatasetRejected listing every error; warnings come back in the report.
+    """
+    archive, infos = open_archive(fileobj, limits)
+    with archive:
+        names = [i.filename for i in infos]
+        root = strip_common_root(names)
+        fmt = detect_format([n[len(root) :] for n in names], archive, root)
+        report = Report(format=fmt)
+        parsed = PARSERS[fmt](archive, infos, root, report)
+    report.task = parsed.task
+    report.counts.update(
+        images=len(parsed.images),
+        classes=len(parsed.classes),
+        labels=sum(len(i.labels) for i in parsed.images),
+        background=sum(1 for i in parsed.images if not i.labels and i.label is None),
+        files=len(infos),
+    )
+    if report.errors:
+        raise DatasetRejected(
+            f"The dataset has {len(report.errors)} problem(s) to fix", report.errors, report
+        )
+    if not parsed.images:
+        raise DatasetRejected(
+            f"No usable images found in this {fmt} dataset: add images (jpg, png, bmp, webp, tif)",
+            report.warnings,
+            report,
+        )
+    return parsed, report
+
+
+def _manifest_body(
+    fmt: str, task: str, classes: list[str], archive: str, images: list[dict[str, Any]]
+) -> bytes:
+    body = {"format": fmt, "task": task, "classes": classes, "archive": archive, "images": images}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _fill_counts(version: DatasetVersion, classes: list[str], images: list[dict[str, Any]]) -> None:
+    version.classes = classes
+    version.num_images = len(images)
+    version.num_labels = sum(len(i["labels"]) for i in images)
+    version.split_counts = split_counts(images)
+    version.class_counts = class_counts(images, classes)
+
+
+def _write_version(session: Session, version: DatasetVersion, prefix: str, writes: list[Any]) -> None:
+    """Flush the row, run the S3 writes, commit; on failure roll back and delete the prefix."""
+    try:
+        session.add(version)
+        session.flush()
+        for write in writes:
+            write()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        storage.delete_prefix(prefix)
+        raise
+    session.refresh(version)
+
+
+def ingest_zip(
+    session: Session,
+    *,
+    project_id: int,
+    user_id: int,
+    name: str,
+    fileobj: IO[bytes],
+    filename: str,
+    limits: Limits = LIMITS,
+) -> tuple[DatasetVersion, Report]:
+    """A new dataset from an uploaded zip (version 1) and its validation report.
+
+    Raises InvalidInput (bad name) or DatasetRejected (every problem found); writes nothing then.
+    """
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise InvalidInput("Dataset name must be 1 to 120 characters")
+    parsed, report = read_dataset_archive(fileobj, limits)
+    size = fileobj.seek(0, io.SEEK_END)
+    fileobj.seek(0)
+    images = [i.to_manifest() for i in parsed.images]
+    dataset = Dataset(project_id=project_id, name=name, created_by=user_id)
+    session.add(dataset)
+    session.flush()
+    assert dataset.id is not None
+    prefix = storage.dataset_version_prefix(project_id, dataset.id, 1)
+    archive_key = "raw/" + (posixpath.basename(filename.replace("\\", "/")) or "upload.zip")
+    manifest = _manifest_body(parsed.format, parsed.task, parsed.classes, archive_key, images)
+    version = DatasetVersion(
+        dataset_id=dataset.id,
+        version=1,
+        format=parsed.format,
+        task=parsed.task,
+        uri=storage.uri(prefix),
+        size_bytes=size,
+        num_warnings=len(report.warnings),
+        note=f"uploaded {posixpath.basename(archive_key)}",
+    )
+    _fill_counts(version, parsed.classes, images)
+    stats = compute_stats(json.loads(manifest))
+    _write_version(
+        session,
+        version,
+        prefix,
+        [
+            lambda: _upload_archive(fileobj, prefix + archive_key),
+            lambda: storage.put_bytes(prefix + MANIFEST, manifest, "application/json"),
+            lambda: storage.put_bytes(
+                prefix + REPORT, json.dumps(report.to_dict()).encode(), "application/json"
+            ),
+            lambda: storage.put_bytes(prefix + STATS, json.dumps(stats).encode(), "application/json"),
+        ],
+    )
+    return version, report
+
+
+def create_dataset_from_zip(
+    session: Session, *, project_id: int, user_id: int, name: str, fileobj: IO[bytes], filename: str
+) -> DatasetVersion:
+    """Validate, store the archive and manifest in S3, then commit rows — all or nothing."""
+    version, _report = ingest_zip(
+        session, project_id=project_id, user_id=user_id, name=name, fileobj=fileobj, filename=filename
+    )
+    return version
+
+
+def _copy_object(source_key: str, target_key: str, size: int) -> None:
+    client = storage.s3_client()
+    source = {"Bucket": storage.bucket(), "Key": source_key}
+    if size < COPY_SINGLE_LIMIT:
+        client.copy_object(Bucket=storage.bucket(), Key=target_key, CopySource=source)
+    else:
+        client.copy(source, storage.bucket(), target_key, Config=storage.TRANSFER)
+
+
+def split_version(
+    session: Session,
+    *,
+    project_id: int,
+    dataset_id: int,
+    ratios: dict[str, float],
+    seed: int = 0,
+    method: str = "stratified",
+    from_version: int | None = None,
+) -> DatasetVersion:
+    """A new version of the dataset with a new train/val/test split; the source stays unchanged.
+
+    `method`: "stratified" (by class, or by each image's rarest class for detection),
+    "random" (seeded shuffle), or "keep" (the split the upload had, from version 1).
+    Raises NotFound, InvalidInput. The archive is copied so each version stands alone.
+    """
+    if method not in SPLIT_METHODS:
+        raise InvalidInput(f"Unknown split method {method!r}; use one of {list(SPLIT_METHODS)}")
+    source = get_dataset_version(session, project_id=project_id, dataset_id=dataset_id, version=from_version)
+    manifest = load_manifest(source.uri)
+    images = [dict(i) for i in manifest["images"]]
+    if method == "keep":
+        upload = get_dataset_version(session, project_id=project_id, dataset_id=dataset_id, version=1)
+        original = {i["path"]: i["split"] for i in load_manifest(upload.uri)["images"]}
+        for image in images:
+            image["split"] = original.get(image["path"], image["split"])
+        used_ratios: dict[str, float] = {}
+        used_seed: int | None = None
+    else:
+        used_ratios = check_ratios(ratios)
+        used_seed = seed
+        if method == "stratified":
+            splits = stratified_split(images, ratios=used_ratios, seed=seed)
+        else:
+            rng = random.Random(seed)
+            order = list(range(len(images)))
+            rng.shuffle(order)
+            cuts, start, splits = [], 0, [""] * len(images)
+            for s in SPLITS:
+                cuts.append((s, start, start + round(used_ratios[s] * len(images))))
+                start = cuts[-1][2]
+            for position, index in enumerate(order):
+                splits[index] = next((s for s, a, b in cuts if a <= position < b), "train")
+        for image, split in zip(images, splits, strict=True):
+            image["split"] = split
+    latest = get_dataset_version(session, project_id=project_id, dataset_id=dataset_id)
+    number = latest.version + 1
+    prefix = storage.dataset_version_prefix(project_id, dataset_id, number)
+    source_prefix = storage.parse_uri(source.uri)[1]
+    archive_key = manifest["archive"]
+    body = _manifest_body(manifest["format"], manifest["task"], manifest["classes"], archive_key, images)
+    stats = compute_stats(json.loads(body))
+    described = ", ".join(f"{s} {r:g}" for s, r in used_ratios.items() if r) or "as uploaded"
+    if used_seed is not None:
+        described += f", seed {used_seed}"
+    version = DatasetVersion(
+        dataset_id=dataset_id,
+        version=number,
+        format=source.format,
+        task=source.task,
+        uri=storage.uri(prefix),
+        size_bytes=source.size_bytes,
+        parent_version_id=source.id,
+        split_method=method,
+        split_seed=used_seed,
+        split_ratios=used_ratios,
+        note=f"{method} split of v{source.version} ({described})",
+    )
+    _fill_counts(version, manifest["classes"], images)
+    _write_version(
+        session,
+        version,
+        prefix,
+        [
+            lambda: _copy_object(source_prefix + archive_key, prefix + archive_key, source.size_bytes),
+            lambda: storage.put_bytes(prefix + MANIFEST, body, "application/json"),
+            lambda: storage.put_bytes(prefix + STATS, json.dumps(stats).encode(), "application/json"),
+        ],
+    )
+    return version
