@@ -88,13 +88,9 @@ def main() -> int:
     receiver = standin.Receiver()
     with (
         standin._process(nanio_args, env, base / "nanio.log") as s3_process,
-        standin._process(
-            [sys.executable, "-m", "trainer_runner"], trainer_env, base / "trainer.log"
-        ),
+        standin._process([sys.executable, "-m", "trainer_runner"], trainer_env, base / "trainer.log"),
     ):
-        standin._wait(
-            lambda: standin._port_open(s3_port) or s3_process.poll() is not None, 30, "s3"
-        )
+        standin._wait(lambda: standin._port_open(s3_port) or s3_process.poll() is not None, 30, "s3")
         s3 = boto3.client(
             "s3",
             endpoint_url=f"http://127.0.0.1:{s3_port}",

@@ -10,7 +10,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,22 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Dispatches of one job before giving up.")
     access_token_ttl_s: int = 12 * 3600
     max_upload_bytes: int = 2 * 1024**3
+
+    # Security: tokens, rate limits (in the `limits` library's notation), sign-up, body limits.
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 key for access tokens; when unset one is generated into DATA_DIR/jwt_secret.",
+    )
+    jwt_access_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    personal_token_max_days: int = 366
+    password_reset_ttl_s: int = 3600
+    signup_enabled: bool = Field(default=True, description="Default; a platform admin can override it.")
+    login_limit_per_account: str = "10 per 15 minutes"
+    login_limit_per_ip: str = "50 per 15 minutes"
+    api_limit_per_token: str = "1200 per minute"
+    signup_limit_per_ip: str = "20 per hour"
+    max_request_bytes: int = Field(default=1024 * 1024, description="Body limit for everything but uploads.")
 
     @field_validator("data_dir", "trainer_workdir")
     @classmethod

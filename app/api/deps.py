@@ -1,17 +1,24 @@
-"""Request dependencies: database session and the signed-in user."""
+"""Request dependencies: database session, the signed-in user, the caller's address."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from services import auth
+from services import audit, ratelimit, tokens
 from services.db import session_scope
 from services.errors import Unauthorized
 from services.models import User
+
+# auto_error=False: we answer 401 with our own message (and audit it) instead of FastAPI's 403.
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT access token from /api/v1/auth/login, or a personal API token (vtp_pat_...).",
+)
 
 
 def get_session() -> Iterator[Session]:
@@ -22,10 +29,24 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_user(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> User:
-    if not authorization or not authorization.lower().startswith("bearer "):
+def client_ip(request: Request) -> str:
+    """The peer address. Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the client."""
+    return request.client.host if request.client else ""
+
+
+ClientIp = Annotated[str, Depends(client_ip)]
+
+
+def current_user(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("Send 'Authorization: Bearer <token>' (get one from POST /api/v1/auth/login)")
-    return auth.user_for_token(session, authorization.split(" ", 1)[1].strip())
+    token = credentials.credentials.strip()
+    user = tokens.user_for_bearer(session, token)
+    audit.note_actor(user)
+    ratelimit.api_call(token=token)
+    return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -7,21 +7,25 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.api.routes import auth, callbacks, datasets, jobs, projects
+from app.api.routes import admin, auth, callbacks, datasets, jobs, projects
+from app.api.security import SecurityMiddleware
 from services.db import get_engine
 from services.errors import DomainError
+from services.ratelimit import RateLimited
 
 api = FastAPI(title="Vision AI Training Platform API", version="1")
+api.add_middleware(SecurityMiddleware)
 
 v1 = APIRouter(prefix="/api/v1")
-for module in (auth, projects, datasets, jobs, callbacks):
+for module in (auth, projects, datasets, jobs, callbacks, admin):
     v1.include_router(module.router)
 api.include_router(v1)
 
 
 @api.exception_handler(DomainError)
 async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
 
 @api.get("/healthz", include_in_schema=False)

@@ -1,0 +1,144 @@
+"""ASGI middleware of the REST API: body-size limits, security headers and the audit trail.
+
+One pure-ASGI middleware so it sees every request whatever the route (a route added tomorrow is
+covered without doing anything), and runs after the route's database session has closed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services import audit
+from services.settings import get_settings
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DENIAL_STATUSES = frozenset({401, 403, 429})
+# Dataset uploads may be large; everything else is small JSON.
+UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/datasets/?$")
+CALLBACK_PREFIX = "/api/v1/trainer/callbacks/"
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def body_limit(path: str) -> int:
+    if UPLOAD_PATH.match(path):
+        return get_settings().max_upload_bytes
+    return get_settings().max_request_bytes
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + SECURITY_HEADERS})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        method: str = scope.get("method", "GET")
+        limit = body_limit(path)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_json(send, 413, b'{"detail":"Request body too large"}')
+            return
+
+        context = audit.AuditContext(source_ip=(scope.get("client") or ("", 0))[0] or "")
+        token = audit.set_context(context)
+        state: dict[str, Any] = {"status": 500, "started": False, "received": 0}
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > limit:
+                    raise BodyTooLarge()
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"], state["started"] = message["status"], True
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                extra = list(SECURITY_HEADERS)
+                if path not in DOCS_PATHS:
+                    extra.append(API_CSP)
+                if path.startswith("/api/v1/auth/"):
+                    extra.append((b"cache-control", b"no-store"))
+                headers += [(k, v) for k, v in extra if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            if state["started"]:
+                raise
+            state["status"] = 413
+            await _send_json(send, 413, b'{"detail":"Request body too large"}')
+        finally:
+            audit.reset_context(token)
+            _audit_request(scope, method, path, state["status"], context)
+
+
+def route_template(path: str, params: dict[str, Any]) -> str:
+    """'/api/v1/projects/3' + {project_id: 3} -> '/api/v1/projects/{project_id}' (the audit action)."""
+    unused = dict(params)
+    segments = []
+    for segment in path.split("/"):
+        name = next((k for k, v in unused.items() if str(v) == segment), None)
+        if name is not None:
+            unused.pop(name)
+            segment = "{" + name + "}"
+        segments.append(segment)
+    return "/".join(segments)
+
+
+def _audit_request(scope: Scope, method: str, path: str, status: int, context: audit.AuditContext) -> None:
+    """One row per mutating request and per denied request, unless a service already recorded the denial."""
+    denied = status in DENIAL_STATUSES
+    if method not in MUTATING and not denied:
+        return
+    if context.recorded_denial:
+        return
+    if path.startswith(CALLBACK_PREFIX) and not denied:
+        return  # trainer progress is recorded as job events; only refused callbacks are audited here
+    params: dict[str, Any] = scope.get("path_params") or {}
+    template = route_template(path, params)
+    project_id = params.get("project_id")
+    result = audit.DENIED if denied else (audit.ALLOWED if status < 400 else audit.FAILED)
+    token = audit.set_context(context)
+    try:
+        audit.record_now(
+            actor=None,
+            action=f"{method} {template}",
+            target=" ".join(f"{k}={v}" for k, v in sorted(params.items())),
+            result=result,
+            project_id=int(project_id)
+            if isinstance(project_id, int | str) and str(project_id).isdigit()
+            else None,
+            status_code=status,
+        )
+    finally:
+        audit.reset_context(token)
