@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.exceptions import RedisError
 
 from services.settings import get_settings
 
 QUEUE_NAME = "vtp:queue"
 DISPATCH_TASK = "dispatch_job"
+log = logging.getLogger("vtp.queue")
 
 
 def redis_settings() -> RedisSettings:
     return RedisSettings.from_dsn(get_settings().redis_dsn)
 
 
-async def enqueue_dispatch(job_id: int, attempt: int) -> None:
-    """Queue the dispatch of one job attempt; the arq job id makes a second enqueue a no-op."""
-    pool: ArqRedis = await create_pool(redis_settings(), default_queue_name=QUEUE_NAME)
+async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
+    """Queue the dispatch of one job attempt; the arq job id makes a second enqueue a no-op.
+
+    Returns False when Redis is unreachable: the job row stays `queued` and the worker's
+    reconciler enqueues it once Redis is back, so callers report that instead of failing.
+    """
+    settings = redis_settings()
+    settings.conn_retries = 1  # a request must not hang on a down queue; the reconciler catches up
     try:
-        await pool.enqueue_job(DISPATCH_TASK, job_id, attempt, _job_id=f"dispatch:{job_id}:{attempt}")
-    finally:
-        await pool.aclose()
+        pool: ArqRedis = await create_pool(settings, default_queue_name=QUEUE_NAME)
+        try:
+            await pool.enqueue_job(DISPATCH_TASK, job_id, attempt, _job_id=f"dispatch:{job_id}:{attempt}")
+        finally:
+            await pool.aclose()
+    except (RedisError, OSError) as exc:
+        log.warning("job %s not queued yet (%s); the reconciler will queue it", job_id, type(exc).__name__)
+        return False
+    return True

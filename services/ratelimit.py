@@ -3,23 +3,44 @@
 Login failures are counted per account and per source IP: when either budget is spent, further
 attempts are refused (even with the right password) until the window moves on — a brute-force
 lockout that needs no state in the database. API calls are counted per bearer token.
+
+While Redis is unreachable the limits fail open (logged): a queue outage must not take the
+whole API down with it, and Redis restarts in seconds (docs/failure-handling.md).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import math
 import time
+from collections.abc import Callable
 from functools import lru_cache
+from typing import ParamSpec
 
 from limits import RateLimitItem, parse
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from services.errors import DomainError
 from services.settings import get_settings
 
 KEY_PREFIX = "vtp:ratelimit"
+log = logging.getLogger("vtp.ratelimit")
+P = ParamSpec("P")
+
+
+def _fail_open(func: Callable[P, None]) -> Callable[P, None]:
+    @functools.wraps(func)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            func(*args, **kwargs)
+        except RedisError as exc:
+            log.warning("rate limits unavailable (%s); request allowed", exc.__class__.__name__)
+
+    return guarded
 
 
 class RateLimited(DomainError):
@@ -56,6 +77,7 @@ def _login_items() -> tuple[RateLimitItem, RateLimitItem]:
     return parse(config.login_limit_per_account), parse(config.login_limit_per_ip)
 
 
+@_fail_open
 def check_login(*, username: str, source_ip: str) -> None:
     """Refuse a login attempt while the account or the IP is locked out (before any password check)."""
     per_account, per_ip = _login_items()
@@ -68,18 +90,21 @@ def check_login(*, username: str, source_ip: str) -> None:
             raise RateLimited(f"Too many failed sign-in attempts; try again in {wait} s", wait)
 
 
+@_fail_open
 def login_failed(*, username: str, source_ip: str) -> None:
     per_account, per_ip = _login_items()
     limiter().hit(per_account, "login-account", _key(username.strip().lower()))
     limiter().hit(per_ip, "login-ip", _key(source_ip))
 
 
+@_fail_open
 def login_succeeded(*, username: str) -> None:
     """A correct password clears the account's failure count (the IP's stays)."""
     per_account, _ = _login_items()
     limiter().clear(per_account, "login-account", _key(username.strip().lower()))
 
 
+@_fail_open
 def hit(limit: str, scope: str, value: str, *, message: str) -> None:
     """Count one event against `limit`; raise RateLimited when the budget is spent."""
     item = parse(limit)

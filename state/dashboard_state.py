@@ -168,13 +168,11 @@ class DashboardState(AuthState):
             async with self:
                 self.form_error, self.submitting = getattr(exc, "message", None) or str(exc), False
             return
-        try:
-            await enqueue_dispatch(job_id, attempt)
-        except Exception as exc:  # noqa: BLE001 - Redis down/unreachable: the job row exists, say so
+        if not await enqueue_dispatch(job_id, attempt):
             async with self:
                 self.form_error = (
-                    f"Job {job_id} was saved but could not be queued ({type(exc).__name__}: {exc}). "
-                    "Check that Redis and the worker are running."
+                    f"Job {job_id} is saved but the queue (Redis) is unreachable right now; "
+                    "it will start by itself once the queue is back."
                 )
                 self.submitting = False
             rows = await asyncio.to_thread(_jobs_rows, token, int(project))
