@@ -19,7 +19,6 @@ DENIAL_STATUSES = frozenset({401, 403, 429})
 # Dataset uploads may be large; everything else is small JSON.
 UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/datasets/?$")
 CALLBACK_PREFIX = "/api/v1/trainer/callbacks/"
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -82,7 +81,9 @@ class SecurityMiddleware:
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 extra = list(SECURITY_HEADERS)
-                if path not in DOCS_PATHS:
+                if path.startswith("/api/"):
+                    # JSON only: the Reflex pages served on the same port need their inline
+                    # scripts and styles, so this strict policy must not reach them.
                     extra.append(API_CSP)
                 if path.startswith("/api/v1/auth/"):
                     extra.append((b"cache-control", b"no-store"))
