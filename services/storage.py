@@ -17,8 +17,11 @@ from botocore.exceptions import ClientError
 
 from services.settings import get_settings
 
-# Parts of 16 MiB keep memory flat for multi-GB uploads.
-TRANSFER = TransferConfig(multipart_threshold=16 * 1024**2, multipart_chunksize=16 * 1024**2)
+# Multipart in 8 MiB parts, 4 in flight: a multi-GB upload holds at most ~32 MiB, so many
+# concurrent uploads still fit in memory (boto3's default keeps 10 parts in flight).
+TRANSFER = TransferConfig(
+    multipart_threshold=16 * 1024**2, multipart_chunksize=8 * 1024**2, max_concurrency=4
+)
 
 
 class StorageError(RuntimeError):
@@ -66,6 +69,13 @@ def parse_uri(s3_uri: str) -> tuple[str, str]:
 
 def dataset_version_prefix(project_id: int, dataset_id: int, version: int) -> str:
     return f"projects/{project_id}/datasets/{dataset_id}/v{version}/"
+
+
+# Objects of a dataset version, under its prefix.
+DATASET_MANIFEST = "manifest.json"
+DATASET_REPORT = "report.json"
+DATASET_STATS = "stats.json"
+DATASET_THUMBS = "thumbs/"
 
 
 def job_prefix(project_id: int, job_id: int) -> str:

@@ -14,7 +14,6 @@ import posixpath
 import random
 from typing import IO, Any
 
-from boto3.s3.transfer import TransferConfig
 from sqlmodel import Session
 
 from services import storage
@@ -32,18 +31,11 @@ PARSERS = {"yolo": yolo.parse, "coco": coco.parse, "imagefolder": imagefolder.pa
 SPLIT_METHODS = ("stratified", "random", "keep")
 # Larger archives are copied in parts (single-request copy is capped at 5 GiB by S3).
 COPY_SINGLE_LIMIT = 5 * 1024**3
-# storage.TRANSFER keeps boto3's default of 10 parts in flight (10 x 16 MiB in memory); an upload
-# request holds at most 4 x 8 MiB here, so many concurrent uploads still fit in memory.
-UPLOAD_TRANSFER = TransferConfig(
-    multipart_threshold=16 * 1024**2, multipart_chunksize=8 * 1024**2, max_concurrency=4
-)
 
 
 def _upload_archive(fileobj: IO[bytes], key: str) -> None:
     fileobj.seek(0)
-    storage.s3_client().upload_fileobj(
-        fileobj, storage.bucket(), key, ExtraArgs={"ContentType": "application/zip"}, Config=UPLOAD_TRANSFER
-    )
+    storage.upload_fileobj(fileobj, key, "application/zip")
 
 
 def read_dataset_archive(fileobj: IO[bytes], limits: Limits = LIMITS) -> tuple[Parsed, Report]:

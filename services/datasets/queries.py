@@ -12,10 +12,10 @@ from services import storage
 from services.errors import NotFound
 from services.models import Dataset, DatasetVersion
 
-MANIFEST = "manifest.json"
-REPORT = "report.json"
-STATS = "stats.json"
-THUMBS = "thumbs/"
+MANIFEST = storage.DATASET_MANIFEST
+REPORT = storage.DATASET_REPORT
+STATS = storage.DATASET_STATS
+THUMBS = storage.DATASET_THUMBS
 
 
 def list_datasets(session: Session, *, project_id: int) -> list[tuple[Dataset, DatasetVersion]]:
