@@ -37,7 +37,16 @@ def page_shell(
                     underline="none",
                     aria_label="Vision Training home",
                 ),
-                rx.el.nav(nav_link("Projects", "/"), aria_label="Main"),
+                rx.el.nav(
+                    rx.hstack(
+                        nav_link("Projects", "/"),
+                        nav_link("Analytics", "/analytics"),
+                        nav_link("Account", "/account"),
+                        nav_link("Admin", "/admin"),
+                        spacing="4",
+                    ),
+                    aria_label="Main",
+                ),
                 spacing="6",
                 align="center",
             ),

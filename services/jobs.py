@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from services import datasets, storage
+from services import catalog, datasets, storage
 from services.errors import Conflict, InvalidInput, NotFound
 from services.models import Job, JobEvent, JobMetric, JobState, User, utcnow
 from services.signing import new_secret
@@ -32,16 +32,9 @@ ALLOWED: dict[JobState, frozenset[JobState]] = {
 FINISHED = frozenset({S.succeeded, S.failed, S.cancelled})
 ACTIVE = frozenset({S.dispatching, S.running})
 
-FRAMEWORKS = {"ultralytics": {"detect": ["yolo11n.yaml", "yolo11s.yaml", "yolov8n.yaml"]}}
-HYPERPARAMETERS: dict[str, tuple[type, Any, float, float]] = {
-    # name: (type, default, min, max)
-    "epochs": (int, 5, 1, 1000),
-    "imgsz": (int, 320, 32, 2048),
-    "batch": (int, 16, 1, 512),
-    "lr0": (float, 0.01, 1e-6, 1.0),
-    "seed": (int, 0, 0, 2**31 - 1),
-}
-DEVICES = ("auto", "cpu", "cuda")
+# What may be trained (frameworks, tasks, models, hyperparameters) comes from the trainer's
+# catalogue (services.catalog); only the device choice is the backend's own.
+DEVICES = catalog.DEVICES
 
 
 class InvalidTransition(Conflict):
@@ -77,21 +70,20 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
     return True
 
 
-def validate_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(values) - set(HYPERPARAMETERS))
-    if unknown:
-        raise InvalidInput(f"Unknown hyperparameter(s) {unknown}; allowed: {sorted(HYPERPARAMETERS)}")
-    clean: dict[str, Any] = {}
-    for name, (kind, default, low, high) in HYPERPARAMETERS.items():
-        value = values.get(name, default)
-        try:
-            value = kind(value)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"{name} must be a {kind.__name__}, got {value!r}") from exc
-        if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
-            raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
-        clean[name] = value
-    return clean
+def validate_hyperparameters(
+    values: dict[str, Any],
+    *,
+    framework: str = "ultralytics",
+    task: str = "detect",
+    plugins: catalog.Catalog | None = None,
+) -> dict[str, Any]:
+    """Every hyperparameter the trainer declares for framework/task, with `values` or defaults.
+
+    Raises InvalidInput (unknown name, wrong type, out of range: the message names the field),
+    catalog.TrainerUnavailable when no catalogue can be had.
+    """
+    plugins = plugins or catalog.get_catalog()
+    return catalog.validate_hyperparameters(plugins.hyperparameters(framework, task), values)
 
 
 def create_job(
@@ -109,17 +101,15 @@ def create_job(
 ) -> Job:
     """Write a queued job. The caller enqueues it after commit (see services.queue)."""
     version = datasets.get_version(session, project_id=project_id, version_id=dataset_version_id)
-    if framework not in FRAMEWORKS:
-        raise InvalidInput(f"Unknown framework {framework!r}; allowed: {sorted(FRAMEWORKS)}")
-    if task not in FRAMEWORKS[framework]:
-        raise InvalidInput(f"Unknown task {task!r} for {framework}; allowed: {sorted(FRAMEWORKS[framework])}")
+    plugins = catalog.get_catalog()
+    plugins.check_model(framework, task, model)
     if task != version.task:
-        raise InvalidInput(f"Dataset version {version.id} is for {version.task}, not {task}")
-    if model not in FRAMEWORKS[framework][task]:
-        raise InvalidInput(f"Unknown model {model!r}; allowed: {FRAMEWORKS[framework][task]}")
+        raise InvalidInput(
+            f"dataset_version_id: dataset version {version.id} is for {version.task}, not {task}"
+        )
     if device not in DEVICES:
-        raise InvalidInput(f"Unknown device {device!r}; allowed: {list(DEVICES)}")
-    params = validate_hyperparameters(hyperparameters or {})
+        raise InvalidInput(f"device: unknown device {device!r}; allowed: {list(DEVICES)}")
+    params = validate_hyperparameters(hyperparameters or {}, framework=framework, task=task, plugins=plugins)
     job = Job(
         project_id=project_id,
         dataset_version_id=version.id,
@@ -130,7 +120,7 @@ def create_job(
         model=model,
         hyperparameters=params,
         device=device,
-        total_epochs=params["epochs"],
+        total_epochs=params.get("epochs"),
         callback_secret=new_secret(),
     )
     session.add(job)
@@ -270,3 +260,99 @@ def _finite(value: Any) -> bool:
 
 def _slim(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in {"log_tail"}}
+
+
+# --- user actions on finished jobs, and the queue ------------------------------------------------
+
+RETRYABLE = frozenset({S.failed, S.cancelled})
+QUEUE_STATES = (S.queued, S.retrying)
+
+
+def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job:
+    """Start a failed or cancelled job again, as a new job with the same settings.
+
+    `resume=True` continues from the old job's `checkpoints/last.pt` (copied under the new job's
+    prefix, with the epochs already reported, and dispatched as attempt 2 so the worker passes the
+    checkpoint to the trainer); `resume=False` (or no checkpoint) trains from scratch.
+    Members may retry their own jobs, admins anyone's (Action.job_retry). The caller commits and
+    enqueues `(new.id, new.attempt)`. Raises NotFound, PermissionDenied, Conflict.
+    """
+    from services.permissions import Action, authorize
+
+    authorize(
+        session,
+        user=user,
+        project_id=job.project_id,
+        action=Action.job_retry,
+        owner_id=job.created_by,
+        target=f"job:{job.id}",
+    )
+    if JobState(job.state) not in RETRYABLE:
+        raise Conflict(
+            f"Job {job.id} is {JobState(job.state).value}; only failed or cancelled jobs can be retried"
+        )
+    checkpoint = last_checkpoint_uri(job)
+    resume = resume and storage.exists(checkpoint)
+    verb = "resumed" if resume else "retry"
+    new = Job(
+        project_id=job.project_id,
+        dataset_version_id=job.dataset_version_id,
+        created_by=user.id,
+        name=f"{job.name} ({verb} of #{job.id})"[:120],
+        framework=job.framework,
+        task=job.task,
+        model=job.model,
+        hyperparameters=dict(job.hyperparameters),
+        device=job.device,
+        total_epochs=job.total_epochs,
+        callback_secret=new_secret(),
+        attempt=2 if resume else 1,
+    )
+    session.add(new)
+    session.flush()
+    if resume:
+        target = storage.job_prefix(new.project_id, new.id) + "checkpoints/last.pt"
+        storage.copy(checkpoint, target)
+        for metric in metrics_for(session, job_id=job.id):
+            session.add(JobMetric(job_id=new.id, epoch=metric.epoch, metrics=dict(metric.metrics)))
+        new.current_epoch = job.current_epoch
+    session.add(
+        JobEvent(
+            job_id=new.id,
+            event_id=f"{verb}-of-{job.id}",
+            type="state",
+            payload={"from": None, "to": "queued", "reason": f"{verb} of job {job.id} by {user.username}"},
+        )
+    )
+    session.flush()
+    return new
+
+
+def queue_positions(session: Session) -> dict[int, int]:
+    """1-based position of every waiting job in the one trainer queue (oldest first)."""
+    rows = session.exec(
+        select(Job.id).where(col(Job.state).in_(QUEUE_STATES)).order_by(col(Job.created_at), col(Job.id))
+    ).all()
+    return {job_id: position for position, job_id in enumerate(rows, start=1)}
+
+
+def filter_jobs(
+    session: Session,
+    *,
+    project_id: int,
+    states: list[str] | None = None,
+    owner_id: int | None = None,
+    dataset_version_ids: list[int] | None = None,
+    search: str = "",
+    limit: int = 500,
+) -> list[Job]:
+    query = select(Job).where(Job.project_id == project_id)
+    if states:
+        query = query.where(col(Job.state).in_(states))
+    if owner_id:
+        query = query.where(Job.created_by == owner_id)
+    if dataset_version_ids:
+        query = query.where(col(Job.dataset_version_id).in_(dataset_version_ids))
+    if search.strip():
+        query = query.where(col(Job.name).icontains(search.strip()))
+    return list(session.exec(query.order_by(col(Job.id).desc()).limit(limit)).all())

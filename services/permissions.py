@@ -34,6 +34,9 @@ class Action(StrEnum):
     job_read = "job.read"
     job_create = "job.create"
     job_cancel = "job.cancel"
+    job_retry = "job.retry"
+    model_export = "model.export"
+    model_predict = "model.predict"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -49,9 +52,12 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.job_read: Role.viewer,
     Action.job_create: Role.member,
     Action.job_cancel: Role.admin,
+    Action.job_retry: Role.admin,
+    Action.model_export: Role.member,
+    Action.model_predict: Role.member,
 }
 # When the acting user created the target themselves, this lower role is enough.
-OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member}
+OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member, Action.job_retry: Role.member}
 
 # The older role-based helpers map onto the action with that minimum (reads and writes).
 _ACTION_FOR_MINIMUM = {

@@ -116,3 +116,17 @@ class JobPublic(BaseModel):
 
 class JobDetail(JobPublic):
     metrics: list[MetricPoint] = Field(default_factory=list)
+
+
+class JobListItem(JobPublic):
+    owner: str
+    owner_id: int
+    queue_position: int | None = None
+
+
+class ExportRequest(BaseModel):
+    formats: list[str] = Field(default_factory=lambda: ["onnx", "torchscript"], min_length=1, max_length=4)
+
+
+class RetryRequest(BaseModel):
+    resume: bool = True

@@ -138,3 +138,39 @@ def delete_prefix(prefix: str) -> int:
             Bucket=bucket(), Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
         )
     return len(keys)
+
+
+def copy(source_uri: str, target_key: str) -> str:
+    """Server-side copy of one object to `target_key` in the platform bucket."""
+    bucket_name, key = parse_uri(source_uri)
+    s3_client().copy_object(Bucket=bucket(), Key=target_key, CopySource={"Bucket": bucket_name, "Key": key})
+    return uri(target_key)
+
+
+def presigned_get(s3_uri: str, *, expires_s: int = 900, filename: str | None = None) -> str:
+    """A time-limited download URL for one object (the browser fetches it from S3 directly)."""
+    bucket_name, key = parse_uri(s3_uri)
+    params: dict[str, Any] = {"Bucket": bucket_name, "Key": key}
+    if filename:
+        params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+    return s3_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+
+
+def object_size(s3_uri: str) -> int | None:
+    bucket_name, key = parse_uri(s3_uri)
+    try:
+        return int(s3_client().head_object(Bucket=bucket_name, Key=key)["ContentLength"])
+    except ClientError:
+        return None
+
+
+def list_objects(prefix: str) -> Iterator[tuple[str, int]]:
+    """(key, size in bytes) of every object under a prefix."""
+    paginator = s3_client().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket(), Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"], int(item.get("Size", 0))
+
+
+def inference_key(project_id: int, name: str) -> str:
+    return f"projects/{project_id}/inference/{name}"

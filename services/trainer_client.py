@@ -53,3 +53,47 @@ class TrainerClient:
             response = await client.post(f"/jobs/{job_id}/cancel")
         if response.status_code not in (200, 202, 404):
             response.raise_for_status()
+
+    # --- v1.1: catalogue, export, predict (synchronous: callers run them in a worker thread) ---
+
+    def plugins_sync(self) -> dict[str, Any]:
+        """GET /plugins: frameworks, tasks, models and typed hyperparameters."""
+        with httpx.Client(base_url=self.base_url, timeout=self.timeout_s) as client:
+            response = client.get("/plugins")
+        response.raise_for_status()
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("frameworks"), list):
+            raise ValueError("trainer /plugins answered something that is not a catalogue")
+        return body
+
+    def export_sync(self, *, model_uri: str, output_uri: str, formats: list[str]) -> dict[str, Any]:
+        """POST /export (synchronous on the trainer; can take tens of seconds)."""
+        body = {"model_uri": model_uri, "output_uri": output_uri, "formats": formats}
+        with httpx.Client(base_url=self.base_url, timeout=max(self.timeout_s, 300.0)) as client:
+            response = client.post("/export", json=body)
+        _raise_for_trainer(response)
+        return response.json()
+
+    def predict_sync(self, *, model_uri: str, image_uri: str, conf: float = 0.25) -> dict[str, Any]:
+        """POST /predict: boxes/classes/scores (or class probabilities) for one image."""
+        body = {"model_uri": model_uri, "image_uri": image_uri, "conf": conf}
+        with httpx.Client(base_url=self.base_url, timeout=max(self.timeout_s, 120.0)) as client:
+            response = client.post("/predict", json=body)
+        _raise_for_trainer(response)
+        return response.json()
+
+
+def _raise_for_trainer(response: httpx.Response) -> None:
+    if response.status_code == 429:
+        raise TrainerBusy(float(response.headers.get("Retry-After", "5")))
+    if 400 <= response.status_code < 500:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text[:500]
+        if isinstance(detail, list):
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg', '')}" for d in detail
+            )
+        raise TrainerRejected(str(detail)[:1000])
+    response.raise_for_status()

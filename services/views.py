@@ -8,15 +8,22 @@ before reading; `cancel_job` checks it itself.
 from __future__ import annotations
 
 import httpx
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from services import audit, jobs
 from services.datasets import list_datasets
 from services.errors import DomainError, NotFound
-from services.models import Job, JobState, User
+from services.models import Dataset, DatasetVersion, Job, JobState, Membership, User
 from services.permissions import Action, authorize
 from services.projects import projects_for
-from services.schemas import DatasetVersionPublic, JobDetail, JobPublic, MetricPoint, ProjectPublic
+from services.schemas import (
+    DatasetVersionPublic,
+    JobDetail,
+    JobListItem,
+    JobPublic,
+    MetricPoint,
+    ProjectPublic,
+)
 from services.trainer_client import TrainerClient
 
 
@@ -78,3 +85,71 @@ async def cancel_job(session: Session, *, user: User, project_id: int, job_id: i
     if audit.current_context() is None:  # the REST middleware records its own requests
         audit.record(session, actor=user, action="job.cancel", target=f"job:{job_id}", project_id=project_id)
     return JobPublic.of(job)
+
+
+# --- jobs list with filters and queue positions ---------------------------------------------------
+
+
+def job_list(
+    session: Session,
+    *,
+    user: User,
+    project_id: int,
+    states: list[str] | None = None,
+    owner_id: int | None = None,
+    dataset_version_ids: list[int] | None = None,
+    search: str = "",
+) -> list[JobListItem]:
+    """Jobs of a project matching the filters, newest first, each with its owner's name and, for
+    waiting jobs, its 1-based place in the trainer queue (shared by every project)."""
+    authorize(session, user=user, project_id=project_id, action=Action.job_read)
+    rows = jobs.filter_jobs(
+        session,
+        project_id=project_id,
+        states=states,
+        owner_id=owner_id,
+        dataset_version_ids=dataset_version_ids,
+        search=search,
+    )
+    positions = jobs.queue_positions(session) if any(j.state in jobs.QUEUE_STATES for j in rows) else {}
+    owners = {
+        u.id: u.username
+        for u in session.exec(select(User).where(col(User.id).in_({j.created_by for j in rows}))).all()
+    }
+    return [
+        JobListItem(
+            **JobPublic.of(j).model_dump(),
+            owner=owners.get(j.created_by, "?"),
+            owner_id=j.created_by,
+            queue_position=positions.get(j.id),
+        )
+        for j in rows
+    ]
+
+
+def job_filter_options(session: Session, *, user: User, project_id: int) -> dict[str, list[dict[str, str]]]:
+    """Owners (members and anyone who launched a job) and dataset versions, for the filter selects."""
+    authorize(session, user=user, project_id=project_id, action=Action.job_read)
+    owner_ids = set(session.exec(select(Job.created_by).where(Job.project_id == project_id)).all())
+    owner_ids |= set(
+        session.exec(select(Membership.user_id).where(Membership.project_id == project_id)).all()
+    )
+    owners = session.exec(select(User).where(col(User.id).in_(owner_ids)).order_by(User.username)).all()
+    versions = project_dataset_versions(session, project_id=project_id)
+    return {
+        "owners": [{"value": str(u.id), "label": u.username} for u in owners],
+        "datasets": [
+            {"value": str(v.id), "label": f"{v.name} v{v.version}", "task": v.task} for v in versions
+        ],
+    }
+
+
+def project_dataset_versions(session: Session, *, project_id: int) -> list[DatasetVersionPublic]:
+    """Every version of every dataset of the project, newest first."""
+    rows = session.exec(
+        select(DatasetVersion, Dataset.name)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .where(Dataset.project_id == project_id)
+        .order_by(col(DatasetVersion.id).desc())
+    ).all()
+    return [DatasetVersionPublic.of(v, name) for v, name in rows]

@@ -13,57 +13,13 @@ from services.db import session_scope
 from services.errors import DomainError
 from services.models import Role
 from services.permissions import RANK, require_role
-from services.queue import enqueue_dispatch
 from state.auth_state import AuthState, login_redirect, resolve_user
-from state.formatting import dataset_option, dataset_row, job_row, parse_int
+from state.formatting import dataset_option, dataset_row, job_row
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
 
 JOBS_POLL_INTERVAL_S = 2 * POLL_INTERVAL_S
-FORM_HYPERPARAMETERS = ("epochs", "imgsz", "batch")
 DASHBOARD_ROUTE = "/"
 _DASHBOARD_ROUTE_ID = route_id(DASHBOARD_ROUTE)
-
-
-def model_options() -> list[dict[str, str]]:
-    """Every framework/task/model the platform offers, as select options ("framework|task|model")."""
-    return [
-        {
-            "value": f"{framework}|{task}|{model}",
-            "label": f"{model.removesuffix('.yaml')} ({framework}, {task})",
-        }
-        for framework, tasks in job_service.FRAMEWORKS.items()
-        for task, models in tasks.items()
-        for model in models
-    ]
-
-
-def hyperparameter_defaults() -> dict[str, str]:
-    return {name: str(job_service.HYPERPARAMETERS[name][1]) for name in FORM_HYPERPARAMETERS}
-
-
-def hyperparameter_bounds(name: str) -> tuple[str, str]:
-    _kind, _default, low, high = job_service.HYPERPARAMETERS[name]
-    return str(int(low)), str(int(high))
-
-
-def job_request(form_data: dict[str, Any]) -> dict[str, Any]:
-    """Form fields -> keyword arguments of services.jobs.create_job (raises ValueError)."""
-    try:
-        framework, task, model = str(form_data.get("model", "")).split("|", 2)
-    except ValueError as exc:
-        raise ValueError("Choose a model") from exc
-    if not form_data.get("dataset_version_id"):
-        raise ValueError("Choose a dataset version (upload a dataset first)")
-    return {
-        "dataset_version_id": parse_int(form_data["dataset_version_id"], name="Dataset version"),
-        "name": str(form_data.get("name", "")),
-        "framework": framework,
-        "task": task,
-        "model": model,
-        "hyperparameters": {
-            name: parse_int(form_data.get(name, ""), name=name.capitalize()) for name in FORM_HYPERPARAMETERS
-        },
-    }
 
 
 def _create_job(token: str, project_id: int, request: dict[str, Any]) -> tuple[int, int]:
@@ -151,38 +107,6 @@ class DashboardState(AuthState):
                 return login_redirect(self.router.url.path)
             self.selected_project_id = project_id
             self._load_project(session, user)
-
-    @rx.event(background=True)
-    async def start_training(self, form_data: dict[str, Any]):
-        async with self:
-            if self.submitting:
-                return
-            self.submitting, self.form_error = True, ""
-            token, project = self.token, self.selected_project_id
-        try:
-            if not project:
-                raise ValueError("Choose a project first")
-            request = job_request(form_data)
-            job_id, attempt = await asyncio.to_thread(_create_job, token, int(project), request)
-        except (DomainError, ValueError) as exc:
-            async with self:
-                self.form_error, self.submitting = getattr(exc, "message", None) or str(exc), False
-            return
-        if not await enqueue_dispatch(job_id, attempt):
-            async with self:
-                self.form_error = (
-                    f"Job {job_id} is saved but the queue (Redis) is unreachable right now; "
-                    "it will start by itself once the queue is back."
-                )
-                self.submitting = False
-            rows = await asyncio.to_thread(_jobs_rows, token, int(project))
-            async with self:
-                if rows is not None and project == self.selected_project_id:
-                    self.jobs = rows
-            return
-        async with self:
-            self.submitting = False
-        return rx.redirect(f"/jobs/{job_id}")
 
     @rx.event(background=True)
     async def watch_jobs(self, generation: int):

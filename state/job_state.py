@@ -9,7 +9,9 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from components.charts import flatten_points, metrics_figure
-from services import views
+from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
+from services import jobs as job_service
+from services import model_ops, views
 from services.db import session_scope
 from services.errors import DomainError
 from services.models import Role
@@ -18,8 +20,17 @@ from services.schemas import JobDetail
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import FINISHED_STATES, artifact_rows, epoch_progress, format_time
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
+from state.training_helpers import human_size, mlflow_run_url, per_class_rows, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
 _JOB_ROUTE_ID = route_id(JOB_ROUTE)
 LOG_LINES = 20
 
@@ -66,6 +77,101 @@ async def _cancel(token: str, job_id: int) -> str:
         return job.state
 
 
+@dataclass
+class JobExtras:
+    """What the validation tab, the artifacts list and the MLflow link show (one background load)."""
+
+    signed_in: bool = True
+    error: str = ""
+    epoch: int | None = None
+    per_class: list[dict[str, str]] = field(default_factory=list)
+    confusion: dict | None = None
+    pr_curve: dict | None = None
+    gallery: list[dict[str, str]] = field(default_factory=list)
+    artifacts: list[dict[str, str]] = field(default_factory=list)
+    mlflow_url: str = ""
+
+
+def _mlflow_experiment(run_id: str) -> str | None:
+    import httpx
+
+    from services.settings import get_settings
+
+    try:
+        response = httpx.get(
+            f"{get_settings().mlflow_uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=3
+        )
+        return str(response.json()["run"]["info"]["experiment_id"])
+    except Exception:  # noqa: BLE001 - the link still works without the experiment id
+        return None
+
+
+def load_extras(token: str, job_id: int) -> JobExtras:
+    """Validation documents, prediction images, artifacts with download links (blocking; a thread)."""
+    from services.settings import get_settings
+    from state.page_helpers import data_uri
+
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            return JobExtras(signed_in=False)
+        try:
+            project_id = views.project_of_job(session, job_id=job_id)
+            args = {"user": user, "project_id": project_id, "job_id": job_id}
+            docs = model_ops.validation_docs(session, **args)
+            rows = model_ops.artifact_rows(session, **args)
+            artifacts = [
+                {
+                    "name": r["key"],
+                    "size": human_size(r["size"]),
+                    "kind": r["kind"],
+                    "url": model_ops.download_url(session, key=r["key"], **args),
+                }
+                for r in rows
+            ]
+            gallery = []
+            for item in (docs.predictions or [])[:8]:
+                uri = str(item.get("drawn_uri") or "")
+                if not uri:
+                    continue
+                image = model_ops.read_image(session, uri=uri, **args)
+                boxes = item.get("boxes") or item.get("probabilities") or []
+                gallery.append(
+                    {
+                        "src": data_uri(image, "image/png"),
+                        "caption": f"{item.get('image', uri.rsplit('/', 1)[-1])}: {len(boxes)} prediction(s)",
+                    }
+                )
+            detail = views.job_detail(session, project_id=project_id, job_id=job_id)
+        except DomainError:
+            return JobExtras(error=f"Job {job_id} was not found, or you do not have access to it.")
+    run_id = detail.mlflow_run_id
+    url = mlflow_run_url(get_settings().mlflow_uri, run_id, _mlflow_experiment(run_id) if run_id else None)
+    return JobExtras(
+        epoch=docs.epoch,
+        per_class=per_class_rows(docs.per_class),
+        confusion=docs.confusion_matrix,
+        pr_curve=docs.pr_curve,
+        gallery=gallery,
+        artifacts=artifacts,
+        mlflow_url=url,
+    )
+
+
+def _retry(token: str, job_id: int, resume: bool) -> tuple[int, int]:
+    """Start a failed/cancelled job again (services.jobs.retry checks the role); (new id, attempt)."""
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            raise DomainError("Your session has ended: sign in again")
+        project_id = views.project_of_job(session, job_id=job_id)
+        require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+        job = job_service.get_job(session, project_id=project_id, job_id=job_id)
+        new = job_service.retry(session, job, user, resume=resume)
+        assert new.id is not None
+        return new.id, new.attempt
+
+
 class JobPageState(AuthState):
     page_job_id: int = 0
     not_found: str = ""
@@ -85,6 +191,20 @@ class JobPageState(AuthState):
     role: str = ""
     cancel_message: str = ""
     cancelling: bool = False
+    stale_message: str = ""
+    retrying: bool = False
+    retry_message: str = ""
+    validation_epoch: str = ""
+    per_class: list[dict[str, str]] = []
+    confusion_figure: go.Figure = empty_figure("No confusion matrix yet")
+    pr_figure: go.Figure = empty_figure("No precision-recall curve yet")
+    has_confusion: bool = False
+    has_pr: bool = False
+    gallery: list[dict[str, str]] = []
+    files: list[dict[str, str]] = []
+    mlflow_url: str = ""
+    extras_loading: bool = False
+    _extras_for: str = ""
     _watch_generation: int = 0
 
     @rx.var
@@ -102,6 +222,14 @@ class JobPageState(AuthState):
     @rx.var
     def finished(self) -> bool:
         return self.job_state in FINISHED_STATES
+
+    @rx.var
+    def can_retry(self) -> bool:
+        return (
+            self.job_state in {"failed", "cancelled"}
+            and bool(self.role)
+            and RANK[Role(self.role)] >= RANK[Role.member]
+        )
 
     @rx.var
     def can_cancel(self) -> bool:
@@ -129,6 +257,54 @@ class JobPageState(AuthState):
         self.log_lines = job.log_tail[-LOG_LINES:]
         if snap.points != self.points:
             self.points = snap.points
+        self.stale_message = staleness(job.state, job.last_heartbeat_at, job.started_at, _now())
+
+    def _apply_extras(self, extras: JobExtras) -> None:
+        self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)
+        self.per_class = extras.per_class
+        self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
+        self.confusion_figure = confusion_matrix_figure(extras.confusion)
+        self.pr_figure = pr_curve_figure(extras.pr_curve)
+        self.gallery, self.files, self.mlflow_url = extras.gallery, extras.artifacts, extras.mlflow_url
+
+    @rx.event(background=True)
+    async def load_extras(self):
+        """The validation tab, artifacts and MLflow link: S3 and MLflow reads, off the state lock."""
+        async with self:
+            if self.extras_loading or not self.page_job_id:
+                return
+            self.extras_loading = True
+            token, job_id = self.token, self.page_job_id
+            key = f"{job_id}:{self.job_state}:{len(self.points)}"
+        try:
+            extras = await asyncio.to_thread(load_extras, token, job_id)
+        finally:
+            async with self:
+                self.extras_loading = False
+        async with self:
+            if job_id == self.page_job_id and extras.signed_in and not extras.error:
+                self._apply_extras(extras)
+                self._extras_for = key
+
+    @rx.event(background=True)
+    async def retry(self, resume: bool):
+        async with self:
+            if self.retrying or not self.page_job_id:
+                return
+            self.retrying, self.retry_message = True, ""
+            token, job_id = self.token, self.page_job_id
+        try:
+            new_id, attempt = await asyncio.to_thread(_retry, token, job_id, bool(resume))
+        except DomainError as exc:
+            async with self:
+                self.retrying, self.retry_message = False, exc.message
+            return
+        from services.queue import enqueue_dispatch
+
+        await enqueue_dispatch(new_id, attempt)
+        async with self:
+            self.retrying = False
+        return rx.redirect(f"/jobs/{new_id}")
 
     @rx.event
     async def load(self):
@@ -143,10 +319,13 @@ class JobPageState(AuthState):
             return
         if job_id != self.page_job_id:
             self.points, self.artifacts, self.log_lines = [], [], []
+            self.per_class, self.gallery, self.files, self.mlflow_url = [], [], [], ""
+            self.has_confusion = self.has_pr = False
+            self.validation_epoch, self.retry_message = "", ""
         self.page_job_id = job_id
         self._apply(await asyncio.to_thread(load_job, self.token, job_id))
         self._watch_generation += 1
-        return JobPageState.watch(self._watch_generation)
+        return [JobPageState.watch(self._watch_generation), JobPageState.load_extras]
 
     @rx.event(background=True)
     async def watch(self, generation: int):
@@ -173,8 +352,18 @@ class JobPageState(AuthState):
                     return
                 if not snap.signed_in:
                     self._remember(None)
-                    return login_redirect(self.router.url.path)
+                    redirect = login_redirect(self.router.url.path)
+                else:
+                    redirect = None
+            if redirect is not None:
+                yield redirect
+                return
+            async with self:
+                before = (len(self.points), self.job_state)
                 self._apply(snap)
+                changed = (len(self.points), self.job_state) != before
+            if changed:
+                yield JobPageState.load_extras
 
     @rx.event(background=True)
     async def cancel(self):

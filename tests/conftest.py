@@ -22,10 +22,12 @@ def output_dir() -> Path:
 
 
 def reset_caches() -> None:
+    from services.catalog import clear_cache
     from services.db import get_engine
     from services.settings import get_settings
     from services.storage import s3_client
 
+    clear_cache()
     get_settings.cache_clear()
     get_engine.cache_clear()
     s3_client.cache_clear()
@@ -35,8 +37,20 @@ def reset_caches() -> None:
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The backend's services in-process against a real S3 server, real Redis and SQLite."""
     root = tmp_path_factory.mktemp("backend")
-    with servers.nanio(root / "s3") as s3_url, servers.redis(root / "redis") as redis_url:
+    with (
+        servers.nanio(root / "s3") as s3_url,
+        servers.redis(root / "redis") as redis_url,
+        servers.trainer(
+            root / "trainer",
+            {
+                "TRAINER_S3_ENDPOINT_URL": s3_url,
+                "TRAINER_S3_ACCESS_KEY": servers.S3_KEYS[0],
+                "TRAINER_S3_SECRET_KEY": servers.S3_KEYS[1],
+            },
+        ) as trainer_url,
+    ):
         env = {
+            "VTP_TRAINER_URL": trainer_url,
             "VTP_DATA_DIR": str(root / "data"),
             "VTP_S3_ENDPOINT_URL": s3_url,
             "VTP_S3_ACCESS_KEY": servers.S3_KEYS[0],

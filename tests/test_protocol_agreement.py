@@ -7,12 +7,18 @@ import time
 
 import pytest
 
-from services import jobs, signing
+from services import catalog, jobs, signing
 from services.models import Job
 from trainer_runner import callbacks as trainer_callbacks
+from trainer_runner.plugins import PLUGINS
 from trainer_runner.schemas import CallbackEvent, StartJobRequest
 
 pytestmark = pytest.mark.isolation
+
+
+def _trainer_catalog() -> catalog.Catalog:
+    """The catalogue exactly as the trainer's GET /plugins builds it."""
+    return catalog.Catalog({"frameworks": [plugin.spec.describe() for plugin in PLUGINS.values()]})
 
 
 def _job() -> Job:
@@ -25,7 +31,7 @@ def _job() -> Job:
         framework="ultralytics",
         task="detect",
         model="yolo11n.yaml",
-        hyperparameters=jobs.validate_hyperparameters({}),
+        hyperparameters=jobs.validate_hyperparameters({}, plugins=_trainer_catalog()),
         callback_secret="s" * 64,
     )
 

@@ -38,11 +38,20 @@ def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> di
     }
 
 
-def _retryable(exc: BaseException) -> bool:
-    """Network errors and 5xx may pass on a later try; a 4xx never will."""
+# 4xx answers that mean "later" rather than "never".
+RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+def retryable(exc: BaseException) -> bool:
+    """Network errors, 5xx (and 408/425/429) may pass on a later try; other 4xx never will
+    (401 bad signature, 404 unknown job, 422 refused event: the event is dropped)."""
     if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500
+        code = exc.response.status_code
+        return code >= 500 or code in RETRYABLE_4XX
     return isinstance(exc, httpx.TransportError)
+
+
+_retryable = retryable  # the old private name
 
 
 class CallbackSender:
@@ -52,7 +61,12 @@ class CallbackSender:
         self.url = url
         self.secret = secret
         self.tries = tries
+        self.timeout_s = timeout_s
         self._client = httpx.Client(timeout=timeout_s)
+
+    def post_once(self, body: bytes) -> httpx.Response:
+        """One signed POST; raises httpx.HTTPStatusError for a non-2xx answer."""
+        return self._post_once(body)
 
     def _post_once(self, body: bytes) -> httpx.Response:
         # Signed per try, so a retry after minutes still carries a fresh timestamp.

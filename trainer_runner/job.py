@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from trainer_runner.callbacks import CallbackSender
 from trainer_runner.dataset import PreparedDataset, prepare_dataset
 from trainer_runner.errors import JobCancelled, classify
 from trainer_runner.logs import TailHandler, configure_logging
+from trainer_runner.outbox import OUTBOX_DIR, CallbackOutbox
 from trainer_runner.plugins import JobContext, get_plugin, resolve_device
 from trainer_runner.predictions import SAMPLE_IMAGES, draw
 from trainer_runner.schemas import CallbackError, CallbackEvent, StartJobRequest
@@ -60,7 +62,13 @@ class JobRunner:
         self.settings = settings
         self.output = parse_s3_uri(self.spec.output_uri)
         self.tail = TailHandler()
-        self.sender = CallbackSender(self.spec.callback_url, self.spec.callback_secret)
+        self.sender = CallbackSender(
+            self.spec.callback_url, self.spec.callback_secret, timeout_s=settings.callback_timeout_s
+        )
+        # Every callback goes through the on-disk outbox: training never waits for the backend.
+        self.outbox = CallbackOutbox(
+            self.work_dir / OUTBOX_DIR, self.sender, max_backoff_s=settings.callback_max_backoff_s
+        )
         self.s3: Any = None
         self.tracker: Tracker | None = None
         self.device: str | None = None
@@ -69,6 +77,7 @@ class JobRunner:
         self.ctx: JobContext | None = None
         self.dataset: PreparedDataset | None = None
         self.interrupted = False  # SIGTERM: the trainer is going away, not the user cancelling
+        self._sigterm_at: float | None = None
         self._stop_heartbeat = threading.Event()
         self._upload_lock = threading.Lock()
 
@@ -77,7 +86,16 @@ class JobRunner:
         return self.interrupted or (self.work_dir / CANCEL_FILE).exists()
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.interrupted = True
+        if not self.interrupted:
+            self.interrupted = True
+            # The server waits shutdown_timeout_s for us: bound what is left from now on.
+            self._sigterm_at = time.monotonic()
+
+    def _s3_budget(self) -> float:
+        """Retry budget of one transfer: shorter once the trainer is shutting down."""
+        if self.interrupted:
+            return min(self.settings.s3_retry_budget_s, self.settings.sigterm_budget_s)
+        return self.settings.s3_retry_budget_s
 
     # -- reporting ---------------------------------------------------------------------------
     def _event(self, type_: str, state: str = "running", **fields: Any) -> CallbackEvent:
@@ -92,7 +110,7 @@ class JobRunner:
 
     def _heartbeat_loop(self) -> None:
         while not self._stop_heartbeat.wait(self.spec.heartbeat_interval_s):
-            self.sender.send(
+            self.outbox.put_heartbeat(
                 self._event("heartbeat", epoch=self.ctx_epoch(), log_tail=self.tail.tail())
             )
 
@@ -113,7 +131,7 @@ class JobRunner:
         write_status(self.work_dir, state="running", epoch=epoch, pid=os.getpid())
         log.info("epoch finished", extra={"epoch": epoch, "metrics": metrics})
         summary = self._upload_validation(epoch, validation) if validation else None
-        self.sender.send(
+        self.outbox.put(
             self._event(
                 "epoch",
                 epoch=epoch,
@@ -131,7 +149,9 @@ class JobRunner:
         for name, doc in docs.items():
             key = f"artifacts/epoch-{epoch:03d}/{name}.json"
             try:
-                uris[name] = upload_json(self.s3, doc, self.output.join(key))
+                uris[name] = upload_json(
+                    self.s3, doc, self.output.join(key), budget_s=self._s3_budget()
+                )
             except Exception as exc:  # a lost chart must not end training
                 log.warning("validation upload failed", extra={"artifact": key, "error": str(exc)})
         return summarise(docs, uris)
@@ -141,11 +161,14 @@ class JobRunner:
         self._upload("last_checkpoint", path)
 
     def _upload(self, name: str, path: Path) -> None:
+        """Upload with retries; the artifact is recorded (and so reported) only once stored."""
         if not path.exists():
             return
         try:
             with self._upload_lock:
-                uri = upload_file(self.s3, path, self.output.join(OUTPUT_KEYS[name]))
+                uri = upload_file(
+                    self.s3, path, self.output.join(OUTPUT_KEYS[name]), budget_s=self._s3_budget()
+                )
             self.uploaded[name] = uri
         except Exception as exc:  # an upload failure must not end training; the next one may work
             log.warning("upload failed", extra={"artifact": name, "error": str(exc)})
@@ -173,6 +196,9 @@ class JobRunner:
                 self.settings.mlflow_tracking_uri,
                 self.spec.mlflow_experiment,
                 f"job-{self.spec.job_id}",
+                tags={"vtp_job_id": self.spec.job_id, "vtp_attempt": str(self.spec.attempt)},
+                start_wait_s=self.settings.tracking_start_wait_s,
+                max_backoff_s=self.settings.tracking_max_backoff_s,
             )
             self.tracker.log_params(self._params())
             total = (
@@ -180,7 +206,7 @@ class JobRunner:
                 if self.spec.resume_from_uri
                 else int(self.spec.hyperparameters.get("epochs", 100))
             )
-            self.sender.send(
+            self.outbox.put(
                 self._event("started", total_epochs=total, mlflow_run_id=self.tracker.run_id)
             )
             heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -198,6 +224,7 @@ class JobRunner:
                     self.s3,
                     parse_s3_uri(self.spec.resume_from_uri),
                     self.work_dir / "resume" / "last.pt",
+                    budget_s=self._s3_budget(),
                 )
             if self.is_cancelled():
                 raise JobCancelled("cancelled before training started")
@@ -239,6 +266,46 @@ class JobRunner:
                 heartbeat.join(timeout=15)
         return self._finish(state, error, artifacts, final_metrics)
 
+    def _drain(self) -> None:
+        """Stay alive until the buffered callbacks and MLflow data are delivered, or until
+        callback_drain_budget_s is spent (sigterm_budget_s once the trainer is stopping)."""
+        started = time.monotonic()
+        budget = self.settings.callback_drain_budget_s
+
+        def deadline() -> float:
+            end = started + budget
+            if self._sigterm_at is not None:
+                end = min(end, self._sigterm_at + self.settings.sigterm_budget_s)
+            return end
+
+        delivered = False
+        while True:
+            # Short rounds, so a SIGTERM arriving meanwhile shortens the wait.
+            round_end = min(deadline(), time.monotonic() + 1.0)
+            delivered = not self.outbox.pending()
+            tracked = self.tracker is None or self.tracker.complete
+            # A sender that gave up (a bug, a refused run) cannot drain: do not wait for it.
+            done = (delivered or not self.outbox.active) and (
+                tracked or self.tracker is None or not self.tracker.active
+            )
+            if done or time.monotonic() >= deadline():
+                break
+            if not delivered:
+                self.outbox.wait_empty(round_end)
+            else:
+                self.tracker.flush(max(round_end - time.monotonic(), 0.0))  # type: ignore[union-attr]
+        delivered = self.outbox.drain(0.0)
+        tracked = self.tracker.close(0.0) if self.tracker is not None else True
+        self.sender.close()
+        log.info(
+            "job process exiting",
+            extra={
+                "callbacks_delivered": delivered,
+                "tracking_complete": tracked,
+                "drain_s": round(time.monotonic() - started, 1),
+            },
+        )
+
     def _sample_predictions(self, plugin: Any, best: Path | None) -> None:
         """Predictions of the best model on a few validation images: PNGs plus one JSON."""
         if best is None or not best.exists() or self.dataset is None:
@@ -261,11 +328,20 @@ class JobRunner:
                 png = io.BytesIO()
                 draw(image, result).save(png, format="PNG")
                 key = f"artifacts/predictions/{index:02d}_{path.stem}.png"
-                uri = upload_bytes(self.s3, png.getvalue(), self.output.join(key), "image/png")
+                uri = upload_bytes(
+                    self.s3,
+                    png.getvalue(),
+                    self.output.join(key),
+                    "image/png",
+                    budget_s=self._s3_budget(),
+                )
                 items.append({"image": path.name, "drawn_uri": uri, **result})
             doc = {"task": self.spec.task, "classes": model.classes, "images": items}
             self.uploaded["predictions"] = upload_json(
-                self.s3, doc, self.output.join(OUTPUT_KEYS["predictions"])
+                self.s3,
+                doc,
+                self.output.join(OUTPUT_KEYS["predictions"]),
+                budget_s=self._s3_budget(),
             )
         except Exception as exc:  # the model is trained; a failed drawing must not fail the job
             log.warning("sample predictions failed", extra={"error": str(exc)})
@@ -298,11 +374,19 @@ class JobRunner:
                         self.s3,
                         self.dataset.report(),
                         self.output.join(OUTPUT_KEYS["dataset_report"]),
+                        budget_s=self._s3_budget(),
                     )
                 except Exception as exc:
                     log.warning("dataset report not uploaded", extra={"error": str(exc)})
+        tracking: dict[str, Any] | None = None
         if self.tracker is not None:
             self.tracker.end(state)
+            # Bounded: a dead MLflow delays the final callback by at most tracking_flush_s.
+            flush_s = self.settings.tracking_flush_s
+            self.tracker.flush(min(flush_s, 5.0) if self.interrupted else flush_s)
+            tracking = self.tracker.summary()
+            if not tracking["complete"]:
+                log.warning("tracking incomplete at the end of the job", extra=tracking)
         write_status(
             self.work_dir,
             state=state,
@@ -313,7 +397,7 @@ class JobRunner:
         log.info("job finished", extra={"state": state, "artifacts": self.uploaded})
         if self.s3 is not None:
             self._upload("log", self.work_dir / LOG_FILE)
-        self.sender.send(
+        self.outbox.put(
             self._event(
                 "finished",
                 state=state,
@@ -324,11 +408,15 @@ class JobRunner:
                 error=error,
                 log_tail=self.tail.tail(),
                 dataset=self.dataset.report() if self.dataset else None,
+                tracking=tracking,
             )
         )
-        self.sender.close()
+        self._drain()
         # Outputs live in object storage now; scratch is only a cache. The spec holds the secret.
-        for leftover in ("dataset", "runs", "resume", SPEC_FILE):
+        leftovers = ["dataset", "runs", "resume"]
+        if not self.outbox.pending():
+            leftovers += [OUTBOX_DIR, SPEC_FILE]  # else kept: the events and how to sign them
+        for leftover in leftovers:
             target = self.work_dir / leftover
             if target.is_dir():
                 shutil.rmtree(target, ignore_errors=True)

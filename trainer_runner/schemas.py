@@ -88,3 +88,7 @@ class CallbackEvent(BaseModel):
     # (counts and skipped corrupt images; on `finished`).
     validation: dict[str, Any] | None = None
     dataset: dict[str, Any] | None = None
+    # Additive (failure handling): on `finished`, whether MLflow got everything by then -
+    # {"enabled", "complete", "pending", "failures", "mlflow_run_id"}. With complete false the
+    # job goes on replaying into MLflow after this callback, for a bounded time.
+    tracking: dict[str, Any] | None = None

@@ -41,6 +41,43 @@ class TrainerSettings(BaseSettings):
     plugins: str = Field(
         default="", description="Extra plugins, comma-separated 'module:Class' (TRAINER_PLUGINS)."
     )
+    # -- failure handling (docs: trainer_runner/README.md, "Failure handling") ------------------
+    s3_retry_budget_s: float = Field(
+        default=180.0, ge=0, description="Total time one transfer is retried while S3 is down."
+    )
+    s3_connect_timeout_s: float = Field(default=5.0, gt=0)
+    s3_read_timeout_s: float = Field(
+        default=20.0, gt=0, description="A frozen S3 server shows up as an error this soon."
+    )
+    callback_timeout_s: float = Field(default=10.0, gt=0, description="One callback POST.")
+    callback_max_backoff_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between two tries of an undelivered event."
+    )
+    callback_drain_budget_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long a finished job keeps delivering its buffered callbacks (and "
+        "buffered MLflow data) before its process exits anyway.",
+    )
+    tracking_start_wait_s: float = Field(
+        default=10.0, ge=0, description="Wait for the MLflow run id before `started` is sent."
+    )
+    tracking_flush_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="At the end of a job, wait this long for buffered MLflow data before the "
+        "final callback (which then says whether tracking is complete).",
+    )
+    tracking_max_backoff_s: float = Field(default=20.0, gt=0)
+    sigterm_budget_s: float = Field(
+        default=25.0,
+        ge=0,
+        description="After SIGTERM: time a job gets for each of its final upload and its "
+        "callback delivery, so it ends inside shutdown_timeout_s.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=90.0, gt=0, description="Server shutdown: wait this long for job children."
+    )
 
     def resolved_torch_threads(self) -> int:
         """Threads torch should use; Ultralytics alone would leave one core idle."""

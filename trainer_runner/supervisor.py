@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class JobSupervisor:
         self.jobs_dir = settings.scratch_dir / "jobs"
         self._attempts: dict[tuple[str, int], Attempt] = {}
         self._lock = threading.RLock()
+        self._reporters: list[threading.Thread] = []
         self._recover()
 
     def _recover(self) -> None:
@@ -179,25 +181,37 @@ class JobSupervisor:
                     "job process died", extra={"job_id": item.job_id, "attempt": item.attempt}
                 )
                 if item.request is not None:
-                    threading.Thread(
+                    reporter = threading.Thread(
                         target=_report_crash, args=(item.request, message), daemon=True
-                    ).start()
+                    )
+                    reporter.start()
+                    self._reporters.append(reporter)
 
-    def shutdown(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM every child (they upload last.pt and report a transient failure), then wait."""
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """SIGTERM every child, then wait (`shutdown_timeout_s`): each stops at its next batch,
+        uploads last.pt, reports a transient failure (so the backend resumes it elsewhere) and
+        delivers its buffered callbacks. A child still there after the wait is killed and
+        reported failed (transient) by `reap`, so no attempt is left `running`."""
+        timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
         with self._lock:
             running = [a for a in self._attempts.values() if a.is_running()]
         for item in running:
             assert item.process is not None
             item.process.send_signal(signal.SIGTERM)
+        log.info("stopping job processes", extra={"count": len(running)})
+        deadline = time.monotonic() + timeout_s
         for item in running:
             assert item.process is not None
             try:
-                item.process.wait(timeout=timeout_s)
+                item.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
+                log.error("job process ignored SIGTERM; killed", extra={"job_id": item.job_id})
                 item.process.kill()
                 item.process.wait()
         self.reap()
+        # A killed child's crash report runs in a thread: give it a moment before we exit.
+        for thread in list(self._reporters):
+            thread.join(timeout=15)
 
 
 def _child_pythonpath() -> str:

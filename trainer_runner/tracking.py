@@ -1,101 +1,285 @@
 """MLflow logging of a job: one run per attempt, params once, metrics per epoch.
 
-Tracking is a convenience: when MLflow is unreachable or misbehaves, training goes on and only
-a warning is logged.
+Tracking never slows or fails training. Every call only appends to an in-memory buffer; one
+background thread creates the run and replays the buffer in order, retrying with exponential
+backoff and jitter (tenacity) while MLflow is unreachable. So when MLflow is down, training goes
+on; when it comes back - during the job, or while the finished job waits for its buffers to
+drain - the run receives every param and every epoch's metrics, with their original
+timestamps. `flush(timeout)` says whether everything got through.
+
+Replays are idempotent: the run is found again by a tag before a new one is created, MLflow
+keeps a metric logged twice with the same key, step, timestamp and value once, and a param
+logged twice with the same value is accepted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_BATCH = 100
+RUN_KEY_TAG = "vtp_run_key"
 
-
-# MLflow's client retries a dead server for minutes by default; training must not wait that long.
+# Each MLflow request is tried once and bounded: the replay thread does the retrying.
 # setdefault: an operator's own values win.
-CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+class _Stopped(Exception):  # noqa: N818 - control flow, not an error
+    pass
+
+
+def transient(exc: BaseException) -> bool:
+    """Anything but MLflow refusing the request itself (a 4xx other than 429) may pass later:
+    connection refused, timeouts and 5xx are all MlflowExceptions with a 5xx code."""
+    code = getattr(exc, "get_http_status_code", None)
+    if callable(code):
+        try:
+            status = int(code())
+        except Exception:
+            return True
+        return not (400 <= status < 500 and status != 429)
+    return True
 
 
 class Tracker:
-    """MLflow run of one job attempt; every method is a no-op when tracking is off or broken.
+    """MLflow run of one job attempt; every method returns at once and never raises."""
 
-    After the first failure tracking stays off for the attempt, so a dead MLflow costs one
-    timeout, not one per epoch.
-    """
-
-    def __init__(self, tracking_uri: str, experiment: str | None, run_name: str) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str | None,
+        run_name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        start_wait_s: float = 0.0,
+        max_backoff_s: float = 20.0,
+    ) -> None:
         self.run_id: str | None = None
-        self._client: Any = None
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.tags = {**(tags or {}), RUN_KEY_TAG: uuid.uuid4().hex}
+        self.max_backoff_s = max_backoff_s
+        self.failures = 0
+        self.replayed = 0  # operations that went through only after a failure
+        self._ops: deque[tuple[Any, ...]] = deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._failing = False
+        self._thread: threading.Thread | None = None
         if not tracking_uri:
             return
         for key, value in CLIENT_ENV.items():
             os.environ.setdefault(key, value)
-        try:
-            import mlflow
-            from mlflow.tracking import MlflowClient
+        self._thread = threading.Thread(target=self._run, name="mlflow-replay", daemon=True)
+        self._thread.start()
+        if start_wait_s:
+            self._wait(lambda: self.run_id is not None, start_wait_s)
 
-            mlflow.set_tracking_uri(tracking_uri)
-            if experiment:
-                mlflow.set_experiment(experiment)
-            run = mlflow.start_run(run_name=run_name)
-            self.run_id = run.info.run_id
-            self._client = MlflowClient(tracking_uri=tracking_uri)
-        except Exception as exc:  # tracking must never fail a job
-            log.warning(
-                "MLflow unavailable; continuing without tracking", extra={"error": str(exc)}
-            )
-            self.run_id = None
-            self._client = None
+    @property
+    def enabled(self) -> bool:
+        return self._thread is not None
+
+    # -- producers -------------------------------------------------------------------------
+    def _put(self, op: tuple[Any, ...]) -> None:
+        if not self.enabled:
+            return
+        with self._cond:
+            self._ops.append(op)
+            self._cond.notify_all()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log hyperparameters and job settings (in batches of MLflow's 100-param limit)."""
-        if self._client is None:
-            return
-        try:
-            from mlflow.entities import Param
-
-            items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-            for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
-                self._client.log_batch(
-                    self.run_id, params=items[start : start + MAX_PARAMS_PER_BATCH]
-                )
-        except Exception as exc:
-            self._disable("log_params", exc)
+        """Hyperparameters and job settings (sent in batches of MLflow's 100-param limit)."""
+        items = [(str(k), str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self._put(("params", items[start : start + MAX_PARAMS_PER_BATCH]))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """One `log_batch` per epoch: single log_metric calls are ~80x slower."""
-        if self._client is None:
-            return
-        try:
-            from mlflow.entities import Metric
-
-            ts = int(time.time() * 1000)
-            batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
-            self._client.log_batch(self.run_id, metrics=batch)
-        except Exception as exc:
-            self._disable("log_metrics", exc)
+        """One `log_batch` per epoch (single log_metric calls are ~80x slower)."""
+        ts = int(time.time() * 1000)
+        self._put(("metrics", {k: float(v) for k, v in metrics.items()}, step, ts))
 
     def end(self, state: str) -> None:
         """Close the run with the status matching the job's final state."""
-        if self._client is None:
-            return
         status = {"succeeded": "FINISHED", "cancelled": "KILLED"}.get(state, "FAILED")
-        try:
-            import mlflow
+        self._put(("end", status))
 
-            mlflow.end_run(status=status)
-        except Exception as exc:
-            self._disable("end_run", exc)
+    # -- state -----------------------------------------------------------------------------
+    def pending(self) -> int:
+        """Operations not yet stored in MLflow (creating the run counts as one)."""
+        if not self.enabled:
+            return 0
+        with self._cond:
+            return len(self._ops) + (self.run_id is None)
 
-    def _disable(self, operation: str, exc: Exception) -> None:
-        log.warning(
-            "MLflow failed; continuing without tracking",
-            extra={"operation": operation, "error": str(exc)},
+    @property
+    def active(self) -> bool:
+        """Whether the replay thread still runs (it ends when closed or refused for good)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def complete(self) -> bool:
+        return self.pending() == 0
+
+    def summary(self) -> dict[str, Any]:
+        """What the final callback says about tracking."""
+        return {
+            "enabled": self.enabled,
+            "complete": self.complete,
+            "pending": self.pending(),
+            "failures": self.failures,
+            "mlflow_run_id": self.run_id,
+        }
+
+    def _wait(self, predicate: Any, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return bool(predicate())
+                self._cond.wait(min(left, 0.5))
+        return True
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the buffer to reach MLflow; True when it did."""
+        if not self.enabled:
+            return True
+        return self._wait(lambda: not self._ops and self.run_id is not None, timeout_s)
+
+    def close(self, timeout_s: float) -> bool:
+        """Flush, then stop the replay thread; True when nothing was lost."""
+        done = self.flush(timeout_s)
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        if not done:
+            log.error(
+                "MLflow data not delivered before the budget ran out",
+                extra={"pending": self.pending(), "run_id": self.run_id},
+            )
+        return done
+
+    # -- the replay thread -----------------------------------------------------------------
+    def _retrying(self, what: str) -> Retrying:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.failures += 1
+            if not self._failing:  # one warning per outage, not one per try
+                log.warning(
+                    "MLflow unavailable; buffering and retrying (training continues)",
+                    extra={"operation": what, "error": f"{type(exc).__name__}: {exc}"[:500]},
+                )
+            self._failing = True
+
+        def stopped(_: RetryCallState) -> bool:
+            return self._stop.is_set()
+
+        return Retrying(
+            retry=retry_if_exception(transient),
+            wait=wait_exponential_jitter(multiplier=1, max=self.max_backoff_s, jitter=1),
+            stop=stopped,
+            sleep=self._stop.wait,
+            before_sleep=before_sleep,
+            reraise=True,
         )
-        self._client = None
+
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        if self._stop.is_set():
+            raise _Stopped
+        result = self._retrying(what)(fn, *args)
+        if self._failing:
+            self._failing = False
+            self.replayed += 1
+            log.info("MLflow reachable again; buffered tracking data replayed", extra={"op": what})
+        return result
+
+    def _run(self) -> None:
+        try:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            run_id = self._call("create_run", self._find_or_create_run, client)
+            with self._cond:
+                self.run_id = run_id
+                self._cond.notify_all()
+            while True:
+                with self._cond:
+                    while not self._ops and not self._stop.is_set():
+                        self._cond.wait(0.5)
+                    if not self._ops:
+                        return
+                    op = self._ops[0]
+                try:
+                    self._call(op[0], self._apply, client, op)
+                except _Stopped:
+                    raise
+                except Exception as exc:
+                    if self._stop.is_set() or transient(exc):
+                        raise
+                    log.warning(  # refused for good: drop it, keep the rest flowing
+                        "MLflow refused a tracking call; dropped",
+                        extra={"operation": op[0], "error": str(exc)[:500]},
+                    )
+                with self._cond:
+                    self._ops.popleft()  # only once stored: pending() counts the one in flight
+                    self._cond.notify_all()
+        except _Stopped:
+            return
+        except Exception as exc:  # stopped while failing, or a bug: never take the job down
+            if not self._stop.is_set():
+                log.warning("MLflow tracking stopped", extra={"error": str(exc)[:500]})
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _find_or_create_run(self, client: Any) -> str:
+        experiment_id = "0"
+        if self.experiment:
+            found = client.get_experiment_by_name(self.experiment)
+            if found is None:
+                try:
+                    experiment_id = client.create_experiment(self.experiment)
+                except Exception:  # created meanwhile (another job, or our own lost answer)
+                    found = client.get_experiment_by_name(self.experiment)
+                    if found is None:
+                        raise
+                    experiment_id = found.experiment_id
+            else:
+                experiment_id = found.experiment_id
+        key = self.tags[RUN_KEY_TAG]
+        # A create whose answer was lost (server frozen, then resumed) must not make a twin.
+        existing = client.search_runs(
+            [experiment_id], filter_string=f"tags.{RUN_KEY_TAG} = '{key}'", max_results=1
+        )
+        if existing:
+            return existing[0].info.run_id
+        run = client.create_run(experiment_id, run_name=self.run_name, tags=self.tags)
+        return run.info.run_id
+
+    def _apply(self, client: Any, op: tuple[Any, ...]) -> None:
+        from mlflow.entities import Metric, Param
+
+        kind = op[0]
+        if kind == "params":
+            client.log_batch(self.run_id, params=[Param(k, v) for k, v in op[1]])
+        elif kind == "metrics":
+            _, metrics, step, ts = op
+            client.log_batch(
+                self.run_id, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()]
+            )
+        elif kind == "end":
+            client.set_terminated(self.run_id, status=op[1])

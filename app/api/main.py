@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.api.routes import admin, auth, callbacks, datasets, jobs, projects
+from app.api.routes import admin, auth, callbacks, datasets, jobs, projects, training
 from app.api.security import SecurityMiddleware
 from services.db import get_engine
 from services.errors import DomainError
@@ -17,7 +17,7 @@ api = FastAPI(title="Vision AI Training Platform API", version="1")
 api.add_middleware(SecurityMiddleware)
 
 v1 = APIRouter(prefix="/api/v1")
-for module in (auth, projects, datasets, jobs, callbacks, admin):
+for module in (auth, projects, datasets, jobs, callbacks, admin, training):
     v1.include_router(module.router)
 api.include_router(v1)
 

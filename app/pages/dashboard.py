@@ -7,12 +7,7 @@ import reflex as rx
 from components import tokens
 from components.layout import card, field, native_select, page_shell
 from components.status_indicator import status_indicator
-from state.dashboard_state import (
-    DashboardState,
-    hyperparameter_bounds,
-    hyperparameter_defaults,
-    model_options,
-)
+from state.dashboard_state import DashboardState
 
 S = DashboardState
 
@@ -60,6 +55,22 @@ def projects_bar() -> rx.Component:
                 id="project-role",
             ),
         ),
+        rx.cond(
+            S.selected_project_id != "",
+            rx.hstack(
+                rx.link(
+                    "Datasets",
+                    href="/projects/" + S.selected_project_id + "/datasets",
+                    id="project-datasets-link",
+                ),
+                rx.link(
+                    "Members",
+                    href="/projects/" + S.selected_project_id + "/members",
+                    id="project-members-link",
+                ),
+                spacing="3",
+            ),
+        ),
         align="end",
         spacing="4",
     )
@@ -91,91 +102,31 @@ def datasets_card() -> rx.Component:
     )
 
 
-def _number(name: str) -> rx.Component:
-    low, high = hyperparameter_bounds(name)
-    return field(
-        name.capitalize() if name != "imgsz" else "Image size (px)",
-        rx.input(
-            id=name,
-            name=name,
-            type="number",
-            min=low,
-            max=high,
-            step="1",
-            required=True,
-            default_value=hyperparameter_defaults()[name],
-            width="140px",
-        ),
-        html_for=name,
-    )
-
-
 def train_card() -> rx.Component:
-    models = model_options()
-    form = rx.form(
-        rx.vstack(
-            rx.flex(
-                field(
-                    "Dataset version",
-                    native_select(
-                        S.dataset_options, id="dataset-version", name="dataset_version_id", min_width="260px"
-                    ),
-                    html_for="dataset-version",
-                ),
-                field(
-                    "Model",
-                    rx.el.select(
-                        *[rx.el.option(m["label"], value=m["value"]) for m in models],
-                        id="model",
-                        name="model",
-                        padding="6px 8px",
-                        border=f"1px solid {tokens.BORDER}",
-                        border_radius=tokens.RADIUS["sm"],
-                        background_color=tokens.SURFACE,
-                        color=tokens.TEXT,
-                        font_size="14px",
-                        min_height="32px",
-                    ),
-                    html_for="model",
-                ),
-                field(
-                    "Run name (optional)",
-                    rx.input(id="job-name", name="name", max_length=120, width="220px"),
-                    html_for="job-name",
-                ),
-                wrap="wrap",
-                spacing="4",
-            ),
-            rx.flex(_number("epochs"), _number("imgsz"), _number("batch"), wrap="wrap", spacing="4"),
-            rx.cond(
-                S.form_error != "",
-                rx.callout(
-                    S.form_error, icon="triangle_alert", color_scheme="red", role="alert", id="train-error"
-                ),
-            ),
-            rx.hstack(
-                rx.button(
-                    rx.cond(S.submitting, rx.spinner(size="2"), rx.icon("play", size=16, aria_hidden="true")),
-                    "Start training",
-                    type="submit",
-                    id="start-training",
-                    disabled=S.submitting | (S.dataset_options.length() == 0),
-                    background_color=tokens.PRIMARY,
-                    color=tokens.PRIMARY_TEXT,
-                ),
-            ),
-            spacing="4",
-            align="start",
-        ),
-        on_submit=S.start_training,
-        reset_on_submit=False,
-        aria_label="Train a model",
-    )
+    """Links to the pages of the selected project: the generated training form and the job views."""
+    base = "/projects/" + S.selected_project_id
+
+    def go(text: str, suffix: str, icon: str, id: str) -> rx.Component:
+        return rx.link(
+            rx.hstack(rx.icon(icon, size=16, aria_hidden="true"), rx.text(text, as_="span"), spacing="2"),
+            href=base + suffix,
+            id=id,
+            color=tokens.PRIMARY,
+            weight="medium",
+        )
+
     return card(
-        rx.cond(
-            S.can_train,
-            form,
-            _empty("You can view this project; training needs the member role.", "train-not-allowed"),
+        rx.flex(
+            rx.cond(
+                S.can_train,
+                go("New training job", "/train", "play", "new-training-job"),
+                _empty("You can view this project; training needs the member role.", "train-not-allowed"),
+            ),
+            go("All jobs", "/jobs", "list", "all-jobs-link"),
+            go("Compare runs", "/compare", "chart_line", "compare-link"),
+            go("Models", "/models", "box", "models-link"),
+            wrap="wrap",
+            spacing="5",
         ),
         title="Train",
     )

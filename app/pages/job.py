@@ -29,7 +29,24 @@ def summary_card() -> rx.Component:
             _fact("Model", S.model, "job-model"),
             _fact("Device", S.device, "job-device"),
             _fact(
-                "MLflow run", rx.cond(S.mlflow_run_id != "", rx.code(S.mlflow_run_id), "—"), "job-mlflow-run"
+                "MLflow run",
+                rx.cond(
+                    S.mlflow_run_id != "",
+                    rx.cond(
+                        S.mlflow_url != "",
+                        rx.link(
+                            rx.code(S.mlflow_run_id),
+                            rx.icon("external_link", size=14, aria_hidden="true"),
+                            href=S.mlflow_url,
+                            is_external=True,
+                            id="mlflow-link",
+                            aria_label="Open this run in MLflow (new tab)",
+                        ),
+                        rx.code(S.mlflow_run_id),
+                    ),
+                    "—",
+                ),
+                "job-mlflow-run",
             ),
             _fact("Created", S.created, "job-created"),
             wrap="wrap",
@@ -60,6 +77,38 @@ def summary_card() -> rx.Component:
             ),
         ),
         rx.cond(S.cancel_message != "", rx.text(S.cancel_message, id="cancel-message", role="status")),
+        rx.cond(
+            S.stale_message != "",
+            rx.callout(
+                S.stale_message, icon="clock_alert", color_scheme="amber", role="status", id="job-stale"
+            ),
+        ),
+        rx.cond(
+            S.can_retry,
+            rx.hstack(
+                rx.button(
+                    rx.icon("step_forward", size=16, aria_hidden="true"),
+                    "Resume from last checkpoint",
+                    on_click=S.retry(True),
+                    disabled=S.retrying,
+                    background_color=tokens.PRIMARY,
+                    color=tokens.PRIMARY_TEXT,
+                    id="resume-job",
+                ),
+                rx.button(
+                    rx.icon("rotate_ccw", size=16, aria_hidden="true"),
+                    "Retry from scratch",
+                    on_click=S.retry(False),
+                    disabled=S.retrying,
+                    variant="outline",
+                    color=tokens.PRIMARY,
+                    id="retry-job",
+                ),
+                rx.cond(S.retrying, rx.spinner(size="2")),
+                spacing="3",
+            ),
+        ),
+        rx.cond(S.retry_message != "", rx.text(S.retry_message, id="retry-message", role="alert")),
     )
 
 
@@ -130,33 +179,147 @@ def logs_card() -> rx.Component:
 
 
 def artifacts_card() -> rx.Component:
+    row = lambda a: rx.table.row(  # noqa: E731
+        rx.table.row_header_cell(rx.code(a["name"], word_break="break-all")),
+        rx.table.cell(a["kind"]),
+        rx.table.cell(a["size"], white_space="nowrap"),
+        rx.table.cell(
+            rx.link(
+                rx.icon("download", size=14, aria_hidden="true"),
+                "Download",
+                href=a["url"],
+                color=tokens.PRIMARY,
+                aria_label="Download " + a["name"],
+                custom_attrs={"download": ""},
+            )
+        ),
+    )
     return card(
         rx.cond(
-            S.artifacts.length() > 0,
-            rx.el.ul(
-                rx.foreach(
-                    S.artifacts,
-                    lambda a: rx.el.li(
-                        rx.text(a["name"], as_="span", weight="medium"),
-                        ": ",
-                        rx.code(a["uri"], word_break="break-all"),
-                    ),
+            S.files.length() > 0,
+            rx.table.root(
+                rx.el.caption("Files this job stored", class_name="sr-only"),
+                rx.table.header(
+                    rx.table.row(
+                        *[rx.table.column_header_cell(h, scope="col") for h in ("File", "Kind", "Size", "")]
+                    )
                 ),
+                rx.table.body(rx.foreach(S.files, row)),
                 id="job-artifacts",
-                padding_left=tokens.SPACE["md"],
-                list_style_type="disc",
+                width="100%",
+                variant="surface",
+                size="1",
             ),
             rx.text(
                 rx.cond(
                     S.finished,
                     "This job left no artifacts.",
-                    "No artifacts yet: they appear when the job finishes.",
+                    "No artifacts yet: checkpoints and results appear as the job trains.",
                 ),
                 color=tokens.TEXT_MUTED,
                 id="job-artifacts-empty",
             ),
         ),
-        title="Artifacts",
+        title="Artifacts and exports",
+    )
+
+
+def validation_card() -> rx.Component:
+    plot = lambda fig, id, label: rx.box(  # noqa: E731
+        rx.plotly(data=fig, config={"displaylogo": False, "responsive": True}, width="100%"),
+        id=id,
+        width="100%",
+        role="img",
+        aria_label=label,
+    )
+    per_class = rx.cond(
+        S.per_class.length() > 0,
+        rx.table.root(
+            rx.el.caption("Per-class results of the newest validation", class_name="sr-only"),
+            rx.table.header(
+                rx.table.row(
+                    *[
+                        rx.table.column_header_cell(h, scope="col")
+                        for h in ("Class", "AP50-95 / accuracy", "AP50 / support", "Precision", "Recall")
+                    ]
+                )
+            ),
+            rx.table.body(
+                rx.foreach(
+                    S.per_class,
+                    lambda r: rx.table.row(
+                        rx.table.row_header_cell(r["class"]),
+                        rx.table.cell(r["headline"]),
+                        rx.table.cell(r["ap50"]),
+                        rx.table.cell(r["precision"]),
+                        rx.table.cell(r["recall"]),
+                    ),
+                )
+            ),
+            id="per-class-table",
+            width="100%",
+            variant="surface",
+            size="1",
+        ),
+        rx.text("No per-class results yet.", color=tokens.TEXT_MUTED, id="per-class-empty"),
+    )
+    gallery = rx.cond(
+        S.gallery.length() > 0,
+        rx.flex(
+            rx.foreach(
+                S.gallery,
+                lambda g: rx.el.figure(
+                    rx.image(
+                        src=g["src"], alt=g["caption"], max_width="280px", border_radius=tokens.RADIUS["sm"]
+                    ),
+                    rx.el.figcaption(g["caption"], font_size="12px", color=tokens.TEXT_MUTED),
+                    margin="0",
+                ),
+            ),
+            wrap="wrap",
+            spacing="4",
+            id="predictions-gallery",
+        ),
+        rx.text(
+            "Predictions on validation images appear when the job finishes.",
+            color=tokens.TEXT_MUTED,
+            id="predictions-empty",
+        ),
+    )
+    return card(
+        rx.text(
+            rx.cond(
+                S.validation_epoch != "",
+                "From the validation after epoch " + S.validation_epoch + ".",
+                "No validation results yet: they arrive with each finished epoch.",
+            ),
+            color=tokens.TEXT_MUTED,
+            size="2",
+            id="validation-epoch",
+        ),
+        rx.tabs.root(
+            rx.tabs.list(
+                rx.tabs.trigger("Per-class AP", value="per-class", id="tab-per-class"),
+                rx.tabs.trigger("Confusion matrix", value="confusion", id="tab-confusion"),
+                rx.tabs.trigger("PR curve", value="pr", id="tab-pr"),
+                rx.tabs.trigger("Predictions", value="gallery", id="tab-gallery"),
+            ),
+            rx.tabs.content(per_class, value="per-class", padding_top=tokens.SPACE["md"]),
+            rx.tabs.content(
+                plot(S.confusion_figure, "confusion-matrix", "Confusion matrix heatmap"),
+                value="confusion",
+                padding_top=tokens.SPACE["md"],
+            ),
+            rx.tabs.content(
+                plot(S.pr_figure, "pr-curve", "Precision-recall curve per class"),
+                value="pr",
+                padding_top=tokens.SPACE["md"],
+            ),
+            rx.tabs.content(gallery, value="gallery", padding_top=tokens.SPACE["md"]),
+            default_value="per-class",
+            id="validation-tabs",
+        ),
+        title="Validation",
     )
 
 
@@ -169,6 +332,7 @@ def job_page() -> rx.Component:
             rx.vstack(
                 summary_card(),
                 chart_card(),
+                validation_card(),
                 logs_card(),
                 artifacts_card(),
                 spacing="5",

@@ -69,6 +69,11 @@ def login_page() -> rx.Component:
                     width="100%",
                     aria_label="Sign in",
                 ),
+                rx.text(
+                    "New here? ",
+                    rx.link("Create an account", href="/signup", color=tokens.PRIMARY, id="signup-link"),
+                    size="2",
+                ),
                 spacing="4",
                 align="stretch",
                 width="100%",

@@ -164,6 +164,64 @@ def _callback(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"job_id": w.job(w.cast.project_id, "owner")}, {"json": {"event_id": "x", "type": "heartbeat"}}
 
 
+def _finished_job(creator: str, state: str = "failed") -> Prepare:
+    def prepare(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        from services.models import Job
+
+        project_id = w.fresh_project()
+        job_id = w.job(project_id, creator)
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            job.state = state
+            session.add(job)
+        return {"project_id": project_id, "job_id": job_id}, {}
+
+    return prepare
+
+
+_CHECKPOINT: dict[str, str] = {}
+
+
+def _trained_job(w: World) -> tuple[int, int]:
+    """A succeeded job of the shared project whose best checkpoint is a real (untrained) YOLO model."""
+    from services import storage
+    from services.models import Job
+
+    if "uri" not in _CHECKPOINT:
+        import tempfile
+        from pathlib import Path
+
+        from ultralytics import YOLO
+
+        path = Path(tempfile.mkdtemp()) / "best.pt"
+        YOLO("yolo11n.yaml").save(path)
+        _CHECKPOINT["uri"] = storage.put_bytes("matrix/checkpoints/best.pt", path.read_bytes())
+    job_id = w.job(w.cast.project_id, "owner")
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        job.state = "succeeded"
+        job.artifacts = {"best_checkpoint": _CHECKPOINT["uri"]}
+        session.add(job)
+    return w.cast.project_id, job_id
+
+
+def _export(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    return {"project_id": project_id, "job_id": job_id}, {"json": {"formats": ["torchscript"]}}
+
+
+def _predict(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    import io
+
+    from PIL import Image
+
+    project_id, job_id = _trained_job(w)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, format="PNG")
+    files = {"image": ("red.png", buffer.getvalue(), "image/png")}
+    return {"project_id": project_id, "job_id": job_id}, {"files": files}
+
+
 @dataclass(frozen=True)
 class Rule:
     allowed: frozenset[str]
@@ -226,6 +284,17 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
         Rule(ADMIN_UP, fresh(job_by="owner"), note="someone else's job"),
         Rule(MEMBER_UP, fresh(job_by="member"), note="the member's own job"),
     ],
+    ("POST", P + "/jobs/{job_id}/retry"): [
+        Rule(ADMIN_UP, _finished_job("owner"), note="someone else's job"),
+        Rule(MEMBER_UP, _finished_job("member", "cancelled"), note="the member's own job"),
+    ],
+    ("GET", P + "/jobs/{job_id}/artifacts"): [Rule(VIEWER_UP, _shared_job)],
+    ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
+    ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
+    ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
+    ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
+    ("GET", V1 + "/plugins"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
+    ("GET", V1 + "/analytics"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     # Trainer callbacks carry an HMAC per job, never a bearer token: no user may post one.
     ("POST", V1 + "/trainer/callbacks/{job_id}"): [Rule(NOBODY, _callback, project_scoped=False)],
     ("GET", V1 + "/admin/users"): [Rule(PLATFORM, shared(), project_scoped=False)],
@@ -405,6 +474,195 @@ def _ui_cancel(creator: str) -> Callable[[World, str], bool]:
     return check
 
 
+def _allowed_by_authorization(call: Callable[[], Any]) -> bool:
+    """True unless the call is refused for who is asking (other domain errors mean it got past)."""
+    from services.errors import DomainError, NotFound, PermissionDenied, Unauthorized
+
+    try:
+        result = call()
+    except (NotFound, PermissionDenied, Unauthorized):
+        return False
+    except DomainError as exc:
+        return "session has ended" not in exc.message
+    return not (isinstance(result, dict) and result.get("signed_in") is False)
+
+
+def _ui_train_context(w: World, token: str) -> bool:
+    from state.train_state import load_train_context
+
+    return _allowed_by_authorization(lambda: load_train_context(token, w.cast.project_id))
+
+
+def _ui_jobs_list(w: World, token: str) -> bool:
+    from state.jobs_state import load_jobs
+
+    return _allowed_by_authorization(lambda: load_jobs(token, w.cast.project_id, {"state": "queued"}))
+
+
+def _ui_runs(w: World, token: str) -> bool:
+    from state.compare_state import load_runs
+
+    return _allowed_by_authorization(lambda: load_runs(token, w.cast.project_id, "", ""))
+
+
+def _ui_compare(w: World, token: str) -> bool:
+    from state.compare_state import load_comparison
+
+    job_id = w.job(w.cast.project_id, "owner")
+    return _allowed_by_authorization(lambda: load_comparison(token, w.cast.project_id, [job_id]))
+
+
+def _ui_models(w: World, token: str) -> bool:
+    from state.models_state import load_models
+
+    return _allowed_by_authorization(lambda: load_models(token, w.cast.project_id))
+
+
+def _ui_export(w: World, token: str) -> bool:
+    from state.models_state import export_model
+
+    # A job without a checkpoint: allowed callers get past authorization to "nothing to export".
+    job_id = w.job(w.cast.project_id, "owner")
+    return _allowed_by_authorization(lambda: export_model(token, w.cast.project_id, job_id, ["onnx"]))
+
+
+def _ui_predict(w: World, token: str) -> bool:
+    from state.models_state import predict_image
+
+    job_id = w.job(w.cast.project_id, "owner")
+    return _allowed_by_authorization(lambda: predict_image(token, w.cast.project_id, job_id, b"x", "a.png"))
+
+
+def _ui_extras(w: World, token: str) -> bool:
+    from state.job_state import load_extras
+
+    extras = load_extras(token, w.job(w.cast.project_id, "owner"))
+    return extras.signed_in and not extras.error
+
+
+def _ui_retry(creator: str) -> Callable[[World, str], bool]:
+    def check(w: World, token: str) -> bool:
+        from state.job_state import _retry
+
+        prepared, _ = _finished_job(creator)(w, "")
+        return _allowed_by_authorization(lambda: _retry(token, prepared["job_id"], False))
+
+    return check
+
+
+def _ui_analytics(_w: World, token: str) -> bool:
+    from state.analytics_state import load_usage
+
+    return _allowed_by_authorization(lambda: load_usage(token, "project", 7))
+
+
+# --- datasets and people pages (state/datasets_state.py, state/people_state.py) -----------------
+
+
+def _denied_is_false(call: Callable[[], object]) -> bool:
+    from services.errors import DomainError
+
+    try:
+        call()
+    except DomainError:
+        return False
+    return True
+
+
+def _ui_dataset(fn_name: str, **kwargs: Any) -> Callable[[World, str], bool]:
+    def check(w: World, token: str) -> bool:
+        import state.datasets_state as ds
+
+        fn = getattr(ds, fn_name)
+        args = {
+            "dataset_list": (token, w.cast.project_id),
+            "version_rows": (token, w.cast.project_id, w.dataset_id),
+            "version_stats": (token, w.cast.project_id, w.dataset_id, w.version),
+            "gallery": (token, w.cast.project_id, w.dataset_id, w.version),
+            "full_image": (token, w.cast.project_id, w.dataset_id, w.version, 0),
+            "check_can_upload": (token, w.cast.project_id),
+        }[fn_name]
+        return _denied_is_false(lambda: fn(*args, **kwargs))
+
+    return check
+
+
+def _ui_ingest(w: World, token: str) -> bool:
+    import tempfile
+
+    from state.datasets_state import ingest_upload
+
+    with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
+        handle.write(sample_data.yolo_zip(train=2, val=1))
+        handle.flush()
+        return _denied_is_false(lambda: ingest_upload(token, w.cast.project_id, handle.name, "m.zip", "ui"))
+
+
+def _ui_split(w: World, token: str) -> bool:
+    from state.datasets_state import split_dataset
+
+    return _denied_is_false(
+        lambda: split_dataset(
+            token,
+            w.cast.project_id,
+            w.dataset_id,
+            ratios={"train": 0.8, "val": 0.2, "test": 0.0},
+            seed=1,
+            method="random",
+            from_version=w.version,
+        )
+    )
+
+
+def _ui_members(w: World, token: str) -> bool:
+    from state.people_state import member_rows
+
+    return _denied_is_false(lambda: member_rows(token, w.cast.project_id))
+
+
+def _ui_member_change(kind: str) -> Callable[[World, str], bool]:
+    def check(w: World, token: str) -> bool:
+        from state import people_state as ps
+
+        project_id, spare = w.fresh_project(), w.cast.users["spare"]
+        if kind == "invite":
+            _uid, name = new_user(prefix="inv")
+            return _denied_is_false(lambda: ps.invite_member(token, project_id, name, "viewer"))
+        if kind == "role":
+            return _denied_is_false(lambda: ps.change_member_role(token, project_id, spare, "viewer"))
+        return _denied_is_false(lambda: ps.remove_member(token, project_id, spare))
+
+    return check
+
+
+def _ui_account(w: World, token: str) -> bool:
+    from state.people_state import account_view, create_token
+
+    return _denied_is_false(lambda: (account_view(token), create_token(token, "ui", 1)))
+
+
+def _ui_profile(w: World, token: str) -> bool:
+    from state.people_state import save_profile
+
+    return _denied_is_false(lambda: save_profile(token, "AB", "#1d4ed8"))
+
+
+def _ui_admin(fn_name: str) -> Callable[[World, str], bool]:
+    def check(w: World, token: str) -> bool:
+        from state import people_state as ps
+
+        if fn_name == "set_user_active":
+            user_id, _ = new_user(prefix="tmp")
+            return _denied_is_false(lambda: ps.set_user_active(token, user_id, False))
+        if fn_name == "set_signup":
+            return _denied_is_false(lambda: ps.set_signup(token, True))
+        if fn_name == "audit_rows":
+            return _denied_is_false(lambda: ps.audit_rows(token, {"action": "members"}, 0))
+        return _denied_is_false(lambda: ps.admin_overview(token))
+
+    return check
+
+
 UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | str] = {
     "AuthState.sign_in": "no project data (password check, rate limited and audited in services.auth)",
     "AuthState.sign_out": "no project data",
@@ -419,18 +677,114 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "JobPageState.load": [(VIEWER_UP, _ui_load_job)],
     "JobPageState.watch": [(VIEWER_UP, _ui_load_job)],
     "JobPageState.cancel": [(ADMIN_UP, _ui_cancel("owner")), (MEMBER_UP, _ui_cancel("member"))],
+    "JobPageState.load_extras": [(VIEWER_UP, _ui_extras)],
+    "JobPageState.retry": [(ADMIN_UP, _ui_retry("owner")), (MEMBER_UP, _ui_retry("member"))],
+    "TrainState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "TrainState.load": [(VIEWER_UP, _ui_train_context)],
+    "TrainState.set_framework": "recomputes the form from the catalogue already loaded (no project data)",
+    "TrainState.set_task": "recomputes the form from the catalogue already loaded (no project data)",
+    "TrainState.set_model": "sets a client-side var",
+    "TrainState.check_field": "checks one value against the catalogue (no project data)",
+    "TrainState.submit": [(MEMBER_UP, _ui_create_job)],
+    "JobsListState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "JobsListState.load": [(VIEWER_UP, _ui_jobs_list)],
+    "JobsListState.set_filter": [(VIEWER_UP, _ui_jobs_list)],
+    "CompareState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "CompareState.load": [(VIEWER_UP, _ui_runs)],
+    "CompareState.set_search": [(VIEWER_UP, _ui_runs)],
+    "CompareState.set_state_filter": [(VIEWER_UP, _ui_runs)],
+    "CompareState.compare": [(VIEWER_UP, _ui_compare)],
+    "CompareState.next_page": "pages through runs already loaded",
+    "CompareState.previous_page": "pages through runs already loaded",
+    "CompareState.toggle": "changes the client's selection",
+    "CompareState.select_page": "changes the client's selection",
+    "CompareState.clear_selection": "changes the client's selection",
+    "CompareState.set_metric": "redraws data already loaded",
+    "CompareState.sort_by": "re-sorts data already loaded",
+    "ModelsState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "ModelsState.load": [(VIEWER_UP, _ui_models)],
+    "ModelsState.export": [(MEMBER_UP, _ui_export)],
+    "ModelsState.choose_job": "sets a client-side var",
+    "ModelsState.handle_upload": "keeps the image in the client's state; run_inference authorizes",
+    "ModelsState.run_inference": [(MEMBER_UP, _ui_predict)],
+    "AnalyticsState.setvar": "sets a client-side var; every read re-authorizes",
+    "AnalyticsState.load": [(SIGNED_IN, _ui_analytics)],
+    "AnalyticsState.set_group_by": [(SIGNED_IN, _ui_analytics)],
+    "AnalyticsState.set_days": [(SIGNED_IN, _ui_analytics)],
+    # Datasets pages (state/datasets_state.py).
+    "DatasetsState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "DatasetsState.load": [(VIEWER_UP, _ui_dataset("dataset_list"))],
+    "DatasetsState.set_upload_name": "sets a client-side var",
+    "DatasetsState.upload_progress": "records upload byte counts sent by the browser",
+    "DatasetsState.start_upload": "resets the upload panel",
+    "DatasetsState.upload_cancelled": "resets the upload panel",
+    "DatasetsState.handle_upload": [(MEMBER_UP, _ui_dataset("check_can_upload"))],
+    "DatasetsState.process_upload": [(MEMBER_UP, _ui_ingest)],
+    "DatasetDetailState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "DatasetDetailState.load": [(VIEWER_UP, _ui_dataset("version_rows"))],
+    "DatasetDetailState.select_version": "sets a client-side var; refresh_version authorizes",
+    "DatasetDetailState.refresh_version": [(VIEWER_UP, _ui_dataset("version_stats"))],
+    "DatasetDetailState.load_gallery": [(VIEWER_UP, _ui_dataset("gallery"))],
+    "DatasetDetailState.filter_split": "sets a client-side var; load_gallery authorizes",
+    "DatasetDetailState.filter_class": "sets a client-side var; load_gallery authorizes",
+    "DatasetDetailState.page": "sets a client-side var; load_gallery authorizes",
+    "DatasetDetailState.open_image": [(VIEWER_UP, _ui_dataset("full_image"))],
+    "DatasetDetailState.set_viewer_open": "sets a client-side var",
+    "DatasetDetailState.set_split_open": "sets a client-side var",
+    "DatasetDetailState.submit_split": [(MEMBER_UP, _ui_split)],
+    # People pages (state/people_state.py).
+    "MembersState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "MembersState.load": [(VIEWER_UP, _ui_members)],
+    "MembersState.invite": [(ADMIN_UP, _ui_member_change("invite"))],
+    "MembersState.change_role": [(ADMIN_UP, _ui_member_change("role"))],
+    "MembersState.remove": [(ADMIN_UP, _ui_member_change("remove"))],
+    "SignupState.setvar": "sets a client-side var",
+    "SignupState.load_signup": "no project data (reads the platform's sign-up switch)",
+    "SignupState.sign_up": "no project data (services.auth.sign_up: switchable, rate limited, audited)",
+    "AccountState.setvar": "sets a client-side var",
+    "AccountState.set_badge_preview": "sets a client-side var (nothing is saved)",
+    "AccountState.load": [(SIGNED_IN, _ui_account)],
+    "AccountState.save_profile": [(SIGNED_IN, _ui_profile)],
+    "AccountState.change_password": "the caller's own account; services.auth checks the current password",
+    "AccountState.create_token": [(SIGNED_IN, _ui_account)],
+    "AccountState.revoke": "the caller's own tokens; services.tokens answers NotFound for others'",
+    "AdminState.setvar": "sets a client-side var",
+    "AdminState.load": [(PLATFORM, _ui_admin("admin_overview"))],
+    "AdminState.set_active": [(PLATFORM, _ui_admin("set_user_active"))],
+    "AdminState.toggle_signup": [(PLATFORM, _ui_admin("set_signup"))],
+    "AdminState.filter_audit": "sets a client-side var; load_audit authorizes",
+    "AdminState.audit_page": "sets a client-side var; load_audit authorizes",
+    "AdminState.load_audit": [(PLATFORM, _ui_admin("audit_rows"))],
 }
 
 
 def state_handlers() -> set[str]:
     import reflex as rx
 
+    import state.analytics_state
     import state.auth_state
+    import state.compare_state
     import state.dashboard_state
+    import state.datasets_state
     import state.job_state
+    import state.jobs_state
+    import state.models_state
+    import state.people_state
+    import state.train_state
 
     names = set()
-    for module in (state.auth_state, state.dashboard_state, state.job_state):
+    for module in (
+        state.auth_state,
+        state.dashboard_state,
+        state.job_state,
+        state.train_state,
+        state.jobs_state,
+        state.compare_state,
+        state.models_state,
+        state.analytics_state,
+        state.datasets_state,
+        state.people_state,
+    ):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

@@ -14,11 +14,12 @@ def test_tracker_logs_params_and_epoch_metrics(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri, "project-1", "job-42")
-    assert tracker.run_id
     tracker.log_params({"epochs": 2, "imgsz": 64, "model": "yolo11n.yaml"})
     tracker.log_metrics({"map50": 0.1, "train_box_loss": 2.0}, step=0)
     tracker.log_metrics({"map50": 0.3, "train_box_loss": 1.5}, step=1)
     tracker.end("succeeded")
+    assert tracker.close(120), tracker.summary()
+    assert tracker.run_id and tracker.summary()["complete"]
 
     from mlflow.tracking import MlflowClient
 
@@ -37,5 +38,9 @@ def test_tracker_off_or_unreachable_is_a_no_op(monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     broken = Tracker("http://127.0.0.1:9", "x", "job-1")  # nothing listens on port 9
     assert broken.run_id is None
-    broken.log_metrics({"map50": 1.0}, step=0)
+    broken.log_metrics({"map50": 1.0}, step=0)  # returns at once: buffered, never raises
     broken.end("failed")
+    assert not broken.close(3)
+    summary = broken.summary()
+    assert summary["complete"] is False and summary["pending"] == 3  # create, metrics, end
+    assert summary["failures"] >= 1

@@ -125,3 +125,36 @@ def postgres() -> Iterator[str]:
     finally:
         subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        import httpx
+
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+@contextmanager
+def trainer(work_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The real trainer service (`python -m trainer_runner`); yields its base URL.
+
+    Backend tests need it for the plugin catalogue (GET /plugins) that every new job is checked against.
+    """
+    port = free_port()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "home").mkdir(exist_ok=True)
+    trainer_env = {
+        "HOME": str(work_dir / "home"),
+        "TRAINER_PORT": str(port),
+        "TRAINER_SCRATCH_DIR": str(work_dir / "scratch"),
+        **(env or {}),
+    }
+    argv = [sys.executable, "-m", "trainer_runner"]
+    url = f"http://127.0.0.1:{port}"
+    with running(argv, _http_ok(url + "/healthz"), work_dir.parent / f"trainer-{port}.log", trainer_env, 60):
+        yield url

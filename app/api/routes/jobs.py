@@ -1,21 +1,40 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from app.api.deps import CurrentUser, SessionDep
 from services import jobs, views
 from services.models import Role
 from services.permissions import require_role
 from services.queue import enqueue_dispatch
-from services.schemas import JobCreate, JobDetail, JobPublic
+from services.schemas import JobCreate, JobDetail, JobListItem, JobPublic
 
 router = APIRouter(prefix="/projects/{project_id}/jobs", tags=["jobs"])
 
 
 @router.get("")
-def list_jobs(project_id: int, session: SessionDep, user: CurrentUser) -> list[JobPublic]:
+def list_jobs(
+    project_id: int,
+    session: SessionDep,
+    user: CurrentUser,
+    state: Annotated[list[str] | None, Query(description="Only jobs in these states")] = None,
+    owner_id: Annotated[int | None, Query(description="Only jobs this user launched")] = None,
+    dataset_version_id: Annotated[list[int] | None, Query(description="Only jobs on these versions")] = None,
+    search: Annotated[str, Query(max_length=120)] = "",
+) -> list[JobListItem]:
+    """Newest first; waiting jobs carry their `queue_position` (1 = next to be dispatched)."""
     require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
-    return views.project_jobs(session, project_id=project_id)
+    return views.job_list(
+        session,
+        user=user,
+        project_id=project_id,
+        states=state,
+        owner_id=owner_id,
+        dataset_version_ids=dataset_version_id,
+        search=search,
+    )
 
 
 @router.post("", status_code=201)

@@ -1,0 +1,225 @@
+"""/projects/[project_id]/models: trained models, export buttons and the inference playground."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from components import tokens
+from components.layout import card, field, native_select, page_shell
+from state.models_state import ModelsState
+
+S = ModelsState
+UPLOAD_ID = "inference-upload"
+
+
+def models_card() -> rx.Component:
+    def row(r: rx.Var) -> rx.Component:
+        busy = S.exporting == r["id"]
+        return rx.table.row(
+            rx.table.row_header_cell(
+                rx.link("#", r["id"], " ", r["name"], href=r["href"], color=tokens.PRIMARY)
+            ),
+            rx.table.cell(r["model"]),
+            rx.table.cell(r["task"]),
+            rx.table.cell(r["best"]),
+            rx.table.cell(r["last"]),
+            rx.table.cell(
+                rx.hstack(
+                    rx.cond(r["onnx"] != "", rx.badge("ONNX", color_scheme="green")),
+                    rx.cond(r["torchscript"] != "", rx.badge("TorchScript", color_scheme="green")),
+                    spacing="1",
+                )
+            ),
+            rx.table.cell(
+                rx.cond(
+                    S.can_export,
+                    rx.hstack(
+                        rx.button(
+                            rx.cond(
+                                busy, rx.spinner(size="1"), rx.icon("package", size=14, aria_hidden="true")
+                            ),
+                            "ONNX",
+                            on_click=S.export(r["id"], ["onnx"]),
+                            disabled=S.exporting != "",
+                            size="1",
+                            variant="outline",
+                            id="export-onnx-" + r["id"],
+                        ),
+                        rx.button(
+                            rx.icon("package", size=14, aria_hidden="true"),
+                            "TorchScript",
+                            on_click=S.export(r["id"], ["torchscript"]),
+                            disabled=S.exporting != "",
+                            size="1",
+                            variant="outline",
+                            id="export-torchscript-" + r["id"],
+                        ),
+                        spacing="2",
+                    ),
+                    rx.text("member role needed", size="1", color=tokens.TEXT_MUTED),
+                )
+            ),
+            custom_attrs={"data-job-id": r["id"]},
+        )
+
+    return card(
+        rx.cond(
+            S.rows.length() > 0,
+            rx.table.root(
+                rx.el.caption("Succeeded jobs with their checkpoints and exports", class_name="sr-only"),
+                rx.table.header(
+                    rx.table.row(
+                        *[
+                            rx.table.column_header_cell(h, scope="col")
+                            for h in ("Job", "Model", "Task", "Best", "Last", "Exports", "Export")
+                        ]
+                    )
+                ),
+                rx.table.body(rx.foreach(S.rows, row)),
+                id="models-table",
+                width="100%",
+                variant="surface",
+                size="2",
+            ),
+            rx.text(
+                rx.cond(S.loaded, "No trained models yet: a job that succeeds appears here.", "Loading…"),
+                color=tokens.TEXT_MUTED,
+                id="models-empty",
+            ),
+        ),
+        rx.cond(
+            S.export_message != "",
+            rx.callout(S.export_message, icon="info", role="status", id="export-message"),
+        ),
+        title="Models",
+    )
+
+
+def playground_card() -> rx.Component:
+    overlay = lambda o: rx.box(  # noqa: E731
+        rx.text(
+            o["label"],
+            as_="span",
+            size="1",
+            background_color=o["color"],
+            color=tokens.PRIMARY_TEXT,
+            padding_x="4px",
+            position="absolute",
+            top="-18px",
+            left="-2px",
+            white_space="nowrap",
+        ),
+        position="absolute",
+        left=o["left"],
+        top=o["top"],
+        width=o["width"],
+        height=o["height"],
+        border="2px solid",
+        border_color=o["color"],
+        class_name="prediction-box",
+    )
+    return card(
+        rx.flex(
+            field(
+                "Model",
+                native_select(
+                    S.model_options,
+                    id="inference-model",
+                    name="model",
+                    value=S.chosen_job,
+                    on_change=S.choose_job,
+                    min_width="260px",
+                ),
+                html_for="inference-model",
+            ),
+            rx.upload.root(
+                rx.vstack(
+                    rx.icon("image_up", size=22, aria_hidden="true"),
+                    rx.text("Drop an image here, or click to choose one (PNG, JPEG, WebP)", size="2"),
+                    align="center",
+                    spacing="1",
+                ),
+                id=UPLOAD_ID,
+                accept={"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]},
+                max_files=1,
+                multiple=False,
+                on_drop=S.handle_upload(rx.upload_files(upload_id=UPLOAD_ID)),
+                border=f"2px dashed {tokens.BORDER}",
+                border_radius=tokens.RADIUS["md"],
+                padding=tokens.SPACE["md"],
+                cursor="pointer",
+            ),
+            wrap="wrap",
+            spacing="5",
+            align="end",
+        ),
+        rx.cond(
+            S.predict_error != "",
+            rx.callout(
+                S.predict_error, icon="triangle_alert", color_scheme="red", role="alert", id="predict-error"
+            ),
+        ),
+        rx.cond(S.predicting, rx.hstack(rx.spinner(), rx.text("Running the model…"), id="predicting")),
+        rx.cond(
+            S.image_src != "",
+            rx.flex(
+                rx.box(
+                    rx.image(src=S.image_src, alt="The uploaded image", width="100%", display="block"),
+                    rx.foreach(S.overlays, overlay),
+                    position="relative",
+                    max_width="560px",
+                    width="100%",
+                    id="inference-image",
+                    custom_attrs={"data-boxes": S.overlays.length().to_string()},
+                ),
+                rx.vstack(
+                    rx.text("Inference: ", S.inference_ms, size="2", color=tokens.TEXT_MUTED),
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                *[
+                                    rx.table.column_header_cell(h, scope="col")
+                                    for h in ("Label", "Score", "Box (px)")
+                                ]
+                            )
+                        ),
+                        rx.table.body(
+                            rx.foreach(
+                                S.predictions,
+                                lambda p: rx.table.row(
+                                    rx.table.row_header_cell(p["label"]),
+                                    rx.table.cell(p["score"]),
+                                    rx.table.cell(p["box"]),
+                                ),
+                            )
+                        ),
+                        id="predictions-table",
+                        variant="surface",
+                        size="1",
+                    ),
+                ),
+                spacing="5",
+                wrap="wrap",
+            ),
+        ),
+        title="Inference playground",
+    )
+
+
+def models_page() -> rx.Component:
+    return page_shell(
+        rx.link("← Jobs", href="/projects/" + S.project_id.to_string() + "/jobs", color=tokens.PRIMARY),
+        rx.cond(
+            S.load_error != "",
+            rx.callout(
+                S.load_error, icon="triangle_alert", color_scheme="red", role="alert", id="models-error"
+            ),
+        ),
+        models_card(),
+        rx.cond(S.can_predict & (S.rows.length() > 0), playground_card()),
+        title="Models",
+        username=S.username,
+        avatar_name=S.avatar_name,
+        badge_color=S.badge_color,
+        on_sign_out=S.sign_out,
+    )

@@ -1,0 +1,157 @@
+"""Figures of the training pages: validation, run comparison and analytics (pure functions).
+
+Every figure starts from components.chart_style.chart_layout, the one Plotly style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from components import tokens
+from components.chart_style import chart_layout
+
+# Distinguishable on white, each also drawn with its own dash so colour is never alone.
+RUN_COLOURS = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#a21caf")
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def empty_figure(message: str, height: int = 240) -> go.Figure:
+    figure = go.Figure(layout=chart_layout(height=height))
+    figure.add_annotation(text=message, showarrow=False, font={"color": tokens.TEXT_MUTED, "size": 14})
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return figure
+
+
+def confusion_matrix_figure(doc: Mapping[str, Any] | None) -> go.Figure:
+    """counts[p][t] as a heatmap: true class across, predicted class down, counts in the cells."""
+    if not doc or not doc.get("counts"):
+        return empty_figure("No confusion matrix yet")
+    names = [str(n) for n in doc.get("names") or []]
+    counts = doc["counts"]
+    size = max(320, min(720, 60 * len(names) + 160))
+    figure = go.Figure(layout=chart_layout(x_title="True class", y_title="Predicted class", height=size))
+    figure.add_trace(
+        go.Heatmap(
+            z=counts,
+            x=names,
+            y=names,
+            colorscale=[[0, tokens.SURFACE], [1, tokens.PRIMARY]],
+            text=[[str(int(v)) for v in row] for row in counts],
+            texttemplate="%{text}",
+            hovertemplate="true %{x}<br>predicted %{y}<br>%{z}<extra></extra>",
+            colorbar={"title": {"text": "count"}},
+        )
+    )
+    figure.update_yaxes(autorange="reversed", showgrid=False)
+    figure.update_xaxes(showgrid=False, side="bottom")
+    figure.update_layout(hovermode="closest")
+    return figure
+
+
+def pr_curve_figure(doc: Mapping[str, Any] | None) -> go.Figure:
+    if not doc or not doc.get("precision"):
+        return empty_figure("No precision-recall curve (classification jobs have none)")
+    recall = doc.get("recall") or []
+    figure = go.Figure(
+        layout=chart_layout(x_title="Recall", y_title=f"Precision (IoU {doc.get('iou', 0.5)})", height=360)
+    )
+    for i, (name, precision) in enumerate(sorted(doc["precision"].items())):
+        figure.add_trace(
+            go.Scatter(
+                x=recall,
+                y=precision,
+                name=str(name),
+                mode="lines",
+                line={
+                    "color": RUN_COLOURS[i % len(RUN_COLOURS)],
+                    "dash": DASHES[i % len(DASHES)],
+                    "width": 2,
+                },
+                hovertemplate=f"{name}: P %{{y:.3f}} at R %{{x:.2f}}<extra></extra>",
+            )
+        )
+    figure.update_xaxes(range=[0, 1])
+    figure.update_yaxes(range=[0, 1.02])
+    figure.update_layout(hovermode="closest")
+    return figure
+
+
+def compare_figure(
+    curves: Mapping[str, Sequence[Mapping[str, float]]], labels: Mapping[str, str], metric: str
+) -> go.Figure:
+    """One line per run for `metric` per epoch (1-based). `curves`/`labels` are keyed by run id."""
+    figure = go.Figure(layout=chart_layout(x_title="Epoch", y_title=metric, height=400))
+    for i, (run_id, rows) in enumerate(curves.items()):
+        xs = [int(r["epoch"]) + 1 for r in rows if metric in r]
+        ys = [r[metric] for r in rows if metric in r]
+        figure.add_trace(
+            go.Scattergl(
+                x=xs,
+                y=ys,
+                name=labels.get(run_id, run_id),
+                mode="lines+markers" if len(curves) <= 12 else "lines",
+                line={
+                    "color": RUN_COLOURS[i % len(RUN_COLOURS)],
+                    "dash": DASHES[i // len(RUN_COLOURS) % len(DASHES)],
+                },
+                hovertemplate=f"{labels.get(run_id, run_id)}: %{{y:.4f}}<extra></extra>",
+            )
+        )
+    figure.update_layout(hovermode="closest", showlegend=len(curves) <= 20)
+    return figure
+
+
+def parallel_figure(runs: Sequence[Mapping[str, Any]], params: Sequence[str], metric: str) -> go.Figure:
+    """Parallel coordinates: numeric hyperparameters that vary, then the final `metric`."""
+    if not runs:
+        return empty_figure("Pick runs to compare")
+    dimensions = []
+    for name in params:
+        values = [r["hyperparameters"].get(name) for r in runs]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            dimensions.append({"label": name, "values": [float(v) for v in values]})
+    final = [float(r.get("final", {}).get(metric, float("nan"))) for r in runs]
+    dimensions.append({"label": metric, "values": final})
+    figure = go.Figure(layout=chart_layout(height=360))
+    figure.add_trace(
+        go.Parcoords(
+            line={
+                "color": [v if v == v else 0 for v in final],
+                "colorscale": [[0, "#b45309"], [1, tokens.PRIMARY]],
+                "showscale": True,
+                "colorbar": {"title": {"text": metric}},
+            },
+            dimensions=dimensions,
+            labelfont={"color": tokens.TEXT, "size": 12},
+            tickfont={"color": tokens.TEXT_MUTED, "size": 11},
+        )
+    )
+    figure.update_layout(margin={"l": 60, "r": 60, "t": 48, "b": 32})
+    return figure
+
+
+def grouped_bars(
+    x: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    *,
+    y_title: str,
+    stacked: bool = False,
+    height: int = 320,
+) -> go.Figure:
+    figure = go.Figure(layout=chart_layout(y_title=y_title, height=height))
+    for i, (name, values) in enumerate(series.items()):
+        figure.add_trace(
+            go.Bar(
+                x=list(x),
+                y=list(values),
+                name=name,
+                marker={"color": RUN_COLOURS[i % len(RUN_COLOURS)]},
+                hovertemplate=f"{name}: %{{y}}<extra></extra>",
+            )
+        )
+    figure.update_layout(barmode="stack" if stacked else "group")
+    return figure

@@ -1,0 +1,613 @@
+"""Datasets pages: `/projects/[project_id]/datasets` (list + upload with progress) and
+`/projects/[project_id]/datasets/[dataset_id]` (versions, split dialog, statistics, gallery).
+
+Every blocking function below resolves the user from the page token and calls
+`services.permissions.authorize` before it reads or changes anything; the state classes run them
+in threads from background events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import plotly.graph_objects as go
+import reflex as rx
+from sqlmodel import Session
+
+from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
+from services import datasets, storage
+from services.datasets import stats as dataset_stats
+from services.datasets import thumbnails
+from services.datasets.schemas import DatasetVersionDetail
+from services.db import session_scope
+from services.errors import DomainError, Unauthorized
+from services.models import Project, User
+from services.permissions import Action, authorize
+from state.auth_state import AuthState, login_redirect, resolve_user
+from state.formatting import format_time
+from state.page_helpers import (
+    data_uri,
+    human_bytes,
+    parse_ratio,
+    problem_rows,
+    progress_percent,
+    project_path_ids,
+    role_allows,
+    split_text,
+)
+
+UPLOAD_ID = "dataset-upload"
+GALLERY_PAGE = 12
+FULL_SIZE = 1024
+SIGNED_OUT = "Your session has ended: sign in again."
+
+
+def _user(session: Session, token: str) -> User:
+    user = resolve_user(session, token)
+    if user is None:
+        raise Unauthorized(SIGNED_OUT)
+    return user
+
+
+def _project_name(session: Session, project_id: int) -> str:
+    project = session.get(Project, project_id)
+    return project.name if project else ""
+
+
+def dataset_list(token: str, project_id: int) -> dict[str, Any]:
+    """The project's datasets (latest version of each) for a viewer or higher."""
+    with session_scope() as session:
+        user = _user(session, token)
+        role = authorize(session, user=user, project_id=project_id, action=Action.dataset_read)
+        rows = [
+            {
+                "id": str(d.id),
+                "name": d.name,
+                "version": f"v{v.version}",
+                "format": f"{v.format} · {v.task}",
+                "images": str(v.num_images),
+                "classes": str(len(v.classes)),
+                "splits": split_text(v.split_counts),
+                "size": human_bytes(v.size_bytes),
+                "created": format_time(v.created_at),
+                "href": f"/projects/{project_id}/datasets/{d.id}",
+            }
+            for d, v in datasets.list_datasets(session, project_id=project_id)
+        ]
+        return {"role": role.value, "project": _project_name(session, project_id), "rows": rows}
+
+
+def check_can_upload(token: str, project_id: int) -> None:
+    with session_scope() as session:
+        authorize(session, user=_user(session, token), project_id=project_id, action=Action.dataset_write)
+
+
+def ingest_upload(token: str, project_id: int, path: str, filename: str, name: str) -> dict[str, Any]:
+    """Validate and store an uploaded zip as a new dataset (member or higher).
+
+    Returns {"dataset_id", "version", "warnings": rows}; raises DatasetRejected with the problems.
+    """
+    with session_scope() as session:
+        user = _user(session, token)
+        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
+        with open(path, "rb") as fileobj:
+            version, report = datasets.ingest_zip(
+                session,
+                project_id=project_id,
+                user_id=user.id,
+                name=name or filename.rsplit(".", 1)[0],
+                fileobj=fileobj,
+                filename=filename,
+            )
+        return {
+            "dataset_id": version.dataset_id,
+            "version": version.version,
+            "images": version.num_images,
+            "warnings": problem_rows(p.to_dict() for p in report.warnings),
+        }
+
+
+def version_rows(token: str, project_id: int, dataset_id: int) -> dict[str, Any]:
+    with session_scope() as session:
+        user = _user(session, token)
+        role = authorize(session, user=user, project_id=project_id, action=Action.dataset_read)
+        dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
+        rows = []
+        for v in datasets.list_versions(session, project_id=project_id, dataset_id=dataset_id):
+            detail = DatasetVersionDetail.of(v, dataset.name)
+            rows.append(
+                {
+                    "version": str(v.version),
+                    "label": f"v{v.version}",
+                    "images": str(v.num_images),
+                    "labels": str(v.num_labels),
+                    "splits": split_text(v.split_counts),
+                    "note": detail.note or ("uploaded" if detail.split_method == "upload" else ""),
+                    "created": format_time(v.created_at),
+                }
+            )
+        return {
+            "role": role.value,
+            "project": _project_name(session, project_id),
+            "name": dataset.name,
+            "rows": rows,
+        }
+
+
+def _version_row(session: Session, token: str, project_id: int, dataset_id: int, version: int) -> Any:
+    user = _user(session, token)
+    authorize(session, user=user, project_id=project_id, action=Action.dataset_read)
+    return datasets.get_dataset_version(
+        session, project_id=project_id, dataset_id=dataset_id, version=version
+    )
+
+
+def version_stats(token: str, project_id: int, dataset_id: int, version: int) -> dict[str, Any]:
+    with session_scope() as session:
+        row = _version_row(session, token, project_id, dataset_id, version)
+        uri = row.uri
+    return dataset_stats.version_stats(uri)
+
+
+def gallery(
+    token: str,
+    project_id: int,
+    dataset_id: int,
+    version: int,
+    *,
+    split: str = "",
+    class_name: str = "",
+    offset: int = 0,
+    limit: int = GALLERY_PAGE,
+) -> tuple[int, list[dict[str, str]]]:
+    """One page of thumbnails (with boxes) as data URIs; a viewer or higher."""
+    with session_scope() as session:
+        row = _version_row(session, token, project_id, dataset_id, version)
+        session.expunge(row)
+    count, items = thumbnails.gallery_page(
+        row, split=split or None, class_name=class_name or None, offset=offset, limit=limit
+    )
+    return count, [
+        {
+            "index": str(i["index"]),
+            "path": i["path"],
+            "name": i["path"].rsplit("/", 1)[-1],
+            "split": i["split"],
+            "size": f"{i['width']}×{i['height']}",
+            "classes": ", ".join(i["classes"]) or "no objects",
+            "objects": str(i["num_objects"]),
+            "src": data_uri(storage.get_bytes(i["thumbnail_uri"])),
+        }
+        for i in items
+    ]
+
+
+def full_image(token: str, project_id: int, dataset_id: int, version: int, index: int) -> str:
+    """The image at full size (longest side at most FULL_SIZE) with its boxes drawn, as a data URI."""
+    with session_scope() as session:
+        row = _version_row(session, token, project_id, dataset_id, version)
+        session.expunge(row)
+    _media, chunks = thumbnails.stream_image(row, index)
+    image = datasets.load_manifest(row.uri)["images"][index]
+    longest = max(int(image.get("width") or 0), int(image.get("height") or 0), 1)
+    return data_uri(thumbnails.render(b"".join(chunks), image, size=min(FULL_SIZE, longest)))
+
+
+def split_dataset(
+    token: str,
+    project_id: int,
+    dataset_id: int,
+    *,
+    ratios: dict[str, float],
+    seed: int,
+    method: str,
+    from_version: int | None,
+) -> int:
+    """A new version with a new split (member or higher); returns its number."""
+    with session_scope() as session:
+        user = _user(session, token)
+        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
+        version = datasets.split_version(
+            session,
+            project_id=project_id,
+            dataset_id=dataset_id,
+            ratios=ratios,
+            seed=seed,
+            method=method,
+            from_version=from_version,
+        )
+        return version.version
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or "Something went wrong; try again."
+
+
+class DatasetsState(AuthState):
+    """The dataset list of one project and the upload panel."""
+
+    ds_project_id: int = 0
+    ds_project_name: str = ""
+    ds_role: str = ""
+    ds_rows: list[dict[str, str]] = []
+    ds_loading: bool = True
+    ds_error: str = ""
+
+    upload_name: str = ""
+    upload_phase: str = ""  # "", uploading, validating, done, rejected, failed, cancelled
+    upload_loaded: int = 0
+    upload_total: int = 0
+    upload_message: str = ""
+    upload_href: str = ""
+    report_rows: list[dict[str, str]] = []
+    _pending_upload: str = ""
+    _pending_filename: str = ""
+
+    @rx.var
+    def can_upload(self) -> bool:
+        return role_allows(self.ds_role, Action.dataset_write)
+
+    @rx.var
+    def upload_percent(self) -> int:
+        return (
+            100
+            if self.upload_phase in ("validating", "done", "rejected")
+            else progress_percent(self.upload_loaded, self.upload_total)
+        )
+
+    @rx.var
+    def upload_bytes_text(self) -> str:
+        return f"{human_bytes(self.upload_loaded)} of {human_bytes(self.upload_total)}"
+
+    @rx.var
+    def upload_busy(self) -> bool:
+        return self.upload_phase in ("uploading", "validating")
+
+    @rx.event(background=True)
+    async def load(self):
+        async with self:
+            project_id, _ = project_path_ids(self.router.url.path)
+            self.ds_loading, self.ds_error = True, ""
+            if project_id != self.ds_project_id:
+                self.ds_rows, self.ds_role, self.ds_project_name = [], "", ""
+                self.upload_phase, self.report_rows, self.upload_message = "", [], ""
+            self.ds_project_id = project_id or 0
+            token = self.token
+            with session_scope() as session:
+                self._current_user(session)
+        if not project_id:
+            async with self:
+                self.ds_loading, self.ds_error = False, "This address does not name a project."
+            return
+        try:
+            found = await asyncio.to_thread(dataset_list, token, project_id)
+        except Unauthorized:
+            async with self:
+                self.ds_loading = False
+                return login_redirect(self.router.url.path)
+        except DomainError as exc:
+            async with self:
+                self.ds_loading, self.ds_error = False, _message(exc)
+            return
+        async with self:
+            if project_id == self.ds_project_id:
+                self.ds_rows, self.ds_role = found["rows"], found["role"]
+                self.ds_project_name = found["project"]
+            self.ds_loading = False
+
+    @rx.event
+    def set_upload_name(self, value: str):
+        self.upload_name = value[:120]
+
+    @rx.event
+    def upload_progress(self, progress: dict[str, Any]):
+        if self.upload_phase not in ("uploading", ""):
+            return
+        self.upload_phase = "uploading"
+        self.upload_loaded = int(progress.get("loaded") or 0)
+        self.upload_total = int(progress.get("total") or 0)
+
+    @rx.event
+    def start_upload(self):
+        """Runs on click before the files are sent: resets the panel."""
+        self.upload_phase, self.upload_loaded, self.upload_total = "uploading", 0, 0
+        self.upload_message, self.report_rows, self.upload_href = "", [], ""
+
+    @rx.event
+    def upload_cancelled(self):
+        if self.upload_phase == "uploading":
+            self.upload_phase = "cancelled"
+            self.upload_message = "Upload cancelled. Nothing was stored; choose a file to try again."
+
+    @rx.event
+    async def handle_upload(self, files: list[rx.UploadFile]):
+        """The browser sent the zip: check the role, keep the file on disk, validate in the background."""
+        if self.upload_phase == "cancelled":
+            return
+        if not files:
+            self.upload_phase, self.upload_message = "failed", "Choose a .zip file first."
+            return
+        try:
+            await asyncio.to_thread(check_can_upload, self.token, self.ds_project_id)
+        except DomainError as exc:
+            self.upload_phase, self.upload_message = "failed", _message(exc)
+            return
+        upload = files[0]
+        handle, path = tempfile.mkstemp(prefix="vtp-upload-", suffix=".zip")
+        with os.fdopen(handle, "wb") as out:
+            await asyncio.to_thread(shutil.copyfileobj, upload.file, out)
+        self._pending_upload = path
+        self._pending_filename = (upload.filename or "upload.zip").rsplit("/", 1)[-1]
+        self.upload_loaded = self.upload_total = max(self.upload_total, os.path.getsize(path))
+        self.upload_phase = "validating"
+        return DatasetsState.process_upload
+
+    @rx.event(background=True)
+    async def process_upload(self):
+        async with self:
+            path, filename = self._pending_upload, self._pending_filename
+            self._pending_upload = ""
+            token, project_id, name = self.token, self.ds_project_id, self.upload_name.strip()
+        if not path:
+            return
+        try:
+            result = await asyncio.to_thread(ingest_upload, token, project_id, path, filename, name)
+        except datasets.DatasetRejected as exc:
+            async with self:
+                self.upload_phase = "rejected"
+                self.upload_message = (
+                    f"{exc.summary}. Nothing was stored: fix the problems below, then upload again."
+                )
+                self.report_rows = problem_rows(p.to_dict() for p in exc.problems[:1000])
+            return
+        except DomainError as exc:
+            async with self:
+                self.upload_phase, self.upload_message = "failed", _message(exc)
+            return
+        finally:
+            await asyncio.to_thread(lambda: os.path.exists(path) and os.remove(path))
+        warnings = result["warnings"]
+        async with self:
+            self.upload_phase = "done"
+            self.upload_href = f"/projects/{project_id}/datasets/{result['dataset_id']}"
+            self.upload_message = f"Stored version {result['version']} with {result['images']} images" + (
+                f" and {len(warnings)} warnings (below)." if warnings else "; no problems found."
+            )
+            self.report_rows = warnings
+            self.upload_name = ""
+        return DatasetsState.load
+
+
+class DatasetDetailState(AuthState):
+    """One dataset: its versions, the split dialog, statistics and the gallery of one version."""
+
+    dd_project_id: int = 0
+    dd_dataset_id: int = 0
+    dd_project_name: str = ""
+    dd_name: str = ""
+    dd_role: str = ""
+    dd_versions: list[dict[str, str]] = []
+    dd_version: str = ""
+    dd_loading: bool = True
+    dd_error: str = ""
+
+    stats_loading: bool = False
+    stats_error: str = ""
+    stats_summary: str = ""
+    class_options: list[str] = []
+    class_figure: go.Figure = go.Figure()
+    sizes_figure: go.Figure = go.Figure()
+    boxes_figure: go.Figure = go.Figure()
+    has_boxes: bool = False
+
+    gallery_items: list[dict[str, str]] = []
+    gallery_count: int = 0
+    gallery_offset: int = 0
+    gallery_split: str = ""
+    gallery_class: str = ""
+    gallery_loading: bool = False
+    gallery_error: str = ""
+    viewer_open: bool = False
+    viewer_src: str = ""
+    viewer_title: str = ""
+    viewer_loading: bool = False
+
+    split_open: bool = False
+    split_error: str = ""
+    splitting: bool = False
+    split_notice: str = ""
+
+    @rx.var
+    def can_split(self) -> bool:
+        return role_allows(self.dd_role, Action.dataset_write)
+
+    @rx.var
+    def gallery_range(self) -> str:
+        if not self.gallery_count:
+            return "No images"
+        end = min(self.gallery_offset + GALLERY_PAGE, self.gallery_count)
+        return f"Images {self.gallery_offset + 1}–{end} of {self.gallery_count}"
+
+    @rx.var
+    def has_previous(self) -> bool:
+        return self.gallery_offset > 0
+
+    @rx.var
+    def has_next(self) -> bool:
+        return self.gallery_offset + GALLERY_PAGE < self.gallery_count
+
+    @rx.event(background=True)
+    async def load(self):
+        async with self:
+            project_id, dataset_id = project_path_ids(self.router.url.path)
+            if (project_id, dataset_id) != (self.dd_project_id, self.dd_dataset_id):
+                self.dd_versions, self.dd_version, self.dd_name, self.dd_role = [], "", "", ""
+                self.gallery_items, self.gallery_count, self.split_notice = [], 0, ""
+            self.dd_project_id, self.dd_dataset_id = project_id or 0, dataset_id or 0
+            self.dd_loading, self.dd_error = True, ""
+            token = self.token
+            with session_scope() as session:
+                self._current_user(session)
+        if not project_id or not dataset_id:
+            async with self:
+                self.dd_loading, self.dd_error = False, "This address does not name a dataset."
+            return
+        try:
+            found = await asyncio.to_thread(version_rows, token, project_id, dataset_id)
+        except Unauthorized:
+            async with self:
+                self.dd_loading = False
+                return login_redirect(self.router.url.path)
+        except DomainError as exc:
+            async with self:
+                self.dd_loading = False
+                self.dd_error = f"{_message(exc)}. Check the address, or ask a project admin for access."
+            return
+        async with self:
+            self.dd_role, self.dd_name, self.dd_project_name = found["role"], found["name"], found["project"]
+            self.dd_versions = found["rows"]
+            known = {r["version"] for r in found["rows"]}
+            if self.dd_version not in known:
+                self.dd_version = found["rows"][0]["version"] if found["rows"] else ""
+            self.dd_loading = False
+        return DatasetDetailState.refresh_version
+
+    @rx.event
+    def select_version(self, version: str):
+        if version != self.dd_version and any(r["version"] == version for r in self.dd_versions):
+            self.dd_version, self.gallery_offset, self.gallery_class = version, 0, ""
+            return DatasetDetailState.refresh_version
+
+    @rx.event(background=True)
+    async def refresh_version(self):
+        async with self:
+            if not self.dd_version:
+                return
+            self.stats_loading, self.stats_error = True, ""
+            token, project_id, dataset_id = self.token, self.dd_project_id, self.dd_dataset_id
+            version = int(self.dd_version)
+        try:
+            stats = await asyncio.to_thread(version_stats, token, project_id, dataset_id, version)
+        except DomainError as exc:
+            async with self:
+                self.stats_loading, self.stats_error = False, _message(exc)
+            return
+        async with self:
+            if str(version) == self.dd_version:
+                self.class_figure = class_counts_figure(stats)
+                self.sizes_figure = image_sizes_figure(stats)
+                self.boxes_figure = boxes_per_image_figure(stats)
+                self.has_boxes = bool(stats.get("objects_per_image"))
+                self.class_options = list(stats.get("classes") or [])
+                width, height = stats.get("width") or {}, stats.get("height") or {}
+                self.stats_summary = (
+                    f"{stats.get('num_images', 0)} images, {len(self.class_options)} classes, "
+                    f"{stats.get('background_images', 0)} without objects; width "
+                    f"{width.get('min', 0):g}–{width.get('max', 0):g}px, height "
+                    f"{height.get('min', 0):g}–{height.get('max', 0):g}px"
+                )
+            self.stats_loading = False
+        return DatasetDetailState.load_gallery
+
+    @rx.event(background=True)
+    async def load_gallery(self):
+        async with self:
+            if not self.dd_version:
+                return
+            self.gallery_loading, self.gallery_error = True, ""
+            args = (self.token, self.dd_project_id, self.dd_dataset_id, int(self.dd_version))
+            split, class_name, offset = self.gallery_split, self.gallery_class, self.gallery_offset
+        try:
+            count, items = await asyncio.to_thread(
+                gallery, *args, split=split, class_name=class_name, offset=offset
+            )
+        except DomainError as exc:
+            async with self:
+                self.gallery_loading, self.gallery_error = False, _message(exc)
+            return
+        async with self:
+            if (split, class_name, offset) == (self.gallery_split, self.gallery_class, self.gallery_offset):
+                self.gallery_count, self.gallery_items = count, items
+            self.gallery_loading = False
+
+    @rx.event
+    def filter_split(self, split: str):
+        self.gallery_split = split if split in ("train", "val", "test") else ""
+        self.gallery_offset = 0
+        return DatasetDetailState.load_gallery
+
+    @rx.event
+    def filter_class(self, class_name: str):
+        self.gallery_class = class_name if class_name in self.class_options else ""
+        self.gallery_offset = 0
+        return DatasetDetailState.load_gallery
+
+    @rx.event
+    def page(self, step: int):
+        offset = self.gallery_offset + int(step) * GALLERY_PAGE
+        if 0 <= offset < max(self.gallery_count, 1):
+            self.gallery_offset = offset
+            return DatasetDetailState.load_gallery
+
+    @rx.event(background=True)
+    async def open_image(self, index: str, title: str):
+        async with self:
+            self.viewer_open, self.viewer_loading, self.viewer_src = True, True, ""
+            self.viewer_title = title
+            args = (self.token, self.dd_project_id, self.dd_dataset_id, int(self.dd_version or 0))
+        try:
+            src = await asyncio.to_thread(full_image, *args, int(index))
+        except (DomainError, ValueError) as exc:
+            async with self:
+                self.viewer_loading, self.viewer_title = False, f"Could not open the image: {_message(exc)}"
+            return
+        async with self:
+            self.viewer_src, self.viewer_loading = src, False
+
+    @rx.event
+    def set_viewer_open(self, value: bool):
+        self.viewer_open = value
+        if not value:
+            self.viewer_src = ""
+
+    @rx.event
+    def set_split_open(self, value: bool):
+        self.split_open, self.split_error = value, ""
+
+    @rx.event(background=True)
+    async def submit_split(self, form: dict[str, Any]):
+        async with self:
+            if self.splitting:
+                return
+            self.splitting, self.split_error = True, ""
+            token, project_id, dataset_id = self.token, self.dd_project_id, self.dd_dataset_id
+            from_version = int(self.dd_version) if self.dd_version else None
+        try:
+            method = str(form.get("method") or "stratified")
+            ratios = {s: parse_ratio(form.get(s), name=s.capitalize()) for s in ("train", "val", "test")}
+            seed_text = str(form.get("seed") or "0").strip()
+            if not seed_text.lstrip("-").isdigit():
+                raise ValueError("Seed must be a whole number")
+            number = await asyncio.to_thread(
+                split_dataset,
+                token,
+                project_id,
+                dataset_id,
+                ratios=ratios,
+                seed=int(seed_text),
+                method=method,
+                from_version=from_version,
+            )
+        except (DomainError, ValueError) as exc:
+            async with self:
+                self.splitting, self.split_error = False, _message(exc)
+            return
+        async with self:
+            self.splitting, self.split_open = False, False
+            self.dd_version = str(number)
+            self.split_notice = f"Created version {number}."
+        return DatasetDetailState.load

@@ -1,0 +1,136 @@
+"""/projects/[project_id]/jobs: every job of a project, filtered by state, owner and dataset."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import reflex as rx
+
+from services import views
+from services.db import session_scope
+from services.errors import DomainError
+from services.schemas import JobListItem
+from state.auth_state import AuthState, login_redirect, resolve_user
+from state.formatting import epoch_progress, format_time
+from state.polling import DisconnectTimer, client_connected, route_id
+from state.training_helpers import project_from_path, queue_text
+
+JOBS_ROUTE = "/projects/[project_id]/jobs"
+_JOBS_ROUTE_ID = route_id(JOBS_ROUTE)
+REFRESH_S = 2.0
+STATE_FILTERS = ("queued", "dispatching", "running", "retrying", "succeeded", "failed", "cancelled")
+
+
+def list_row(job: JobListItem) -> dict[str, str]:
+    return {
+        "id": str(job.id),
+        "name": job.name,
+        "state": job.state,
+        "owner": job.owner,
+        "model": job.model.removesuffix(".yaml"),
+        "dataset": str(job.dataset_version_id),
+        "epoch": epoch_progress(job.current_epoch, job.total_epochs),
+        "queue": queue_text(job.state, job.queue_position),
+        "created": format_time(job.created_at),
+        "href": f"/jobs/{job.id}",
+    }
+
+
+def load_jobs(token: str, project_id: int, filters: dict[str, str]) -> dict[str, Any]:
+    """Rows and filter options for the user behind `token` (blocking: run in a thread)."""
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            return {"signed_in": False}
+        options = views.job_filter_options(session, user=user, project_id=project_id)
+        items = views.job_list(
+            session,
+            user=user,
+            project_id=project_id,
+            states=[filters["state"]] if filters.get("state") else None,
+            owner_id=int(filters["owner"]) if filters.get("owner") else None,
+            dataset_version_ids=[int(filters["dataset"])] if filters.get("dataset") else None,
+            search=filters.get("search", ""),
+        )
+    return {"signed_in": True, "rows": [list_row(i) for i in items], **options}
+
+
+class JobsListState(AuthState):
+    project_id: int = 0
+    rows: list[dict[str, str]] = []
+    owners: list[dict[str, str]] = []
+    datasets: list[dict[str, str]] = []
+    state_filter: str = ""
+    owner_filter: str = ""
+    dataset_filter: str = ""
+    search: str = ""
+    load_error: str = ""
+    loaded: bool = False
+    _generation: int = 0
+
+    def _filters(self) -> dict[str, str]:
+        return {
+            "state": self.state_filter,
+            "owner": self.owner_filter,
+            "dataset": self.dataset_filter,
+            "search": self.search,
+        }
+
+    async def _reload(self) -> Any:
+        async with self:
+            token, project_id, filters, path = (
+                self.token,
+                self.project_id,
+                self._filters(),
+                self.router.url.path,
+            )
+        try:
+            found = await asyncio.to_thread(load_jobs, token, project_id, filters)
+        except DomainError as exc:
+            async with self:
+                self.load_error, self.loaded = exc.message, True
+            return None
+        async with self:
+            if not found["signed_in"]:
+                self._remember(None)
+                return login_redirect(path)
+            self.rows, self.owners, self.datasets = found["rows"], found["owners"], found["datasets"]
+            self.load_error, self.loaded = "", True
+        return None
+
+    @rx.event(background=True)
+    async def load(self):
+        async with self:
+            project_id = project_from_path(self.router.url.path)
+            if project_id is None:
+                self.load_error, self.loaded = "This is not a project address.", True
+                return
+            if project_id != self.project_id:
+                self.rows, self.loaded = [], False
+                self.state_filter = self.owner_filter = self.dataset_filter = self.search = ""
+            self.project_id = project_id
+            with session_scope() as session:
+                self._current_user(session)
+            self._generation += 1
+            generation = self._generation
+        redirect = await self._reload()
+        if redirect is not None:
+            return redirect
+        gone = DisconnectTimer(interval_s=REFRESH_S)
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            async with self:
+                if generation != self._generation or self.router.route_id != _JOBS_ROUTE_ID:
+                    return
+                if gone.update(client_connected(self.router.session.client_token)):
+                    return
+            if await self._reload() is not None:
+                return
+
+    @rx.event(background=True)
+    async def set_filter(self, name: str, value: str):
+        async with self:
+            if name in {"state_filter", "owner_filter", "dataset_filter", "search"}:
+                setattr(self, name, value)
+        return await self._reload()

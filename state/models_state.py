@@ -1,0 +1,197 @@
+"""/projects/[project_id]/models: checkpoints and exports per job, export buttons, inference."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import reflex as rx
+
+from services import model_ops, views
+from services.db import session_scope
+from services.errors import DomainError
+from services.permissions import Action, authorize
+from state.auth_state import AuthState, login_redirect, resolve_user
+from state.page_helpers import data_uri, role_allows
+from state.training_helpers import box_overlays, prediction_rows, project_from_path
+
+MODELS_ROUTE = "/projects/[project_id]/models"
+
+
+def model_row(job: Any) -> dict[str, str]:
+    artifacts = job.artifacts or {}
+    return {
+        "id": str(job.id),
+        "name": job.name,
+        "state": job.state,
+        "model": job.model.removesuffix(".yaml"),
+        "task": job.task,
+        "best": "yes" if artifacts.get("best_checkpoint") else "—",
+        "last": "yes" if artifacts.get("last_checkpoint") else "—",
+        "onnx": "yes" if artifacts.get("export_onnx") else "",
+        "torchscript": "yes" if artifacts.get("export_torchscript") else "",
+        "href": f"/jobs/{job.id}",
+    }
+
+
+def load_models(token: str, project_id: int) -> dict[str, Any]:
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            return {"signed_in": False}
+        role = authorize(session, user=user, project_id=project_id, action=Action.job_read)
+        items = views.job_list(session, user=user, project_id=project_id, states=["succeeded"])
+    return {"signed_in": True, "role": role.value, "rows": [model_row(j) for j in items]}
+
+
+def export_model(token: str, project_id: int, job_id: int, formats: list[str]) -> dict[str, Any]:
+    """Authorize, call the trainer's POST /export (no session held meanwhile), record the files."""
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            raise DomainError("Your session has ended: sign in again")
+        plan = model_ops.prepare_export(
+            session, user=user, project_id=project_id, job_id=job_id, formats=formats
+        )
+    result = model_ops.run_export(plan)
+    with session_scope() as session:
+        model_ops.record_export(session, plan=plan, result=result)
+    return result
+
+
+def predict_image(token: str, project_id: int, job_id: int, image: bytes, filename: str) -> dict[str, Any]:
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            raise DomainError("Your session has ended: sign in again")
+        plan = model_ops.prepare_predict(
+            session, user=user, project_id=project_id, job_id=job_id, image=image, filename=filename
+        )
+    return model_ops.run_predict(plan)
+
+
+def export_summary(result: dict[str, Any]) -> str:
+    parts = []
+    for item in result.get("exports") or []:
+        parity = item.get("parity") or {}
+        check = "parity ok" if parity.get("ok") else f"parity off by {parity.get('max_abs_diff')}"
+        parts.append(f"{item.get('format')}: {item.get('size_bytes', 0) // 1024} KB, {check}")
+    return "Exported " + "; ".join(parts) if parts else "The trainer exported nothing."
+
+
+class ModelsState(AuthState):
+    project_id: int = 0
+    role: str = ""
+    rows: list[dict[str, str]] = []
+    load_error: str = ""
+    loaded: bool = False
+    exporting: str = ""
+    export_message: str = ""
+    chosen_job: str = ""
+    predicting: bool = False
+    predict_error: str = ""
+    image_src: str = ""
+    overlays: list[dict[str, str]] = []
+    predictions: list[dict[str, str]] = []
+    inference_ms: str = ""
+    _image: bytes = b""
+    _filename: str = ""
+
+    @rx.var
+    def model_options(self) -> list[dict[str, str]]:
+        return [{"value": r["id"], "label": f"#{r['id']} {r['name']}"} for r in self.rows]
+
+    @rx.var
+    def can_export(self) -> bool:
+        return role_allows(self.role, Action.model_export)
+
+    @rx.var
+    def can_predict(self) -> bool:
+        return role_allows(self.role, Action.model_predict)
+
+    async def _reload(self) -> Any:
+        async with self:
+            token, project_id, path = self.token, self.project_id, self.router.url.path
+        try:
+            found = await asyncio.to_thread(load_models, token, project_id)
+        except DomainError as exc:
+            async with self:
+                self.load_error, self.loaded = exc.message, True
+            return None
+        async with self:
+            if not found["signed_in"]:
+                self._remember(None)
+                return login_redirect(path)
+            self.rows, self.role, self.loaded, self.load_error = found["rows"], found["role"], True, ""
+            ids = [r["id"] for r in self.rows]
+            if self.chosen_job not in ids:
+                self.chosen_job = ids[0] if ids else ""
+        return None
+
+    @rx.event(background=True)
+    async def load(self):
+        async with self:
+            project_id = project_from_path(self.router.url.path)
+            if project_id is None:
+                self.load_error, self.loaded = "This is not a project address.", True
+                return
+            if project_id != self.project_id:
+                self.rows, self.image_src, self.overlays, self.predictions = [], "", [], []
+            self.project_id, self.export_message, self.predict_error = project_id, "", ""
+            with session_scope() as session:
+                self._current_user(session)
+        return await self._reload()
+
+    @rx.event(background=True)
+    async def export(self, job_id: str, formats: list[str]):
+        async with self:
+            if self.exporting:
+                return
+            self.exporting, self.export_message = job_id, ""
+            token, project_id = self.token, self.project_id
+        try:
+            result = await asyncio.to_thread(export_model, token, project_id, int(job_id), list(formats))
+            message = f"Job #{job_id}: " + export_summary(result)
+        except DomainError as exc:
+            message = f"Job #{job_id}: {exc.message}"
+        async with self:
+            self.exporting, self.export_message = "", message
+        return await self._reload()
+
+    @rx.event
+    def choose_job(self, job_id: str):
+        self.chosen_job = job_id
+
+    @rx.event
+    async def handle_upload(self, files: list[rx.UploadFile]):
+        """Read the one uploaded image, then run inference in the background."""
+        if not files:
+            return
+        upload = files[0]
+        data = await upload.read()
+        self._image, self._filename = data, upload.name or upload.filename or "image.png"
+        self.predict_error, self.overlays, self.predictions = "", [], []
+        extension = self._filename.rsplit(".", 1)[-1].lower()
+        self.image_src = data_uri(data, model_ops.IMAGE_TYPES.get(extension, "image/png"))
+        return ModelsState.run_inference
+
+    @rx.event(background=True)
+    async def run_inference(self):
+        async with self:
+            if self.predicting or not self._image or not self.chosen_job:
+                if not self.chosen_job:
+                    self.predict_error = "Choose a trained model first."
+                return
+            self.predicting = True
+            token, project_id, job_id = self.token, self.project_id, int(self.chosen_job)
+            image, filename = self._image, self._filename
+        try:
+            result = await asyncio.to_thread(predict_image, token, project_id, job_id, image, filename)
+        except DomainError as exc:
+            async with self:
+                self.predicting, self.predict_error = False, exc.message
+            return
+        async with self:
+            self.predicting = False
+            self.overlays, self.predictions = box_overlays(result), prediction_rows(result)
+            self.inference_ms = f"{float(result.get('inference_ms') or 0):.0f} ms"

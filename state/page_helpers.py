@@ -1,0 +1,85 @@
+"""Pure helpers shared by the datasets, members, account and admin page states (unit-tested)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from services.models import Role
+from services.permissions import RANK, Action, needed_role
+
+_PROJECT_PATH = re.compile(r"^/projects/(\d{1,18})(?:/datasets/(\d{1,18}))?")
+
+
+def project_path_ids(path: str) -> tuple[int | None, int | None]:
+    """(project id, dataset id) named by a /projects/<id>[/datasets/<id>] path; None where absent."""
+    match = _PROJECT_PATH.match(path or "")
+    if not match:
+        return None, None
+    project, dataset = match.groups()
+    return int(project), (int(dataset) if dataset else None)
+
+
+def role_allows(role: str, action: Action) -> bool:
+    """Whether `role` meets the action's minimum in services.permissions (UI gating only).
+
+    The server decides again on every call (`authorize`); this only hides what it would refuse.
+    """
+    try:
+        return RANK[Role(role)] >= RANK[needed_role(action)]
+    except ValueError:
+        return False
+
+
+def human_bytes(size: int | float) -> str:
+    value = float(max(0, size))
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+def progress_percent(loaded: int | float, total: int | float) -> int:
+    """0..100, never above 100 and 0 while the total is unknown."""
+    if total <= 0:
+        return 0
+    return max(0, min(100, int(round(100 * loaded / total))))
+
+
+def problem_rows(problems: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Report problems ({file, line, message}) -> table rows with the line as text ('' when none)."""
+    return [
+        {
+            "file": str(p.get("file") or ""),
+            "line": "" if p.get("line") in (None, 0) else str(p.get("line")),
+            "message": str(p.get("message") or ""),
+        }
+        for p in problems
+    ]
+
+
+def data_uri(data: bytes, media_type: str = "image/jpeg") -> str:
+    return f"data:{media_type};base64," + base64.b64encode(data).decode()
+
+
+def split_text(split_counts: Mapping[str, int]) -> str:
+    order = {"train": 0, "val": 1, "test": 2}
+    parts = sorted(split_counts.items(), key=lambda kv: (order.get(kv[0], 9), kv[0]))
+    return " · ".join(f"{name} {count}" for name, count in parts if count) or "—"
+
+
+def parse_ratio(value: Any, *, name: str) -> float:
+    """A split ratio typed as 0.8 or 80 (percent) -> 0..1; raises ValueError with a plain message."""
+    text = str(value or "").strip().rstrip("%")
+    try:
+        number = float(text or "0")
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number such as 0.8 or 80") from exc
+    if number > 1:
+        number /= 100
+    if not 0 <= number <= 1:
+        raise ValueError(f"{name} must be between 0 and 1 (or 0 and 100 %)")
+    return round(number, 4)

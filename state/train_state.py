@@ -1,0 +1,213 @@
+"""/projects/[project_id]/train: the training form, generated from the trainer's catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import reflex as rx
+
+from services import catalog, views
+from services.db import session_scope
+from services.errors import DomainError, InvalidInput
+from services.permissions import Action, authorize
+from services.queue import enqueue_dispatch
+from state.auth_state import AuthState, login_redirect, resolve_user
+from state.dashboard_state import _create_job
+from state.training_helpers import (
+    error_field,
+    form_errors,
+    form_hyperparameters,
+    param_choices,
+    param_fields,
+    project_from_path,
+)
+
+TRAIN_ROUTE = "/projects/[project_id]/train"
+
+
+def load_train_context(token: str, project_id: int) -> dict[str, Any]:
+    """Dataset versions the user may train on, and the catalogue (blocking: run in a thread)."""
+    with session_scope() as session:
+        user = resolve_user(session, token)
+        if user is None:
+            return {"signed_in": False}
+        role = authorize(session, user=user, project_id=project_id, action=Action.job_read)
+        versions = views.project_dataset_versions(session, project_id=project_id)
+        project = next((p for p in views.user_projects(session, user=user) if p.id == project_id), None)
+    doc = catalog.get_catalog().doc
+    return {
+        "signed_in": True,
+        "role": role.value,
+        "project_name": project.name if project else "",
+        "versions": [
+            {"value": str(v.id), "label": f"{v.name} v{v.version} ({v.num_images} images)", "task": v.task}
+            for v in versions
+        ],
+        "catalog": doc,
+    }
+
+
+class TrainState(AuthState):
+    project_id: int = 0
+    project_name: str = ""
+    role: str = ""
+    load_error: str = ""
+    loading: bool = False
+    frameworks: list[dict[str, str]] = []
+    framework: str = ""
+    tasks: list[dict[str, str]] = []
+    task: str = ""
+    models: list[dict[str, str]] = []
+    model: str = ""
+    any_model: bool = False
+    versions: list[dict[str, str]] = []
+    version_options: list[dict[str, str]] = []
+    fields: list[dict[str, str]] = []
+    choices: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    form_error: str = ""
+    submitting: bool = False
+    _doc: dict[str, Any] = {}
+
+    @rx.var
+    def can_train(self) -> bool:
+        from state.page_helpers import role_allows
+
+        return role_allows(self.role, Action.job_create)
+
+    @rx.var
+    def form_key(self) -> str:
+        return f"{self.framework}|{self.task}"
+
+    def _specs(self) -> list[dict[str, Any]]:
+        try:
+            return catalog.Catalog(self._doc).hyperparameters(self.framework, self.task)
+        except InvalidInput:
+            return []
+
+    def _refresh_choices(self) -> None:
+        cat = catalog.Catalog(self._doc)
+        names = [f["name"] for f in cat.frameworks]
+        if self.framework not in names:
+            self.framework = names[0] if names else ""
+        self.frameworks = [{"value": f["name"], "label": f["name"]} for f in cat.frameworks]
+        if not self.framework:
+            return
+        spec = cat.framework(self.framework)
+        self.any_model = bool(spec.get("any_model"))
+        tasks = [t["name"] for t in spec.get("tasks") or []]
+        # Prefer a task the project has data for.
+        with_data = [t for t in tasks if any(v["task"] == t for v in self.versions)]
+        if self.task not in tasks:
+            self.task = (with_data or tasks or [""])[0]
+        self.tasks = [
+            {"value": t, "label": t + ("" if t in with_data else " (no dataset yet)")} for t in tasks
+        ]
+        models = cat.task(self.framework, self.task).get("models") or []
+        if not self.model or (self.model not in models and not self.any_model):
+            self.model = models[0] if models else ""
+        self.models = [{"value": m, "label": m.removesuffix(".yaml")} for m in models]
+        self.version_options = [v for v in self.versions if v["task"] == self.task]
+        specs = self._specs()
+        self.fields, self.choices, self.errors = param_fields(specs), param_choices(specs), {}
+
+    @rx.event(background=True)
+    async def load(self):
+        async with self:
+            self.loading, self.load_error, self.form_error, self.errors = True, "", "", {}
+            token = self.token
+            project_id = project_from_path(self.router.url.path)
+            path = self.router.url.path
+        if project_id is None:
+            async with self:
+                self.loading, self.load_error = False, "This is not a project address."
+            return
+        try:
+            context = await asyncio.to_thread(load_train_context, token, project_id)
+        except DomainError as exc:
+            async with self:
+                self.loading, self.load_error = False, exc.message
+            return
+        async with self:
+            self.loading = False
+            if not context["signed_in"]:
+                self._remember(None)
+                return login_redirect(path)
+            with session_scope() as session:
+                self._current_user(session)
+            self.project_id, self.role = project_id, context["role"]
+            self.project_name, self.versions, self._doc = (
+                context["project_name"],
+                context["versions"],
+                context["catalog"],
+            )
+            self._refresh_choices()
+
+    @rx.event
+    def set_framework(self, value: str):
+        self.framework, self.task, self.model = value, "", ""
+        self._refresh_choices()
+
+    @rx.event
+    def set_task(self, value: str):
+        self.task, self.model = value, ""
+        self._refresh_choices()
+
+    @rx.event
+    def set_model(self, value: str):
+        self.model = value.strip()
+
+    @rx.event
+    def check_field(self, name: str, value: str):
+        """Field-level validation as the user leaves a field (same rules as the server's)."""
+        specs = [s for s in self._specs() if s["name"] == name]
+        found = form_errors(specs, {name: value})
+        errors = {k: v for k, v in self.errors.items() if k != name}
+        self.errors = {**errors, **found}
+
+    @rx.event(background=True)
+    async def submit(self, form_data: dict[str, Any]):
+        async with self:
+            if self.submitting:
+                return
+            self.submitting, self.form_error = True, ""
+            specs, token, project_id = self._specs(), self.token, self.project_id
+            framework, task, model = self.framework, self.task, self.model
+        errors = form_errors(specs, form_data)
+        if not form_data.get("dataset_version_id"):
+            errors["dataset_version_id"] = f"Choose a dataset version for {task} (upload one first)."
+        if not model:
+            errors["model"] = "Choose a model."
+        if errors:
+            async with self:
+                self.errors, self.submitting = errors, False
+                self.form_error = f"{len(errors)} field(s) need attention before the job can start."
+            return
+        request = {
+            "dataset_version_id": int(form_data["dataset_version_id"]),
+            "name": str(form_data.get("name", "")),
+            "framework": framework,
+            "task": task,
+            "model": model,
+            "device": str(form_data.get("device") or "auto"),
+            "hyperparameters": form_hyperparameters(specs, form_data),
+        }
+        try:
+            job_id, attempt = await asyncio.to_thread(_create_job, token, project_id, request)
+        except DomainError as exc:
+            async with self:
+                field = error_field(exc, [s["name"] for s in specs]) if isinstance(exc, InvalidInput) else ""
+                self.errors = {field: exc.message} if field else {}
+                self.form_error, self.submitting = exc.message, False
+            return
+        queued = await enqueue_dispatch(job_id, attempt)
+        async with self:
+            self.submitting = False
+            if not queued:
+                self.form_error = (
+                    f"Job {job_id} is saved but the queue is unreachable right now; it starts by itself "
+                    "once the queue is back."
+                )
+                return
+        return rx.redirect(f"/jobs/{job_id}")

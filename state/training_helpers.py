@@ -1,0 +1,246 @@
+"""Pure helpers for the training pages (form, jobs list, job detail, models): unit-tested, no Reflex."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from services.catalog import coerce, field_errors
+from services.errors import InvalidInput
+
+_PROJECT = re.compile(r"^/projects/(\d{1,18})(?:/|$)")
+STALE_AFTER_S = 15.0
+LIVE_STATES = frozenset({"dispatching", "running"})
+
+
+def project_from_path(path: str) -> int | None:
+    match = _PROJECT.match(path or "")
+    return int(match.group(1)) if match else None
+
+
+# --- the generated training form --------------------------------------------------------------------
+
+
+def _number_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def param_fields(specs: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One flat row per hyperparameter, ready for the form: strings only."""
+    rows = []
+    for spec in specs:
+        kind = str(spec.get("type", "str"))
+        if kind == "str" and spec.get("choices"):
+            widget = "select"
+        elif kind == "bool":
+            widget = "bool"
+        elif kind in {"int", "float"}:
+            widget = "number"
+        else:
+            widget = "text"
+        low, high = spec.get("min"), spec.get("max")
+        if low is not None and high is not None:
+            hint = f"{_number_text(low)} to {_number_text(high)}"
+        elif spec.get("choices"):
+            hint = "one of " + ", ".join(str(c) for c in spec["choices"])
+        else:
+            hint = {"bool": "yes or no", "int": "whole number", "float": "number"}.get(kind, "text")
+        default = spec.get("default")
+        rows.append(
+            {
+                "name": str(spec["name"]),
+                "label": str(spec["name"]).replace("_", " "),
+                "type": kind,
+                "widget": widget,
+                "default": "true"
+                if default is True
+                else "false"
+                if default is False
+                else _number_text(default),
+                "min": _number_text(low),
+                "max": _number_text(high),
+                "step": "1" if kind == "int" else "any",
+                "hint": hint,
+                "help": str(spec.get("help") or ""),
+                "id": f"hp-{spec['name']}",
+            }
+        )
+    return rows
+
+
+def param_choices(specs: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    return {str(s["name"]): [str(c) for c in s.get("choices") or []] for s in specs}
+
+
+def form_hyperparameters(specs: Iterable[Mapping[str, Any]], form: Mapping[str, Any]) -> dict[str, Any]:
+    """Form strings -> typed values for the fields the user filled (blank = the trainer's default)."""
+    chosen: dict[str, Any] = {}
+    for spec in specs:
+        raw = form.get(spec["name"])
+        if raw is None or str(raw).strip() == "":
+            continue
+        chosen[spec["name"]] = coerce(spec, str(raw).strip())
+    return chosen
+
+
+def form_errors(specs: list[Mapping[str, Any]], form: Mapping[str, Any]) -> dict[str, str]:
+    return field_errors([dict(s) for s in specs], {k: str(v) for k, v in form.items()})
+
+
+def error_field(exc: InvalidInput, names: Iterable[str]) -> str:
+    """Which form field a service error is about ('' when it is about the whole form)."""
+    message = exc.message
+    head = message.split(":", 1)[0].strip()
+    if head in {"framework", "task", "model", "device", "dataset_version_id"}:
+        return head
+    for name in names:
+        if message.startswith(f"{name} "):
+            return name
+    return ""
+
+
+# --- jobs list and job detail -----------------------------------------------------------------------
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def staleness(
+    state: str,
+    last_heard: datetime | None,
+    started: datetime | None,
+    now: datetime,
+    *,
+    after_s: float = STALE_AFTER_S,
+) -> str:
+    """A warning when a live job has not been heard from for a while, saying since when ('' if fresh)."""
+    if state not in LIVE_STATES:
+        return ""
+    heard = aware(last_heard) or aware(started)
+    if heard is None:
+        return ""
+    silent = (now - heard).total_seconds()
+    if silent < after_s:
+        return ""
+    return (
+        f"No update from the trainer for {ago(silent)} (last heard {heard.strftime('%H:%M:%S')} UTC). "
+        "The numbers below may be out of date; the platform checks on the trainer by itself "
+        "and resumes the job if it was lost."
+    )
+
+
+def queue_text(state: str, position: int | None) -> str:
+    if state in {"queued", "retrying"} and position:
+        return "next in queue" if position == 1 else f"#{position} in queue"
+    return ""
+
+
+def human_size(size: int | float) -> str:
+    value = float(max(0, size))
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+def mlflow_run_url(base: str, run_id: str | None, experiment_id: str | None = None) -> str:
+    """The MLflow UI link for a run ('' without a run id)."""
+    if not run_id:
+        return ""
+    base = base.rstrip("/")
+    if experiment_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/runs/{run_id}"
+
+
+def per_class_rows(doc: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """per_class.json -> table rows {class, ap50_95|accuracy, ap50, precision, recall}, best first."""
+    if not doc:
+        return []
+    rows = []
+    for name, values in (doc.get("classes") or {}).items():
+
+        def fmt(key: str, v: Mapping[str, Any] = values) -> str:
+            value = v.get(key)
+            return f"{value:.3f}" if isinstance(value, int | float) else "—"
+
+        headline = "accuracy" if "accuracy" in values else "ap50_95"
+        rows.append(
+            {
+                "class": str(name),
+                "headline": fmt(headline),
+                "ap50": fmt("ap50") if "ap50" in values else fmt("support"),
+                "precision": fmt("precision"),
+                "recall": fmt("recall"),
+                "_sort": float(values.get(headline) or 0),
+            }
+        )
+    rows.sort(key=lambda r: -float(r["_sort"]))
+    return [{k: v for k, v in r.items() if k != "_sort"} for r in rows]
+
+
+PALETTE = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#a21caf")
+
+
+def box_overlays(result: Mapping[str, Any]) -> list[dict[str, str]]:
+    """/predict boxes -> absolutely positioned overlays in percent of the image (CSS-ready)."""
+    width, height = float(result.get("width") or 0), float(result.get("height") or 0)
+    if width <= 0 or height <= 0:
+        return []
+    overlays = []
+    for box in result.get("boxes") or []:
+        x1, y1, x2, y2 = (float(v) for v in box["box"])
+        colour = PALETTE[int(box.get("class_id", 0)) % len(PALETTE)]
+        overlays.append(
+            {
+                "left": f"{100 * max(0.0, x1) / width:.2f}%",
+                "top": f"{100 * max(0.0, y1) / height:.2f}%",
+                "width": f"{100 * max(0.0, x2 - x1) / width:.2f}%",
+                "height": f"{100 * max(0.0, y2 - y1) / height:.2f}%",
+                "label": f"{box.get('class_name', box.get('class_id'))} {float(box.get('score', 0)):.2f}",
+                "color": colour,
+            }
+        )
+    return overlays
+
+
+def prediction_rows(result: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Boxes or class probabilities as table rows {label, score, box}."""
+    rows = [
+        {
+            "label": str(b.get("class_name", b.get("class_id"))),
+            "score": f"{float(b.get('score', 0)):.3f}",
+            "box": ", ".join(f"{float(v):.0f}" for v in b.get("box") or []),
+        }
+        for b in result.get("boxes") or []
+    ]
+    rows += [
+        {
+            "label": str(p.get("class_name", p.get("class_id"))),
+            "score": f"{float(p.get('score', 0)):.3f}",
+            "box": "",
+        }
+        for p in (result.get("probabilities") or [])[:10]
+    ]
+    return rows

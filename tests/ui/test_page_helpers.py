@@ -1,0 +1,83 @@
+"""Pure helpers of the datasets and people pages (no browser, no servers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import tokens
+from components.chart_style import chart_layout
+from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
+from services.permissions import Action
+from state.page_helpers import (
+    human_bytes,
+    parse_ratio,
+    problem_rows,
+    progress_percent,
+    project_path_ids,
+    role_allows,
+    split_text,
+)
+from state.people_state import BADGE_COLOURS, parse_day
+
+STATS = {
+    "instances_per_class": {"train": {"cat": 3, "dog": 1}, "val": {"cat": 1, "dog": 0}},
+    "image_sizes": [{"width": 64, "height": 48, "count": 5}],
+    "objects_per_image": {"train": {"0": 1, "2": 4}},
+}
+
+
+def test_project_path_ids():
+    assert project_path_ids("/projects/7/datasets/12") == (7, 12)
+    assert project_path_ids("/projects/7/members/") == (7, None)
+    assert project_path_ids("/jobs/3") == (None, None)
+
+
+def test_role_allows_follows_the_permission_table():
+    assert role_allows("member", Action.dataset_write) and not role_allows("viewer", Action.dataset_write)
+    assert role_allows("admin", Action.members_manage) and not role_allows("member", Action.members_manage)
+    assert not role_allows("", Action.dataset_read)
+
+
+def test_progress_and_sizes():
+    assert progress_percent(0, 0) == 0
+    assert progress_percent(50, 200) == 25
+    assert progress_percent(300, 200) == 100
+    assert human_bytes(512) == "512 B" and human_bytes(2048) == "2.0 KB"
+
+
+def test_problem_rows_and_split_text():
+    rows = problem_rows([{"file": "a.txt", "line": 3, "message": "bad"}, {"file": "b", "message": "x"}])
+    assert rows == [
+        {"file": "a.txt", "line": "3", "message": "bad"},
+        {"file": "b", "line": "", "message": "x"},
+    ]
+    assert split_text({"val": 2, "train": 8, "test": 0}) == "train 8 · val 2"
+
+
+def test_parse_ratio_accepts_fractions_and_percent():
+    assert parse_ratio("0.7", name="Train") == 0.7
+    assert parse_ratio("20", name="Val") == 0.2
+    with pytest.raises(ValueError, match="Train"):
+        parse_ratio("abc", name="Train")
+    with pytest.raises(ValueError):
+        parse_ratio("-1", name="Test")
+
+
+def test_parse_day():
+    assert parse_day("") is None
+    assert parse_day("2024-05-01", end=True).hour == 23
+    with pytest.raises(Exception, match="not a date"):
+        parse_day("05/01/2024")
+
+
+def test_dataset_charts_use_the_one_chart_style():
+    base = chart_layout()
+    for figure in (class_counts_figure(STATS), image_sizes_figure(STATS), boxes_per_image_figure(STATS)):
+        assert figure.layout.paper_bgcolor == base["paper_bgcolor"]
+        assert figure.layout.xaxis.gridcolor == tokens.GRID
+    assert [t.name for t in class_counts_figure(STATS).data] == ["train", "val"]
+    assert list(boxes_per_image_figure(STATS).data[0].x) == [0, 2]
+
+
+def test_badge_colours_meet_aa_with_white_initials():
+    assert all(tokens.contrast_ratio(tokens.PRIMARY_TEXT, c) >= 4.5 for c in BADGE_COLOURS)

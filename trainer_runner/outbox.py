@@ -1,0 +1,212 @@
+"""An on-disk outbox for the callbacks of one job attempt.
+
+Training only ever appends: `put` writes the event as one JSON file in `{work_dir}/outbox/`
+(named by a sequence number, so the folder sorts in order) and returns at once. One sender
+thread delivers the oldest file first and removes it on a 2xx, or on a 4xx that means the
+backend will never take it (401, 404, 422: logged and dropped); a 5xx, 408/429 or a network
+error keeps it and retries the same event with exponential backoff and jitter (tenacity),
+so nothing overtakes an undelivered event and the backend sees events in the order they
+happened. Heartbeats are coalesced: only the latest one waits (in memory), and it goes out
+only when no ordered event is pending.
+
+`drain(budget_s)` is called when the job is over: it waits until every event is delivered or
+the budget is spent; what is left stays on disk and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
+
+from trainer_runner.callbacks import CallbackSender, retryable
+from trainer_runner.schemas import CallbackEvent
+
+log = logging.getLogger(__name__)
+
+OUTBOX_DIR = "outbox"
+SUFFIX = ".json"
+
+
+class CallbackOutbox:
+    """Ordered, durable delivery of one attempt's events; thread-safe."""
+
+    def __init__(
+        self, directory: Path, sender: CallbackSender, *, max_backoff_s: float = 30.0
+    ) -> None:
+        self.directory = directory
+        self.sender = sender
+        self.max_backoff_s = max_backoff_s
+        directory.mkdir(parents=True, exist_ok=True)
+        self._cond = threading.Condition()
+        self._seq = max((self._seq_of(p) for p in self.pending()), default=0)
+        self._heartbeat: bytes | None = None
+        self._closed = False  # `finished` was queued: no heartbeat after it
+        self._stop = threading.Event()
+        self.delivered = 0
+        self.dropped = 0
+        self.failures = 0
+        self._down_since: float | None = None
+        self._thread = threading.Thread(target=self._run, name="callback-outbox", daemon=True)
+        self._thread.start()
+
+    # -- producers (training, heartbeat thread) ---------------------------------------------
+    def put(self, event: CallbackEvent) -> Path:
+        """Append an event; never blocks on the network."""
+        body = event.model_dump_json().encode()
+        with self._cond:
+            self._seq += 1
+            path = self.directory / f"{self._seq:08d}-{event.type}{SUFFIX}"
+            tmp = self.directory / f".{path.name}.tmp"
+            tmp.write_bytes(body)
+            os.replace(tmp, path)  # a reader never sees half an event
+            if event.type == "finished":
+                self._closed = True
+                self._heartbeat = None
+            self._cond.notify_all()
+        return path
+
+    def put_heartbeat(self, event: CallbackEvent) -> None:
+        """Replace the pending heartbeat, if any: only the latest one matters."""
+        with self._cond:
+            if not self._closed:
+                self._heartbeat = event.model_dump_json().encode()
+                self._cond.notify_all()
+
+    # -- state -----------------------------------------------------------------------------
+    def pending(self) -> list[Path]:
+        """Undelivered events, oldest first."""
+        return sorted(p for p in self.directory.glob(f"*{SUFFIX}") if not p.name.startswith("."))
+
+    @staticmethod
+    def _seq_of(path: Path) -> int:
+        head = path.name.split("-", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the sender thread still runs (it stops only when told to)."""
+        return self._thread.is_alive()
+
+    def wait_empty(self, deadline: float) -> bool:
+        """Wait (until the monotonic `deadline`) for every queued event to be delivered."""
+        while self.pending() and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.1)
+        return not self.pending()
+
+    def drain(self, budget_s: float, deadline: float | None = None) -> bool:
+        """Stop taking heartbeats and wait for every queued event, at most `budget_s` seconds
+        (or until the monotonic `deadline`, if sooner). True when nothing is left."""
+        with self._cond:
+            self._closed = True
+            self._heartbeat = None
+        end = time.monotonic() + budget_s
+        self.wait_empty(min(end, deadline) if deadline is not None else end)
+        left = self.pending()
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=self.sender.timeout_s + 5)
+        if left:
+            log.error(
+                "callbacks not delivered before the budget ran out; kept on disk",
+                extra={"pending": [p.name for p in left], "outbox": str(self.directory)},
+            )
+        return not left
+
+    # -- the sender thread -----------------------------------------------------------------
+    def _next(self) -> tuple[Path | None, bytes] | None:
+        with self._cond:
+            while not self._stop.is_set():
+                files = self.pending()
+                if files:
+                    try:
+                        return files[0], files[0].read_bytes()
+                    except OSError:  # removed under us; look again
+                        continue
+                if self._heartbeat is not None:
+                    body, self._heartbeat = self._heartbeat, None
+                    return None, body
+                self._cond.wait(0.5)
+        return None
+
+    def _run(self) -> None:
+        while (item := self._next()) is not None:
+            path, body = item
+            try:
+                if path is None:
+                    self._send_heartbeat(body)
+                else:
+                    self._deliver(path, body)
+            except Exception:  # the sender must outlive any surprise
+                log.exception("callback sender error")
+                self._stop.wait(1.0)
+
+    def _send_heartbeat(self, body: bytes) -> None:
+        """One try: a newer heartbeat replaces a lost one anyway."""
+        try:
+            self.sender.post_once(body)
+            self._up()
+        except httpx.HTTPError as exc:
+            self._down(exc)
+            self._stop.wait(1.0)
+
+    def _deliver(self, path: Path, body: bytes) -> None:
+        """Retry one event until delivered, refused for good, or the outbox is stopped."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self._down(exc, path.name, state.upcoming_sleep)
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            wait=wait_exponential_jitter(multiplier=0.5, max=self.max_backoff_s, jitter=1),
+            stop=lambda _: self._stop.is_set(),
+            sleep=self._stop.wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            retrying(self.sender.post_once, body)
+        except httpx.HTTPStatusError as exc:
+            if retryable(exc):  # stopped while the backend still failed: keep it on disk
+                return
+            self.dropped += 1
+            log.error(
+                "callback refused by the backend; dropped",
+                extra={"event": path.name, "status": exc.response.status_code},
+            )
+            path.unlink(missing_ok=True)
+            return
+        except httpx.HTTPError:
+            return  # stopped while unreachable: the event stays on disk
+        self.delivered += 1
+        self._up()
+        path.unlink(missing_ok=True)
+
+    def _down(self, exc: BaseException | None, event: str = "heartbeat", wait: float = 0) -> None:
+        self.failures += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        log.warning(
+            "backend did not take a callback; will retry",
+            extra={
+                "event": event,
+                "retry_in_s": round(wait, 1),
+                "pending": len(self.pending()),
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
+
+    def _up(self) -> None:
+        if self._down_since is not None:
+            log.info(
+                "backend reachable again",
+                extra={"down_s": round(time.monotonic() - self._down_since, 1)},
+            )
+            self._down_since = None
