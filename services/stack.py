@@ -46,6 +46,7 @@ class Child:
     port_setting: str = ""
     ready: Callable[[], bool] = lambda: True
     ready_timeout_s: float = 60.0
+    stop_timeout_s: float = 15.0
     process: subprocess.Popen[bytes] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     deaths: list[float] = field(default_factory=list)
@@ -222,6 +223,8 @@ def children(settings: Settings) -> list[Child]:
             settings.trainer_port,
             "VTP_TRAINER_PORT",
             _http_ok(f"{settings.trainer_base_url}/healthz"),
+            # On SIGTERM its jobs stop at the next batch and upload last.pt: give them the time.
+            stop_timeout_s=100,
         ),
         Child("worker", [str(BIN / "arq"), "services.worker.WorkerSettings"], base_env, ROOT),
         Child(
@@ -363,7 +366,7 @@ class Stack:
             except ProcessLookupError:
                 continue
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=child.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

@@ -160,9 +160,13 @@ def test_compare_two_runs(page: Page, stack: StackProcess, api: Api, output_dir:
         "[...document.querySelectorAll('#runs-table tbody tr')].every(r => "
         "r.querySelector('.status-indicator').dataset.state === 'succeeded')"
     )
+    page.select_option("#run-state", "")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length >= 2")
     page.click("#select-page")
+    page.wait_for_function("document.querySelector('#runs-page-label').innerText.includes(' selected')")
     page.click("#compare-runs")
     page.wait_for_selector("#compare-chart .main-svg", timeout=30_000)
+    page.wait_for_function("Number(document.querySelector('#compare-chart').dataset.runs) >= 2")
     runs = int(page.get_attribute("#compare-chart", "data-runs") or 0)
     assert runs >= 2
     assert page.locator("#compare-chart .scatterlayer .trace").count() >= 2

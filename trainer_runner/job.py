@@ -387,6 +387,7 @@ class JobRunner:
             tracking = self.tracker.summary()
             if not tracking["complete"]:
                 log.warning("tracking incomplete at the end of the job", extra=tracking)
+        self._clean_scratch()  # before the final state: a free slot means a clean scratch
         write_status(
             self.work_dir,
             state=state,
@@ -412,17 +413,19 @@ class JobRunner:
             )
         )
         self._drain()
-        # Outputs live in object storage now; scratch is only a cache. The spec holds the secret.
-        leftovers = ["dataset", "runs", "resume"]
         if not self.outbox.pending():
-            leftovers += [OUTBOX_DIR, SPEC_FILE]  # else kept: the events and how to sign them
-        for leftover in leftovers:
+            shutil.rmtree(self.work_dir / OUTBOX_DIR, ignore_errors=True)
+        return state
+
+    def _clean_scratch(self) -> None:
+        """Outputs live in object storage now; scratch is only a cache. The spec holds the
+        callback secret (the outbox keeps it in memory only)."""
+        for leftover in ("dataset", "runs", "resume", SPEC_FILE):
             target = self.work_dir / leftover
             if target.is_dir():
                 shutil.rmtree(target, ignore_errors=True)
             else:
                 target.unlink(missing_ok=True)
-        return state
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -188,13 +188,15 @@ def _trained_job(w: World) -> tuple[int, int]:
     from services.models import Job
 
     if "uri" not in _CHECKPOINT:
+        import subprocess
+        import sys
         import tempfile
         from pathlib import Path
 
-        from ultralytics import YOLO
-
+        # In a child process: importing ultralytics patches PIL for the whole interpreter.
         path = Path(tempfile.mkdtemp()) / "best.pt"
-        YOLO("yolo11n.yaml").save(path)
+        code = f"from ultralytics import YOLO; YOLO('yolo11n.yaml').save({str(path)!r})"
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=path.parent)
         _CHECKPOINT["uri"] = storage.put_bytes("matrix/checkpoints/best.pt", path.read_bytes())
     job_id = w.job(w.cast.project_id, "owner")
     with session_scope() as session:
