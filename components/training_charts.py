@@ -85,11 +85,13 @@ def compare_figure(
 ) -> go.Figure:
     """One line per run for `metric` per epoch (1-based). `curves`/`labels` are keyed by run id."""
     figure = go.Figure(layout=chart_layout(x_title="Epoch", y_title=metric, height=400))
+    # WebGL lines only when there are many runs (SVG stays crisp and works without a GPU).
+    trace = go.Scattergl if len(curves) > 50 else go.Scatter
     for i, (run_id, rows) in enumerate(curves.items()):
         xs = [int(r["epoch"]) + 1 for r in rows if metric in r]
         ys = [r[metric] for r in rows if metric in r]
         figure.add_trace(
-            go.Scattergl(
+            trace(
                 x=xs,
                 y=ys,
                 name=labels.get(run_id, run_id),

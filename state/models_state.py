@@ -170,7 +170,7 @@ class ModelsState(AuthState):
         upload = files[0]
         data = await upload.read()
         self._image, self._filename = data, upload.name or upload.filename or "image.png"
-        self.predict_error, self.overlays, self.predictions = "", [], []
+        self.predict_error, self.overlays, self.predictions, self.inference_ms = "", [], [], ""
         extension = self._filename.rsplit(".", 1)[-1].lower()
         self.image_src = data_uri(data, model_ops.IMAGE_TYPES.get(extension, "image/png"))
         return ModelsState.run_inference

@@ -174,6 +174,14 @@ def playground_card() -> rx.Component:
                 ),
                 rx.vstack(
                     rx.text("Inference: ", S.inference_ms, size="2", color=tokens.TEXT_MUTED),
+                    rx.cond(
+                        ~S.predicting & (S.inference_ms != "") & (S.predictions.length() == 0),
+                        rx.text(
+                            "The model found nothing above the confidence threshold (0.25) in this image.",
+                            id="no-predictions",
+                            size="2",
+                        ),
+                    ),
                     rx.table.root(
                         rx.table.header(
                             rx.table.row(
