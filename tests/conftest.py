@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.utils import servers
+from tests.utils.browser import ARGS, CHROMIUM
 from tests.utils.stack import Api, StackProcess
 
 OUTPUT_DIR = Path(os.environ.get("VTP_TEST_OUTPUT", Path(__file__).resolve().parents[1] / "test-output"))
@@ -93,3 +95,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, output_dir: Path) -> Iterato
 @pytest.fixture(scope="session")
 def api(stack: StackProcess) -> Api:
     return Api(stack.api_url, stack.username, stack.password)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()

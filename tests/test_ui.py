@@ -3,43 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.utils.browser import VIEWPORT, sign_in, submit_login
 from tests.utils.stack import Api, StackProcess
 
 pytestmark = pytest.mark.ui
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def sign_in(page: Page, stack: StackProcess, path: str = "/") -> None:
-    page.goto(stack.web_url + path)
-    page.wait_for_url("**/login**")
-    page.fill("#username", stack.username)
-    page.fill("#password", stack.password)
-    page.click("#sign-in")
 
 
 def points(page: Page) -> int:
@@ -49,9 +21,7 @@ def points(page: Page) -> int:
 def test_wrong_password_shows_a_message(browser: Browser, stack: StackProcess) -> None:
     page = browser.new_page()
     page.goto(stack.web_url + "/login")
-    page.fill("#username", stack.username)
-    page.fill("#password", "not-the-password")
-    page.click("#sign-in")
+    submit_login(page, stack.username, "not-the-password")
     page.wait_for_selector("#login-error")
     assert "Wrong username or password" in page.inner_text("#login-error")
 
@@ -62,7 +32,7 @@ def test_job_page_chart_grows_while_training(
     pid = api.project_id()
     sample = api.datasets(pid)[-1]
     job = api.start_job(pid, sample["id"], epochs=10, imgsz=96)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport=VIEWPORT)
     sign_in(page, stack, f"/jobs/{job['id']}")
     page.wait_for_url(f"**/jobs/{job['id']}")
     page.wait_for_selector("#metrics-chart")
@@ -90,7 +60,7 @@ def test_job_page_chart_grows_while_training(
 def test_dashboard_lists_projects_datasets_and_jobs(
     browser: Browser, stack: StackProcess, output_dir: Path
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport=VIEWPORT)
     sign_in(page, stack)
     page.wait_for_selector("#datasets-table")
     assert "shapes (sample)" in page.inner_text("#datasets-table")

@@ -7,39 +7,23 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from services import sample_data
-from tests.test_ui import ARGS, CHROMIUM
+from tests.utils.browser import VIEWPORT, sign_in
 from tests.utils.stack import Api, StackProcess
 
 pytestmark = pytest.mark.ui
-VIEWPORT = {"width": 1280, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def open_as(browser: Browser, stack: StackProcess, path: str, username: str = "", password: str = "") -> Page:
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(30_000)
-    page.goto(stack.web_url + path)
-    page.wait_for_url("**/login**")
-    page.fill("#username", username or stack.username)
-    page.fill("#password", password or stack.password)
-    page.click("#sign-in")
-    page.wait_for_url(lambda url: path.rstrip("/") in url and "/login" not in url)
-    return page
+    return sign_in(page, stack, path, username, password)
 
 
 def bad_zip() -> bytes:

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from tests.test_ui import ARGS, CHROMIUM
-from tests.test_ui_datasets import VIEWPORT, make_viewer, open_as
+from tests.test_ui_datasets import make_viewer, open_as
+from tests.utils.browser import VIEWPORT
 from tests.utils.stack import Api, StackProcess
 
 pytestmark = pytest.mark.ui
 PASSWORD = "people-pass-123"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def new_account(api: Api, prefix: str) -> str:

@@ -9,42 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.utils.browser import VIEWPORT, sign_in
 from tests.utils.stack import Api, StackProcess
 
 pytestmark = pytest.mark.ui
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
 def page(browser: Browser, stack: StackProcess) -> Iterator[Page]:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(stack.web_url + "/login")
-    page.fill("#username", stack.username)
-    page.fill("#password", stack.password)
-    page.click("#sign-in")
-    page.wait_for_url(lambda url: "/login" not in url)
+    page = sign_in(browser.new_page(viewport=VIEWPORT), stack)
     yield page
     page.close()
 
