@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         default=10, ge=1, le=60, description="How often the worker looks for silent or lost jobs."
     )
     max_attempts: int = Field(default=3, ge=1, description="Dispatches of one job before giving up.")
+    trainer_breaker_failures: int = Field(
+        default=5, ge=1, description="Connection failures in a row that open the trainer circuit."
+    )
+    trainer_breaker_reset_s: int = Field(
+        default=30, ge=1, description="How long an open trainer circuit refuses calls before one trial."
+    )
     access_token_ttl_s: int = 12 * 3600
     max_upload_bytes: int = 2 * 1024**3
 

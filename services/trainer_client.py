@@ -1,13 +1,34 @@
-"""HTTP client for the trainer service. It knows the wire protocol, never the trainer's code."""
+"""HTTP client for the trainer service. It knows the wire protocol, never the trainer's code.
+
+The worker's calls go through one circuit breaker per process: after
+`VTP_TRAINER_BREAKER_FAILURES` connection failures in a row it stops calling the trainer for
+`VTP_TRAINER_BREAKER_RESET_S` and fails at once with `CircuitBreakerError`, so a dead trainer
+costs one quick refusal per job instead of a timeout each (docs/failure-handling.md).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpx
+from circuitbreaker import CircuitBreaker, CircuitBreakerError
 
 from services.settings import get_settings
+
+__all__ = ["CircuitBreakerError", "TrainerBusy", "TrainerClient", "TrainerRejected", "breaker"]
+
+
+@lru_cache
+def breaker() -> CircuitBreaker:
+    settings = get_settings()
+    return CircuitBreaker(
+        failure_threshold=settings.trainer_breaker_failures,
+        recovery_timeout=settings.trainer_breaker_reset_s,
+        expected_exception=httpx.TransportError,
+        name="trainer",
+    )
 
 
 class TrainerBusy(Exception):
@@ -29,9 +50,18 @@ class TrainerClient:
     def from_settings(cls) -> TrainerClient:
         return cls(base_url=get_settings().trainer_base_url)
 
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call through the breaker; only transport failures (no answer) count against it."""
+
+        @breaker()
+        async def send() -> httpx.Response:
+            async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
+                return await client.request(method, path, **kwargs)
+
+        return await send()
+
     async def start_job(self, spec: dict[str, Any]) -> dict[str, Any]:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
-            response = await client.post("/jobs", json=spec)
+        response = await self._request("POST", "/jobs", json=spec)
         if response.status_code == 429:
             raise TrainerBusy(float(response.headers.get("Retry-After", "5")))
         if 400 <= response.status_code < 500:
@@ -41,16 +71,14 @@ class TrainerClient:
 
     async def job_status(self, job_id: int) -> dict[str, Any] | None:
         """The trainer's view of a job (`state`, `attempt`, `epoch`); None if it does not know it."""
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
-            response = await client.get(f"/jobs/{job_id}")
+        response = await self._request("GET", f"/jobs/{job_id}")
         if response.status_code == 404:
             return None
         response.raise_for_status()
         return response.json()
 
     async def cancel_job(self, job_id: int) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
-            response = await client.post(f"/jobs/{job_id}/cancel")
+        response = await self._request("POST", f"/jobs/{job_id}/cancel")
         if response.status_code not in (200, 202, 404):
             response.raise_for_status()
 

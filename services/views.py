@@ -24,7 +24,7 @@ from services.schemas import (
     MetricPoint,
     ProjectPublic,
 )
-from services.trainer_client import TrainerClient
+from services.trainer_client import CircuitBreakerError, TrainerClient
 
 
 def user_projects(session: Session, *, user: User) -> list[ProjectPublic]:
@@ -80,7 +80,7 @@ async def cancel_job(session: Session, *, user: User, project_id: int, job_id: i
     else:
         try:
             await TrainerClient.from_settings().cancel_job(job.id)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, CircuitBreakerError) as exc:
             raise DomainError(f"Could not reach the trainer to cancel job {job_id}: {exc}") from exc
     if audit.current_context() is None:  # the REST middleware records its own requests
         audit.record(session, actor=user, action="job.cancel", target=f"job:{job_id}", project_id=project_id)

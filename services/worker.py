@@ -25,7 +25,7 @@ from services.db import session_scope
 from services.models import Job, JobState, utcnow
 from services.queue import DISPATCH_TASK, QUEUE_NAME, enqueue_dispatch, redis_settings
 from services.settings import get_settings
-from services.trainer_client import TrainerBusy, TrainerClient, TrainerRejected
+from services.trainer_client import CircuitBreakerError, TrainerBusy, TrainerClient, TrainerRejected
 
 log = logging.getLogger("vtp.worker")
 MAX_DISPATCH_TRIES = 20
@@ -56,6 +56,9 @@ async def dispatch_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
     except TrainerBusy as exc:
         log.info("trainer busy for job %s; retrying in %ss", job_id, exc.retry_after_s)
         raise Retry(defer=exc.retry_after_s) from exc
+    except CircuitBreakerError as exc:
+        # The trainer failed several calls in a row: wait out the breaker instead of timing out.
+        raise Retry(defer=settings.trainer_breaker_reset_s) from exc
     except TrainerRejected as exc:
         _fail(job_id, "permanent", str(exc))
         return "rejected"
@@ -83,7 +86,7 @@ def _fail(job_id: int, kind: str, message: str) -> None:
 async def _trainer_view(client: TrainerClient, job_id: int) -> tuple[dict[str, Any] | None, str]:
     try:
         return await client.job_status(job_id), "trainer no longer knows this attempt"
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, CircuitBreakerError) as exc:
         return None, f"trainer unreachable ({exc.__class__.__name__})"
 
 
