@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -27,6 +27,11 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+# Database ids are signed 64-bit integers: a larger number in a path used to reach SQLite and fail
+# there with OverflowError (a 500, found by schemathesis); now it is a 422 like any malformed input.
+DB_INT_MIN, DB_INT_MAX = -(2**63), 2**63 - 1
+PathId = Annotated[int, Path(ge=DB_INT_MIN, le=DB_INT_MAX)]
 
 
 def client_ip(request: Request) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.routes import admin, auth, callbacks, datasets, jobs, projects, training
@@ -16,10 +20,45 @@ from services.ratelimit import RateLimited
 api = FastAPI(title="Vision AI Training Platform API", version="1")
 api.add_middleware(SecurityMiddleware)
 
-v1 = APIRouter(prefix="/api/v1")
+
+class ErrorBody(BaseModel):
+    """What every refused request answers (a `DomainError`): one human-readable sentence."""
+
+    detail: str
+
+
+# Every route may be refused with these (see `_domain_error`); documenting them lets clients and the
+# schemathesis test check their shape. A route's own `responses` entry for a code takes precedence.
+DOMAIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429)
+}
+
+v1 = APIRouter(prefix="/api/v1", responses=DOMAIN_ERROR_RESPONSES)
 for module in (auth, projects, datasets, jobs, callbacks, admin, training):
     v1.include_router(module.router)
 api.include_router(v1)
+
+
+def _openapi() -> dict[str, Any]:
+    """FastAPI's schema, corrected where it does not describe what the API answers.
+
+    A 422 comes either from request validation (`detail` is a list of errors) or from a service's
+    `InvalidInput` (`detail` is one sentence, like every other refusal); FastAPI only knows the first.
+    """
+    if api.openapi_schema is None:
+        doc = get_openapi(title=api.title, version=api.version, routes=api.routes)
+        validation = doc.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+        if validation is not None:
+            listed = validation["properties"]["detail"]
+            validation["properties"]["detail"] = {
+                "title": listed.get("title", "Detail"),
+                "anyOf": [{k: v for k, v in listed.items() if k != "title"}, {"type": "string"}],
+            }
+        api.openapi_schema = doc
+    return api.openapi_schema
+
+
+api.openapi = _openapi  # type: ignore[method-assign]
 
 
 @api.exception_handler(DomainError)

@@ -28,16 +28,12 @@ import pytest
 from botocore.config import Config
 from PIL import Image, ImageDraw
 
+from tests.utils.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCESS_KEY = "trainer-test-access"
 SECRET_KEY = "trainer-test-secret-key"
 BUCKET = "vtp-test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, step: float = 0.2) -> Any:

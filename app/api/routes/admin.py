@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentUser, SessionDep
+from app.api.deps import CurrentUser, PathId, SessionDep
 from services import audit, auth
 from services.permissions import Action, authorize, require_platform_admin
 from services.security_schemas import (
@@ -34,7 +34,7 @@ def list_users(
 
 @router.patch("/admin/users/{user_id}")
 def update_user(
-    user_id: int, body: UserAdminUpdate, session: SessionDep, user: CurrentUser
+    user_id: PathId, body: UserAdminUpdate, session: SessionDep, user: CurrentUser
 ) -> UserAdminPublic:
     """(De)activate an account (which signs it out everywhere) or grant platform admin."""
     changed = auth.update_user(
@@ -48,7 +48,7 @@ def update_user(
 
 
 @router.post("/admin/users/{user_id}/reset-token", status_code=201)
-def reset_token(user_id: int, session: SessionDep, user: CurrentUser) -> ResetTokenPublic:
+def reset_token(user_id: PathId, session: SessionDep, user: CurrentUser) -> ResetTokenPublic:
     """A single-use password reset token to hand to the user (POST /auth/password-reset)."""
     token = auth.issue_reset_token(session, admin=user, user_id=user_id)
     return ResetTokenPublic(reset_token=token, expires_in=get_settings().password_reset_ttl_s)
@@ -97,7 +97,7 @@ def platform_audit(
 
 @router.get("/projects/{project_id}/audit")
 def project_audit(
-    project_id: int,
+    project_id: PathId,
     session: SessionDep,
     user: CurrentUser,
     actor: Annotated[str | None, Query(max_length=64)] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import ClientIp, CurrentUser, SessionDep
+from app.api.deps import ClientIp, CurrentUser, PathId, SessionDep
 from services import auth, tokens
 from services.schemas import LoginRequest, UserPublic
 from services.security_schemas import (
@@ -104,5 +104,5 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, session: SessionDep, user: CurrentUser) -> None:
+def revoke_token(token_id: PathId, session: SessionDep, user: CurrentUser) -> None:
     tokens.revoke_personal_token(session, user=user, token_id=token_id)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app.api.deps import SessionDep
+from app.api.deps import PathId, SessionDep
 from services import jobs, signing
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.models import Job
@@ -20,7 +20,7 @@ FINAL_STATES = {"succeeded", "failed", "cancelled"}
 
 
 @router.post("/{job_id}")
-async def trainer_callback(job_id: int, request: Request, session: SessionDep) -> dict[str, str]:
+async def trainer_callback(job_id: PathId, request: Request, session: SessionDep) -> dict[str, str]:
     body = await request.body()
     job = session.get(Job, job_id)
     if job is None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app.api.deps import CurrentUser, SessionDep
+from app.api.deps import CurrentUser, PathId, SessionDep
 from services import datasets, views
 from services.datasets import stats, thumbnails
 from services.datasets.schemas import (
@@ -13,26 +13,27 @@ from services.datasets.schemas import (
     DatasetVersionDetail,
     GalleryPage,
     RejectedUpload,
+    RenameRequest,
     ReportPublic,
     SplitRequest,
     UploadResult,
 )
 from services.models import DatasetVersion, Role
-from services.permissions import require_role
+from services.permissions import Action, authorize, require_role
 from services.schemas import DatasetVersionPublic
 
 router = APIRouter(prefix="/projects/{project_id}/datasets", tags=["datasets"])
 
 
 @router.get("")
-def list_datasets(project_id: int, session: SessionDep, user: CurrentUser) -> list[DatasetVersionPublic]:
+def list_datasets(project_id: PathId, session: SessionDep, user: CurrentUser) -> list[DatasetVersionPublic]:
     require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
     return views.project_datasets(session, project_id=project_id)
 
 
 @router.post("", status_code=201, response_model=UploadResult, responses={422: {"model": RejectedUpload}})
 def upload_dataset(
-    project_id: int,
+    project_id: PathId,
     session: SessionDep,
     user: CurrentUser,
     file: Annotated[UploadFile, File(description="A .zip in YOLO, COCO or ImageFolder layout")],
@@ -62,7 +63,7 @@ def upload_dataset(
 
 
 def _version(
-    session: SessionDep, user: CurrentUser, project_id: int, dataset_id: int, version: int
+    session: SessionDep, user: CurrentUser, project_id: PathId, dataset_id: PathId, version: PathId
 ) -> DatasetVersion:
     require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
     return datasets.get_dataset_version(
@@ -72,7 +73,7 @@ def _version(
 
 @router.get("/{dataset_id}/versions")
 def list_versions(
-    project_id: int, dataset_id: int, session: SessionDep, user: CurrentUser
+    project_id: PathId, dataset_id: PathId, session: SessionDep, user: CurrentUser
 ) -> list[DatasetVersionDetail]:
     """Every version of the dataset, newest first."""
     require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
@@ -81,9 +82,64 @@ def list_versions(
     return [DatasetVersionDetail.of(v, dataset.name) for v in rows]
 
 
+@router.post(
+    "/{dataset_id}/versions",
+    status_code=201,
+    response_model=UploadResult,
+    responses={422: {"model": RejectedUpload}},
+)
+def upload_version(
+    project_id: PathId,
+    dataset_id: PathId,
+    session: SessionDep,
+    user: CurrentUser,
+    file: Annotated[UploadFile, File(description="A .zip in YOLO, COCO or ImageFolder layout")],
+) -> Any:
+    """A new upload to an existing dataset becomes its next version; earlier versions stay as they are.
+
+    Same checks and answers as the first upload: 201 with the version and its report, or 422
+    with every problem and nothing stored.
+    """
+    authorize(
+        session, user=user, project_id=project_id, action=Action.dataset_write, target=f"dataset:{dataset_id}"
+    )
+    dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
+    try:
+        version, report = datasets.ingest_new_version(
+            session,
+            project_id=project_id,
+            dataset_id=dataset_id,
+            fileobj=file.file,
+            filename=file.filename or "upload.zip",
+        )
+    except datasets.DatasetRejected as exc:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    detail = DatasetVersionDetail.of(version, dataset.name)
+    return UploadResult(**detail.model_dump(), report=ReportPublic.of(report))
+
+
+@router.post("/{dataset_id}/rename-classes", status_code=201)
+def rename_classes(
+    project_id: PathId, dataset_id: PathId, body: RenameRequest, session: SessionDep, user: CurrentUser
+) -> DatasetVersionDetail:
+    """A NEW version whose classes carry the new names (labels, images and split unchanged)."""
+    authorize(
+        session, user=user, project_id=project_id, action=Action.dataset_write, target=f"dataset:{dataset_id}"
+    )
+    dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
+    version = datasets.rename_classes(
+        session,
+        project_id=project_id,
+        dataset_id=dataset_id,
+        names=body.names,
+        from_version=body.from_version,
+    )
+    return DatasetVersionDetail.of(version, dataset.name)
+
+
 @router.get("/{dataset_id}/versions/{version}")
 def get_version(
-    project_id: int, dataset_id: int, version: int, session: SessionDep, user: CurrentUser
+    project_id: PathId, dataset_id: PathId, version: PathId, session: SessionDep, user: CurrentUser
 ) -> DatasetVersionDetail:
     row = _version(session, user, project_id, dataset_id, version)
     return DatasetVersionDetail.of(
@@ -92,7 +148,13 @@ def get_version(
 
 
 @router.get("/{dataset_id}/versions/{version}/report")
-def get_report(project_id: int, dataset_id: int, version: int, session: SessionDep, user: CurrentUser) -> Any:
+def get_report(
+    project_id: PathId,
+    dataset_id: PathId,
+    version: PathId,
+    session: SessionDep,
+    user: CurrentUser,
+) -> Any:
     """The validation report of an uploaded version (counts and warnings); {} for split versions."""
     row = _version(session, user, project_id, dataset_id, version)
     return datasets.queries.load_json(row.uri, datasets.queries.REPORT) or {}
@@ -100,7 +162,7 @@ def get_report(project_id: int, dataset_id: int, version: int, session: SessionD
 
 @router.post("/{dataset_id}/split", status_code=201)
 def split_dataset(
-    project_id: int, dataset_id: int, body: SplitRequest, session: SessionDep, user: CurrentUser
+    project_id: PathId, dataset_id: PathId, body: SplitRequest, session: SessionDep, user: CurrentUser
 ) -> DatasetVersionDetail:
     """A NEW version with a train/val/test split (stratified, random or as uploaded)."""
     require_role(session, user=user, project_id=project_id, minimum=Role.member)
@@ -119,7 +181,7 @@ def split_dataset(
 
 @router.get("/{dataset_id}/versions/{version}/stats")
 def version_stats(
-    project_id: int, dataset_id: int, version: int, session: SessionDep, user: CurrentUser
+    project_id: PathId, dataset_id: PathId, version: PathId, session: SessionDep, user: CurrentUser
 ) -> DatasetStats:
     """Counts per class per split, image sizes and objects per image, for charts."""
     row = _version(session, user, project_id, dataset_id, version)
@@ -129,9 +191,9 @@ def version_stats(
 @router.get("/{dataset_id}/versions/{version}/images")
 def gallery(
     request: Request,
-    project_id: int,
-    dataset_id: int,
-    version: int,
+    project_id: PathId,
+    dataset_id: PathId,
+    version: PathId,
     session: SessionDep,
     user: CurrentUser,
     split: Annotated[str | None, Query(pattern="^(train|val|test)$")] = None,
@@ -153,7 +215,12 @@ def gallery(
 
 @router.get("/{dataset_id}/versions/{version}/images/{index}/thumbnail")
 def thumbnail(
-    project_id: int, dataset_id: int, version: int, index: int, session: SessionDep, user: CurrentUser
+    project_id: PathId,
+    dataset_id: PathId,
+    version: PathId,
+    index: PathId,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> Response:
     row = _version(session, user, project_id, dataset_id, version)
     data = thumbnails.thumbnail_bytes(row, index)
@@ -162,7 +229,12 @@ def thumbnail(
 
 @router.get("/{dataset_id}/versions/{version}/images/{index}")
 def full_image(
-    project_id: int, dataset_id: int, version: int, index: int, session: SessionDep, user: CurrentUser
+    project_id: PathId,
+    dataset_id: PathId,
+    version: PathId,
+    index: PathId,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> StreamingResponse:
     """The full-size image, streamed out of the version's archive in S3."""
     row = _version(session, user, project_id, dataset_id, version)

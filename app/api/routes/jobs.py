@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentUser, SessionDep
+from app.api.deps import CurrentUser, PathId, SessionDep
 from services import jobs, views
 from services.models import Role
 from services.permissions import require_role
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/projects/{project_id}/jobs", tags=["jobs"])
 
 @router.get("")
 def list_jobs(
-    project_id: int,
+    project_id: PathId,
     session: SessionDep,
     user: CurrentUser,
     state: Annotated[list[str] | None, Query(description="Only jobs in these states")] = None,
@@ -38,7 +38,12 @@ def list_jobs(
 
 
 @router.post("", status_code=201)
-async def create_job(project_id: int, body: JobCreate, session: SessionDep, user: CurrentUser) -> JobPublic:
+async def create_job(
+    project_id: PathId,
+    body: JobCreate,
+    session: SessionDep,
+    user: CurrentUser,
+) -> JobPublic:
     require_role(session, user=user, project_id=project_id, minimum=Role.member)
     job = jobs.create_job(session, project_id=project_id, user=user, **body.model_dump())
     session.commit()
@@ -47,12 +52,12 @@ async def create_job(project_id: int, body: JobCreate, session: SessionDep, user
 
 
 @router.get("/{job_id}")
-def get_job(project_id: int, job_id: int, session: SessionDep, user: CurrentUser) -> JobDetail:
+def get_job(project_id: PathId, job_id: PathId, session: SessionDep, user: CurrentUser) -> JobDetail:
     require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
     return views.job_detail(session, project_id=project_id, job_id=job_id)
 
 
 @router.post("/{job_id}/cancel")
-async def cancel_job(project_id: int, job_id: int, session: SessionDep, user: CurrentUser) -> JobPublic:
+async def cancel_job(project_id: PathId, job_id: PathId, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Queued jobs stop at once; running ones stop at the trainer's next batch."""
     return await views.cancel_job(session, user=user, project_id=project_id, job_id=job_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import CurrentUser, SessionDep
+from app.api.deps import CurrentUser, PathId, SessionDep
 from services import projects, views
 from services.schemas import ProjectCreate, ProjectPublic
 from services.security_schemas import MemberAdd, MemberPublic, OwnershipTransfer, ProjectUpdate, RoleChange
@@ -24,14 +24,14 @@ def create_project(body: ProjectCreate, session: SessionDep, user: CurrentUser) 
 
 
 @router.get("/{project_id}")
-def get_project(project_id: int, session: SessionDep, user: CurrentUser) -> ProjectPublic:
+def get_project(project_id: PathId, session: SessionDep, user: CurrentUser) -> ProjectPublic:
     project, role = projects.get_project(session, user=user, project_id=project_id)
     return ProjectPublic.of(project, role.value)
 
 
 @router.patch("/{project_id}")
 def update_project(
-    project_id: int, body: ProjectUpdate, session: SessionDep, user: CurrentUser
+    project_id: PathId, body: ProjectUpdate, session: SessionDep, user: CurrentUser
 ) -> ProjectPublic:
     project, role = projects.update_project(
         session, user=user, project_id=project_id, name=body.name, description=body.description
@@ -40,28 +40,28 @@ def update_project(
 
 
 @router.delete("/{project_id}", status_code=204)
-def delete_project(project_id: int, session: SessionDep, user: CurrentUser) -> None:
+def delete_project(project_id: PathId, session: SessionDep, user: CurrentUser) -> None:
     """Owners only."""
     projects.delete_project(session, user=user, project_id=project_id)
 
 
 @router.post("/{project_id}/transfer", status_code=204)
 def transfer_ownership(
-    project_id: int, body: OwnershipTransfer, session: SessionDep, user: CurrentUser
+    project_id: PathId, body: OwnershipTransfer, session: SessionDep, user: CurrentUser
 ) -> None:
     """Owners only: the member named becomes owner and the caller becomes admin."""
     projects.transfer_ownership(session, user=user, project_id=project_id, user_id=body.user_id)
 
 
 @router.get("/{project_id}/members")
-def list_members(project_id: int, session: SessionDep, user: CurrentUser) -> list[MemberPublic]:
+def list_members(project_id: PathId, session: SessionDep, user: CurrentUser) -> list[MemberPublic]:
     return [
         MemberPublic.of(u, r) for u, r in projects.list_members(session, user=user, project_id=project_id)
     ]
 
 
 @router.post("/{project_id}/members", status_code=201)
-def add_member(project_id: int, body: MemberAdd, session: SessionDep, user: CurrentUser) -> MemberPublic:
+def add_member(project_id: PathId, body: MemberAdd, session: SessionDep, user: CurrentUser) -> MemberPublic:
     """Admins add members, viewers and admins; only owners add owners."""
     other, role = projects.add_member(
         session, user=user, project_id=project_id, username=body.username, role=body.role
@@ -71,7 +71,7 @@ def add_member(project_id: int, body: MemberAdd, session: SessionDep, user: Curr
 
 @router.patch("/{project_id}/members/{user_id}")
 def change_role(
-    project_id: int, user_id: int, body: RoleChange, session: SessionDep, user: CurrentUser
+    project_id: PathId, user_id: PathId, body: RoleChange, session: SessionDep, user: CurrentUser
 ) -> MemberPublic:
     """Admins change non-owners; the last owner cannot be demoted."""
     other, role = projects.change_role(
@@ -81,6 +81,6 @@ def change_role(
 
 
 @router.delete("/{project_id}/members/{user_id}", status_code=204)
-def remove_member(project_id: int, user_id: int, session: SessionDep, user: CurrentUser) -> None:
+def remove_member(project_id: PathId, user_id: PathId, session: SessionDep, user: CurrentUser) -> None:
     """Admins remove non-owners; anyone may leave; the last owner cannot be removed."""
     projects.remove_member(session, user=user, project_id=project_id, user_id=user_id)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
 
-from app.api.deps import CurrentUser, SessionDep
+from app.api.deps import CurrentUser, PathId, SessionDep
 from services import catalog, experiments, jobs, model_ops
 from services.errors import InvalidInput
 from services.permissions import Action, authorize
@@ -29,7 +29,11 @@ def plugins(_user: CurrentUser) -> dict[str, Any]:
 
 @router.post(JOB + "/retry", status_code=201)
 async def retry_job(
-    project_id: int, job_id: int, session: SessionDep, user: CurrentUser, body: RetryRequest | None = None
+    project_id: PathId,
+    job_id: PathId,
+    session: SessionDep,
+    user: CurrentUser,
+    body: RetryRequest | None = None,
 ) -> JobPublic:
     """A failed or cancelled job again, as a new job; `resume` continues from its last checkpoint."""
     authorize(session, user=user, project_id=project_id, action=Action.job_read)
@@ -41,7 +45,12 @@ async def retry_job(
 
 
 @router.get(JOB + "/artifacts")
-def artifacts(project_id: int, job_id: int, session: SessionDep, user: CurrentUser) -> list[dict[str, Any]]:
+def artifacts(
+    project_id: PathId,
+    job_id: PathId,
+    session: SessionDep,
+    user: CurrentUser,
+) -> list[dict[str, Any]]:
     """Every file the job left in object storage, each with a short-lived download URL."""
     rows = model_ops.artifact_rows(session, user=user, project_id=project_id, job_id=job_id)
     for row in rows:
@@ -52,14 +61,18 @@ def artifacts(project_id: int, job_id: int, session: SessionDep, user: CurrentUs
 
 
 @router.get(JOB + "/validation")
-def validation(project_id: int, job_id: int, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def validation(project_id: PathId, job_id: PathId, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """The newest epoch's per-class AP, confusion matrix, PR curve, and the prediction samples."""
     return asdict(model_ops.validation_docs(session, user=user, project_id=project_id, job_id=job_id))
 
 
 @router.post(JOB + "/export")
 def export(
-    project_id: int, job_id: int, session: SessionDep, user: CurrentUser, body: ExportRequest | None = None
+    project_id: PathId,
+    job_id: PathId,
+    session: SessionDep,
+    user: CurrentUser,
+    body: ExportRequest | None = None,
 ) -> dict[str, Any]:
     """Export the job's best checkpoint (ONNX, TorchScript) to its exports/ folder, with parity checks."""
     body = body or ExportRequest()
@@ -74,8 +87,8 @@ def export(
 
 @router.post(JOB + "/predict")
 async def predict(
-    project_id: int,
-    job_id: int,
+    project_id: PathId,
+    job_id: PathId,
     session: SessionDep,
     user: CurrentUser,
     image: Annotated[UploadFile, File(description="A PNG/JPEG/WebP/BMP image (up to the API's body limit)")],
@@ -90,7 +103,7 @@ async def predict(
 
 @router.get("/projects/{project_id}/compare")
 def compare(
-    project_id: int,
+    project_id: PathId,
     session: SessionDep,
     user: CurrentUser,
     ids: Annotated[str, Query(description="Comma-separated job ids", max_length=6000)] = "",
