@@ -105,7 +105,8 @@ class DatasetVersion(SQLModel, table=True):
     split_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     size_bytes: int = 0
     created_at: datetime = Field(default_factory=utcnow)
-    # How this version came to be: "upload" (split as received), or a split of `parent_version_id`.
+    # How this version came to be: "upload" (split as received), a split method of `parent_version_id`
+    # ("stratified", "random", "keep"), or "rename" (its classes renamed).
     parent_version_id: int | None = Field(default=None, foreign_key="datasetversion.id")
     split_method: str = Field(default="upload", max_length=16, sa_column_kwargs={"server_default": "upload"})
     split_seed: int | None = None

@@ -9,8 +9,10 @@ the manifest), `report` (problems), `ingest` (writing versions), `splits`, `stat
 
 from services.datasets.ingest import (
     create_dataset_from_zip,
+    ingest_new_version,
     ingest_zip,
     read_dataset_archive,
+    rename_classes,
     split_version,
 )
 from services.datasets.queries import (
@@ -31,10 +33,12 @@ __all__ = [
     "get_dataset",
     "get_dataset_version",
     "get_version",
+    "ingest_new_version",
     "ingest_zip",
     "list_datasets",
     "list_versions",
     "load_manifest",
     "read_dataset_archive",
+    "rename_classes",
     "split_version",
 ]

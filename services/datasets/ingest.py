@@ -1,4 +1,5 @@
-"""Writing dataset versions: an upload becomes version 1, a new split becomes the next version.
+"""Writing dataset versions: an upload becomes version 1; a new upload to the dataset, a new split
+or a class rename becomes the next version. Versions never change once written.
 
 All or nothing: the archive is checked completely before anything is written; the version row
 is flushed first (so two writers cannot claim the same version prefix), then the objects are
@@ -14,17 +15,25 @@ import posixpath
 import random
 from typing import IO, Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from services import storage
 from services.datasets import coco, imagefolder, yolo
 from services.datasets.archive import LIMITS, Limits, open_archive, strip_common_root
 from services.datasets.formats import SPLITS, Parsed, detect_format
-from services.datasets.queries import MANIFEST, REPORT, STATS, get_dataset_version, load_manifest
+from services.datasets.queries import (
+    MANIFEST,
+    REPORT,
+    STATS,
+    get_dataset,
+    get_dataset_version,
+    load_manifest,
+)
 from services.datasets.report import DatasetRejected, Report
 from services.datasets.splits import check_ratios, class_counts, split_counts, stratified_split
 from services.datasets.stats import compute as compute_stats
-from services.errors import InvalidInput
+from services.errors import Conflict, InvalidInput
 from services.models import Dataset, DatasetVersion
 
 PARSERS = {"yolo": yolo.parse, "coco": coco.parse, "imagefolder": imagefolder.parse}
@@ -87,10 +96,23 @@ def _fill_counts(version: DatasetVersion, classes: list[str], images: list[dict[
 
 
 def _write_version(session: Session, version: DatasetVersion, prefix: str, writes: list[Any]) -> None:
-    """Flush the row, run the S3 writes, commit; on failure roll back and delete the prefix."""
+    """Flush the row, run the S3 writes, commit; on failure roll back and delete the prefix.
+
+    The prefix is only deleted once the flush has claimed the version number: a writer that lost
+    the race for that number must not delete the winner's objects.
+    """
     try:
         session.add(version)
         session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(
+            f"Version {version.version} of this dataset was just written by another request; try again"
+        ) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    try:
         for write in writes:
             write()
         session.commit()
@@ -119,25 +141,50 @@ def ingest_zip(
     if not name or len(name) > 120:
         raise InvalidInput("Dataset name must be 1 to 120 characters")
     parsed, report = read_dataset_archive(fileobj, limits)
-    size = fileobj.seek(0, io.SEEK_END)
-    fileobj.seek(0)
-    images = [i.to_manifest() for i in parsed.images]
     dataset = Dataset(project_id=project_id, name=name, created_by=user_id)
     session.add(dataset)
     session.flush()
     assert dataset.id is not None
-    prefix = storage.dataset_version_prefix(project_id, dataset.id, 1)
+    version = _store_upload(
+        session,
+        project_id=project_id,
+        dataset_id=dataset.id,
+        number=1,
+        parsed=parsed,
+        report=report,
+        fileobj=fileobj,
+        filename=filename,
+    )
+    return version, report
+
+
+def _store_upload(
+    session: Session,
+    *,
+    project_id: int,
+    dataset_id: int,
+    number: int,
+    parsed: Parsed,
+    report: Report,
+    fileobj: IO[bytes],
+    filename: str,
+) -> DatasetVersion:
+    """Write a checked upload as version `number`: archive, manifest, report and stats, then the row."""
+    size = fileobj.seek(0, io.SEEK_END)
+    fileobj.seek(0)
+    images = [i.to_manifest() for i in parsed.images]
+    prefix = storage.dataset_version_prefix(project_id, dataset_id, number)
     archive_key = "raw/" + (posixpath.basename(filename.replace("\\", "/")) or "upload.zip")
     manifest = _manifest_body(parsed.format, parsed.task, parsed.classes, archive_key, images)
     version = DatasetVersion(
-        dataset_id=dataset.id,
-        version=1,
+        dataset_id=dataset_id,
+        version=number,
         format=parsed.format,
         task=parsed.task,
         uri=storage.uri(prefix),
         size_bytes=size,
         num_warnings=len(report.warnings),
-        note=f"uploaded {posixpath.basename(archive_key)}",
+        note=f"uploaded {posixpath.basename(archive_key)}"[:500],
     )
     _fill_counts(version, parsed.classes, images)
     stats = compute_stats(json.loads(manifest))
@@ -153,6 +200,43 @@ def ingest_zip(
             ),
             lambda: storage.put_bytes(prefix + STATS, json.dumps(stats).encode(), "application/json"),
         ],
+    )
+    return version
+
+
+def ingest_new_version(
+    session: Session,
+    *,
+    project_id: int,
+    dataset_id: int,
+    fileobj: IO[bytes],
+    filename: str,
+    limits: Limits = LIMITS,
+) -> tuple[DatasetVersion, Report]:
+    """A new upload to an existing dataset: the next version number; earlier versions untouched.
+
+    Same checks as the first upload. The new data must be for the dataset's task (a dataset of
+    detection images cannot continue as a classification dataset: upload that as a new dataset).
+    Raises NotFound, DatasetRejected (every problem found), Conflict; writes nothing then.
+    """
+    latest = get_dataset_version(session, project_id=project_id, dataset_id=dataset_id)
+    parsed, report = read_dataset_archive(fileobj, limits)
+    if parsed.task != latest.task:
+        raise DatasetRejected(
+            f"This dataset is for {latest.task} but the upload is a {parsed.task} dataset "
+            f"({parsed.format}); upload it as a new dataset instead",
+            [],
+            report,
+        )
+    version = _store_upload(
+        session,
+        project_id=project_id,
+        dataset_id=dataset_id,
+        number=latest.version + 1,
+        parsed=parsed,
+        report=report,
+        fileobj=fileobj,
+        filename=filename,
     )
     return version, report
 
@@ -176,6 +260,16 @@ def _copy_object(source_key: str, target_key: str, size: int) -> None:
         client.copy(source, storage.bucket(), target_key, Config=storage.TRANSFER)
 
 
+def _upload_of(session: Session, version: DatasetVersion) -> DatasetVersion:
+    """The uploaded version `version` descends from (through splits and renames); itself if uploaded."""
+    while version.split_method != "upload" and version.parent_version_id is not None:
+        parent = session.get(DatasetVersion, version.parent_version_id)
+        if parent is None:
+            break
+        version = parent
+    return version
+
+
 def split_version(
     session: Session,
     *,
@@ -189,7 +283,7 @@ def split_version(
     """A new version of the dataset with a new train/val/test split; the source stays unchanged.
 
     `method`: "stratified" (by class, or by each image's rarest class for detection),
-    "random" (seeded shuffle), or "keep" (the split the upload had, from version 1).
+    "random" (seeded shuffle), or "keep" (the split of the upload this version comes from).
     Raises NotFound, InvalidInput. The archive is copied so each version stands alone.
     """
     if method not in SPLIT_METHODS:
@@ -198,7 +292,7 @@ def split_version(
     manifest = load_manifest(source.uri)
     images = [dict(i) for i in manifest["images"]]
     if method == "keep":
-        upload = get_dataset_version(session, project_id=project_id, dataset_id=dataset_id, version=1)
+        upload = _upload_of(session, source)
         original = {i["path"]: i["split"] for i in load_manifest(upload.uri)["images"]}
         for image in images:
             image["split"] = original.get(image["path"], image["split"])
@@ -245,6 +339,96 @@ def split_version(
         note=f"{method} split of v{source.version} ({described})",
     )
     _fill_counts(version, manifest["classes"], images)
+    _write_version(
+        session,
+        version,
+        prefix,
+        [
+            lambda: _copy_object(source_prefix + archive_key, prefix + archive_key, source.size_bytes),
+            lambda: storage.put_bytes(prefix + MANIFEST, body, "application/json"),
+            lambda: storage.put_bytes(prefix + STATS, json.dumps(stats).encode(), "application/json"),
+        ],
+    )
+    return version
+
+
+MAX_CLASS_NAME = 200
+
+
+def _check_renames(classes: list[str], names: dict[str, str]) -> list[str]:
+    """The class list after renaming, or InvalidInput naming every problem at once."""
+    if not names:
+        raise InvalidInput('names: give at least one class to rename, as {"old name": "new name"}')
+    problems = []
+    unknown = sorted(set(names) - set(classes))
+    if unknown:
+        problems.append(f"unknown class(es) {unknown}; the classes are {classes}")
+    empty = sorted(old for old, new in names.items() if not new.strip())
+    if empty:
+        problems.append(f"new name(s) for {empty} are empty")
+    too_long = sorted(old for old, new in names.items() if len(new.strip()) > MAX_CLASS_NAME)
+    if too_long:
+        problems.append(f"new name(s) for {too_long} are longer than {MAX_CLASS_NAME} characters")
+    if problems:
+        raise InvalidInput("Cannot rename classes: " + "; ".join(problems))
+    renamed = [names[c].strip() if c in names else c for c in classes]
+    if renamed == classes:
+        raise InvalidInput("Cannot rename classes: every new name equals the old one, nothing would change")
+    seen: dict[str, int] = {}
+    for name in renamed:
+        seen[name] = seen.get(name, 0) + 1
+    duplicates = sorted(n for n, count in seen.items() if count > 1)
+    if duplicates:
+        raise InvalidInput(
+            f"Cannot rename classes: {duplicates} would name more than one class; class names must stay "
+            "unique (merging classes is not a rename)"
+        )
+    return renamed
+
+
+def rename_classes(
+    session: Session,
+    *,
+    project_id: int,
+    dataset_id: int,
+    names: dict[str, str],
+    from_version: int | None = None,
+) -> DatasetVersion:
+    """A new version whose class list uses the new names; images, labels and split are unchanged.
+
+    `names` maps old class names to new ones (classes not named keep theirs). Class ids do not
+    move, so labels stay as they are. The archive is copied so each version stands alone.
+    Raises NotFound, InvalidInput (unknown or empty names, duplicates after renaming), Conflict.
+    """
+    get_dataset(session, project_id=project_id, dataset_id=dataset_id)
+    source = get_dataset_version(session, project_id=project_id, dataset_id=dataset_id, version=from_version)
+    manifest = load_manifest(source.uri)
+    classes = _check_renames(list(manifest["classes"]), names)
+    images = manifest["images"]
+    latest = get_dataset_version(session, project_id=project_id, dataset_id=dataset_id)
+    number = latest.version + 1
+    prefix = storage.dataset_version_prefix(project_id, dataset_id, number)
+    source_prefix = storage.parse_uri(source.uri)[1]
+    archive_key = manifest["archive"]
+    body = _manifest_body(manifest["format"], manifest["task"], classes, archive_key, images)
+    stats = compute_stats(json.loads(body))
+    changes = ", ".join(
+        f"{old} -> {new}" for old, new in zip(manifest["classes"], classes, strict=True) if old != new
+    )
+    version = DatasetVersion(
+        dataset_id=dataset_id,
+        version=number,
+        format=source.format,
+        task=source.task,
+        uri=storage.uri(prefix),
+        size_bytes=source.size_bytes,
+        parent_version_id=source.id,
+        split_method="rename",
+        split_seed=source.split_seed,
+        split_ratios=dict(source.split_ratios),
+        note=f"renamed classes of v{source.version}: {changes}"[:500],
+    )
+    _fill_counts(version, classes, images)
     _write_version(
         session,
         version,

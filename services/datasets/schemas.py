@@ -67,6 +67,11 @@ class SplitRequest(BaseModel):
     from_version: int | None = Field(default=None, description="version number to split; latest if omitted")
 
 
+class RenameRequest(BaseModel):
+    names: dict[str, str] = Field(description="old class name -> new class name; others keep theirs")
+    from_version: int | None = Field(default=None, description="version number to rename; latest if omitted")
+
+
 class DatasetStats(BaseModel):
     task: str
     classes: list[str]

@@ -279,6 +279,21 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", DV + "/images/{index}"): [Rule(VIEWER_UP, shared())],
     ("GET", DV + "/images/{index}/thumbnail"): [Rule(VIEWER_UP, shared())],
     ("POST", P + "/datasets/{dataset_id}/split"): [Rule(MEMBER_UP, shared({"method": "random", "seed": 1}))],
+    ("POST", P + "/datasets/{dataset_id}/versions"): [
+        Rule(
+            MEMBER_UP,
+            lambda w, part: (
+                shared()(w, part)[0],
+                {"files": {"file": ("v.zip", sample_data.yolo_zip(train=2, val=1), "application/zip")}},
+            ),
+        )
+    ],
+    ("POST", P + "/datasets/{dataset_id}/rename-classes"): [
+        Rule(
+            MEMBER_UP,
+            lambda w, part: shared({"from_version": 1, "names": {"circle": f"circle-{part}"}})(w, part),
+        )
+    ],
     ("GET", P + "/jobs"): [Rule(VIEWER_UP, shared())],
     ("POST", P + "/jobs"): [Rule(MEMBER_UP, _create_job)],
     ("GET", P + "/jobs/{job_id}"): [Rule(VIEWER_UP, _shared_job)],
