@@ -24,7 +24,9 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -ra
 
-install: $(VENV)/.installed $(BUN) .tools/.system
+AXE := .tools/axe/node_modules/axe-core/axe.min.js
+
+install: $(VENV)/.installed $(BUN) $(AXE) .tools/.system
 
 # Debian packages: redis-server (the queue), chromium (browser tests), PostgreSQL (parity test).
 .tools/.system:
@@ -51,6 +53,11 @@ $(VENV)/.installed: pyproject.toml
 $(BUN):
 	npm install --prefix .tools --no-audit --no-fund --ignore-scripts @oven/$(BUN_PKG)@1.4.5
 	@test -x $@
+
+# axe-core, injected into pages by the accessibility tests.
+$(AXE):
+	npm install --prefix .tools/axe --no-audit --no-fund axe-core@4
+	@test -f $@
 
 lint:
 	$(BIN)/ruff check .

@@ -25,7 +25,7 @@ def _chart(figure: rx.Var, title: str, id: str) -> rx.Component:
         rx.box(
             rx.plotly(data=figure, config={"displaylogo": False, "responsive": True}, width="100%"),
             id=id,
-            role="img",
+            role="figure",
             aria_label=title,
         ),
         title=title,

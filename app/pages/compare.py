@@ -154,7 +154,7 @@ def results() -> rx.Component:
                     data=S.curves_figure, config={"displaylogo": False, "responsive": True}, width="100%"
                 ),
                 id="compare-chart",
-                role="img",
+                role="figure",
                 aria_label="Chosen metric per epoch, one line per run",
                 custom_attrs={"data-runs": S.run_labels.length().to_string()},
             ),
@@ -208,7 +208,7 @@ def results() -> rx.Component:
             rx.box(
                 rx.plotly(data=S.parallel, config={"displaylogo": False, "responsive": True}, width="100%"),
                 id="parallel-chart",
-                role="img",
+                role="figure",
                 aria_label="Parallel coordinates of varying hyperparameters and the final metric",
             ),
             title="Parallel coordinates",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from components import tokens
+from components.a11y import labelled_upload
 from components.layout import card, field, page_shell
 from components.permission_gate import permission_gate
 from components.project_nav import (
@@ -67,6 +68,7 @@ def upload_card() -> rx.Component:
         aria_label="Choose a dataset zip file",
         class_name="focusable",
     )
+    picker = labelled_upload(picker, "Dataset zip file")
     progress = rx.cond(
         S.upload_phase != "",
         rx.vstack(
@@ -424,11 +426,12 @@ def _select(id: str, label: str, options: list[rx.Component] | rx.Component, **p
 
 def gallery_card() -> rx.Component:
     tile = lambda i: rx.el.button(  # noqa: E731
+        rx.el.span("Open at full size: ", class_name="sr-only"),
         rx.image(src=i["src"], alt=i["name"] + ": " + i["classes"], width="100%", border_radius="4px"),
         rx.text(i["name"], size="1", weight="medium", truncate=True, color=tokens.TEXT),
         rx.text(i["split"], " · ", i["objects"], " objects", size="1", color=tokens.TEXT_MUTED),
         on_click=D.open_image(i["index"], i["path"]),
-        aria_label="Open " + i["path"] + " at full size",
+        title="Open " + i["path"] + " at full size",
         class_name="gallery-tile",
         custom_attrs={"data-index": i["index"]},
         background_color=tokens.SURFACE,

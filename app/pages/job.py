@@ -40,7 +40,7 @@ def summary_card() -> rx.Component:
                             href=S.mlflow_url,
                             is_external=True,
                             id="mlflow-link",
-                            aria_label="Open this run in MLflow (new tab)",
+                            aria_label="MLflow run " + S.mlflow_run_id + " (opens in a new tab)",
                         ),
                         rx.code(S.mlflow_run_id),
                     ),
@@ -147,7 +147,7 @@ def chart_card() -> rx.Component:
             id="metrics-chart",
             width="100%",
             custom_attrs={"data-points": S.points_count.to_string()},
-            role="img",
+            role="figure",
             aria_label="Chart: " + S.points_label,
         ),
     )
@@ -201,7 +201,10 @@ def artifacts_card() -> rx.Component:
                 rx.el.caption("Files this job stored", class_name="sr-only"),
                 rx.table.header(
                     rx.table.row(
-                        *[rx.table.column_header_cell(h, scope="col") for h in ("File", "Kind", "Size", "")]
+                        *[rx.table.column_header_cell(h, scope="col") for h in ("File", "Kind", "Size")],
+                        rx.table.column_header_cell(
+                            rx.el.span("Download", class_name="sr-only"), scope="col"
+                        ),
                     )
                 ),
                 rx.table.body(rx.foreach(S.files, row)),
@@ -229,7 +232,7 @@ def validation_card() -> rx.Component:
         rx.plotly(data=fig, config={"displaylogo": False, "responsive": True}, width="100%"),
         id=id,
         width="100%",
-        role="img",
+        role="figure",
         aria_label=label,
     )
     per_class = rx.cond(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from components import tokens
+from components.a11y import labelled_upload
 from components.layout import card, field, native_select, page_shell
 from state.models_state import ModelsState
 
@@ -132,22 +133,25 @@ def playground_card() -> rx.Component:
                 ),
                 html_for="inference-model",
             ),
-            rx.upload.root(
-                rx.vstack(
-                    rx.icon("image_up", size=22, aria_hidden="true"),
-                    rx.text("Drop an image here, or click to choose one (PNG, JPEG, WebP)", size="2"),
-                    align="center",
-                    spacing="1",
+            labelled_upload(
+                rx.upload.root(
+                    rx.vstack(
+                        rx.icon("image_up", size=22, aria_hidden="true"),
+                        rx.text("Drop an image here, or click to choose one (PNG, JPEG, WebP)", size="2"),
+                        align="center",
+                        spacing="1",
+                    ),
+                    id=UPLOAD_ID,
+                    accept={"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]},
+                    max_files=1,
+                    multiple=False,
+                    on_drop=S.handle_upload(rx.upload_files(upload_id=UPLOAD_ID)),
+                    border=f"2px dashed {tokens.BORDER}",
+                    border_radius=tokens.RADIUS["md"],
+                    padding=tokens.SPACE["md"],
+                    cursor="pointer",
                 ),
-                id=UPLOAD_ID,
-                accept={"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]},
-                max_files=1,
-                multiple=False,
-                on_drop=S.handle_upload(rx.upload_files(upload_id=UPLOAD_ID)),
-                border=f"2px dashed {tokens.BORDER}",
-                border_radius=tokens.RADIUS["md"],
-                padding=tokens.SPACE["md"],
-                cursor="pointer",
+                "Image to run inference on",
             ),
             wrap="wrap",
             spacing="5",

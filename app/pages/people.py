@@ -261,7 +261,10 @@ def signup_page() -> rx.Component:
                         ),
                     ),
                 ),
-                rx.text("Already have an account? ", rx.link("Sign in", href="/login", color=tokens.PRIMARY)),
+                rx.text(
+                    "Already have an account? ",
+                    rx.link("Sign in", href="/login", color=tokens.PRIMARY, underline="always"),
+                ),
                 spacing="4",
                 align="stretch",
                 width="100%",
