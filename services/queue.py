@@ -19,8 +19,12 @@ def redis_settings() -> RedisSettings:
     return RedisSettings.from_dsn(get_settings().redis_dsn)
 
 
-async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
+async def enqueue_dispatch(job_id: int, attempt: int, *, nonce: str = "") -> bool:
     """Queue the dispatch of one job attempt; the arq job id makes a second enqueue a no-op.
+
+    A `nonce` makes a fresh arq job for the same attempt: used when the previous dispatch was
+    lost with its worker, whose arq entry stays locked until it expires. Running two dispatches
+    of one attempt is safe: the trainer keys on `job_id:attempt` and starts it once.
 
     Returns False when Redis is unreachable: the job row stays `queued` and the worker's
     reconciler enqueues it once Redis is back, so callers report that instead of failing.
@@ -30,7 +34,9 @@ async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
     try:
         pool: ArqRedis = await create_pool(settings, default_queue_name=QUEUE_NAME)
         try:
-            await pool.enqueue_job(DISPATCH_TASK, job_id, attempt, _job_id=f"dispatch:{job_id}:{attempt}")
+            await pool.enqueue_job(
+                DISPATCH_TASK, job_id, attempt, _job_id=f"dispatch:{job_id}:{attempt}{nonce}"
+            )
         finally:
             await pool.aclose()
     except (RedisError, OSError) as exc:

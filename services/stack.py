@@ -139,6 +139,10 @@ def children(settings: Settings) -> list[Child]:
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_CHECK_LATEST_VERSION": "0",
         "NPM_CONFIG_REGISTRY": _npm_registry(),
+        # Each stack builds its frontend in its own data dir: the build embeds this stack's
+        # URLs, so a second stack from the same checkout must not overwrite it.
+        "REFLEX_WEB_WORKDIR": str(data / "web"),
+        "REFLEX_STATES_WORKDIR": str(data / "states"),
     }
     return [
         Child(

@@ -11,6 +11,7 @@ the task again and the trainer answers with the attempt it already has.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -101,7 +102,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
     cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
     with session_scope() as session:
         silent = [(j.id, j.attempt) for j in jobs.silent_jobs(session, silent_since=cutoff)]
-        to_enqueue = [(j.id, j.attempt) for j in jobs.waiting_jobs(session, created_before=cutoff)]
+        to_enqueue = [(j.id, j.attempt, "") for j in jobs.waiting_jobs(session, created_before=cutoff)]
     views = {job_id: await _trainer_view(client, job_id) for job_id, _ in silent}
     counts = {"alive": 0, "finished": 0, "retried": 0, "failed": 0, "requeued": 0}
     for job_id, attempt in silent:
@@ -112,10 +113,12 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
                 continue  # a callback moved it meanwhile
             outcome = _settle(session, job, status, why, settings.heartbeat_timeout_s, settings.max_attempts)
             counts[outcome] += 1
-            if outcome in {"retried", "requeued"}:
-                to_enqueue.append((job.id, job.attempt))
-    for job_id, attempt in to_enqueue:
-        await enqueue_dispatch(job_id, attempt)
+            if outcome == "retried":
+                to_enqueue.append((job.id, job.attempt, ""))
+            elif outcome == "requeued":
+                to_enqueue.append((job.id, job.attempt, f":lost-{int(time.time())}"))
+    for job_id, attempt, nonce in to_enqueue:
+        await enqueue_dispatch(job_id, attempt, nonce=nonce)
     if not any(v for k, v in counts.items() if k != "alive") and not to_enqueue:
         return None  # nothing to do: keep the worker's log quiet
     log.warning("reconciled jobs: %s, re-enqueued %d", counts, len(to_enqueue))
@@ -157,9 +160,16 @@ def _every(seconds: int) -> set[int]:
 
 
 class WorkerSettings:
-    functions = [func(dispatch_job, name=DISPATCH_TASK, timeout=120, max_tries=MAX_DISPATCH_TRIES)]
+    # Short timeouts: a worker that dies holds its arq entries for the longest timeout + 10 s.
+    functions = [func(dispatch_job, name=DISPATCH_TASK, timeout=60, max_tries=MAX_DISPATCH_TRIES)]
     cron_jobs = [
-        cron(reconcile, second=_every(get_settings().reconcile_interval_s), run_at_startup=True, unique=True)
+        cron(
+            reconcile,
+            second=_every(get_settings().reconcile_interval_s),
+            run_at_startup=True,
+            unique=True,
+            timeout=60,
+        )
     ]
     queue_name = QUEUE_NAME
     redis_settings = redis_settings()

@@ -93,9 +93,13 @@ def test_worker_killed_mid_dispatch_neither_loses_nor_duplicates(tmp_path: Path,
         pid = api.project_id()
         trainer = _trainer_pids(stack)
         worker = _pids(b"services.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode())
-        for p in trainer:
-            os.kill(p, signal.SIGSTOP)  # the worker's POST /jobs now hangs mid-dispatch
+        # Hold the worker while the job is created (that asks the live trainer for its catalogue),
+        # then freeze the trainer so the worker's POST /jobs hangs mid-dispatch.
+        os.kill(worker[0], signal.SIGSTOP)
         job = api.start_job(pid, api.datasets(pid)[0]["id"], epochs=3)
+        for p in trainer:
+            os.kill(p, signal.SIGSTOP)
+        os.kill(worker[0], signal.SIGCONT)
         _wait_state(api, pid, job["id"], {"dispatching"})
         os.kill(worker[0], signal.SIGKILL)
         killed_at = time.monotonic()
