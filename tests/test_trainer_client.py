@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -29,21 +31,27 @@ def small_breaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     trainer_client.breaker.cache_clear()
 
 
-async def test_breaker_opens_after_failures_and_recovers(small_breaker: None) -> None:
+def _status(client: TrainerClient) -> object:
+    """Run one async call on a private loop: a session-wide Playwright browser may own this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, client.job_status(1)).result()
+
+
+def test_breaker_opens_after_failures_and_recovers(small_breaker: None) -> None:
     dead = TrainerClient(base_url=f"http://127.0.0.1:{free_port()}", timeout_s=2)
     for _ in range(2):
         with pytest.raises(httpx.ConnectError):
-            await dead.job_status(1)
+            _status(dead)
     started = time.monotonic()
     with pytest.raises(CircuitBreakerError):
-        await dead.job_status(1)
+        _status(dead)
     assert time.monotonic() - started < 0.05, "an open circuit must refuse without connecting"
     time.sleep(1.1)
     # Half-open: one trial call goes out again (and fails again here, reopening the circuit).
     with pytest.raises(httpx.ConnectError):
-        await dead.job_status(1)
+        _status(dead)
     with pytest.raises(CircuitBreakerError):
-        await dead.job_status(1)
+        _status(dead)
 
 
 class _Busy503(BaseHTTPRequestHandler):
@@ -56,7 +64,7 @@ class _Busy503(BaseHTTPRequestHandler):
         pass
 
 
-async def test_answers_do_not_open_the_circuit(small_breaker: None) -> None:
+def test_answers_do_not_open_the_circuit(small_breaker: None) -> None:
     """A 5xx is an answer from a live trainer: only transport failures count."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy503)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -64,7 +72,7 @@ async def test_answers_do_not_open_the_circuit(small_breaker: None) -> None:
         client = TrainerClient(base_url=f"http://127.0.0.1:{server.server_port}", timeout_s=2)
         for _ in range(4):
             with pytest.raises(httpx.HTTPStatusError):
-                await client.job_status(1)
+                _status(client)
         assert trainer_client.breaker().failure_count == 0
     finally:
         server.shutdown()
