@@ -131,3 +131,32 @@ def native_select(options: rx.Var[list[dict[str, str]]], *, id: str, name: str, 
         min_height="32px",
         **props,
     )
+
+
+def auth_shell(heading: str, *children: rx.Component, max_width: str = "400px") -> rx.Component:
+    """The centred card of the signed-out pages (sign in, sign up), with the product's mark."""
+    return rx.center(
+        rx.el.main(
+            rx.vstack(
+                rx.hstack(
+                    rx.icon("scan_eye", size=28, color=tokens.PRIMARY, aria_hidden="true"),
+                    rx.heading(heading, as_="h1", size="6", color=tokens.TEXT),
+                    align="center",
+                    spacing="2",
+                ),
+                *children,
+                spacing="4",
+                align="stretch",
+                width="100%",
+            ),
+            width="100%",
+            max_width=max_width,
+            background_color=tokens.SURFACE,
+            border=f"1px solid {tokens.BORDER}",
+            border_radius=tokens.RADIUS["md"],
+            padding=tokens.SPACE["xl"],
+        ),
+        min_height="100vh",
+        background_color=tokens.BACKGROUND,
+        padding=tokens.SPACE["md"],
+    )

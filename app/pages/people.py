@@ -7,7 +7,7 @@ import reflex as rx
 
 from components import tokens
 from components.avatar import avatar
-from components.layout import card, field, page_shell
+from components.layout import auth_shell, card, field, page_shell
 from components.permission_gate import permission_gate
 from components.project_nav import (
     data_table,
@@ -236,49 +236,29 @@ def signup_page() -> rx.Component:
         aria_label="Create an account",
         width="100%",
     )
-    return rx.center(
-        rx.el.main(
-            rx.vstack(
-                rx.hstack(
-                    rx.icon("scan_eye", size=28, color=tokens.PRIMARY, aria_hidden="true"),
-                    rx.heading("Create an account", as_="h1", size="6", color=tokens.TEXT),
-                    align="center",
-                    spacing="2",
+    return auth_shell(
+        "Create an account",
+        rx.cond(
+            ~S.signup_loaded,
+            loading_state("Loading…", "signup-loading"),
+            rx.cond(
+                S.signup_enabled,
+                form,
+                rx.callout(
+                    "Sign-up is switched off on this platform. Ask an administrator to create an "
+                    "account "
+                    "for you or to switch sign-up on.",
+                    icon="lock",
+                    color_scheme="gray",
+                    id="signup-closed",
                 ),
-                rx.cond(
-                    ~S.signup_loaded,
-                    loading_state("Loading…", "signup-loading"),
-                    rx.cond(
-                        S.signup_enabled,
-                        form,
-                        rx.callout(
-                            "Sign-up is switched off on this platform. Ask an administrator to create an "
-                            "account "
-                            "for you or to switch sign-up on.",
-                            icon="lock",
-                            color_scheme="gray",
-                            id="signup-closed",
-                        ),
-                    ),
-                ),
-                rx.text(
-                    "Already have an account? ",
-                    rx.link("Sign in", href="/login", color=tokens.PRIMARY, underline="always"),
-                ),
-                spacing="4",
-                align="stretch",
-                width="100%",
             ),
-            width="100%",
-            max_width="420px",
-            background_color=tokens.SURFACE,
-            border=f"1px solid {tokens.BORDER}",
-            border_radius=tokens.RADIUS["md"],
-            padding=tokens.SPACE["xl"],
         ),
-        min_height="100vh",
-        background_color=tokens.BACKGROUND,
-        padding=tokens.SPACE["md"],
+        rx.text(
+            "Already have an account? ",
+            rx.link("Sign in", href="/login", color=tokens.PRIMARY, underline="always"),
+        ),
+        max_width="420px",
     )
 
 
