@@ -339,6 +339,21 @@ def split_version(
         note=f"{method} split of v{source.version} ({described})",
     )
     _fill_counts(version, manifest["classes"], images)
+    _write_derived(session, version, prefix, source, source_prefix, archive_key, body, stats)
+    return version
+
+
+def _write_derived(
+    session: Session,
+    version: DatasetVersion,
+    prefix: str,
+    source: DatasetVersion,
+    source_prefix: str,
+    archive_key: str,
+    body: bytes,
+    stats: dict[str, Any],
+) -> None:
+    """A version made from another (split, rename): its own archive copy, manifest and stats."""
     _write_version(
         session,
         version,
@@ -349,7 +364,6 @@ def split_version(
             lambda: storage.put_bytes(prefix + STATS, json.dumps(stats).encode(), "application/json"),
         ],
     )
-    return version
 
 
 MAX_CLASS_NAME = 200
@@ -429,14 +443,5 @@ def rename_classes(
         note=f"renamed classes of v{source.version}: {changes}"[:500],
     )
     _fill_counts(version, classes, images)
-    _write_version(
-        session,
-        version,
-        prefix,
-        [
-            lambda: _copy_object(source_prefix + archive_key, prefix + archive_key, source.size_bytes),
-            lambda: storage.put_bytes(prefix + MANIFEST, body, "application/json"),
-            lambda: storage.put_bytes(prefix + STATS, json.dumps(stats).encode(), "application/json"),
-        ],
-    )
+    _write_derived(session, version, prefix, source, source_prefix, archive_key, body, stats)
     return version
