@@ -25,8 +25,9 @@ test: install
 	$(BIN)/pytest -q -ra
 
 AXE := .tools/axe/node_modules/axe-core/axe.min.js
+OIDC := .tools/oidc/node_modules/oidc-provider/package.json
 
-install: $(VENV)/.installed $(BUN) $(AXE) .tools/.system
+install: $(VENV)/.installed $(BUN) $(AXE) $(OIDC) .tools/.system
 
 # Debian packages: redis-server (the queue), chromium (browser tests), PostgreSQL (parity test).
 .tools/.system:
@@ -57,6 +58,11 @@ $(BUN):
 # axe-core, injected into pages by the accessibility tests.
 $(AXE):
 	npm install --prefix .tools/axe --no-audit --no-fund axe-core@4
+	@test -f $@
+
+# oidc-provider (a certified OpenID Connect provider), started by the SSO tests.
+$(OIDC):
+	npm install --prefix .tools/oidc --no-audit --no-fund oidc-provider@9.13.3
 	@test -f $@
 
 lint:

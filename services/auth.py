@@ -32,6 +32,7 @@ MIN_CONTRAST = 4.5  # WCAG AA for normal text: the avatar's initials on its badg
 SIGNUP_SETTING = "signup_enabled"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+HANDOFF_TTL_S = 60
 
 
 def hash_password(password: str) -> str:
@@ -318,6 +319,40 @@ def issue_token(session: Session, *, user: User) -> str:
     session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), expires_at=utcnow() + ttl))
     session.flush()
     return token
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and not target.startswith("/login"):
+        return target
+    return "/"
+
+
+def issue_handoff(session: Session, *, user: User) -> str:
+    """A single-use code, valid for a minute, that the sign-in page trades for a web session.
+
+    Single sign-on ends on a REST route, but the UI's session token lives in the browser's
+    local storage, which only the Reflex page can write; the code carries the sign-in across.
+    """
+    code = secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(seconds=HANDOFF_TTL_S)
+    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(code), expires_at=expires, kind="handoff"))
+    session.flush()
+    return code
+
+
+def redeem_handoff(session: Session, code: str) -> tuple[User, str]:
+    """Spend a handoff code: the user and a new web-session token."""
+    row = session.exec(
+        select(ApiToken).where(ApiToken.token_hash == _token_hash(code), ApiToken.kind == "handoff")
+    ).first()
+    if row is not None:
+        session.delete(row)
+        session.flush()
+    user = session.get(User, row.user_id) if row is not None else None
+    if row is None or tokens.aware(row.expires_at) < utcnow() or user is None or not user.is_active:
+        raise Unauthorized("That sign-in link has expired or was already used. Sign in again.")
+    return user, issue_token(session, user=user)
 
 
 def user_for_token(session: Session, token: str) -> User:

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     signup_limit_per_ip: str = "20 per hour"
     max_request_bytes: int = Field(default=1024 * 1024, description="Body limit for everything but uploads.")
 
+    # Single sign-on with any OpenID Connect provider; an empty issuer switches it off.
+    oidc_issuer: str = Field(default="", description="Issuer URL; its discovery document must be reachable.")
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_display_name: str = Field(default="single sign-on", description="Shown as 'Sign in with …'.")
+    oidc_scopes: str = "openid email profile"
+
     @field_validator("data_dir", "trainer_workdir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import reflex as rx
 from sqlmodel import Session
 
 from components import tokens
-from services import auth
+from services import auth, oidc
+from services.auth import safe_next
 from services.db import session_scope
 from services.errors import DomainError, Unauthorized
 from services.models import User
@@ -22,13 +23,6 @@ def resolve_user(session: Session, token: str) -> User | None:
         return auth.user_for_token(session, token)
     except Unauthorized:
         return None
-
-
-def safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after sign-in (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and not target.startswith("/login"):
-        return target
-    return "/"
 
 
 def login_redirect(path: str) -> rx.event.EventSpec:
@@ -46,6 +40,9 @@ class AuthState(rx.State):
 
     login_error: str = ""
     signing_in: bool = False
+    # "Sign in with …" shows only when an OpenID Connect provider is configured.
+    sso_name: str = ""
+    sso_href: str = ""
 
     @rx.var
     def signed_in(self) -> bool:
@@ -95,9 +92,21 @@ class AuthState(rx.State):
 
     @rx.event
     def load_login_page(self):
-        """On /login: go straight on when the stored token is still valid."""
-        self.login_error = ""
+        """On /login: go straight on when the stored token is still valid, or finish single sign-on."""
+        query = self.router.url.query_parameters
+        target = safe_next(query.get("next"))
+        self.login_error = oidc.MESSAGES.get(query.get("sso_error", ""), "")
+        self.sso_name = oidc.display_name() if oidc.enabled() else ""
+        self.sso_href = f"{oidc.LOGIN_PATH}?{urlencode({'next': target})}"
         with session_scope() as session:
+            if code := query.get("sso"):
+                try:
+                    user, self.token = auth.redeem_handoff(session, code)
+                except DomainError as exc:
+                    self.login_error = exc.message
+                    return
+                self._remember(user)
+                return rx.redirect(target)
             user = self._current_user(session)
         if user is not None:
-            return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
+            return rx.redirect(target)

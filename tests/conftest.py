@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.utils import servers
 from tests.utils.browser import ARGS, CHROMIUM
-from tests.utils.stack import Api, StackProcess
+from tests.utils.stack import SSO_ACCOUNTS, SSO_CLIENT, Api, StackProcess
 
 OUTPUT_DIR = Path(os.environ.get("VTP_TEST_OUTPUT", Path(__file__).resolve().parents[1] / "test-output"))
 
@@ -85,11 +85,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory, output_dir: Path) -> Iterato
     process = StackProcess(
         data_dir=root / "data", trainer_dir=root / "trainer", log_path=output_dir / "stack.log"
     )
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+    process.env()  # picks the ports, so the identity provider knows where to send users back
+    client = {
+        "client_id": SSO_CLIENT[0],
+        "client_secret": SSO_CLIENT[1],
+        "redirect_uris": [process.web_url + "/api/v1/auth/oidc/callback"],
+    }
+    with servers.oidc_provider(
+        root / "oidc", port=servers.free_port(), client=client, accounts=SSO_ACCOUNTS
+    ) as issuer:
+        process.extra_env.update(
+            {
+                "VTP_OIDC_ISSUER": issuer,
+                "VTP_OIDC_CLIENT_ID": SSO_CLIENT[0],
+                "VTP_OIDC_CLIENT_SECRET": SSO_CLIENT[1],
+                "VTP_OIDC_DISPLAY_NAME": "Test IdP",
+            }
+        )
+        process.sso_issuer = issuer
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
 
 
 @pytest.fixture(scope="session")

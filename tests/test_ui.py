@@ -66,3 +66,18 @@ def test_dashboard_lists_projects_datasets_and_jobs(
     assert "shapes (sample)" in page.inner_text("#datasets-table")
     page.wait_for_selector("#jobs-table tr[data-job-id]")
     page.screenshot(path=str(output_dir / "dashboard.png"), full_page=True)
+
+
+def test_single_sign_on_through_the_identity_provider(browser: Browser, stack: StackProcess) -> None:
+    """The login page's SSO button, the provider's own sign-in and consent pages, and back, signed in."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(stack.web_url + "/login?next=/account")
+    page.wait_for_selector("#sso-sign-in >> text=Sign in with Test IdP")
+    page.click("#sso-sign-in")
+    page.wait_for_url(stack.sso_issuer + "/interaction/**")
+    page.fill("input[name=login]", "dana")
+    page.fill("input[name=password]", "anything")
+    page.click("button[type=submit]")
+    page.click("button:has-text('Continue')")  # the provider's consent page
+    page.wait_for_url(stack.web_url + "/account")
+    page.wait_for_selector("#current-user >> text=dana")

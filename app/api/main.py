@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.api.routes import admin, auth, callbacks, datasets, jobs, projects, training
+from app.api.routes import admin, auth, callbacks, datasets, jobs, oidc, projects, training
 from app.api.security import SecurityMiddleware
 from services.db import get_engine
 from services.errors import DomainError
@@ -19,6 +19,7 @@ from services.ratelimit import RateLimited
 
 api = FastAPI(title="Vision AI Training Platform API", version="1")
 api.add_middleware(SecurityMiddleware)
+api.add_middleware(oidc.SsoCookie)
 
 
 class ErrorBody(BaseModel):
@@ -34,7 +35,7 @@ DOMAIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 v1 = APIRouter(prefix="/api/v1", responses=DOMAIN_ERROR_RESPONSES)
-for module in (auth, projects, datasets, jobs, callbacks, admin, training):
+for module in (auth, oidc, projects, datasets, jobs, callbacks, admin, training):
     v1.include_router(module.router)
 api.include_router(v1)
 

@@ -6,6 +6,7 @@ import reflex as rx
 
 from components import tokens
 from components.layout import auth_shell, field
+from components.project_nav import primary_button
 from state.auth_state import AuthState
 
 
@@ -44,14 +45,15 @@ def login_page() -> rx.Component:
                         width="100%",
                     ),
                 ),
-                rx.button(
+                # Enabled once the page's load events have run: a sign-in sent earlier could
+                # have its error cleared by the load handler that follows it.
+                primary_button(
                     "Sign in",
                     type="submit",
                     size="3",
                     width="100%",
                     id="sign-in",
-                    background_color=tokens.PRIMARY,
-                    color=tokens.PRIMARY_TEXT,
+                    loading=~rx.State.is_hydrated,
                 ),
                 spacing="4",
                 align="stretch",
@@ -61,6 +63,24 @@ def login_page() -> rx.Component:
             reset_on_submit=False,
             width="100%",
             aria_label="Sign in",
+        ),
+        rx.cond(
+            AuthState.sso_name != "",
+            rx.button(
+                rx.el.a(
+                    rx.icon("key_round", size=16, aria_hidden="true"),
+                    "Sign in with ",
+                    AuthState.sso_name,
+                    href=AuthState.sso_href,
+                    id="sso-sign-in",
+                    # Reflex renders an in-site href as a router link; this one must load from the server.
+                    custom_attrs={"reloadDocument": True},
+                ),
+                as_child=True,
+                variant="outline",
+                size="3",
+                width="100%",
+            ),
         ),
         rx.text(
             "New here? ",

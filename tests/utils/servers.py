@@ -1,8 +1,9 @@
-"""Real servers for tests (Redis, the S3 server, PostgreSQL), started as child processes."""
+"""Real servers for tests (Redis, the S3 server, PostgreSQL, an OIDC provider), started as child processes."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
@@ -158,3 +159,26 @@ def trainer(work_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with running(argv, _http_ok(url + "/healthz"), work_dir.parent / f"trainer-{port}.log", trainer_env, 60):
         yield url
+
+
+ROOT = Path(__file__).resolve().parents[2]
+OIDC_MODULE = ROOT / ".tools/oidc/node_modules/oidc-provider/lib/index.js"
+
+
+@contextmanager
+def oidc_provider(
+    log_dir: Path, *, port: int, client: dict[str, object], accounts: dict[str, dict[str, object]]
+) -> Iterator[str]:
+    """The `oidc-provider` npm package (installed by `make install`) in node; yields its issuer URL."""
+    issuer = f"http://127.0.0.1:{port}"
+    env = {
+        "OIDC_PROVIDER_MODULE": str(OIDC_MODULE),
+        "OIDC_PORT": str(port),
+        "OIDC_CLIENT": json.dumps(client),
+        "OIDC_ACCOUNTS": json.dumps(accounts),
+    }
+    argv = ["node", str(ROOT / "tests/utils/oidc_provider.mjs")]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ready = _http_ok(issuer + "/.well-known/openid-configuration")
+    with running(argv, ready, log_dir / f"oidc-{port}.log", env):
+        yield issuer

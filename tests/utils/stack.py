@@ -20,6 +20,9 @@ from tests.utils.servers import free_port
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD_LINE = re.compile(r"user (\S+)\s+password (\S+)")
+# The session stack signs in through a real OpenID Connect provider too (tests/conftest.py).
+SSO_CLIENT = ("vtp-ui", "ui-client-secret-for-tests-only-0123")
+SSO_ACCOUNTS = {"dana": {"email": "dana@example.org", "email_verified": True, "preferred_username": "dana"}}
 
 
 @dataclass
@@ -33,6 +36,7 @@ class StackProcess:
     lines: list[str] = field(default_factory=list)
     username: str = ""
     password: str = ""
+    sso_issuer: str = ""
 
     def env(self) -> dict[str, str]:
         if not self.ports:
