@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.errors import InvalidInput
 from services.models import Role
 from services.permissions import RANK, Action, needed_role
 
@@ -83,3 +84,22 @@ def parse_ratio(value: Any, *, name: str) -> float:
     if not 0 <= number <= 1:
         raise ValueError(f"{name} must be between 0 and 1 (or 0 and 100 %)")
     return round(number, 4)
+
+
+def quota_input(value: Any, *, field: str) -> int | None:
+    """A quota typed in a form: empty -> None (no limit), a whole number -> int (the service checks
+    the range); anything else -> InvalidInput naming `field`."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: enter a whole number of jobs, or leave it empty for no limit") from exc
+
+
+def name_fields(message: str, labels: Mapping[str, str]) -> str:
+    """A service message that starts with an API field name ("max_queued_jobs: ..."), with the
+    label the page shows for that field instead."""
+    field, sep, rest = message.partition(": ")
+    return f"{labels[field]}: {rest}" if sep and field in labels else message
