@@ -1,4 +1,4 @@
-"""Pure helpers shared by the datasets, members, account and admin page states (unit-tested)."""
+"""Pure helpers shared by the page states (datasets, members, account, admin, jobs; unit-tested)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ def project_path_ids(path: str) -> tuple[int | None, int | None]:
     return int(project), (int(dataset) if dataset else None)
 
 
-def role_allows(role: str, action: Action) -> bool:
-    """Whether `role` meets the action's minimum in services.permissions (UI gating only).
+def role_allows(role: str, action: Action, *, own: bool = False) -> bool:
+    """Whether `role` meets the action's minimum in services.permissions (UI gating only); `own`:
+    the target is the user's own (their job), where OWN_MINIMUM_ROLE may ask for less.
 
     The server decides again on every call (`authorize`); this only hides what it would refuse.
     """
     try:
-        return RANK[Role(role)] >= RANK[needed_role(action)]
+        return RANK[Role(role)] >= RANK[needed_role(action, own=own)]
     except ValueError:
         return False
 
