@@ -13,10 +13,20 @@ from services.permissions import Action, needed_role
 
 
 def permission_gate(
-    control: rx.Component, *, allowed: rx.Var[bool] | bool, action: Action, what: str, id: str = ""
+    control: rx.Component,
+    *,
+    allowed: rx.Var[bool] | bool,
+    action: Action,
+    what: str,
+    id: str = "",
+    own: bool = False,
 ) -> rx.Component:
-    """`control` when allowed; else a focusable note with a tooltip naming the role needed."""
-    role = needed_role(action).value
+    """`control` when allowed; else a focusable note with a tooltip naming the role needed.
+
+    `own`: the target is the user's own (e.g. a job they launched), so the note names the lower
+    role of services.permissions.OWN_MINIMUM_ROLE where the action has one.
+    """
+    role = needed_role(action, own=own).value
     message = f"{what} needs the {role} role or higher in this project."
     locked = rx.tooltip(
         rx.el.span(

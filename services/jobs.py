@@ -99,7 +99,13 @@ def create_job(
     hyperparameters: dict[str, Any] | None = None,
     device: str = "auto",
 ) -> Job:
-    """Write a queued job. The caller enqueues it after commit (see services.queue)."""
+    """Write a queued job. The caller enqueues it after commit (see services.queue).
+
+    Raises InvalidInput (the message names the field), NotFound, and quotas.QuotaExceeded when the
+    project already has its `max_queued_jobs` waiting (checked last, so input errors come first).
+    """
+    from services import quotas  # quotas reads this module's state sets
+
     version = datasets.get_version(session, project_id=project_id, version_id=dataset_version_id)
     plugins = catalog.get_catalog()
     plugins.check_model(framework, task, model)
@@ -110,6 +116,7 @@ def create_job(
     if device not in DEVICES:
         raise InvalidInput(f"device: unknown device {device!r}; allowed: {list(DEVICES)}")
     params = validate_hyperparameters(hyperparameters or {}, framework=framework, task=task, plugins=plugins)
+    quotas.check_room_to_queue(session, project_id=project_id)
     job = Job(
         project_id=project_id,
         dataset_version_id=version.id,
@@ -275,8 +282,10 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
     prefix, with the epochs already reported, and dispatched as attempt 2 so the worker passes the
     checkpoint to the trainer); `resume=False` (or no checkpoint) trains from scratch.
     Members may retry their own jobs, admins anyone's (Action.job_retry). The caller commits and
-    enqueues `(new.id, new.attempt)`. Raises NotFound, PermissionDenied, Conflict.
+    enqueues `(new.id, new.attempt)`. Raises NotFound, PermissionDenied, Conflict (including
+    quotas.QuotaExceeded: the new job would be over the project's `max_queued_jobs`).
     """
+    from services import quotas
     from services.permissions import Action, authorize
 
     authorize(
@@ -291,6 +300,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         raise Conflict(
             f"Job {job.id} is {JobState(job.state).value}; only failed or cancelled jobs can be retried"
         )
+    quotas.check_room_to_queue(session, project_id=job.project_id)
     checkpoint = last_checkpoint_uri(job)
     resume = resume and storage.exists(checkpoint)
     verb = "resumed" if resume else "retry"

@@ -62,6 +62,10 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = None
 
 
+# The largest job quota accepted; a project that needs more needs no limit (None).
+MAX_QUOTA = 10_000
+
+
 class Project(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120)
@@ -69,6 +73,9 @@ class Project(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # Deleted projects disappear for everyone (NotFound) while their jobs and audit trail stay.
     deleted_at: datetime | None = None
+    # Job quotas (services.quotas); None means no limit.
+    max_running_jobs: int | None = None
+    max_queued_jobs: int | None = None
 
 
 class Membership(SQLModel, table=True):

@@ -28,6 +28,7 @@ class Action(StrEnum):
     project_transfer = "project.transfer"
     members_read = "members.read"
     members_manage = "members.manage"
+    quotas_manage = "quotas.manage"
     audit_read = "audit.read"
     dataset_read = "dataset.read"
     dataset_write = "dataset.write"
@@ -46,6 +47,7 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.project_transfer: Role.owner,
     Action.members_read: Role.viewer,
     Action.members_manage: Role.admin,
+    Action.quotas_manage: Role.admin,
     Action.audit_read: Role.admin,
     Action.dataset_read: Role.viewer,
     Action.dataset_write: Role.member,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.models import DatasetVersion, Job, JobMetric, Project
+from services.models import MAX_QUOTA, DatasetVersion, Job, JobMetric, Project
 
 
 class LoginRequest(BaseModel):
@@ -38,10 +38,41 @@ class ProjectPublic(BaseModel):
     name: str
     description: str
     role: str
+    max_running_jobs: int | None = Field(default=None, description="Jobs running at once; null: no limit.")
+    max_queued_jobs: int | None = Field(default=None, description="Jobs waiting at once; null: no limit.")
 
     @classmethod
     def of(cls, project: Project, role: str) -> ProjectPublic:
-        return cls(id=project.id, name=project.name, description=project.description, role=role)
+        return cls(
+            id=project.id,
+            name=project.name,
+            description=project.description,
+            role=role,
+            max_running_jobs=project.max_running_jobs,
+            max_queued_jobs=project.max_queued_jobs,
+        )
+
+
+def _quota(what: str) -> Any:
+    # strict: JSON `true` or "3" is not a number of jobs.
+    return Field(ge=1, le=MAX_QUOTA, strict=True, description=f"Most jobs {what} at once; null: no limit.")
+
+
+class QuotasUpdate(BaseModel):
+    """Both limits, each required (PUT replaces both): a whole number of jobs, or null for no limit."""
+
+    max_running_jobs: int | None = _quota("dispatching or running")
+    max_queued_jobs: int | None = _quota("waiting (queued, or waiting to retry)")
+
+
+class QuotasPublic(BaseModel):
+    """A project's job quotas and what counts against them now (see services.quotas)."""
+
+    project_id: int
+    max_running_jobs: int | None
+    max_queued_jobs: int | None
+    running: int = Field(description="The project's jobs dispatching or running now.")
+    queued: int = Field(description="The project's jobs waiting now (queued, or waiting to retry).")
 
 
 class DatasetVersionPublic(BaseModel):

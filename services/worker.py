@@ -21,7 +21,7 @@ from arq.cron import cron
 from arq.worker import func
 from sqlmodel import Session
 
-from services import datasets, jobs, storage
+from services import datasets, jobs, quotas, storage
 from services.db import session_scope
 from services.models import Job, JobState, utcnow
 from services.queue import DISPATCH_TASK, QUEUE_NAME, enqueue_dispatch, redis_settings
@@ -41,6 +41,12 @@ async def dispatch_job(ctx: dict[str, Any], job_id: int, attempt: int) -> str:
             return "stale"
         if JobState(job.state) not in {JobState.queued, JobState.retrying, JobState.dispatching}:
             return f"skipped ({job.state})"
+        held = quotas.room_to_run(session, job)
+        if held:
+            # Like a busy trainer: the job stays queued and this dispatch runs again later. Should
+            # arq's tries run out first, the reconciler's waiting-jobs pass enqueues it again.
+            log.info("job %s stays queued (%s); retrying in %ss", job_id, held, settings.reconcile_interval_s)
+            raise Retry(defer=settings.reconcile_interval_s)
         jobs.transition(session, job, JobState.dispatching, reason="worker picked it up")
         version = datasets.get_version(session, project_id=job.project_id, version_id=job.dataset_version_id)
         checkpoint = jobs.last_checkpoint_uri(job)

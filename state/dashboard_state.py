@@ -12,9 +12,10 @@ from services import views
 from services.db import session_scope
 from services.errors import DomainError
 from services.models import Role
-from services.permissions import RANK, require_role
+from services.permissions import Action, require_role
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import dataset_option, dataset_row, job_row
+from state.page_helpers import role_allows
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
 
 JOBS_POLL_INTERVAL_S = 2 * POLL_INTERVAL_S
@@ -57,7 +58,7 @@ class DashboardState(AuthState):
 
     @rx.var
     def can_train(self) -> bool:
-        return bool(self.project_role) and RANK[Role(self.project_role)] >= RANK[Role.member]
+        return role_allows(self.project_role, Action.job_create)
 
     @rx.var
     def selected_project_name(self) -> str:

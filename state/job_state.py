@@ -15,10 +15,11 @@ from services import model_ops, views
 from services.db import session_scope
 from services.errors import DomainError
 from services.models import Role
-from services.permissions import RANK, require_role
+from services.permissions import Action, require_role
 from services.schemas import JobDetail
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import FINISHED_STATES, artifact_rows, epoch_progress, format_time
+from state.page_helpers import role_allows
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
 from state.training_helpers import human_size, mlflow_run_url, per_class_rows, staleness
 
@@ -43,6 +44,7 @@ class JobSnapshot:
     error: str = ""
     detail: JobDetail | None = None
     role: str = ""
+    own: bool = False  # the user launched this job (members may cancel and retry their own)
     points: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -56,10 +58,11 @@ def load_job(token: str, job_id: int) -> JobSnapshot:
             project_id = views.project_of_job(session, job_id=job_id)
             role = require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
             detail = views.job_detail(session, project_id=project_id, job_id=job_id)
+            own = job_service.get_job(session, project_id=project_id, job_id=job_id).created_by == user.id
         except DomainError:
             # Same answer for "no such job" and "not your project": existence is not leaked.
             return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
-        return JobSnapshot(detail=detail, role=role.value, points=flatten_points(detail.metrics))
+        return JobSnapshot(detail=detail, role=role.value, own=own, points=flatten_points(detail.metrics))
 
 
 def parse_job_id(raw: str) -> int | None:
@@ -189,6 +192,7 @@ class JobPageState(AuthState):
     log_lines: list[str] = []
     points: list[dict[str, float]] = []
     role: str = ""
+    own_job: bool = False
     cancel_message: str = ""
     cancelling: bool = False
     stale_message: str = ""
@@ -224,21 +228,21 @@ class JobPageState(AuthState):
         return self.job_state in FINISHED_STATES
 
     @rx.var
+    def retryable(self) -> bool:
+        return self.job_state in {"failed", "cancelled"}
+
+    @rx.var
     def can_retry(self) -> bool:
-        return (
-            self.job_state in {"failed", "cancelled"}
-            and bool(self.role)
-            and RANK[Role(self.role)] >= RANK[Role.member]
-        )
+        """The role allows it (members their own jobs, admins anyone's); the server decides again."""
+        return role_allows(self.role, Action.job_retry, own=self.own_job)
+
+    @rx.var
+    def cancellable(self) -> bool:
+        return bool(self.job_state) and self.job_state not in FINISHED_STATES
 
     @rx.var
     def can_cancel(self) -> bool:
-        return (
-            bool(self.job_state)
-            and self.job_state not in FINISHED_STATES
-            and bool(self.role)
-            and RANK[Role(self.role)] >= RANK[Role.member]
-        )
+        return role_allows(self.role, Action.job_cancel, own=self.own_job)
 
     def _apply(self, snap: JobSnapshot) -> None:
         self.loaded = True
@@ -248,6 +252,7 @@ class JobPageState(AuthState):
         job = snap.detail
         self.not_found = ""
         self.job_name, self.job_state, self.model, self.role = job.name, job.state, job.model, snap.role
+        self.own_job = snap.own
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
         self.device = job.trainer_device or f"{job.device} (requested)"
         self.mlflow_run_id = job.mlflow_run_id or ""

@@ -1,4 +1,4 @@
-"""Pure helpers shared by the datasets, members, account and admin page states (unit-tested)."""
+"""Pure helpers shared by the page states (datasets, members, account, admin, jobs; unit-tested)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.errors import InvalidInput
 from services.models import Role
 from services.permissions import RANK, Action, needed_role
 
@@ -22,13 +23,14 @@ def project_path_ids(path: str) -> tuple[int | None, int | None]:
     return int(project), (int(dataset) if dataset else None)
 
 
-def role_allows(role: str, action: Action) -> bool:
-    """Whether `role` meets the action's minimum in services.permissions (UI gating only).
+def role_allows(role: str, action: Action, *, own: bool = False) -> bool:
+    """Whether `role` meets the action's minimum in services.permissions (UI gating only); `own`:
+    the target is the user's own (their job), where OWN_MINIMUM_ROLE may ask for less.
 
     The server decides again on every call (`authorize`); this only hides what it would refuse.
     """
     try:
-        return RANK[Role(role)] >= RANK[needed_role(action)]
+        return RANK[Role(role)] >= RANK[needed_role(action, own=own)]
     except ValueError:
         return False
 
@@ -83,3 +85,22 @@ def parse_ratio(value: Any, *, name: str) -> float:
     if not 0 <= number <= 1:
         raise ValueError(f"{name} must be between 0 and 1 (or 0 and 100 %)")
     return round(number, 4)
+
+
+def quota_input(value: Any, *, field: str) -> int | None:
+    """A quota typed in a form: empty -> None (no limit), a whole number -> int (the service checks
+    the range); anything else -> InvalidInput naming `field`."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: enter a whole number of jobs, or leave it empty for no limit") from exc
+
+
+def name_fields(message: str, labels: Mapping[str, str]) -> str:
+    """A service message that starts with an API field name ("max_queued_jobs: ..."), with the
+    label the page shows for that field instead."""
+    field, sep, rest = message.partition(": ")
+    return f"{labels[field]}: {rest}" if sep and field in labels else message

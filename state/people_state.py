@@ -14,18 +14,21 @@ from typing import Any
 import reflex as rx
 from sqlmodel import Session
 
-from services import audit, auth, projects, tokens
+from services import audit, auth, projects, quotas, tokens
 from services.db import session_scope
 from services.errors import DomainError, InvalidInput, Unauthorized
 from services.models import Project, Role, User
 from services.permissions import Action, require_platform_admin
+from services.schemas import QuotasPublic
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import format_time
-from state.page_helpers import project_path_ids, role_allows
+from state.page_helpers import name_fields, project_path_ids, quota_input, role_allows
 
 SIGNED_OUT = "Your session has ended: sign in again."
 ROLES = [r.value for r in (Role.viewer, Role.member, Role.admin, Role.owner)]
 AUDIT_PAGE = 50
+# The quota form's labels; the service's messages name the API fields, the page names these.
+QUOTA_LABELS = {"max_running_jobs": "Jobs running at once", "max_queued_jobs": "Jobs waiting in the queue"}
 
 
 def _user(session: Session, token: str) -> User:
@@ -59,6 +62,7 @@ def member_rows(token: str, project_id: int) -> dict[str, Any]:
         return {
             "project": project.name if project else "",
             "role": mine.value if mine else "",
+            "quotas": quota_view(quotas.get_quotas(session, user=user, project_id=project_id)),
             "rows": [
                 {
                     "user_id": str(u.id),
@@ -71,6 +75,39 @@ def member_rows(token: str, project_id: int) -> dict[str, Any]:
                 for u, r in members
             ],
         }
+
+
+def quota_view(found: QuotasPublic) -> dict[str, str]:
+    """The quota form's values ("" = no limit) and a one-line summary of what counts now."""
+
+    def limit(value: int | None) -> str:
+        return "no limit" if value is None else str(value)
+
+    return {
+        "max_running_jobs": "" if found.max_running_jobs is None else str(found.max_running_jobs),
+        "max_queued_jobs": "" if found.max_queued_jobs is None else str(found.max_queued_jobs),
+        "summary": (
+            f"Running: {found.running} now (limit: {limit(found.max_running_jobs)}). "
+            f"Waiting: {found.queued} now (limit: {limit(found.max_queued_jobs)})."
+        ),
+    }
+
+
+def save_project_quotas(token: str, project_id: int, max_running: str, max_queued: str) -> dict[str, str]:
+    """Set both quotas from the form's text (empty = no limit); services.quotas decides and audits."""
+    with session_scope() as session:
+        user = _user(session, token)
+        try:
+            found = quotas.set_quotas(
+                session,
+                user=user,
+                project_id=project_id,
+                max_running_jobs=quota_input(max_running, field="max_running_jobs"),
+                max_queued_jobs=quota_input(max_queued, field="max_queued_jobs"),
+            )
+        except InvalidInput as exc:
+            raise InvalidInput(name_fields(exc.message, QUOTA_LABELS)) from exc
+        return quota_view(found)
 
 
 def invite_member(token: str, project_id: int, username: str, role: str) -> str:
@@ -108,10 +145,23 @@ class MembersState(AuthState):
     mb_notice: str = ""
     mb_action_error: str = ""
     mb_busy: bool = False
+    mb_quotas: dict[str, str] = {}
+    mb_quota_notice: str = ""
+    mb_quota_error: str = ""
+    mb_quota_busy: bool = False
+    mb_quota_key: int = 0
 
     @rx.var
     def can_manage(self) -> bool:
         return role_allows(self.mb_role, Action.members_manage)
+
+    @rx.var
+    def can_manage_quotas(self) -> bool:
+        return role_allows(self.mb_role, Action.quotas_manage)
+
+    def _show_quotas(self, view: dict[str, str]) -> None:
+        self.mb_quotas = view
+        self.mb_quota_key += 1  # re-mount the form so its inputs show the saved values
 
     @rx.event(background=True)
     async def load(self):
@@ -119,6 +169,7 @@ class MembersState(AuthState):
             project_id, _ = project_path_ids(self.router.url.path)
             if project_id != self.mb_project_id:
                 self.mb_rows, self.mb_role, self.mb_notice, self.mb_action_error = [], "", "", ""
+                self.mb_quotas, self.mb_quota_notice, self.mb_quota_error = {}, "", ""
             self.mb_project_id, self.mb_loading, self.mb_error = project_id or 0, True, ""
             token = self.token
             with session_scope() as session:
@@ -141,6 +192,7 @@ class MembersState(AuthState):
         async with self:
             self.mb_rows, self.mb_role = found["rows"], found["role"]
             self.mb_project_name, self.mb_loading = found["project"], False
+            self._show_quotas(found["quotas"])
 
     async def _run(self, fn: Any, *args: Any) -> None:
         async with self:
@@ -178,6 +230,24 @@ class MembersState(AuthState):
     @rx.event(background=True)
     async def remove(self, user_id: str):
         await self._run(remove_member, int(user_id))
+
+    @rx.event(background=True)
+    async def save_quotas(self, form: dict[str, Any]):
+        async with self:
+            if self.mb_quota_busy:
+                return
+            self.mb_quota_busy, self.mb_quota_notice, self.mb_quota_error = True, "", ""
+            token, project_id = self.token, self.mb_project_id
+        running, queued = str(form.get("max_running_jobs") or ""), str(form.get("max_queued_jobs") or "")
+        try:
+            view = await asyncio.to_thread(save_project_quotas, token, project_id, running, queued)
+        except DomainError as exc:
+            async with self:
+                self.mb_quota_busy, self.mb_quota_error = False, _message(exc)
+            return
+        async with self:
+            self.mb_quota_busy, self.mb_quota_notice = False, "Quotas saved."
+            self._show_quotas(view)
 
 
 # --- sign-up -------------------------------------------------------------------------------------

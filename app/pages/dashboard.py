@@ -6,7 +6,9 @@ import reflex as rx
 
 from components import tokens
 from components.layout import card, field, native_select, page_shell
+from components.permission_gate import permission_gate
 from components.status_indicator import status_indicator
+from services.permissions import Action
 from state.dashboard_state import DashboardState
 
 S = DashboardState
@@ -117,10 +119,12 @@ def train_card() -> rx.Component:
 
     return card(
         rx.flex(
-            rx.cond(
-                S.can_train,
+            permission_gate(
                 go("New training job", "/train", "play", "new-training-job"),
-                _empty("You can view this project; training needs the member role.", "train-not-allowed"),
+                allowed=S.can_train,
+                action=Action.job_create,
+                what="Starting training",
+                id="new-training-job",
             ),
             go("All jobs", "/jobs", "list", "all-jobs-link"),
             go("Compare runs", "/compare", "chart_line", "compare-link"),

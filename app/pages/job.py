@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from components import tokens
 from components.layout import card, page_shell
+from components.permission_gate import permission_gate
 from components.status_indicator import status_indicator
+from services.permissions import Action
 from state.job_state import JobPageState
 
 S = JobPageState
@@ -18,6 +22,54 @@ def _fact(label: str, value: rx.Component | rx.Var | str, id: str) -> rx.Compone
         rx.box(value, id=id, color=tokens.TEXT, font_size="14px"),
         spacing="1",
         min_width="140px",
+    )
+
+
+def _own_or_others(
+    control: Callable[[], rx.Component], *, allowed: rx.Var[bool], action: Action, what: str, id: str
+) -> rx.Component:
+    """Gate a job action whose role depends on whose job it is: members act on their own jobs,
+    admins on anyone's, so the note names the role this job needs."""
+    gate = {"allowed": allowed, "action": action, "id": id}
+    mine = permission_gate(control(), what=f"{what} your job", own=True, **gate)
+    others = permission_gate(control(), what=f"{what} others' jobs", **gate)
+    return rx.cond(S.own_job, mine, others)
+
+
+def _cancel_button() -> rx.Component:
+    return rx.button(
+        rx.cond(S.cancelling, rx.spinner(size="2"), rx.icon("ban", size=16, aria_hidden="true")),
+        "Cancel job",
+        on_click=S.cancel,
+        disabled=S.cancelling,
+        background_color=tokens.DANGER,
+        color=tokens.PRIMARY_TEXT,
+        id="cancel-job",
+    )
+
+
+def _retry_buttons() -> rx.Component:
+    return rx.hstack(
+        rx.button(
+            rx.icon("step_forward", size=16, aria_hidden="true"),
+            "Resume from last checkpoint",
+            on_click=S.retry(True),
+            disabled=S.retrying,
+            background_color=tokens.PRIMARY,
+            color=tokens.PRIMARY_TEXT,
+            id="resume-job",
+        ),
+        rx.button(
+            rx.icon("rotate_ccw", size=16, aria_hidden="true"),
+            "Retry from scratch",
+            on_click=S.retry(False),
+            disabled=S.retrying,
+            variant="outline",
+            color=tokens.PRIMARY,
+            id="retry-job",
+        ),
+        rx.cond(S.retrying, rx.spinner(size="2")),
+        spacing="3",
     )
 
 
@@ -63,17 +115,13 @@ def summary_card() -> rx.Component:
             ),
         ),
         rx.cond(
-            S.can_cancel,
-            rx.hstack(
-                rx.button(
-                    rx.cond(S.cancelling, rx.spinner(size="2"), rx.icon("ban", size=16, aria_hidden="true")),
-                    "Cancel job",
-                    on_click=S.cancel,
-                    disabled=S.cancelling,
-                    background_color=tokens.DANGER,
-                    color=tokens.PRIMARY_TEXT,
-                    id="cancel-job",
-                ),
+            S.cancellable,
+            _own_or_others(
+                lambda: rx.hstack(_cancel_button()),
+                allowed=S.can_cancel,
+                action=Action.job_cancel,
+                what="Cancelling",
+                id="cancel",
             ),
         ),
         rx.cond(S.cancel_message != "", rx.text(S.cancel_message, id="cancel-message", role="status")),
@@ -84,28 +132,13 @@ def summary_card() -> rx.Component:
             ),
         ),
         rx.cond(
-            S.can_retry,
-            rx.hstack(
-                rx.button(
-                    rx.icon("step_forward", size=16, aria_hidden="true"),
-                    "Resume from last checkpoint",
-                    on_click=S.retry(True),
-                    disabled=S.retrying,
-                    background_color=tokens.PRIMARY,
-                    color=tokens.PRIMARY_TEXT,
-                    id="resume-job",
-                ),
-                rx.button(
-                    rx.icon("rotate_ccw", size=16, aria_hidden="true"),
-                    "Retry from scratch",
-                    on_click=S.retry(False),
-                    disabled=S.retrying,
-                    variant="outline",
-                    color=tokens.PRIMARY,
-                    id="retry-job",
-                ),
-                rx.cond(S.retrying, rx.spinner(size="2")),
-                spacing="3",
+            S.retryable,
+            _own_or_others(
+                _retry_buttons,
+                allowed=S.can_retry,
+                action=Action.job_retry,
+                what="Retrying or resuming",
+                id="retry",
             ),
         ),
         rx.cond(S.retry_message != "", rx.text(S.retry_message, id="retry-message", role="alert")),

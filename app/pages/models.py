@@ -7,6 +7,8 @@ import reflex as rx
 from components import tokens
 from components.a11y import labelled_upload
 from components.layout import card, field, native_select, page_shell
+from components.permission_gate import permission_gate
+from services.permissions import Action
 from state.models_state import ModelsState
 
 S = ModelsState
@@ -32,8 +34,7 @@ def models_card() -> rx.Component:
                 )
             ),
             rx.table.cell(
-                rx.cond(
-                    S.can_export,
+                permission_gate(
                     rx.hstack(
                         rx.button(
                             rx.cond(
@@ -57,7 +58,9 @@ def models_card() -> rx.Component:
                         ),
                         spacing="2",
                     ),
-                    rx.text("member role needed", size="1", color=tokens.TEXT_MUTED),
+                    allowed=S.can_export,
+                    action=Action.model_export,
+                    what="Exporting",
                 )
             ),
             custom_attrs={"data-job-id": r["id"]},
@@ -228,7 +231,16 @@ def models_page() -> rx.Component:
             ),
         ),
         models_card(),
-        rx.cond(S.can_predict & (S.rows.length() > 0), playground_card()),
+        rx.cond(
+            S.rows.length() > 0,
+            permission_gate(
+                playground_card(),
+                allowed=S.can_predict,
+                action=Action.model_predict,
+                what="Running inference",
+                id="predict",
+            ),
+        ),
         title="Models",
         username=S.username,
         avatar_name=S.avatar_name,

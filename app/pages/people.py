@@ -17,8 +17,17 @@ from components.project_nav import (
     primary_button,
     project_nav,
 )
+from services.models import MAX_QUOTA
 from services.permissions import Action
-from state.people_state import BADGE_COLOURS, ROLES, AccountState, AdminState, MembersState, SignupState
+from state.people_state import (
+    BADGE_COLOURS,
+    QUOTA_LABELS,
+    ROLES,
+    AccountState,
+    AdminState,
+    MembersState,
+    SignupState,
+)
 
 M = MembersState
 
@@ -148,6 +157,72 @@ def invite_form() -> rx.Component:
     )
 
 
+def _quota_input(name: str, id: str) -> rx.Component:
+    return field(
+        QUOTA_LABELS[name],
+        rx.input(
+            id=id,
+            name=name,
+            type="number",
+            min=1,
+            max=MAX_QUOTA,
+            step=1,
+            placeholder="no limit",
+            default_value=M.mb_quotas.get(name, ""),
+            width="180px",
+            custom_attrs={"aria-describedby": "quotas-hint"},
+        ),
+        html_for=id,
+    )
+
+
+def quotas_form() -> rx.Component:
+    return rx.form(
+        rx.flex(
+            _quota_input("max_running_jobs", "quota-running"),
+            _quota_input("max_queued_jobs", "quota-queued"),
+            primary_button(
+                rx.cond(M.mb_quota_busy, rx.spinner(size="2"), rx.icon("gauge", size=16, aria_hidden="true")),
+                "Save quotas",
+                type="submit",
+                disabled=M.mb_quota_busy,
+                id="quotas-submit",
+            ),
+            spacing="3",
+            align="end",
+            wrap="wrap",
+        ),
+        on_submit=M.save_quotas,
+        reset_on_submit=False,
+        key=M.mb_quota_key,
+        aria_label="Job quotas",
+        id="quotas-form",
+    )
+
+
+def quotas_card() -> rx.Component:
+    return card(
+        rx.text(M.mb_quotas.get("summary", ""), id="quota-summary", size="2"),
+        permission_gate(
+            quotas_form(),
+            allowed=M.can_manage_quotas,
+            action=Action.quotas_manage,
+            what="Changing quotas",
+            id="quotas",
+        ),
+        rx.text(
+            "Leave a box empty for no limit. When the waiting limit is reached, new jobs are refused; "
+            "when the running limit is reached, new jobs wait in the queue until one finishes.",
+            size="2",
+            color=tokens.TEXT_MUTED,
+            id="quotas-hint",
+        ),
+        _notice(M.mb_quota_notice, "quotas-notice"),
+        _maybe_error(M.mb_quota_error, "quotas-error"),
+        title="Job quotas",
+    )
+
+
 def members_page() -> rx.Component:
     return _shell(
         M,
@@ -187,6 +262,7 @@ def members_page() -> rx.Component:
                     ),
                     title="Members",
                 ),
+                quotas_card(),
                 spacing="4",
                 align="stretch",
                 width="100%",

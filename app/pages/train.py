@@ -6,6 +6,8 @@ import reflex as rx
 
 from components import tokens
 from components.layout import card, field, native_select, page_shell
+from components.permission_gate import permission_gate
+from services.permissions import Action
 from state.train_state import TrainState
 
 S = TrainState
@@ -244,10 +246,12 @@ def train_page() -> rx.Component:
         ),
         rx.cond(
             S.fields.length() > 0,
-            rx.cond(
-                S.can_train,
+            permission_gate(
                 rx.vstack(choose_card(), form_card(), spacing="5", align="stretch", width="100%"),
-                rx.text("You can view this project; training needs the member role.", id="train-not-allowed"),
+                allowed=S.can_train,
+                action=Action.job_create,
+                what="Starting training",
+                id="train",
             ),
             rx.hstack(rx.spinner(), rx.text("Asking the trainer what it can train…"), align="center"),
         ),

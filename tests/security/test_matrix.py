@@ -268,6 +268,9 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("PATCH", P): [Rule(ADMIN_UP, shared({"description": "d"}))],
     ("DELETE", P): [Rule(OWNER, fresh())],
     ("POST", P + "/transfer"): [Rule(OWNER, fresh(lambda w: {"user_id": w.cast.users["spare"]}))],
+    ("GET", P + "/quotas"): [Rule(VIEWER_UP, shared())],
+    # A fresh project: quotas on the shared one would refuse the job-creating cases.
+    ("PUT", P + "/quotas"): [Rule(ADMIN_UP, fresh(lambda _w: {"max_running_jobs": 2, "max_queued_jobs": 5}))],
     ("GET", P + "/members"): [Rule(VIEWER_UP, shared())],
     ("POST", P + "/members"): [
         Rule(ADMIN_UP, fresh(lambda w: {"username": w.cast.names["outsider"], "role": "viewer"})),
@@ -666,6 +669,12 @@ def _ui_member_change(kind: str) -> Callable[[World, str], bool]:
     return check
 
 
+def _ui_quotas(w: World, token: str) -> bool:
+    from state.people_state import save_project_quotas
+
+    return _denied_is_false(lambda: save_project_quotas(token, w.fresh_project(), "2", ""))
+
+
 def _ui_account(w: World, token: str) -> bool:
     from state.people_state import account_view, create_token
 
@@ -769,6 +778,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "MembersState.invite": [(ADMIN_UP, _ui_member_change("invite"))],
     "MembersState.change_role": [(ADMIN_UP, _ui_member_change("role"))],
     "MembersState.remove": [(ADMIN_UP, _ui_member_change("remove"))],
+    "MembersState.save_quotas": [(ADMIN_UP, _ui_quotas)],
     "SignupState.setvar": "sets a client-side var",
     "SignupState.load_signup": "no project data (reads the platform's sign-up switch)",
     "SignupState.sign_up": "no project data (services.auth.sign_up: switchable, rate limited, audited)",

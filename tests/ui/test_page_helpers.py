@@ -7,13 +7,16 @@ import pytest
 from components import tokens
 from components.chart_style import chart_layout
 from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
+from services.errors import InvalidInput
 from services.permissions import Action
 from state.page_helpers import (
     human_bytes,
+    name_fields,
     parse_ratio,
     problem_rows,
     progress_percent,
     project_path_ids,
+    quota_input,
     role_allows,
     split_text,
 )
@@ -36,6 +39,28 @@ def test_role_allows_follows_the_permission_table():
     assert role_allows("member", Action.dataset_write) and not role_allows("viewer", Action.dataset_write)
     assert role_allows("admin", Action.members_manage) and not role_allows("member", Action.members_manage)
     assert not role_allows("", Action.dataset_read)
+    assert role_allows("admin", Action.quotas_manage) and not role_allows("member", Action.quotas_manage)
+
+
+def test_role_allows_own_jobs_with_the_lower_role():
+    for action in (Action.job_cancel, Action.job_retry):
+        assert role_allows("member", action, own=True) and not role_allows("member", action)
+        assert not role_allows("viewer", action, own=True)
+        assert role_allows("admin", action) and role_allows("owner", action)
+    # `own` changes nothing for actions without an own-target minimum.
+    assert not role_allows("member", Action.members_manage, own=True)
+
+
+def test_quota_input_and_field_labels():
+    assert quota_input("", field="max_queued_jobs") is None
+    assert quota_input(" 12 ", field="max_queued_jobs") == 12
+    assert quota_input("0", field="max_queued_jobs") == 0  # the range is the service's to refuse
+    with pytest.raises(InvalidInput, match="^max_queued_jobs: enter a whole number"):
+        quota_input("2.5", field="max_queued_jobs")
+    labels = {"max_queued_jobs": "Jobs waiting"}
+    assert name_fields("max_queued_jobs: too many", labels) == "Jobs waiting: too many"
+    assert name_fields("device: unknown", labels) == "device: unknown"
+    assert name_fields("no field here", labels) == "no field here"
 
 
 def test_progress_and_sizes():

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import CurrentUser, PathId, SessionDep
-from services import projects, views
-from services.schemas import ProjectCreate, ProjectPublic
+from services import projects, quotas, views
+from services.schemas import ProjectCreate, ProjectPublic, QuotasPublic, QuotasUpdate
 from services.security_schemas import MemberAdd, MemberPublic, OwnershipTransfer, ProjectUpdate, RoleChange
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -51,6 +51,30 @@ def transfer_ownership(
 ) -> None:
     """Owners only: the member named becomes owner and the caller becomes admin."""
     projects.transfer_ownership(session, user=user, project_id=project_id, user_id=body.user_id)
+
+
+@router.get("/{project_id}/quotas")
+def get_quotas(project_id: PathId, session: SessionDep, user: CurrentUser) -> QuotasPublic:
+    """The project's job quotas and how many jobs count against them now (any member)."""
+    return quotas.get_quotas(session, user=user, project_id=project_id)
+
+
+@router.put("/{project_id}/quotas")
+def set_quotas(
+    project_id: PathId, body: QuotasUpdate, session: SessionDep, user: CurrentUser
+) -> QuotasPublic:
+    """Admins and owners set both limits at once; null means no limit.
+
+    With `max_queued_jobs` waiting, new jobs are refused (409); with `max_running_jobs` running,
+    new jobs are accepted and wait in the queue until one of the project's jobs finishes.
+    """
+    return quotas.set_quotas(
+        session,
+        user=user,
+        project_id=project_id,
+        max_running_jobs=body.max_running_jobs,
+        max_queued_jobs=body.max_queued_jobs,
+    )
 
 
 @router.get("/{project_id}/members")
