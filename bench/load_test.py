@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from _stack import ROOT, running_stack
@@ -69,6 +70,12 @@ def main() -> int:
         env = {"VTP_LOAD_TOKENS": str(token_file), "VTP_LOAD_PROJECT": str(pid)}
         subprocess.run(command, env={**os.environ, **env}, check=False, capture_output=True)
         rows = list(csv.DictReader((prefix.parent / "load_stats.csv").open()))
+        failures = list(csv.DictReader((prefix.parent / "load_failures.csv").open()))
+        errors_logged = Counter(
+            line.split("Error:", 1)[0][-80:] + "Error: " + line.split("Error:", 1)[1][:120]
+            for line in stack.log_path.read_text(errors="replace").splitlines()
+            if line.startswith("[web]") and "Error:" in line
+        )
     print(f"{args.users} users, spawn {args.spawn_rate}/s, {args.duration} s, app and locust on this machine")
     print(f"{'request':<18} {'count':>7} {'fail':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'req/s':>7}")
     for row in rows:
@@ -79,6 +86,10 @@ def main() -> int:
     total = next(row for row in rows if row["Name"] == "Aggregated")
     errors = int(total["Failure Count"]) / max(1, int(total["Request Count"]))
     print(f"overall: p95 {total['95%']} ms, error rate {errors:.2%}")
+    for row in failures[:8]:
+        print(f"  failed {row['Occurrences']}x {row['Method']} {row['Name']}: {row['Error'][:160]}")
+    for line, count in errors_logged.most_common(5):
+        print(f"  web log, {count}x: {line}")
     return 0
 
 

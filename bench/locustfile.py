@@ -43,7 +43,7 @@ class BrowsingUser(HttpUser):
     @task(3)
     def job_detail(self) -> None:
         job = random.choice(self.job_ids)
-        self.client.get(f"/projects/{PROJECT}/jobs/{job}", name="page HTML job")
+        self.client.get(f"/jobs/{job}", name="page HTML job")
         self.client.get(f"/api/v1/projects/{PROJECT}/jobs/{job}", name="job detail")
 
     @task(1)

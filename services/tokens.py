@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -223,7 +224,6 @@ def revoke_personal_token(session: Session, *, user: User, token_id: int) -> Non
 
 
 def _touch(row_id: int) -> None:
-    """Record last use in its own short transaction, so the request's session stays read-only."""
     from services.db import session_scope
 
     with session_scope() as session:
@@ -231,6 +231,14 @@ def _touch(row_id: int) -> None:
         if row is not None:
             row.last_used_at = utcnow()
             session.add(row)
+
+
+# "Last used" is bookkeeping, written off the request path by one thread in its own transaction.
+# Not in the request's session: on SQLite its write lock would block the audit trail's own
+# transaction for a denial in the same request; and not in a second session the request waits
+# for: requests holding two pooled connections deadlock the pool under load (200 users with the
+# default pool of 15 waited out the 30 s pool timeout).
+_touches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-touch")
 
 
 def _user(session: Session, user_id: int) -> User:
@@ -250,7 +258,7 @@ def user_for_bearer(session: Session, token: str) -> User:
             raise Unauthorized("The API token is unknown, expired or revoked")
         user = _user(session, row.user_id)
         if row.last_used_at is None or utcnow() - aware(row.last_used_at) > LAST_USED_RESOLUTION:
-            _touch(row.id)  # type: ignore[arg-type]
+            _touches.submit(_touch, row.id)  # type: ignore[arg-type]
         return user
     if token.count(".") == 2:
         claims = decode_access_token(token)

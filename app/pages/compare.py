@@ -220,6 +220,20 @@ def results() -> rx.Component:
     )
 
 
+def no_results() -> rx.Component:
+    """The empty state: the chart says what to do. Drawing it also fetches the charting library
+    (several MB, loaded on first use) while the user picks runs, so "Compare" draws at once."""
+    return card(
+        rx.box(
+            rx.plotly(data=S.curves_figure, config={"displaylogo": False, "staticPlot": True}, width="100%"),
+            id="compare-empty",
+            role="figure",
+            aria_label="No runs compared yet: tick two or more runs, then Compare",
+        ),
+        title="Curves",
+    )
+
+
 def compare_page() -> rx.Component:
     return page_shell(
         rx.link("← Jobs", href="/projects/" + S.project_id.to_string() + "/jobs", color=tokens.PRIMARY),
@@ -230,7 +244,7 @@ def compare_page() -> rx.Component:
             ),
         ),
         picker(),
-        rx.cond(S.run_labels.length() > 0, results()),
+        rx.cond(S.run_labels.length() > 0, results(), no_results()),
         title="Compare runs",
         username=S.username,
         avatar_name=S.avatar_name,

@@ -106,8 +106,12 @@ def test_personal_token_lifecycle(client: TestClient) -> None:
         row = session.get(ApiToken, created.json()["id"])
         assert row.token_hash != secret and secret not in row.token_hash and row.last_used_at is None
     assert _me(client, secret) == 200
-    listed = client.get("/api/v1/auth/tokens", headers=access).json()
-    assert [t["name"] for t in listed] == ["ci"] and listed[0]["last_used_at"] is not None
+    # "Last used" is written off the request path, within moments.
+    deadline = time.monotonic() + 5
+    while (listed := client.get("/api/v1/auth/tokens", headers=access).json())[0]["last_used_at"] is None:
+        assert time.monotonic() < deadline, "last_used_at never set"
+        time.sleep(0.05)
+    assert [t["name"] for t in listed] == ["ci"]
     assert "token" not in listed[0]
     assert client.delete(f"/api/v1/auth/tokens/{created.json()['id']}", headers=access).status_code == 204
     assert _me(client, secret) == 401
