@@ -9,6 +9,7 @@ from sqlmodel import Session, SQLModel, create_engine, func, select
 
 from services import jobs
 from services.models import Job, JobEvent, JobState
+from tests.utils.rows import job_row
 
 S = JobState
 # Written out independently of services.jobs.ALLOWED, from DESIGN.md's lifecycle.
@@ -39,21 +40,7 @@ def session() -> Session:
 
 
 def _job(session: Session, state: JobState) -> Job:
-    job = Job(
-        id=None,
-        project_id=1,
-        dataset_version_id=1,
-        created_by=1,
-        name="j",
-        framework="ultralytics",
-        task="detect",
-        model="yolo11n.yaml",
-        callback_secret="s",
-        state=state,
-    )
-    session.add(job)
-    session.flush()
-    return job
+    return job_row(session, state)
 
 
 def _events(session: Session) -> int:

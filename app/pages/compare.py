@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from components import tokens
@@ -149,13 +151,10 @@ def results() -> rx.Component:
                 ),
                 html_for="compare-metric",
             ),
-            rx.box(
-                rx.plotly(
-                    data=S.curves_figure, config={"displaylogo": False, "responsive": True}, width="100%"
-                ),
-                id="compare-chart",
-                role="figure",
-                aria_label="Chosen metric per epoch, one line per run",
+            figure_box(
+                S.curves_figure,
+                "compare-chart",
+                "Chosen metric per epoch, one line per run",
                 custom_attrs={"data-runs": S.run_labels.length().to_string()},
             ),
             title="Curves",
@@ -205,11 +204,10 @@ def results() -> rx.Component:
             overflow_x="auto",
         ),
         card(
-            rx.box(
-                rx.plotly(data=S.parallel, config={"displaylogo": False, "responsive": True}, width="100%"),
-                id="parallel-chart",
-                role="figure",
-                aria_label="Parallel coordinates of varying hyperparameters and the final metric",
+            figure_box(
+                S.parallel,
+                "parallel-chart",
+                "Parallel coordinates of varying hyperparameters and the final metric",
             ),
             title="Parallel coordinates",
         ),
@@ -220,15 +218,23 @@ def results() -> rx.Component:
     )
 
 
+def figure_box(figure: rx.Var, box_id: str, label: str, **props: Any) -> rx.Component:
+    """A Plotly chart in a labelled figure box (screen readers hear what it shows)."""
+    return rx.box(
+        rx.plotly(data=figure, config={"displaylogo": False, "responsive": True}, width="100%"),
+        id=box_id,
+        role="figure",
+        aria_label=label,
+        **props,
+    )
+
+
 def no_results() -> rx.Component:
     """The empty state: the chart says what to do. Drawing it also fetches the charting library
     (several MB, loaded on first use) while the user picks runs, so "Compare" draws at once."""
     return card(
-        rx.box(
-            rx.plotly(data=S.curves_figure, config={"displaylogo": False, "staticPlot": True}, width="100%"),
-            id="compare-empty",
-            role="figure",
-            aria_label="No runs compared yet: tick two or more runs, then Compare",
+        figure_box(
+            S.curves_figure, "compare-empty", "No runs compared yet: tick two or more runs, then Compare"
         ),
         title="Curves",
     )

@@ -14,6 +14,7 @@ from services import sample_data
 from services.db import session_scope
 from services.models import Job, JobState, Project
 from tests.security.conftest import Cast, make_project
+from tests.utils.rows import job_row
 
 pytestmark = pytest.mark.security
 S = JobState
@@ -327,20 +328,8 @@ def test_room_to_run_counts_dispatching_and_running_jobs_of_the_project() -> Non
         session.flush()
 
         def job(project: Project, state: JobState) -> Job:
-            row = Job(
-                project_id=project.id,
-                dataset_version_id=1,
-                created_by=1,
-                name="j",
-                framework="ultralytics",
-                task="detect",
-                model="yolo11n.yaml",
-                callback_secret="s",
-                state=state,
-            )
-            session.add(row)
-            session.flush()
-            return row
+            assert project.id is not None
+            return job_row(session, state, project_id=project.id)
 
         waiting = job(mine, S.queued)
         for state in (S.queued, S.retrying, S.succeeded, S.failed, S.cancelled, S.running):
