@@ -125,9 +125,12 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
                 to_enqueue.append((job.id, job.attempt, f":lost-{int(time.time())}"))
     for job_id, attempt, nonce in to_enqueue:
         await enqueue_dispatch(job_id, attempt, nonce=nonce)
-    if not any(v for k, v in counts.items() if k != "alive") and not to_enqueue:
+    settled = any(v for k, v in counts.items() if k != "alive")
+    if not settled and not to_enqueue:
         return None  # nothing to do: keep the worker's log quiet
-    log.warning("reconciled jobs: %s, re-enqueued %d", counts, len(to_enqueue))
+    # Jobs merely waiting for a free trainer are offered again every pass (arq drops the duplicate):
+    # worth a line only at debug level, or the log repeats itself while a long job runs.
+    (log.warning if settled else log.debug)("reconciled jobs: %s, re-enqueued %d", counts, len(to_enqueue))
     return counts
 
 
