@@ -26,7 +26,10 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent. By default FastAPI runs a yield
+# dependency's exit code after sending, so a client could get its 201 and, on its very next
+# request, not find what it just created (seen as a flaky 404 under load).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 # Database ids are signed 64-bit integers: a larger number in a path used to reach SQLite and fail
 # there with OverflowError (a 500, found by schemathesis); now it is a 422 like any malformed input.
