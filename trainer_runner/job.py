@@ -36,6 +36,7 @@ from trainer_runner.storage import (
     upload_json,
 )
 from trainer_runner.tracking import Tracker
+from trainer_runner.uploads import UPLOADS_DIR, UploadQueue
 from trainer_runner.validation import summarise
 from trainer_runner.workdir import CANCEL_FILE, LOG_FILE, SPEC_FILE, write_status
 
@@ -80,6 +81,8 @@ class JobRunner:
         self._sigterm_at: float | None = None
         self._stop_heartbeat = threading.Event()
         self._upload_lock = threading.Lock()
+        # Per-epoch uploads and epoch callbacks, in order, off the training thread.
+        self.uploads = UploadQueue(self.work_dir / UPLOADS_DIR, self._upload_snapshot)
 
     # -- signals from the server -------------------------------------------------------------
     def is_cancelled(self) -> bool:
@@ -126,28 +129,36 @@ class JobRunner:
         metrics: dict[str, float],
         validation: dict[str, Any] | None = None,
     ) -> None:
-        """A finished epoch: status file, validation JSON in S3, callback and MLflow."""
+        """A finished epoch: status file and MLflow now; validation JSON in S3 and then the
+        callback on the upload thread, after the checkpoints queued before it."""
         self.epoch = epoch
         write_status(self.work_dir, state="running", epoch=epoch, pid=os.getpid())
         log.info("epoch finished", extra={"epoch": epoch, "metrics": metrics})
-        summary = self._upload_validation(epoch, validation) if validation else None
-        self.outbox.put(
-            self._event(
-                "epoch",
-                epoch=epoch,
-                total_epochs=total_epochs,
-                metrics=metrics,
-                validation=summary,
-            )
-        )
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step=epoch)
+
+        def report() -> None:
+            summary = self._upload_validation(epoch, validation) if validation else None
+            self.outbox.put(
+                self._event(
+                    "epoch",
+                    epoch=epoch,
+                    total_epochs=total_epochs,
+                    metrics=metrics,
+                    validation=summary,
+                )
+            )
+
+        self.uploads.submit(report)
 
     def _upload_validation(self, epoch: int, docs: dict[str, Any]) -> dict[str, Any] | None:
         """`artifacts/epoch-{n:03d}/{name}.json` per document; the summary for the callback."""
         uris: dict[str, str] = {}
         for name, doc in docs.items():
             key = f"artifacts/epoch-{epoch:03d}/{name}.json"
+            if self.uploads.skipping:  # the trainer is stopping: callbacks first
+                log.warning("validation upload skipped", extra={"artifact": key})
+                continue
             try:
                 uris[name] = upload_json(
                     self.s3, doc, self.output.join(key), budget_s=self._s3_budget()
@@ -157,15 +168,24 @@ class JobRunner:
         return summarise(docs, uris)
 
     def on_checkpoint(self, path: Path) -> None:
-        """Upload last.pt as soon as it exists, so a dead trainer loses at most one epoch."""
-        self._upload("last_checkpoint", path)
+        """Queue last.pt for upload (a snapshot: the framework rewrites the file next epoch).
+        The epoch's callback follows its upload, so a dead trainer loses at most the epochs
+        it never reported."""
+        self.uploads.checkpoint(path)
 
-    def _upload(self, name: str, path: Path) -> None:
-        """Upload with retries; the artifact is recorded (and so reported) only once stored."""
+    def _upload_snapshot(self, snapshot: Path) -> None:
+        self._upload("last_checkpoint", snapshot, background=True)
+
+    def _upload(self, name: str, path: Path, background: bool = False) -> None:
+        """Upload with retries; the artifact is recorded (and so reported) only once stored.
+        Under one lock, so an older snapshot never lands after the final upload of a file."""
         if not path.exists():
             return
         try:
             with self._upload_lock:
+                if background and self.uploads.skipping:
+                    log.warning("checkpoint upload skipped", extra={"artifact": name})
+                    return
                 uri = upload_file(
                     self.s3, path, self.output.join(OUTPUT_KEYS[name]), budget_s=self._s3_budget()
                 )
@@ -266,6 +286,12 @@ class JobRunner:
                 heartbeat.join(timeout=15)
         return self._finish(state, error, artifacts, final_metrics)
 
+    def _stop_deadline(self) -> float | None:
+        """After SIGTERM, queued transfers get sigterm_budget_s in all; otherwise no limit."""
+        if self._sigterm_at is None:
+            return None
+        return self._sigterm_at + self.settings.sigterm_budget_s
+
     def _drain(self) -> None:
         """Stay alive until the buffered callbacks and MLflow data are delivered, or until
         callback_drain_budget_s is spent (sigterm_budget_s once the trainer is stopping)."""
@@ -365,6 +391,9 @@ class JobRunner:
         metrics: dict[str, float],
     ) -> str:
         """Upload what exists, close MLflow, then tell the backend (log uploaded last)."""
+        # Every queued epoch upload and callback first: the final callback comes after them,
+        # and the final last.pt upload after any older snapshot's.
+        self.uploads.drain(self._stop_deadline)
         if self.s3 is not None:
             for name, path in artifacts.items():
                 self._upload(name, path)
@@ -420,7 +449,7 @@ class JobRunner:
     def _clean_scratch(self) -> None:
         """Outputs live in object storage now; scratch is only a cache. The spec holds the
         callback secret (the outbox keeps it in memory only)."""
-        for leftover in ("dataset", "runs", "resume", SPEC_FILE):
+        for leftover in ("dataset", "runs", "resume", UPLOADS_DIR, SPEC_FILE):
             target = self.work_dir / leftover
             if target.is_dir():
                 shutil.rmtree(target, ignore_errors=True)
