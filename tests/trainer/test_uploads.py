@@ -16,10 +16,11 @@ pytestmark = pytest.mark.trainer
 def test_checkpoint_is_stored_before_the_next_task_and_snapshots_are_coalesced(
     tmp_path: Path,
 ) -> None:
-    gate = threading.Event()
+    gate, in_flight = threading.Event(), threading.Event()
     events: list[str] = []
 
     def upload(snapshot: Path) -> None:
+        in_flight.set()
         gate.wait(10)  # a slow store: later checkpoints pile up meanwhile
         events.append(f"upload {snapshot.read_text()}")
 
@@ -29,7 +30,8 @@ def test_checkpoint_is_stored_before_the_next_task_and_snapshots_are_coalesced(
         source.write_text(f"epoch {epoch}")  # the framework rewrites the file in place
         queue.checkpoint(source)
         queue.submit(lambda epoch=epoch: events.append(f"callback {epoch}"))
-    time.sleep(0.2)
+        if epoch == 0:
+            assert in_flight.wait(10)  # epoch 0's upload has started before epoch 1 exists
     gate.set()
     assert queue.drain()
     # Epoch 0's snapshot was in flight; epochs 1 and 2 were superseded by 3 before their turn.
@@ -58,11 +60,12 @@ def test_a_failing_task_does_not_stop_the_queue(tmp_path: Path) -> None:
 
 
 def test_drain_past_its_deadline_skips_transfers_but_runs_every_task(tmp_path: Path) -> None:
-    release = threading.Event()
+    release, in_flight = threading.Event(), threading.Event()
     uploads: list[str] = []
     ran: list[tuple[int, bool]] = []
 
     def upload(snapshot: Path) -> None:
+        in_flight.set()
         release.wait(10)
         uploads.append(snapshot.read_text())
 
@@ -70,6 +73,8 @@ def test_drain_past_its_deadline_skips_transfers_but_runs_every_task(tmp_path: P
     source = tmp_path / "last.pt"
     source.write_text("a")
     queue.checkpoint(source)
+    # "a" must be in flight before anything else is queued (else it is coalesced with "b").
+    assert in_flight.wait(10)
     for n in range(3):
         queue.submit(lambda n=n: ran.append((n, queue.skipping)))
     source.write_text("b")
