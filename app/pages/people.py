@@ -3,6 +3,8 @@ settings (`/account`) and platform administration (`/admin`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from components import tokens
@@ -275,20 +277,33 @@ def members_page() -> rx.Component:
 # --- sign-up -------------------------------------------------------------------------------------
 
 
-def _auth_input(id_: str, label: str, type_: str, autocomplete: str, required: bool = True) -> rx.Component:
+def _labelled_input(
+    id_: str,
+    label: str,
+    type_: str,
+    autocomplete: str,
+    *,
+    name: str = "",
+    required: bool = True,
+    **props: Any,
+) -> rx.Component:
+    """A required input with its visible label; `name` (the form key) defaults to the id."""
     return field(
         label,
         rx.input(
             id=id_,
-            name=id_,
+            name=name or id_,
             type=type_,
             auto_complete=autocomplete,
             required=required,
-            size="3",
-            width="100%",
+            **props,
         ),
         html_for=id_,
     )
+
+
+def _auth_input(id_: str, label: str, type_: str, autocomplete: str, required: bool = True) -> rx.Component:
+    return _labelled_input(id_, label, type_, autocomplete, required=required, size="3", width="100%")
 
 
 def signup_page() -> rx.Component:
@@ -391,38 +406,16 @@ def account_page() -> rx.Component:
     )
     password = rx.form(
         rx.flex(
-            field(
+            _labelled_input(
+                "current-password",
                 "Current password",
-                rx.input(
-                    id="current-password",
-                    name="current_password",
-                    type="password",
-                    required=True,
-                    auto_complete="current-password",
-                ),
-                html_for="current-password",
+                "password",
+                "current-password",
+                name="current_password",
             ),
-            field(
-                "New password",
-                rx.input(
-                    id="new-password",
-                    name="new_password",
-                    type="password",
-                    required=True,
-                    auto_complete="new-password",
-                ),
-                html_for="new-password",
-            ),
-            field(
-                "New password again",
-                rx.input(
-                    id="confirm-password",
-                    name="confirm_password",
-                    type="password",
-                    required=True,
-                    auto_complete="new-password",
-                ),
-                html_for="confirm-password",
+            _labelled_input("new-password", "New password", "password", "new-password", name="new_password"),
+            _labelled_input(
+                "confirm-password", "New password again", "password", "new-password", name="confirm_password"
             ),
             primary_button("Change password", type="submit", id="password-save"),
             spacing="4",
