@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -85,15 +86,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory, output_dir: Path) -> Iterato
     process = StackProcess(
         data_dir=root / "data", trainer_dir=root / "trainer", log_path=output_dir / "stack.log"
     )
-    process.env()  # picks the ports, so the identity provider knows where to send users back
-    client = {
-        "client_id": SSO_CLIENT[0],
-        "client_secret": SSO_CLIENT[1],
-        "redirect_uris": [process.web_url + "/api/v1/auth/oidc/callback"],
-    }
-    with servers.oidc_provider(
-        root / "oidc", port=servers.free_port(), client=client, accounts=SSO_ACCOUNTS
-    ) as issuer:
+    for attempt in range(3):
+        process.ports = {}
+        process.env()  # picks the ports, so the identity provider knows where to send users back
+        client = {
+            "client_id": SSO_CLIENT[0],
+            "client_secret": SSO_CLIENT[1],
+            "redirect_uris": [process.web_url + "/api/v1/auth/oidc/callback"],
+        }
+        provider = ExitStack()
+        issuer = provider.enter_context(
+            servers.oidc_provider(
+                root / "oidc", port=servers.free_port(), client=client, accounts=SSO_ACCOUNTS
+            )
+        )
         process.extra_env.update(
             {
                 "VTP_OIDC_ISSUER": issuer,
@@ -103,7 +109,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, output_dir: Path) -> Iterato
             }
         )
         process.sso_issuer = issuer
-        process.start()
+        try:
+            process.start()
+            break
+        except RuntimeError as exc:
+            provider.close()
+            # A port found free a moment ago can be taken meanwhile (for one, as the source port of
+            # some other connection); `vtp up` refuses before touching anything, so pick again.
+            if "already in use" not in str(exc) or attempt == 2:
+                raise
+    with provider:
         try:
             yield process
         finally:
