@@ -116,6 +116,31 @@ def field(label: str, control: rx.Component, *, html_for: str) -> rx.Component:
     )
 
 
+def labelled_input(
+    id_: str,
+    label: str,
+    type_: str,
+    autocomplete: str,
+    *,
+    name: str = "",
+    required: bool = True,
+    **props: Any,
+) -> rx.Component:
+    """An input with its visible label; `name` (the form key) defaults to the id."""
+    return field(
+        label,
+        rx.input(
+            id=id_, name=name or id_, type=type_, auto_complete=autocomplete, required=required, **props
+        ),
+        html_for=id_,
+    )
+
+
+def auth_input(id_: str, label: str, type_: str, autocomplete: str, required: bool = True) -> rx.Component:
+    """The full-width, large input of the signed-out pages (sign in, sign up)."""
+    return labelled_input(id_, label, type_, autocomplete, required=required, size="3", width="100%")
+
+
 def native_select(options: rx.Var[list[dict[str, str]]], *, id: str, name: str, **props: Any) -> rx.Component:
     """A native <select> (keyboard and screen-reader friendly) over [{"value", "label"}]."""
     return rx.el.select(

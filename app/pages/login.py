@@ -5,21 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from components import tokens
-from components.layout import auth_shell, field
+from components.layout import auth_input, auth_shell
 from components.project_nav import primary_button
 from state.auth_state import AuthState
-
-
-def _input(id_: str, type_: str, autocomplete: str) -> rx.Component:
-    return rx.input(
-        id=id_,
-        name=id_,
-        type=type_,
-        auto_complete=autocomplete,
-        required=True,
-        size="3",
-        width="100%",
-    )
 
 
 def login_page() -> rx.Component:
@@ -28,12 +16,8 @@ def login_page() -> rx.Component:
         rx.text("Sign in to your projects.", color=tokens.TEXT_MUTED),
         rx.form(
             rx.vstack(
-                field("Username", _input("username", "text", "username"), html_for="username"),
-                field(
-                    "Password",
-                    _input("password", "password", "current-password"),
-                    html_for="password",
-                ),
+                auth_input("username", "Username", "text", "username"),
+                auth_input("password", "Password", "password", "current-password"),
                 rx.cond(
                     AuthState.login_error != "",
                     rx.callout(

@@ -3,13 +3,11 @@ settings (`/account`) and platform administration (`/admin`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import reflex as rx
 
 from components import tokens
 from components.avatar import avatar
-from components.layout import auth_shell, card, field, page_shell
+from components.layout import auth_input, auth_shell, card, field, labelled_input, page_shell
 from components.permission_gate import permission_gate
 from components.project_nav import (
     data_table,
@@ -277,43 +275,14 @@ def members_page() -> rx.Component:
 # --- sign-up -------------------------------------------------------------------------------------
 
 
-def _labelled_input(
-    id_: str,
-    label: str,
-    type_: str,
-    autocomplete: str,
-    *,
-    name: str = "",
-    required: bool = True,
-    **props: Any,
-) -> rx.Component:
-    """A required input with its visible label; `name` (the form key) defaults to the id."""
-    return field(
-        label,
-        rx.input(
-            id=id_,
-            name=name or id_,
-            type=type_,
-            auto_complete=autocomplete,
-            required=required,
-            **props,
-        ),
-        html_for=id_,
-    )
-
-
-def _auth_input(id_: str, label: str, type_: str, autocomplete: str, required: bool = True) -> rx.Component:
-    return _labelled_input(id_, label, type_, autocomplete, required=required, size="3", width="100%")
-
-
 def signup_page() -> rx.Component:
     S = SignupState
     form = rx.form(
         rx.vstack(
-            _auth_input("username", "Username (3–64 letters, digits, - or _)", "text", "username"),
-            _auth_input("email", "Email (optional)", "email", "email", required=False),
-            _auth_input("password", "Password (at least 8 characters)", "password", "new-password"),
-            _auth_input("confirm", "Password again", "password", "new-password"),
+            auth_input("username", "Username (3–64 letters, digits, - or _)", "text", "username"),
+            auth_input("email", "Email (optional)", "email", "email", required=False),
+            auth_input("password", "Password (at least 8 characters)", "password", "new-password"),
+            auth_input("confirm", "Password again", "password", "new-password"),
             _maybe_error(S.signup_error, "signup-error"),
             primary_button(
                 "Create account", type="submit", size="3", width="100%", id="sign-up", disabled=S.signup_busy
@@ -406,15 +375,15 @@ def account_page() -> rx.Component:
     )
     password = rx.form(
         rx.flex(
-            _labelled_input(
+            labelled_input(
                 "current-password",
                 "Current password",
                 "password",
                 "current-password",
                 name="current_password",
             ),
-            _labelled_input("new-password", "New password", "password", "new-password", name="new_password"),
-            _labelled_input(
+            labelled_input("new-password", "New password", "password", "new-password", name="new_password"),
+            labelled_input(
                 "confirm-password", "New password again", "password", "new-password", name="confirm_password"
             ),
             primary_button("Change password", type="submit", id="password-save"),
