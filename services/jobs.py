@@ -210,8 +210,8 @@ def dispatch_spec(
 def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
     """Store one verified trainer callback. Returns 'applied', 'duplicate' or 'ignored'.
 
-    Duplicates (same event_id, or an epoch already stored) change nothing; so does anything
-    that arrives for a finished job or for an older attempt.
+    Duplicates (same event_id) change nothing; so does anything that arrives for a finished job
+    or for an older attempt. An epoch already stored is replaced (a resumed attempt re-ran it).
     """
     event_id = str(event["event_id"])
     seen = session.exec(
@@ -239,11 +239,16 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
     if kind == "epoch":
         epoch = int(event["epoch"])
         metrics = {k: float(v) for k, v in (event.get("metrics") or {}).items() if _finite(v)}
-        exists = session.exec(
-            select(JobMetric.id).where(JobMetric.job_id == job.id, JobMetric.epoch == epoch)
+        # An epoch reported again comes from a resumed attempt that re-ran it from an older
+        # checkpoint: its values are the ones the model now carries, so they replace the point.
+        stored = session.exec(
+            select(JobMetric).where(JobMetric.job_id == job.id, JobMetric.epoch == epoch)
         ).first()
-        if exists is None:
+        if stored is None:
             session.add(JobMetric(job_id=job.id, epoch=epoch, metrics=metrics))
+        else:
+            stored.metrics = metrics
+            session.add(stored)
     if kind == "finished":
         job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
         error = event.get("error") or {}

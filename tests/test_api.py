@@ -230,12 +230,13 @@ def test_callbacks_are_idempotent_and_finished_jobs_stay_finished(client: TestCl
     epoch0 = _event("epoch", epoch=0, metrics={"train_box_loss": 2.5, "map50": 0.1})
     assert _post(client, jid, epoch0, secret).json() == {"result": "applied"}
     assert _post(client, jid, epoch0, secret).json() == {"result": "duplicate"}
-    again = {**epoch0, "event_id": uuid.uuid4().hex, "metrics": {"map50": 0.9}}
-    _post(client, jid, again, secret)
+    # The same epoch in a new event: a resumed attempt re-ran it from an older checkpoint.
+    again = {**epoch0, "event_id": uuid.uuid4().hex, "metrics": {"train_box_loss": 2.4, "map50": 0.2}}
+    assert _post(client, jid, again, secret).json() == {"result": "applied"}
     state, metrics, _ = _state(jid)
     assert state == "running" and metrics == 1
     detail = client.get(f"/api/v1/projects/{job['project_id']}/jobs/{jid}").json()
-    assert detail["metrics"] == [{"epoch": 0, "metrics": {"train_box_loss": 2.5, "map50": 0.1}}]
+    assert detail["metrics"] == [{"epoch": 0, "metrics": {"train_box_loss": 2.4, "map50": 0.2}}]
 
     done = _event("finished", state="succeeded", artifacts={"best_checkpoint": "s3://b/k"})
     assert _post(client, jid, done, secret).json() == {"result": "applied"}

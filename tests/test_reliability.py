@@ -39,7 +39,9 @@ def test_trainer_killed_mid_epoch_resumes_from_checkpoint(tmp_path: Path, output
         data_dir=tmp_path / "data",
         trainer_dir=tmp_path / "trainer",
         log_path=output_dir / "stack-chaos-trainer.log",
-        extra_env=FAST_RECOVERY,
+        # A checkpoint every epoch, so the kill lands after one was stored (the default
+        # interval, 60 s, is longer than this whole job) and the new attempt resumes from it.
+        extra_env={**FAST_RECOVERY, "TRAINER_CHECKPOINT_INTERVAL_S": "0"},
     )
     stack.start()
     try:

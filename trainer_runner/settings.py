@@ -31,7 +31,11 @@ class TrainerSettings(BaseSettings):
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
-    mlflow_tracking_uri: str = Field(default="", description="Empty turns MLflow logging off.")
+    mlflow_tracking_uri: str = Field(
+        default="",
+        pattern=r"^(https?://.+)?$",
+        description="MLflow tracking server, http(s)://host:port. Empty turns MLflow logging off.",
+    )
     host: str = "127.0.0.1"
     port: int = 8100
     torch_threads: int = Field(default=0, ge=0, description="0 uses every core.")
@@ -40,6 +44,13 @@ class TrainerSettings(BaseSettings):
     )
     plugins: str = Field(
         default="", description="Extra plugins, comma-separated 'module:Class' (TRAINER_PLUGINS)."
+    )
+    checkpoint_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Upload last.pt at most this often while training (0: every epoch). A "
+        "trainer that dies loses at most this much training plus the epoch in progress; the "
+        "final checkpoint is always uploaded.",
     )
     # -- failure handling (docs: trainer_runner/README.md, "Failure handling") ------------------
     s3_retry_budget_s: float = Field(
@@ -60,7 +71,10 @@ class TrainerSettings(BaseSettings):
         "buffered MLflow data) before its process exits anyway.",
     )
     tracking_start_wait_s: float = Field(
-        default=10.0, ge=0, description="Wait for the MLflow run id before `started` is sent."
+        default=0.0,
+        ge=0,
+        description="Wait this long for the MLflow run id before `started` is sent (0: do not "
+        "wait; later events carry the id once MLflow has created the run).",
     )
     tracking_flush_s: float = Field(
         default=30.0,

@@ -136,6 +136,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.received_at: list[float] = []  # time.time() of each event's arrival (benchmarks)
         self.bad_signatures = 0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/callbacks"
@@ -150,6 +151,7 @@ class Receiver:
                 )
                 if ok:
                     event = json.loads(body)
+                    receiver.received_at.append(time.time())
                     receiver.events.append(event)
                     _print_event(event)
                 else:

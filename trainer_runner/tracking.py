@@ -1,5 +1,10 @@
 """MLflow logging of a job: one run per attempt, params once, metrics per epoch.
 
+The job speaks MLflow's REST API (2.0) to the tracking server with httpx rather than through
+the `mlflow` package: importing MLflow's client costs about a second of CPU per job (measured
+0.9 s after torch and ultralytics were loaded) and ~7 ms per `log_batch` on the client side,
+taken from the cores training runs on; the six calls a job makes need neither.
+
 Tracking never slows or fails training. Every call only appends to an in-memory buffer; one
 background thread creates the run and replays the buffer in order, retrying with exponential
 backoff and jitter (tenacity) while MLflow is unreachable. So when MLflow is down, training goes
@@ -31,8 +36,71 @@ MAX_PARAMS_PER_BATCH = 100
 RUN_KEY_TAG = "vtp_run_key"
 
 # Each MLflow request is tried once and bounded: the replay thread does the retrying.
-# setdefault: an operator's own values win.
-CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+REQUEST_TIMEOUT_S = 10.0
+
+
+class MlflowError(Exception):
+    """MLflow answered with an error status (its body says why)."""
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(f"{status} {error_code}: {message}"[:500])
+        self.status = status
+        self.error_code = error_code
+
+    def get_http_status_code(self) -> int:
+        return self.status
+
+
+class MlflowRest:
+    """The MLflow REST calls a job makes. Credentials, when the server wants them, come from
+    MLflow's own variables (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME/_PASSWORD)."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        import httpx
+
+        headers, auth = {}, None
+        if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
+            headers["Authorization"] = f"Bearer {token}"
+        elif user := os.environ.get("MLFLOW_TRACKING_USERNAME"):
+            auth = httpx.BasicAuth(user, os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+        timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or REQUEST_TIMEOUT_S)
+        self.http = httpx.Client(
+            base_url=tracking_uri.rstrip("/") + "/api/2.0/mlflow/",
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"message": response.text}
+            raise MlflowError(
+                response.status_code, str(body.get("error_code", "")), str(body.get("message"))
+            )
+        return response.json() if response.content else {}
+
+    def experiment_id(self, name: str) -> str:
+        """The experiment's id, created when missing (and found again if created meanwhile)."""
+        for _ in range(2):
+            try:
+                found = self.call("GET", "experiments/get-by-name", params={"experiment_name": name})
+                return str(found["experiment"]["experiment_id"])
+            except MlflowError as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+            try:
+                return str(self.call("POST", "experiments/create", json={"name": name})["experiment_id"])
+            except MlflowError as exc:  # another job (or our own lost answer) created it
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+        raise MlflowError(409, "RESOURCE_ALREADY_EXISTS", f"experiment {name!r} keeps changing")
+
+    def close(self) -> None:
+        self.http.close()
 
 
 class _Stopped(Exception):  # noqa: N818 - control flow, not an error
@@ -80,8 +148,8 @@ class Tracker:
         self._thread: threading.Thread | None = None
         if not tracking_uri:
             return
-        for key, value in CLIENT_ENV.items():
-            os.environ.setdefault(key, value)
+        if not tracking_uri.startswith(("http://", "https://")):
+            raise ValueError(f"MLflow tracking URI {tracking_uri!r} must be an http(s) server URL")
         self._thread = threading.Thread(target=self._run, name="mlflow-replay", daemon=True)
         self._thread.start()
         if start_wait_s:
@@ -208,10 +276,9 @@ class Tracker:
         return result
 
     def _run(self) -> None:
+        client: MlflowRest | None = None
         try:
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(tracking_uri=self.tracking_uri)
+            client = MlflowRest(self.tracking_uri)
             run_id = self._call("create_run", self._find_or_create_run, client)
             with self._cond:
                 self.run_id = run_id
@@ -243,43 +310,52 @@ class Tracker:
             if not self._stop.is_set():
                 log.warning("MLflow tracking stopped", extra={"error": str(exc)[:500]})
         finally:
+            if client is not None:
+                client.close()
             with self._cond:
                 self._cond.notify_all()
 
-    def _find_or_create_run(self, client: Any) -> str:
-        experiment_id = "0"
-        if self.experiment:
-            found = client.get_experiment_by_name(self.experiment)
-            if found is None:
-                try:
-                    experiment_id = client.create_experiment(self.experiment)
-                except Exception:  # created meanwhile (another job, or our own lost answer)
-                    found = client.get_experiment_by_name(self.experiment)
-                    if found is None:
-                        raise
-                    experiment_id = found.experiment_id
-            else:
-                experiment_id = found.experiment_id
+    def _find_or_create_run(self, client: MlflowRest) -> str:
+        experiment_id = client.experiment_id(self.experiment) if self.experiment else "0"
         key = self.tags[RUN_KEY_TAG]
         # A create whose answer was lost (server frozen, then resumed) must not make a twin.
-        existing = client.search_runs(
-            [experiment_id], filter_string=f"tags.{RUN_KEY_TAG} = '{key}'", max_results=1
+        found = client.call(
+            "POST",
+            "runs/search",
+            json={
+                "experiment_ids": [experiment_id],
+                "filter": f"tags.{RUN_KEY_TAG} = '{key}'",
+                "max_results": 1,
+            },
         )
-        if existing:
-            return existing[0].info.run_id
-        run = client.create_run(experiment_id, run_name=self.run_name, tags=self.tags)
-        return run.info.run_id
+        if found.get("runs"):
+            return str(found["runs"][0]["info"]["run_id"])
+        created = client.call(
+            "POST",
+            "runs/create",
+            json={
+                "experiment_id": experiment_id,
+                "run_name": self.run_name,
+                "start_time": int(time.time() * 1000),
+                "tags": [{"key": k, "value": v} for k, v in self.tags.items()],
+            },
+        )
+        return str(created["run"]["info"]["run_id"])
 
-    def _apply(self, client: Any, op: tuple[Any, ...]) -> None:
-        from mlflow.entities import Metric, Param
-
+    def _apply(self, client: MlflowRest, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "params":
-            client.log_batch(self.run_id, params=[Param(k, v) for k, v in op[1]])
+            params = [{"key": k, "value": v} for k, v in op[1]]
+            client.call("POST", "runs/log-batch", json={"run_id": self.run_id, "params": params})
         elif kind == "metrics":
             _, metrics, step, ts = op
-            client.log_batch(
-                self.run_id, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()]
-            )
+            rows = [
+                {"key": k, "value": v, "timestamp": ts, "step": step} for k, v in metrics.items()
+            ]
+            client.call("POST", "runs/log-batch", json={"run_id": self.run_id, "metrics": rows})
         elif kind == "end":
-            client.set_terminated(self.run_id, status=op[1])
+            client.call(
+                "POST",
+                "runs/update",
+                json={"run_id": self.run_id, "status": op[1], "end_time": int(time.time() * 1000)},
+            )

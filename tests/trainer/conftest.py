@@ -61,6 +61,60 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+# -- MLflow --------------------------------------------------------------------------------------
+
+
+def start_mlflow_server(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A real `mlflow server` (SQLite store) on `port`; it takes a few seconds to answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env={
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        },
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    server = start_mlflow_server(port, tmp_path_factory.mktemp("mlflow"))
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: server.poll() is not None or _health(uri), 120, "the MLflow server", step=0.5
+        )
+        assert server.poll() is None, "the MLflow server exited at start"
+        yield uri
+    finally:
+        _stop(server)
+
+
+def _health(uri: str) -> bool:
+    try:
+        return httpx.get(f"{uri}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 # -- object storage ------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from tests.trainer.conftest import (
     _port_open,
     _stop,
     free_port,
+    start_mlflow_server,
     wait_until,
 )
 from trainer_runner.callbacks import CallbackSender
@@ -297,27 +298,7 @@ def test_mlflow_down_at_start_is_replayed_when_it_comes_up(tmp_path: Path) -> No
     tracker.end("succeeded")
     assert not tracker.flush(2) and tracker.run_id is None
 
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_mlflow_server(port, tmp_path / "mlflow")
     try:
         started = time.monotonic()
         assert tracker.close(240), tracker.summary()

@@ -1,4 +1,4 @@
-"""MLflow logging against a real (SQLite-backed) tracking store; failures never raise."""
+"""MLflow logging against a real MLflow tracking server; failures never raise."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from trainer_runner.tracking import Tracker
 pytestmark = pytest.mark.trainer
 
 
-def test_tracker_logs_params_and_epoch_metrics(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_tracker_logs_params_and_epoch_metrics(mlflow_uri: str, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     tracker = Tracker(uri, "project-1", "job-42")
     tracker.log_params({"epochs": 2, "imgsz": 64, "model": "yolo11n.yaml"})
     tracker.log_metrics({"map50": 0.1, "train_box_loss": 2.0}, step=0)
@@ -30,6 +29,26 @@ def test_tracker_logs_params_and_epoch_metrics(tmp_path, monkeypatch) -> None:
     history = client.get_metric_history(tracker.run_id, "map50")
     assert [(m.step, m.value) for m in history] == [(0, 0.1), (1, 0.3)]
     assert client.get_experiment(run.info.experiment_id).name == "project-1"
+
+    # A second job of the project finds the experiment; a refused call is dropped, not retried.
+    second = Tracker(uri, "project-1", "job-43")
+    second.log_params({"epochs": 2})
+    second.log_params({"epochs": 3})  # MLflow refuses to change a logged param (400)
+    second.log_metrics({"map50": 0.5}, step=0)
+    second.end("failed")
+    assert second.close(60), second.summary()
+    run2 = client.get_run(second.run_id)
+    assert run2.info.experiment_id == run.info.experiment_id and run2.info.status == "FAILED"
+    assert run2.data.params["epochs"] == "2" and run2.data.metrics["map50"] == 0.5
+
+
+def test_only_an_mlflow_server_url_is_accepted() -> None:
+    from trainer_runner.settings import TrainerSettings
+
+    with pytest.raises(ValueError, match="mlflow_tracking_uri"):
+        TrainerSettings(mlflow_tracking_uri="sqlite:///mlflow.db")
+    with pytest.raises(ValueError, match="must be an http"):
+        Tracker("file:///tmp/mlruns", "x", "job-1")
 
 
 def test_tracker_off_or_unreachable_is_a_no_op(monkeypatch) -> None:

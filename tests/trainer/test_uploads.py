@@ -83,3 +83,50 @@ def test_drain_past_its_deadline_skips_transfers_but_runs_every_task(tmp_path: P
     assert not queue.drain(lambda: time.monotonic() - 1)  # the deadline is already past
     assert uploads == ["a"]  # the one in flight finishes; the later one is skipped
     assert ran == [(0, True), (1, True), (2, True)]
+
+
+def test_checkpoints_are_queued_at_most_once_per_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """last.pt goes to storage when the interval has passed since the previous upload (or since
+    training started), not after every epoch; interval 0 means every epoch."""
+    from trainer_runner import job as job_module
+    from trainer_runner.job import JobRunner
+    from trainer_runner.schemas import StartJobRequest
+    from trainer_runner.settings import TrainerSettings
+
+    spec = tmp_path / "job" / "spec.json"
+    spec.parent.mkdir()
+    request = StartJobRequest(
+        job_id="interval",
+        framework="ultralytics",
+        task="detect",
+        model="yolo11n.yaml",
+        dataset_uri="s3://b/d/",
+        output_uri="s3://b/o/",
+        callback_url="http://127.0.0.1:9/cb",
+        callback_secret="s" * 32,
+    )
+    spec.write_text(request.model_dump_json())
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"weights")
+    now = [1000.0]
+    monkeypatch.setattr(job_module.time, "monotonic", lambda: now[0])
+
+    def epochs(interval: float, seconds_apart: list[float]) -> list[float]:
+        runner = JobRunner(spec, TrainerSettings(checkpoint_interval_s=interval))
+        queued: list[float] = []
+        runner.uploads.checkpoint = lambda path: queued.append(now[0])  # type: ignore[method-assign]
+        runner._checkpoint_due = now[0] + interval  # training starts now
+        start = now[0]
+        for step in seconds_apart:
+            now[0] += step
+            runner.on_checkpoint(checkpoint)
+        runner.uploads.drain()
+        return [round(t - start) for t in queued]
+
+    # Epochs of 20 s with a 60 s interval: the epochs ending at 60 s, 120 s, 180 s.
+    assert epochs(60, [20] * 9) == [60, 120, 180]
+    # Epochs longer than the interval: every one.
+    assert epochs(60, [90, 90, 90]) == [90, 180, 270]
+    assert epochs(0, [1, 1, 1]) == [1, 2, 3]
