@@ -74,6 +74,12 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, default=160)
     parser.add_argument("--model", default="yolo11n.yaml")
     parser.add_argument("--repeat", type=int, default=1, help="alternate (a) and (b) N times")
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=None,
+        help="TRAINER_CHECKPOINT_INTERVAL_S for (b) (default: the trainer's own, 60 s)",
+    )
     args = parser.parse_args()
 
     import boto3
@@ -116,6 +122,8 @@ def main() -> int:
         "TRAINER_MLFLOW_TRACKING_URI": mlflow_url,
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
+    if args.checkpoint_interval is not None:
+        trainer_env["TRAINER_CHECKPOINT_INTERVAL_S"] = str(args.checkpoint_interval)
     receiver = standin.Receiver()
     with (
         standin._process(nanio_args, {**os.environ, **creds}, base / "nanio.log") as s3_process,

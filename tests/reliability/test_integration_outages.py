@@ -7,10 +7,8 @@ line `fault=... outcome=... time_to_recover=...s`.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -78,12 +76,14 @@ def frozen(groups: set[int]) -> Iterator[None]:
 
 
 @contextmanager
-def running_stack(tmp_path: Path, output_dir: Path, name: str) -> Iterator[StackProcess]:
+def running_stack(
+    tmp_path: Path, output_dir: Path, name: str, env: dict[str, str] | None = None
+) -> Iterator[StackProcess]:
     stack = StackProcess(
         data_dir=tmp_path / "data",
         trainer_dir=tmp_path / "trainer",
         log_path=output_dir / f"stack-chaos-{name}.log",
-        extra_env=PATIENT,
+        extra_env={**PATIENT, **(env or {})},
     )
     stack.start()
     try:
@@ -98,15 +98,7 @@ def running_stack(tmp_path: Path, output_dir: Path, name: str) -> Iterator[Stack
 
 
 def _callbacks(stack: StackProcess, job_id: int) -> list[dict[str, Any]]:
-    """The trainer callbacks the backend accepted, in the order it stored them."""
-    db = sqlite3.connect(f"file:{stack.data_dir / 'vtp.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = db.execute(
-            "SELECT type, payload FROM jobevent WHERE job_id = ? ORDER BY id", (job_id,)
-        ).fetchall()
-    finally:
-        db.close()
-    return [{"type": t, **json.loads(p)} for t, p in rows if t in CALLBACK_TYPES]
+    return stack.callbacks(job_id, CALLBACK_TYPES)
 
 
 def _s3_client(stack: StackProcess) -> Any:
@@ -149,7 +141,9 @@ def _assert_epochs_once_in_order(
 
 
 def test_s3_frozen_30s_during_checkpoint_upload(tmp_path: Path, output_dir: Path) -> None:
-    with running_stack(tmp_path, output_dir, "s3") as stack:
+    # A checkpoint upload after every epoch (the default interval, 60 s, is longer than the job).
+    every_epoch = {"TRAINER_CHECKPOINT_INTERVAL_S": "0"}
+    with running_stack(tmp_path, output_dir, "s3", every_epoch) as stack:
         api = Api(stack.api_url, stack.username, stack.password)
         project = api.project_id()
         epochs = 4

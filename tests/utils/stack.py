@@ -70,6 +70,21 @@ class StackProcess:
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['mlflow']}"
 
+    def callbacks(self, job_id: int, types: set[str] | None = None) -> list[dict[str, Any]]:
+        """The trainer callbacks the backend accepted for a job, in the order it stored them,
+        read from the stack's own (SQLite) database."""
+        import json
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{self.data_dir / 'vtp.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = db.execute(
+                "SELECT type, payload FROM jobevent WHERE job_id = ? ORDER BY id", (job_id,)
+            ).fetchall()
+        finally:
+            db.close()
+        return [{"type": t, **json.loads(p)} for t, p in rows if types is None or t in types]
+
     def start(self, timeout_s: float = 900) -> None:
         self.lines.clear()
         log = self.log_path.open("ab")
