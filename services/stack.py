@@ -120,7 +120,9 @@ def children(settings: Settings) -> list[Child]:
     trainer_home = settings.trainer_workdir
     trainer_env = {
         # The trainer shares nothing with the backend: its own HOME, cwd and scratch space, and
-        # only the settings it needs (no database, no Redis).
+        # only the settings it needs (no database, no Redis). An operator's own TRAINER_*
+        # tunables (checkpoint interval, timeouts, ...) pass through; the wiring below wins.
+        **{k: v for k, v in os.environ.items() if k.startswith("TRAINER_")},
         "PATH": _tool_path(),
         "PYTHONUNBUFFERED": "1",
         "HOME": str(trainer_home / "home"),
