@@ -231,6 +231,8 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
         job.log_tail = [str(line)[:500] for line in event["log_tail"]][-50:]
     if event.get("epoch") is not None:
         job.current_epoch = int(event["epoch"])
+    if event.get("checkpoint_epoch") is not None:
+        job.checkpoint_epoch = int(event["checkpoint_epoch"])
     if event.get("total_epochs"):
         job.total_epochs = int(event["total_epochs"])
     job.last_heartbeat_at = now
@@ -331,6 +333,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         for metric in metrics_for(session, job_id=job.id):
             session.add(JobMetric(job_id=new.id, epoch=metric.epoch, metrics=dict(metric.metrics)))
         new.current_epoch = job.current_epoch
+        new.checkpoint_epoch = job.checkpoint_epoch
     session.add(
         JobEvent(
             job_id=new.id,

@@ -144,6 +144,7 @@ class Job(SQLModel, table=True):
     callback_secret: str = Field(max_length=128)
     mlflow_run_id: str | None = None
     current_epoch: int | None = None
+    checkpoint_epoch: int | None = None  # newest epoch whose last.pt is in storage
     total_epochs: int | None = None
     trainer_device: str | None = None
     error_kind: str | None = None

@@ -128,6 +128,7 @@ class JobPublic(BaseModel):
     attempt: int
     mlflow_run_id: str | None
     current_epoch: int | None
+    checkpoint_epoch: int | None = None
     total_epochs: int | None
     trainer_device: str | None
     error_kind: str | None

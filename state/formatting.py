@@ -10,6 +10,12 @@ from services.schemas import DatasetVersionPublic, JobPublic
 FINISHED_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
+def checkpoint_progress(checkpoint_epoch: int | None) -> str:
+    """Which epoch a resumed job would continue after (1-based), or a dash before the first
+    checkpoint is stored."""
+    return "—" if checkpoint_epoch is None else f"epoch {checkpoint_epoch + 1} stored"
+
+
 def epoch_progress(current_epoch: int | None, total_epochs: int | None) -> str:
     """'x/y' with x the epoch being trained or last finished, 1-based (callbacks count from 0)."""
     done = 0 if current_epoch is None else current_epoch + 1

@@ -18,7 +18,7 @@ from services.models import Role
 from services.permissions import Action, require_role
 from services.schemas import JobDetail
 from state.auth_state import AuthState, login_redirect, resolve_user
-from state.formatting import FINISHED_STATES, artifact_rows, epoch_progress, format_time
+from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
 from state.page_helpers import role_allows
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
 from state.training_helpers import human_size, mlflow_run_url, per_class_rows, staleness
@@ -183,6 +183,7 @@ class JobPageState(AuthState):
     job_state: str = ""
     model: str = ""
     epoch_text: str = ""
+    checkpoint_text: str = ""
     device: str = ""
     mlflow_run_id: str = ""
     error_kind: str = ""
@@ -254,6 +255,7 @@ class JobPageState(AuthState):
         self.job_name, self.job_state, self.model, self.role = job.name, job.state, job.model, snap.role
         self.own_job = snap.own
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
+        self.checkpoint_text = checkpoint_progress(job.checkpoint_epoch)
         self.device = job.trainer_device or f"{job.device} (requested)"
         self.mlflow_run_id = job.mlflow_run_id or ""
         self.error_kind, self.error_message = job.error_kind or "", job.error_message or ""

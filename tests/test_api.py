@@ -227,7 +227,7 @@ def test_callbacks_are_idempotent_and_finished_jobs_stay_finished(client: TestCl
         row = session.get(Job, jid)
         row.state = "dispatching"
         session.add(row)
-    epoch0 = _event("epoch", epoch=0, metrics={"train_box_loss": 2.5, "map50": 0.1})
+    epoch0 = _event("epoch", epoch=0, metrics={"train_box_loss": 2.5, "map50": 0.1}, checkpoint_epoch=0)
     assert _post(client, jid, epoch0, secret).json() == {"result": "applied"}
     assert _post(client, jid, epoch0, secret).json() == {"result": "duplicate"}
     # The same epoch in a new event: a resumed attempt re-ran it from an older checkpoint.
@@ -237,6 +237,7 @@ def test_callbacks_are_idempotent_and_finished_jobs_stay_finished(client: TestCl
     assert state == "running" and metrics == 1
     detail = client.get(f"/api/v1/projects/{job['project_id']}/jobs/{jid}").json()
     assert detail["metrics"] == [{"epoch": 0, "metrics": {"train_box_loss": 2.4, "map50": 0.2}}]
+    assert detail["checkpoint_epoch"] == 0  # what a resumed attempt would continue after
 
     done = _event("finished", state="succeeded", artifacts={"best_checkpoint": "s3://b/k"})
     assert _post(client, jid, done, secret).json() == {"result": "applied"}

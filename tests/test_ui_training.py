@@ -70,6 +70,10 @@ def test_generated_form_trains_and_the_chart_moves(
         time.sleep(0.25)
     assert _state(page) == "succeeded", page.inner_text("main")
     page.wait_for_function("document.querySelector('#metrics-chart').dataset.points === '4'", timeout=30_000)
+    # The final last.pt is stored: the page says which epoch a resumed run would continue after.
+    page.wait_for_function(
+        "document.querySelector('#job-checkpoint')?.innerText === 'epoch 4 stored'", timeout=30_000
+    )
     assert len([b for a, b in zip(seen, seen[1:], strict=False) if b > a]) >= 2, seen
     job = api.job(pid, int(page.url.rstrip("/").rsplit("/", 1)[-1]))
     assert job["hyperparameters"]["epochs"] == 4 and job["device"] == "cpu"

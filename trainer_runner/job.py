@@ -82,6 +82,9 @@ class JobRunner:
         self._stop_heartbeat = threading.Event()
         self._upload_lock = threading.Lock()
         self._checkpoint_due: float | None = None  # monotonic time the next last.pt upload is due
+        self._snapshot_epochs: dict[Path, int | None] = {}
+        # Newest epoch whose last.pt is in storage: what a resumed attempt would continue after.
+        self.checkpoint_epoch: int | None = None
         # Per-epoch uploads and epoch callbacks, in order, off the training thread.
         self.uploads = UploadQueue(self.work_dir / UPLOADS_DIR, self._upload_snapshot)
 
@@ -107,6 +110,7 @@ class JobRunner:
         MLflow to create the run (importing its client alone takes a second of CPU)."""
         if self.tracker is not None:
             fields.setdefault("mlflow_run_id", self.tracker.run_id)
+        fields.setdefault("checkpoint_epoch", self.checkpoint_epoch)
         return CallbackEvent(
             job_id=self.spec.job_id,
             attempt=self.spec.attempt,
@@ -185,27 +189,35 @@ class JobRunner:
         if self._checkpoint_due is not None and now < self._checkpoint_due:
             return
         self._checkpoint_due = now + self.settings.checkpoint_interval_s
-        self.uploads.checkpoint(path)
+        epoch = self.ctx_epoch()  # the framework saves at the end of the epoch it is in
+        snapshot = self.uploads.checkpoint(path)
+        if snapshot is not None:
+            self._snapshot_epochs[snapshot] = epoch
 
     def _upload_snapshot(self, snapshot: Path) -> None:
-        self._upload("last_checkpoint", snapshot, background=True)
+        epoch = self._snapshot_epochs.pop(snapshot, None)
+        if self._upload("last_checkpoint", snapshot, background=True) and epoch is not None:
+            self.checkpoint_epoch = epoch
 
-    def _upload(self, name: str, path: Path, background: bool = False) -> None:
+    def _upload(self, name: str, path: Path, background: bool = False) -> bool:
         """Upload with retries; the artifact is recorded (and so reported) only once stored.
-        Under one lock, so an older snapshot never lands after the final upload of a file."""
+        Under one lock, so an older snapshot never lands after the final upload of a file.
+        True when it was stored."""
         if not path.exists():
-            return
+            return False
         try:
             with self._upload_lock:
                 if background and self.uploads.skipping:
                     log.warning("checkpoint upload skipped", extra={"artifact": name})
-                    return
+                    return False
                 uri = upload_file(
                     self.s3, path, self.output.join(OUTPUT_KEYS[name]), budget_s=self._s3_budget()
                 )
             self.uploaded[name] = uri
+            return True
         except Exception as exc:  # an upload failure must not end training; the next one may work
             log.warning("upload failed", extra={"artifact": name, "error": str(exc)})
+            return False
 
     # -- the attempt -------------------------------------------------------------------------
     def run(self) -> str:
@@ -409,7 +421,8 @@ class JobRunner:
         self.uploads.drain(self._stop_deadline)
         if self.s3 is not None:
             for name, path in artifacts.items():
-                self._upload(name, path)
+                if self._upload(name, path) and name == "last_checkpoint":
+                    self.checkpoint_epoch = self.epoch  # last.pt holds the last finished epoch
             if self.dataset is not None:
                 try:
                     self.uploaded["dataset_report"] = upload_json(

@@ -92,3 +92,6 @@ class CallbackEvent(BaseModel):
     # {"enabled", "complete", "pending", "failures", "mlflow_run_id"}. With complete false the
     # job goes on replaying into MLflow after this callback, for a bounded time.
     tracking: dict[str, Any] | None = None
+    # Additive (v1.3): the newest epoch whose last.pt is in storage (checkpoints are stored at
+    # most every TRAINER_CHECKPOINT_INTERVAL_S), on every event once there is one.
+    checkpoint_epoch: int | None = None

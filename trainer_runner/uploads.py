@@ -48,10 +48,12 @@ class UploadQueue:
         self._thread.start()
 
     # -- producers (the training thread) -----------------------------------------------------
-    def checkpoint(self, path: Path) -> None:
-        """Snapshot `path` now and queue its upload; an older snapshot still waiting is dropped."""
+    def checkpoint(self, path: Path) -> Path | None:
+        """Snapshot `path` now and queue its upload; an older snapshot still waiting is dropped.
+        Returns the snapshot (the path `upload_checkpoint` will be given), None when none was
+        taken."""
         if not path.exists():
-            return
+            return None
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         self._snapshots += 1
         snapshot = self.snapshot_dir / f"{self._snapshots:06d}-{path.name}"
@@ -60,13 +62,14 @@ class UploadQueue:
         except OSError as exc:  # a full disk must not end training; the next epoch may work
             log.warning("checkpoint snapshot failed", extra={"error": str(exc)})
             snapshot.unlink(missing_ok=True)
-            return
+            return None
         with self._cond:
             superseded, self._pending_checkpoint = self._pending_checkpoint, snapshot
             self._queue.append(_CHECKPOINT)
             self._cond.notify_all()
         if superseded is not None:
             superseded.unlink(missing_ok=True)
+        return snapshot
 
     def submit(self, task: Callable[[], None]) -> None:
         """Run `task` on the upload thread after everything queued before it."""

@@ -78,6 +78,7 @@ def summary_card() -> rx.Component:
         rx.flex(
             _fact("State", status_indicator(S.job_state, live=True), "job-state"),
             _fact("Epoch", S.epoch_text, "job-epoch"),
+            _fact("Checkpoint", S.checkpoint_text, "job-checkpoint"),
             _fact("Model", S.model, "job-model"),
             _fact("Device", S.device, "job-device"),
             _fact(

@@ -72,6 +72,9 @@ def test_train_two_epochs_end_to_end(
 
     epochs = callback_receiver.of("train-1", "epoch")
     assert [e["epoch"] for e in epochs] == [0, 1]  # no duplicate for the final best.pt evaluation
+    # Within the 60 s checkpoint interval no last.pt goes up while training; the final one does.
+    assert [e["checkpoint_epoch"] for e in epochs] == [None, None]
+    assert finished["checkpoint_epoch"] == 1
     for event in epochs:
         assert event["total_epochs"] == 2
         for name in LOSSES + VAL_METRICS:
