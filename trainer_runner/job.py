@@ -82,7 +82,6 @@ class JobRunner:
         self._stop_heartbeat = threading.Event()
         self._upload_lock = threading.Lock()
         self._checkpoint_due: float | None = None  # monotonic time the next last.pt upload is due
-        self._snapshot_epochs: dict[Path, int | None] = {}
         # Newest epoch whose last.pt is in storage: what a resumed attempt would continue after.
         self.checkpoint_epoch: int | None = None
         # Per-epoch uploads and epoch callbacks, in order, off the training thread.
@@ -189,13 +188,10 @@ class JobRunner:
         if self._checkpoint_due is not None and now < self._checkpoint_due:
             return
         self._checkpoint_due = now + self.settings.checkpoint_interval_s
-        epoch = self.ctx_epoch()  # the framework saves at the end of the epoch it is in
-        snapshot = self.uploads.checkpoint(path)
-        if snapshot is not None:
-            self._snapshot_epochs[snapshot] = epoch
+        # The framework saves at the end of the epoch it is in.
+        self.uploads.checkpoint(path, self.ctx_epoch())
 
-    def _upload_snapshot(self, snapshot: Path) -> None:
-        epoch = self._snapshot_epochs.pop(snapshot, None)
+    def _upload_snapshot(self, snapshot: Path, epoch: int | None) -> None:
         if self._upload("last_checkpoint", snapshot, background=True) and epoch is not None:
             self.checkpoint_epoch = epoch
 

@@ -34,12 +34,14 @@ _CHECKPOINT = object()  # queue marker: upload the newest pending checkpoint sna
 class UploadQueue:
     """Ordered background uploads of one attempt; producers never wait on the network."""
 
-    def __init__(self, snapshot_dir: Path, upload_checkpoint: Callable[[Path], None]) -> None:
+    def __init__(
+        self, snapshot_dir: Path, upload_checkpoint: Callable[[Path, int | None], None]
+    ) -> None:
         self.snapshot_dir = snapshot_dir
-        self.upload_checkpoint = upload_checkpoint
+        self.upload_checkpoint = upload_checkpoint  # (snapshot, the epoch it holds)
         self._cond = threading.Condition()
         self._queue: deque[object] = deque()
-        self._pending_checkpoint: Path | None = None
+        self._pending_checkpoint: tuple[Path, int | None] | None = None
         self._snapshots = 0
         self._busy = False
         self._stop = False
@@ -48,12 +50,11 @@ class UploadQueue:
         self._thread.start()
 
     # -- producers (the training thread) -----------------------------------------------------
-    def checkpoint(self, path: Path) -> Path | None:
-        """Snapshot `path` now and queue its upload; an older snapshot still waiting is dropped.
-        Returns the snapshot (the path `upload_checkpoint` will be given), None when none was
-        taken."""
+    def checkpoint(self, path: Path, epoch: int | None = None) -> None:
+        """Snapshot `path` (holding `epoch`) now and queue its upload; an older snapshot still
+        waiting is dropped."""
         if not path.exists():
-            return None
+            return
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         self._snapshots += 1
         snapshot = self.snapshot_dir / f"{self._snapshots:06d}-{path.name}"
@@ -62,14 +63,13 @@ class UploadQueue:
         except OSError as exc:  # a full disk must not end training; the next epoch may work
             log.warning("checkpoint snapshot failed", extra={"error": str(exc)})
             snapshot.unlink(missing_ok=True)
-            return None
+            return
         with self._cond:
-            superseded, self._pending_checkpoint = self._pending_checkpoint, snapshot
+            superseded, self._pending_checkpoint = self._pending_checkpoint, (snapshot, epoch)
             self._queue.append(_CHECKPOINT)
             self._cond.notify_all()
         if superseded is not None:
-            superseded.unlink(missing_ok=True)
-        return snapshot
+            superseded[0].unlink(missing_ok=True)
 
     def submit(self, task: Callable[[], None]) -> None:
         """Run `task` on the upload thread after everything queued before it."""
@@ -130,12 +130,13 @@ class UploadQueue:
         try:
             if item is _CHECKPOINT:
                 with self._cond:
-                    snapshot, self._pending_checkpoint = self._pending_checkpoint, None
-                if snapshot is None:  # already uploaded with a newer one
+                    pending, self._pending_checkpoint = self._pending_checkpoint, None
+                if pending is None:  # already uploaded with a newer one
                     return
+                snapshot, epoch = pending
                 try:
                     if not self._skip:
-                        self.upload_checkpoint(snapshot)
+                        self.upload_checkpoint(snapshot, epoch)
                 finally:
                     snapshot.unlink(missing_ok=True)
             else:

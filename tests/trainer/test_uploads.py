@@ -19,16 +19,16 @@ def test_checkpoint_is_stored_before_the_next_task_and_snapshots_are_coalesced(
     gate, in_flight = threading.Event(), threading.Event()
     events: list[str] = []
 
-    def upload(snapshot: Path) -> None:
+    def upload(snapshot: Path, epoch: int | None) -> None:
         in_flight.set()
         gate.wait(10)  # a slow store: later checkpoints pile up meanwhile
-        events.append(f"upload {snapshot.read_text()}")
+        events.append(f"upload {snapshot.read_text()} (holds {epoch})")
 
     queue = UploadQueue(tmp_path / "uploads", upload)
     source = tmp_path / "last.pt"
     for epoch in range(4):
         source.write_text(f"epoch {epoch}")  # the framework rewrites the file in place
-        queue.checkpoint(source)
+        queue.checkpoint(source, epoch)
         queue.submit(lambda epoch=epoch: events.append(f"callback {epoch}"))
         if epoch == 0:
             assert in_flight.wait(10)  # epoch 0's upload has started before epoch 1 exists
@@ -36,9 +36,9 @@ def test_checkpoint_is_stored_before_the_next_task_and_snapshots_are_coalesced(
     assert queue.drain()
     # Epoch 0's snapshot was in flight; epochs 1 and 2 were superseded by 3 before their turn.
     assert events == [
-        "upload epoch 0",
+        "upload epoch 0 (holds 0)",
         "callback 0",
-        "upload epoch 3",
+        "upload epoch 3 (holds 3)",
         "callback 1",
         "callback 2",
         "callback 3",
@@ -48,7 +48,7 @@ def test_checkpoint_is_stored_before_the_next_task_and_snapshots_are_coalesced(
 
 def test_a_failing_task_does_not_stop_the_queue(tmp_path: Path) -> None:
     done: list[int] = []
-    queue = UploadQueue(tmp_path / "uploads", lambda _: None)
+    queue = UploadQueue(tmp_path / "uploads", lambda _snapshot, _epoch: None)
 
     def boom() -> None:
         raise RuntimeError("boom")
@@ -64,7 +64,7 @@ def test_drain_past_its_deadline_skips_transfers_but_runs_every_task(tmp_path: P
     uploads: list[str] = []
     ran: list[tuple[int, bool]] = []
 
-    def upload(snapshot: Path) -> None:
+    def upload(snapshot: Path, epoch: int | None) -> None:
         in_flight.set()
         release.wait(10)
         uploads.append(snapshot.read_text())
@@ -116,7 +116,7 @@ def test_checkpoints_are_queued_at_most_once_per_interval(
     def epochs(interval: float, seconds_apart: list[float]) -> list[float]:
         runner = JobRunner(spec, TrainerSettings(checkpoint_interval_s=interval))
         queued: list[float] = []
-        runner.uploads.checkpoint = lambda path: queued.append(now[0])  # type: ignore[method-assign]
+        runner.uploads.checkpoint = lambda path, epoch: queued.append(now[0])  # type: ignore[method-assign]
         runner._checkpoint_due = now[0] + interval  # training starts now
         start = now[0]
         for step in seconds_apart:
