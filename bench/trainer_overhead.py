@@ -3,8 +3,9 @@
 Trains the same model on the same data, each time in a fresh process:
   (a) directly: `YOLO(model).train(...)` on a local copy of the dataset;
   (b) through trainer_runner: HTTP start, dataset download from S3 (nanio), signed callbacks
-      to a receiver, per-epoch validation JSON and checkpoints uploaded, MLflow logging to an
-      MLflow server (as the platform runs it), sample predictions at the end.
+      to a receiver, per-epoch validation JSON uploaded, last.pt uploaded as the trainer does
+      (at most every TRAINER_CHECKPOINT_INTERVAL_S, `--checkpoint-interval`), MLflow logging
+      to an MLflow server (as the platform runs it), sample predictions at the end.
 and prints both wall times, where the difference goes (start-up before the first epoch, the
 epochs, the wind-down after the last one) and the ratio b/a. `--repeat N` alternates (a) and
 (b) N times and also prints the median ratio. (a) ends when `train()` returns, (b) when the
