@@ -81,7 +81,7 @@ class JobRunner:
         self._sigterm_at: float | None = None
         self._stop_heartbeat = threading.Event()
         self._upload_lock = threading.Lock()
-        self._checkpoint_due: float | None = None  # monotonic time the next last.pt upload is due
+        self._checkpoint_due = 0.0  # monotonic time the next last.pt upload is due
         # Newest epoch whose last.pt is in storage: what a resumed attempt would continue after.
         self.checkpoint_epoch: int | None = None
         # Per-epoch uploads and epoch callbacks, in order, off the training thread.
@@ -185,7 +185,7 @@ class JobRunner:
         the backend replaces those points. The final last.pt is uploaded by `_finish`.
         """
         now = time.monotonic()
-        if self._checkpoint_due is not None and now < self._checkpoint_due:
+        if now < self._checkpoint_due:
             return
         self._checkpoint_due = now + self.settings.checkpoint_interval_s
         # The framework saves at the end of the epoch it is in.

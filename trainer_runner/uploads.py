@@ -1,12 +1,13 @@
 """Per-epoch storage work of a job, done in order by one background thread.
 
-Training only enqueues: `checkpoint(path)` copies the freshly written checkpoint to a snapshot
-(the framework overwrites its file next epoch) and `submit(task)` queues a callable (upload the
-epoch's validation JSON, then put the epoch callback in the outbox). One thread runs the queue
-oldest first, so everything happens in the order training produced it:
+Training only enqueues: `checkpoint(path, epoch)` copies the freshly written checkpoint to a
+snapshot (the framework overwrites its file next epoch) and `submit(task)` queues a callable
+(upload the epoch's validation JSON, then put the epoch callback in the outbox). One thread runs
+the queue oldest first, so everything happens in the order training produced it:
 
 - a checkpoint queued before an epoch's task is stored (or given up on) before that task runs,
-  so the callback of epoch N goes out only once the checkpoint of epoch N is in storage;
+  so when epoch N queued a checkpoint, its callback goes out only once that is in storage (the
+  job queues one at most every checkpoint interval);
 - checkpoints are coalesced: when the thread reaches a checkpoint, it uploads the newest
   snapshot taken so far and drops older ones, so a slow store makes uploads skip epochs
   instead of piling up (what was not uploaded is never reported);

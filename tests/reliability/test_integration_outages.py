@@ -97,10 +97,6 @@ def running_stack(
         stack.stop()
 
 
-def _callbacks(stack: StackProcess, job_id: int) -> list[dict[str, Any]]:
-    return stack.callbacks(job_id, CALLBACK_TYPES)
-
-
 def _s3_client(stack: StackProcess) -> Any:
     (pid,) = _processes(stack, "nanio")[:1]
     env = dict(
@@ -129,7 +125,7 @@ def _assert_epochs_once_in_order(
     stack: StackProcess, job: dict[str, Any], epochs: int
 ) -> list[dict[str, Any]]:
     assert [m["epoch"] for m in job["metrics"]] == list(range(epochs)), job["metrics"]
-    events = _callbacks(stack, job["id"])
+    events = stack.callbacks(job["id"], CALLBACK_TYPES)
     ordered = [(e["type"], e.get("epoch")) for e in events if e["type"] != "heartbeat"]
     assert ordered == [
         ("started", None),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -73,9 +75,6 @@ class StackProcess:
     def callbacks(self, job_id: int, types: set[str] | None = None) -> list[dict[str, Any]]:
         """The trainer callbacks the backend accepted for a job, in the order it stored them,
         read from the stack's own (SQLite) database."""
-        import json
-        import sqlite3
-
         db = sqlite3.connect(f"file:{self.data_dir / 'vtp.db'}?mode=ro", uri=True, timeout=30)
         try:
             rows = db.execute(
