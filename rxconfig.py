@@ -7,7 +7,7 @@ port); dev mode serves pages on the frontend port and the websocket + API on the
 import reflex as rx
 from reflex.plugins import RadixThemesPlugin, SitemapPlugin
 
-from services.settings import get_settings
+from services.infra.settings import get_settings
 
 _settings = get_settings()
 

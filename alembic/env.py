@@ -6,9 +6,9 @@ from logging.config import fileConfig
 
 from sqlmodel import SQLModel
 
-import services.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import services.domain.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from alembic import context
-from services.db import get_engine
+from services.infra.db import get_engine
 
 config = context.config
 if config.config_file_name is not None:

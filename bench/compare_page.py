@@ -1,5 +1,5 @@
 """Compare page with many runs (not a timed test): 500 runs x 100 epochs inserted straight into
-the database (bulk insert through services.models), then time to interactive of
+the database (bulk insert through services.domain.models), then time to interactive of
 `/projects/{id}/compare` with all runs listed, and the time from "Compare" to the chart, tables
 and parallel-coordinates plot drawn for 20 selected runs. Starts its own stack. Usage:
 
@@ -33,9 +33,9 @@ def insert_runs(api: Api, username: str, runs: int, epochs: int) -> int:
     from sqlalchemy import insert
     from sqlmodel import select
 
-    from services.db import session_scope
-    from services.models import Job, JobMetric, User, utcnow
-    from services.signing import new_secret
+    from services.domain.models import Job, JobMetric, User, utcnow
+    from services.infra.db import session_scope
+    from services.infra.signing import new_secret
 
     pid = api.project_id()
     version = api.datasets(pid)[-1]["id"]

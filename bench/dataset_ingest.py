@@ -1,6 +1,6 @@
 """Dataset ingest throughput against a real S3 server (nanio), in one run:
 
-1. ingest: `services.datasets.ingest_zip` on a YOLO zip of N small images (every image decoded
+1. ingest: `services.domain.datasets.ingest_zip` on a YOLO zip of N small images (every image decoded
    and hashed, every label checked, archive + manifest + stats + report stored, rows committed);
 2. plain boto3, same files: each image and label file put one by one (8 threads), as a sync
    tool would store the extracted dataset;
@@ -79,10 +79,12 @@ def run(args: argparse.Namespace, root: Path) -> None:
             VTP_S3_ACCESS_KEY=servers.S3_KEYS[0],
             VTP_S3_SECRET_KEY=servers.S3_KEYS[1],
         )
-        from services import auth, projects, sample_data, storage
-        from services.cli import migrate
-        from services.datasets import ingest_zip
-        from services.db import session_scope
+        from services.domain import auth, projects
+        from services.domain.datasets import ingest_zip
+        from services.infra import storage
+        from services.infra.db import session_scope
+        from services.runtime import sample_data
+        from services.runtime.cli import migrate
 
         storage.ensure_bucket()
         migrate()

@@ -27,9 +27,9 @@ from compare_page import insert_runs
 
 def seed_users(project_id: int, count: int) -> list[str]:
     """`count` viewers of the project, each with a personal API token (created in the database)."""
-    from services import auth, tokens
-    from services.db import session_scope
-    from services.models import Membership, Role
+    from services.domain import auth, tokens
+    from services.domain.models import Membership, Role
+    from services.infra.db import session_scope
 
     secrets: list[str] = []
     password_hash = auth.hash_password("load-test-password-1")  # one argon2 hash, not 200
@@ -55,8 +55,10 @@ def main() -> int:
         pid = insert_runs(api, stack.username, args.runs, args.epochs)
         began = time.perf_counter()
         secrets = seed_users(pid, args.users)
-        print(f"seeded {args.runs} runs x {args.epochs} epochs and {args.users} users "
-              f"in {time.perf_counter() - began:.1f} s")
+        print(
+            f"seeded {args.runs} runs x {args.epochs} epochs and {args.users} users "
+            f"in {time.perf_counter() - began:.1f} s"
+        )
         token_file = Path(tmp) / "tokens.json"
         token_file.write_text(json.dumps(secrets))
         prefix = Path(tmp) / "load"

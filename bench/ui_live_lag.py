@@ -4,7 +4,7 @@ point being visible in the browser (`#metrics-chart[data-points]`), median and p
 Starts its own stack (`vtp up`), inserts a running job straight into the database (so no real
 trainer competes with the synthetic callbacks), opens `/jobs/{id}` signed in, then for each epoch
 posts a signed callback to `/api/v1/trainer/callbacks/{id}` exactly as trainer_runner does
-(services/signing.py recipe, the job's secret from the DB) and waits for the point to show.
+(services/infra/signing.py recipe, the job's secret from the DB) and waits for the point to show.
 A random pause between samples keeps them out of phase with the page's ~1 s poll. Usage:
 
     python bench/ui_live_lag.py [--samples 50]
@@ -26,9 +26,9 @@ from tests.utils.stack import Api
 def insert_running_job(api: Api, username: str, epochs: int) -> tuple[int, str]:
     from sqlmodel import select
 
-    from services.db import session_scope
-    from services.models import Job, User, utcnow
-    from services.signing import new_secret
+    from services.domain.models import Job, User, utcnow
+    from services.infra.db import session_scope
+    from services.infra.signing import new_secret
 
     pid = api.project_id()
     version = api.datasets(pid)[-1]["id"]
@@ -83,7 +83,7 @@ def main() -> int:
     with running_stack(VTP_HEARTBEAT_INTERVAL_S="60") as (stack, api):
         import httpx
 
-        from services import signing
+        from services.infra import signing
 
         job_id, secret = insert_running_job(api, stack.username, total)
         url = f"{stack.api_url}/api/v1/trainer/callbacks/{job_id}"

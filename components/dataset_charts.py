@@ -1,6 +1,6 @@
 """Dataset statistics charts (class counts per split, image sizes, boxes per image).
 
-Pure functions of the stats JSON (services.datasets.stats); every figure uses THE chart layout.
+Pure functions of the stats JSON (services.domain.datasets.stats); every figure uses THE chart layout.
 """
 
 from __future__ import annotations

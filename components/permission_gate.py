@@ -1,7 +1,7 @@
 """PermissionGate: shows a control only to roles the server would allow; otherwise says who may.
 
 It never decides anything: the state passes whether the user's role allows the action (from
-services.permissions via state.page_helpers.role_allows) and the server checks again anyway.
+services.domain.permissions via state.page_helpers.role_allows) and the server checks again anyway.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import reflex as rx
 
 from components import tokens
-from services.permissions import Action, needed_role
+from services.domain.permissions import Action, needed_role
 
 
 def permission_gate(
@@ -24,7 +24,7 @@ def permission_gate(
     """`control` when allowed; else a focusable note with a tooltip naming the role needed.
 
     `own`: the target is the user's own (e.g. a job they launched), so the note names the lower
-    role of services.permissions.OWN_MINIMUM_ROLE where the action has one.
+    role of services.domain.permissions.OWN_MINIMUM_ROLE where the action has one.
     """
     role = needed_role(action, own=own).value
     message = f"{what} needs the {role} role or higher in this project."

@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from components.training_charts import empty_figure, grouped_bars
-from services import experiments
-from services.db import session_scope
+from services.domain import experiments
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 
 ANALYTICS_ROUTE = "/analytics"

@@ -8,11 +8,11 @@ import reflex as rx
 from sqlmodel import Session
 
 from components import tokens
-from services import auth, oidc
-from services.auth import safe_next
-from services.db import session_scope
+from services.domain import auth, oidc
+from services.domain.auth import safe_next
+from services.domain.models import User
 from services.errors import DomainError, Unauthorized
-from services.models import User
+from services.infra.db import session_scope
 
 
 def resolve_user(session: Session, token: str) -> User | None:

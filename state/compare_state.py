@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from components.training_charts import compare_figure, empty_figure, parallel_figure
-from services import experiments
-from services.db import session_scope
+from services.domain import experiments
 from services.errors import DomainError
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import format_time
 from state.training_helpers import project_from_path
@@ -43,7 +43,7 @@ def load_runs(token: str, project_id: int, search: str, state: str) -> dict[str,
 
 
 def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, Any]:
-    """All chosen runs' metrics in two queries (services.experiments.compare_runs)."""
+    """All chosen runs' metrics in two queries (services.domain.experiments.compare_runs)."""
     with session_scope() as session:
         user = resolve_user(session, token)
         if user is None:

@@ -7,12 +7,12 @@ from typing import Any
 
 import reflex as rx
 
-from services import jobs as job_service
-from services import views
-from services.db import session_scope
+from services.actions import views
+from services.domain import jobs as job_service
+from services.domain.models import Role
+from services.domain.permissions import Action, require_role
 from services.errors import DomainError
-from services.models import Role
-from services.permissions import Action, require_role
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import dataset_option, dataset_row, job_row
 from state.page_helpers import role_allows

@@ -2,7 +2,7 @@
 `/projects/[project_id]/datasets/[dataset_id]` (versions, split dialog, statistics, gallery).
 
 Every blocking function below resolves the user from the page token and calls
-`services.permissions.authorize` before it reads or changes anything; the state classes run them
+`services.domain.permissions.authorize` before it reads or changes anything; the state classes run them
 in threads from background events.
 """
 
@@ -19,14 +19,15 @@ import reflex as rx
 from sqlmodel import Session
 
 from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
-from services import datasets, storage
-from services.datasets import stats as dataset_stats
-from services.datasets import thumbnails
-from services.datasets.schemas import DatasetVersionDetail
-from services.db import session_scope
+from services.domain import datasets
+from services.domain.datasets import stats as dataset_stats
+from services.domain.datasets import thumbnails
+from services.domain.datasets.schemas import DatasetVersionDetail
+from services.domain.models import Project, User
+from services.domain.permissions import Action, authorize
 from services.errors import DomainError, Unauthorized
-from services.models import Project, User
-from services.permissions import Action, authorize
+from services.infra import storage
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import format_time
 from state.page_helpers import (

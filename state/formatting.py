@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from services.schemas import DatasetVersionPublic, JobPublic
+from services.domain.schemas import DatasetVersionPublic, JobPublic
 
 FINISHED_STATES = frozenset({"succeeded", "failed", "cancelled"})
 

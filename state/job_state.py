@@ -10,13 +10,14 @@ import reflex as rx
 
 from components.charts import flatten_points, metrics_figure
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
-from services import jobs as job_service
-from services import model_ops, views
-from services.db import session_scope
+from services.actions import views
+from services.domain import jobs as job_service
+from services.domain import model_ops
+from services.domain.models import Role
+from services.domain.permissions import Action, require_role
+from services.domain.schemas import JobDetail
 from services.errors import DomainError
-from services.models import Role
-from services.permissions import Action, require_role
-from services.schemas import JobDetail
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
 from state.page_helpers import role_allows
@@ -98,7 +99,7 @@ class JobExtras:
 def _mlflow_experiment(run_id: str) -> str | None:
     import httpx
 
-    from services.settings import get_settings
+    from services.infra.settings import get_settings
 
     try:
         response = httpx.get(
@@ -111,7 +112,7 @@ def _mlflow_experiment(run_id: str) -> str | None:
 
 def load_extras(token: str, job_id: int) -> JobExtras:
     """Validation documents, prediction images, artifacts with download links (blocking; a thread)."""
-    from services.settings import get_settings
+    from services.infra.settings import get_settings
     from state.page_helpers import data_uri
 
     with session_scope() as session:
@@ -162,7 +163,7 @@ def load_extras(token: str, job_id: int) -> JobExtras:
 
 
 def _retry(token: str, job_id: int, resume: bool) -> tuple[int, int]:
-    """Start a failed/cancelled job again (services.jobs.retry checks the role); (new id, attempt)."""
+    """Start a failed/cancelled job again (services.domain.jobs.retry checks the role); (new id, attempt)."""
     with session_scope() as session:
         user = resolve_user(session, token)
         if user is None:
@@ -306,7 +307,7 @@ class JobPageState(AuthState):
             async with self:
                 self.retrying, self.retry_message = False, exc.message
             return
-        from services.queue import enqueue_dispatch
+        from services.infra.queue import enqueue_dispatch
 
         await enqueue_dispatch(new_id, attempt)
         async with self:

@@ -7,10 +7,10 @@ from typing import Any
 
 import reflex as rx
 
-from services import views
-from services.db import session_scope
+from services.actions import views
+from services.domain.schemas import JobListItem
 from services.errors import DomainError
-from services.schemas import JobListItem
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import epoch_progress, format_time
 from state.polling import DisconnectTimer, client_connected, route_id

@@ -7,10 +7,11 @@ from typing import Any
 
 import reflex as rx
 
-from services import model_ops, views
-from services.db import session_scope
+from services.actions import views
+from services.domain import model_ops
+from services.domain.permissions import Action, authorize
 from services.errors import DomainError
-from services.permissions import Action, authorize
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.page_helpers import data_uri, role_allows
 from state.training_helpers import box_overlays, prediction_rows, project_from_path

@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.domain.models import Role
+from services.domain.permissions import RANK, Action, needed_role
 from services.errors import InvalidInput
-from services.models import Role
-from services.permissions import RANK, Action, needed_role
 
 _PROJECT_PATH = re.compile(r"^/projects/(\d{1,18})(?:/datasets/(\d{1,18}))?")
 
@@ -24,7 +24,7 @@ def project_path_ids(path: str) -> tuple[int | None, int | None]:
 
 
 def role_allows(role: str, action: Action, *, own: bool = False) -> bool:
-    """Whether `role` meets the action's minimum in services.permissions (UI gating only); `own`:
+    """Whether `role` meets the action's minimum in services.domain.permissions (UI gating only); `own`:
     the target is the user's own (their job), where OWN_MINIMUM_ROLE may ask for less.
 
     The server decides again on every call (`authorize`); this only hides what it would refuse.

@@ -14,12 +14,12 @@ from typing import Any
 import reflex as rx
 from sqlmodel import Session
 
-from services import audit, auth, projects, quotas, tokens
-from services.db import session_scope
+from services.domain import audit, auth, projects, quotas, tokens
+from services.domain.models import Project, Role, User
+from services.domain.permissions import Action, require_platform_admin
+from services.domain.schemas import QuotasPublic
 from services.errors import DomainError, InvalidInput, Unauthorized
-from services.models import Project, Role, User
-from services.permissions import Action, require_platform_admin
-from services.schemas import QuotasPublic
+from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import format_time
 from state.page_helpers import name_fields, project_path_ids, quota_input, role_allows
@@ -94,7 +94,7 @@ def quota_view(found: QuotasPublic) -> dict[str, str]:
 
 
 def save_project_quotas(token: str, project_id: int, max_running: str, max_queued: str) -> dict[str, str]:
-    """Set both quotas from the form's text (empty = no limit); services.quotas decides and audits."""
+    """Set both quotas from the form's text (empty = no limit); services.domain.quotas decides and audits."""
     with session_scope() as session:
         user = _user(session, token)
         try:

@@ -7,11 +7,12 @@ from typing import Any
 
 import reflex as rx
 
-from services import catalog, views
-from services.db import session_scope
+from services.actions import views
+from services.domain import catalog
+from services.domain.permissions import Action, authorize
 from services.errors import DomainError, InvalidInput
-from services.permissions import Action, authorize
-from services.queue import enqueue_dispatch
+from services.infra.db import session_scope
+from services.infra.queue import enqueue_dispatch
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.dashboard_state import _create_job
 from state.training_helpers import (

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from services.catalog import coerce, field_errors
+from services.domain.catalog import coerce, field_errors
 from services.errors import InvalidInput
 
 _PROJECT = re.compile(r"^/projects/(\d{1,18})(?:/|$)")

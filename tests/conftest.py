@@ -25,10 +25,10 @@ def output_dir() -> Path:
 
 
 def reset_caches() -> None:
-    from services.catalog import clear_cache
-    from services.db import get_engine
-    from services.settings import get_settings
-    from services.storage import s3_client
+    from services.domain.catalog import clear_cache
+    from services.infra.db import get_engine
+    from services.infra.settings import get_settings
+    from services.infra.storage import s3_client
 
     clear_cache()
     get_settings.cache_clear()
@@ -63,8 +63,8 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         reset_caches()
-        from services import storage
-        from services.cli import migrate
+        from services.infra import storage
+        from services.runtime.cli import migrate
 
         storage.ensure_bucket()
         migrate()

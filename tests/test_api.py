@@ -15,9 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
-from services import sample_data, signing, storage
-from services.db import session_scope
-from services.models import Dataset, DatasetVersion, Job, JobEvent, JobMetric
+from services.domain.models import Dataset, DatasetVersion, Job, JobEvent, JobMetric
+from services.infra import signing, storage
+from services.infra.db import session_scope
+from services.runtime import sample_data
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("backend")
 @pytest.fixture(scope="module")
 def client(backend: dict[str, str]) -> Iterator[TestClient]:
     from app.api.main import api
-    from services import auth, projects
+    from services.domain import auth, projects
 
     with session_scope() as session:
         user = auth.create_user(session, username=f"u{uuid.uuid4().hex[:8]}", password="correct-horse-1")

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
-from services import sample_data
-from services.settings import Settings
+from services.infra.settings import Settings
+from services.runtime import sample_data
 from tests.utils import servers
 from tests.utils.stack import ROOT, Api, StackProcess
 

@@ -61,7 +61,7 @@ def test_the_check_catches_violations(tmp_path: Path) -> None:
     bad_backend = tmp_path / "services" / "x.py"
     bad_backend.write_text("import torch\nfrom trainer_runner.job import run\n")
     bad_trainer = tmp_path / "trainer_runner" / "y.py"
-    bad_trainer.write_text("from services.db import get_engine\n")
+    bad_trainer.write_text("from services.infra.db import get_engine\n")
     found = violations([bad_backend, bad_trainer], root=tmp_path)
     assert any("imports trainer_runner" in v for v in found)
     assert any("['torch']" in v for v in found)

@@ -7,12 +7,12 @@ import itertools
 import pytest
 from sqlmodel import Session, SQLModel, create_engine, func, select
 
-from services import jobs
-from services.models import Job, JobEvent, JobState
+from services.domain import jobs
+from services.domain.models import Job, JobEvent, JobState
 from tests.utils.rows import job_row
 
 S = JobState
-# Written out independently of services.jobs.ALLOWED, from DESIGN.md's lifecycle.
+# Written out independently of services.domain.jobs.ALLOWED, from DESIGN.md's lifecycle.
 EXPECTED = {
     (S.queued, S.dispatching),
     (S.queued, S.cancelled),

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from services import catalog, jobs, signing
-from services.models import Job
+from services.domain import catalog, jobs
+from services.domain.models import Job
+from services.infra import signing
 from trainer_runner import callbacks as trainer_callbacks
 from trainer_runner.plugins import PLUGINS
 from trainer_runner.schemas import CallbackEvent, StartJobRequest

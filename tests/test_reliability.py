@@ -97,7 +97,7 @@ def test_worker_killed_mid_dispatch_neither_loses_nor_duplicates(tmp_path: Path,
         api = Api(stack.api_url, stack.username, stack.password)
         pid = api.project_id()
         trainer = _trainer_pids(stack)
-        worker = _pids(b"services.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode())
+        worker = _pids(b"services.runtime.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode())
         # Hold the worker while the job is created (that asks the live trainer for its catalogue),
         # then freeze the trainer so the worker's POST /jobs hangs mid-dispatch.
         os.kill(worker[0], signal.SIGSTOP)

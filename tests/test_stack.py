@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.stack import port_free
+from services.runtime.stack import port_free
 from tests.utils.stack import BIN, ROOT, StackProcess
 
 pytestmark = pytest.mark.reliability
@@ -49,7 +49,7 @@ def _child_pid(marker: bytes, env_entry: bytes) -> int:
 def test_dead_child_is_reported_and_restarted(tmp_path: Path) -> None:
     stack = StackProcess(data_dir=tmp_path / "data", trainer_dir=tmp_path / "t", log_path=tmp_path / "log")
     stack.start()
-    marker, env_entry = b"services.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode()
+    marker, env_entry = b"services.runtime.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode()
     try:
         first = _child_pid(marker, env_entry)
         os.kill(first, signal.SIGKILL)

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from services import trainer_client
-from services.settings import get_settings
-from services.trainer_client import CircuitBreakerError, TrainerClient
+from services.infra import trainer_client
+from services.infra.settings import get_settings
+from services.infra.trainer_client import CircuitBreakerError, TrainerClient
 from tests.utils.servers import free_port
 
 pytestmark = pytest.mark.reliability

@@ -13,7 +13,7 @@ from components.training_charts import (
     parallel_figure,
     pr_curve_figure,
 )
-from services import catalog, experiments
+from services.domain import catalog, experiments
 from services.errors import InvalidInput
 from state import training_helpers as h
 

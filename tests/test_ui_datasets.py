@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from services import sample_data
+from services.runtime import sample_data
 from tests.utils.browser import VIEWPORT, sign_in
 from tests.utils.stack import Api, StackProcess
 

@@ -70,9 +70,7 @@ class CallbackSender:
 
     def _post_once(self, body: bytes) -> httpx.Response:
         # Signed per try, so a retry after minutes still carries a fresh timestamp.
-        response = self._client.post(
-            self.url, content=body, headers=signed_headers(self.secret, body)
-        )
+        response = self._client.post(self.url, content=body, headers=signed_headers(self.secret, body))
         response.raise_for_status()
         return response
 

@@ -74,9 +74,7 @@ def _class_id(value: Any, classes: list[str], where: str) -> int:
 
 
 def _numbers(row: list[Any], where: str) -> None:
-    if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in row
-    ):
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in row):
         raise DatasetError(f"{where}: label row {row!r} has a non-numeric value")
 
 
@@ -187,9 +185,7 @@ def prepare_dataset(client: S3Client, dataset_uri: S3Uri, dest: Path, task: str)
             try:
                 info = zf.getinfo(name)
             except KeyError as exc:
-                raise DatasetError(
-                    f"{name} is listed in the manifest but not in the archive"
-                ) from exc
+                raise DatasetError(f"{name} is listed in the manifest but not in the archive") from exc
             if info.file_size > MAX_ENTRY_BYTES:
                 raise DatasetError(f"{name} is larger than {MAX_ENTRY_BYTES} bytes")
             data = zf.read(info)
@@ -211,10 +207,7 @@ def prepare_dataset(client: S3Client, dataset_uri: S3Uri, dest: Path, task: str)
                 label_path = root / "labels" / split / f"{stem}.txt"
                 label_path.parent.mkdir(parents=True, exist_ok=True)
                 label_path.write_text(
-                    "".join(
-                        " ".join([str(int(r[0]))] + [f"{v:.6f}" for v in r[1:]]) + "\n"
-                        for r in rows
-                    )
+                    "".join(" ".join([str(int(r[0]))] + [f"{v:.6f}" for v in r[1:]]) + "\n" for r in rows)
                 )
             image_path.parent.mkdir(parents=True, exist_ok=True)
             image_path.write_bytes(data)
@@ -244,14 +237,10 @@ def prepare_dataset(client: S3Client, dataset_uri: S3Uri, dest: Path, task: str)
         "dataset prepared",
         extra={"counts": counts, "classes": len(classes), "skipped": len(skipped)},
     )
-    return PreparedDataset(
-        root=root, data_yaml=data_yaml, classes=classes, counts=counts, skipped=skipped
-    )
+    return PreparedDataset(root=root, data_yaml=data_yaml, classes=classes, counts=counts, skipped=skipped)
 
 
-def _check_class_coverage(
-    per_class: dict[str, set[int]], classes: list[str], val_split: str
-) -> None:
+def _check_class_coverage(per_class: dict[str, set[int]], classes: list[str], val_split: str) -> None:
     """ImageFolder readers number classes by the folders present: every class needs images."""
     for split in ("train", val_split):
         missing = [classes[i] for i in range(len(classes)) if i not in per_class[split]]

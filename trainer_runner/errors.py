@@ -35,11 +35,7 @@ def classify(exc: BaseException) -> ErrorKind:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return (
-            "transient"
-            if status >= 500 or error.get("Code") in _TRANSIENT_S3_CODES
-            else "permanent"
-        )
+        return "transient" if status >= 500 or error.get("Code") in _TRANSIENT_S3_CODES else "permanent"
     if isinstance(exc, EndpointConnectionError | BotoCoreError | httpx.TransportError):
         return "transient"
     if isinstance(exc, ConnectionError | TimeoutError):

@@ -79,9 +79,7 @@ def sniff_framework(checkpoint: Path) -> str:
     for name in PLUGINS:
         if name.encode() in data:
             return name
-    raise FieldError(
-        ("framework",), "cannot tell which framework wrote this checkpoint", sorted(PLUGINS)
-    )
+    raise FieldError(("framework",), "cannot tell which framework wrote this checkpoint", sorted(PLUGINS))
 
 
 def synthetic_sample(size: int = 160) -> Any:
@@ -89,9 +87,7 @@ def synthetic_sample(size: int = 160) -> Any:
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (size, size))
-    image.putdata(
-        [(x * 255 // size, y * 255 // size, 128) for y in range(size) for x in range(size)]
-    )
+    image.putdata([(x * 255 // size, y * 255 // size, 128) for y in range(size) for x in range(size)])
     pen = ImageDraw.Draw(image)
     pen.ellipse((20, 30, 80, 90), fill=(240, 200, 40))
     pen.rectangle((90, 70, 150, 140), fill=(30, 220, 240))

@@ -168,9 +168,7 @@ class JobRunner:
                 log.warning("validation upload skipped", extra={"artifact": key})
                 continue
             try:
-                uris[name] = upload_json(
-                    self.s3, doc, self.output.join(key), budget_s=self._s3_budget()
-                )
+                uris[name] = upload_json(self.s3, doc, self.output.join(key), budget_s=self._s3_budget())
             except Exception as exc:  # a lost chart must not end training
                 log.warning("validation upload failed", extra={"artifact": key, "error": str(exc)})
         return summarise(docs, uris)
@@ -243,11 +241,7 @@ class JobRunner:
                 max_backoff_s=self.settings.tracking_max_backoff_s,
             )
             self.tracker.log_params(self._params())
-            total = (
-                None
-                if self.spec.resume_from_uri
-                else int(self.spec.hyperparameters.get("epochs", 100))
-            )
+            total = None if self.spec.resume_from_uri else int(self.spec.hyperparameters.get("epochs", 100))
             self.outbox.put(self._event("started", total_epochs=total))
             heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
             heartbeat.start()

@@ -36,9 +36,7 @@ SUFFIX = ".json"
 class CallbackOutbox:
     """Ordered, durable delivery of one attempt's events; thread-safe."""
 
-    def __init__(
-        self, directory: Path, sender: CallbackSender, *, max_backoff_s: float = 30.0
-    ) -> None:
+    def __init__(self, directory: Path, sender: CallbackSender, *, max_backoff_s: float = 30.0) -> None:
         self.directory = directory
         self.sender = sender
         self.max_backoff_s = max_backoff_s

@@ -1,6 +1,6 @@
 """Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1).
 
-The backend keeps its own copy (`services/trainer_client.py`); a test checks they agree, so the
+The backend keeps its own copy (`services/infra/trainer_client.py`); a test checks they agree, so the
 two sides never import each other.
 """
 

@@ -86,9 +86,7 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
             raise _not_found(job_id)
         return found
 
-    @app.post(
-        "/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobStatus
-    )
+    @app.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobStatus)
     def cancel_job(job_id: str) -> JobStatus:
         found = supervisor.cancel(job_id)
         if found is None:

@@ -79,9 +79,7 @@ def synthetic_dataset(task: str, n_train: int = 24, n_val: int = 8, size: int = 
                 colour = tuple(rng.randint(150, 255) for _ in range(3))
                 (pen.ellipse if cls == 0 else pen.rectangle)((x0, y0, x0 + w, y0 + h), fill=colour)
                 if task == "detect":
-                    labels.append(
-                        [cls, (x0 + w / 2) / size, (y0 + h / 2) / size, w / size, h / size]
-                    )
+                    labels.append([cls, (x0 + w / 2) / size, (y0 + h / 2) / size, w / size, h / size])
                 elif task == "segment":
                     pts = (
                         [
@@ -228,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     receiver = Receiver()
     with (
         _process(nanio_args, env, base / "nanio.log") as s3_process,
-        _process(
-            [sys.executable, "-m", "trainer_runner"], trainer_env, base / "trainer.log"
-        ) as trainer,
+        _process([sys.executable, "-m", "trainer_runner"], trainer_env, base / "trainer.log") as trainer,
     ):
         _wait(lambda: _port_open(s3_port) or s3_process.poll() is not None, 30, "nanio")
         import boto3

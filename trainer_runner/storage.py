@@ -86,9 +86,7 @@ def make_s3_client(settings: TrainerSettings) -> S3Client:
 def _transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
-    return TransferConfig(
-        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
-    )
+    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -103,9 +101,7 @@ def is_transient(exc: BaseException) -> bool:
         if classify(current) == "transient":
             return True
         inner = getattr(current, "last_exception", None)
-        current = (
-            inner if isinstance(inner, BaseException) else current.__cause__ or current.__context__
-        )
+        current = inner if isinstance(inner, BaseException) else current.__cause__ or current.__context__
     return False
 
 
@@ -139,9 +135,7 @@ def with_retries(what: str, fn: Callable[[], T], budget_s: float = DEFAULT_RETRY
     return retrying(fn)
 
 
-def download_file(
-    client: S3Client, uri: S3Uri, dest: Path, budget_s: float = DEFAULT_RETRY_BUDGET_S
-) -> Path:
+def download_file(client: S3Client, uri: S3Uri, dest: Path, budget_s: float = DEFAULT_RETRY_BUDGET_S) -> Path:
     """Download one object to `dest`, creating its folder."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with_retries(
@@ -161,15 +155,11 @@ def download_prefix(client: S3Client, uri: S3Uri, dest: Path) -> list[Path]:
             rel = PurePosixPath(obj["Key"][len(prefix) :])
             if not rel.parts or rel.is_absolute() or ".." in rel.parts:
                 continue
-            paths.append(
-                download_file(client, S3Uri(uri.bucket, obj["Key"]), dest.joinpath(*rel.parts))
-            )
+            paths.append(download_file(client, S3Uri(uri.bucket, obj["Key"]), dest.joinpath(*rel.parts)))
     return paths
 
 
-def upload_file(
-    client: S3Client, path: Path, uri: S3Uri, budget_s: float = DEFAULT_RETRY_BUDGET_S
-) -> str:
+def upload_file(client: S3Client, path: Path, uri: S3Uri, budget_s: float = DEFAULT_RETRY_BUDGET_S) -> str:
     """Upload a local file (multipart above the threshold); its s3:// URI once it is stored."""
     with_retries(
         f"upload {uri}",
@@ -189,17 +179,13 @@ def upload_bytes(
     """Put a small object (a JSON document, a PNG); its s3:// URI once it is stored."""
     with_retries(
         f"upload {uri}",
-        lambda: client.put_object(
-            Bucket=uri.bucket, Key=uri.key, Body=data, ContentType=content_type
-        ),
+        lambda: client.put_object(Bucket=uri.bucket, Key=uri.key, Body=data, ContentType=content_type),
         budget_s,
     )
     return str(uri)
 
 
-def upload_json(
-    client: S3Client, document: Any, uri: S3Uri, budget_s: float = DEFAULT_RETRY_BUDGET_S
-) -> str:
+def upload_json(client: S3Client, document: Any, uri: S3Uri, budget_s: float = DEFAULT_RETRY_BUDGET_S) -> str:
     import json
 
     return upload_bytes(client, json.dumps(document).encode(), uri, "application/json", budget_s)

@@ -58,9 +58,7 @@ class Attempt:
     def status(self) -> JobStatus:
         recorded = read_status(self.work_dir)
         state = self.final_state or recorded.get("state") or "accepted"
-        return JobStatus(
-            job_id=self.job_id, attempt=self.attempt, state=state, epoch=recorded.get("epoch")
-        )
+        return JobStatus(job_id=self.job_id, attempt=self.attempt, state=state, epoch=recorded.get("epoch"))
 
 
 class JobSupervisor:
@@ -129,9 +127,7 @@ class JobSupervisor:
         fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(request.model_dump_json())
-        write_status(
-            work_dir, job_id=request.job_id, attempt=request.attempt, state="accepted", epoch=None
-        )
+        write_status(work_dir, job_id=request.job_id, attempt=request.attempt, state="accepted", epoch=None)
         process = subprocess.Popen(
             [sys.executable, "-m", "trainer_runner.job", str(spec)],
             env={**os.environ, **self.settings.child_env(), "PYTHONPATH": _child_pythonpath()},
@@ -174,12 +170,8 @@ class JobSupervisor:
                 item.final_state = "failed"
                 (item.work_dir / SPEC_FILE).unlink(missing_ok=True)  # it holds the callback secret
                 message = f"trainer job process exited with code {item.process.returncode}"
-                write_status(
-                    item.work_dir, state="failed", error={"kind": "transient", "message": message}
-                )
-                log.error(
-                    "job process died", extra={"job_id": item.job_id, "attempt": item.attempt}
-                )
+                write_status(item.work_dir, state="failed", error={"kind": "transient", "message": message})
+                log.error("job process died", extra={"job_id": item.job_id, "attempt": item.attempt})
                 if item.request is not None:
                     reporter = threading.Thread(
                         target=_report_crash, args=(item.request, message), daemon=True

@@ -78,9 +78,7 @@ class MlflowRest:
                 body = response.json()
             except ValueError:
                 body = {"message": response.text}
-            raise MlflowError(
-                response.status_code, str(body.get("error_code", "")), str(body.get("message"))
-            )
+            raise MlflowError(response.status_code, str(body.get("error_code", "")), str(body.get("message")))
         return response.json() if response.content else {}
 
     def experiment_id(self, name: str) -> str:
@@ -349,9 +347,7 @@ class Tracker:
             client.call("POST", "runs/log-batch", json={"run_id": self.run_id, "params": params})
         elif kind == "metrics":
             _, metrics, step, ts = op
-            rows = [
-                {"key": k, "value": v, "timestamp": ts, "step": step} for k, v in metrics.items()
-            ]
+            rows = [{"key": k, "value": v, "timestamp": ts, "step": step} for k, v in metrics.items()]
             client.call("POST", "runs/log-batch", json={"run_id": self.run_id, "metrics": rows})
         elif kind == "end":
             client.call(

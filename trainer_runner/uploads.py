@@ -35,9 +35,7 @@ _CHECKPOINT = object()  # queue marker: upload the newest pending checkpoint sna
 class UploadQueue:
     """Ordered background uploads of one attempt; producers never wait on the network."""
 
-    def __init__(
-        self, snapshot_dir: Path, upload_checkpoint: Callable[[Path, int | None], None]
-    ) -> None:
+    def __init__(self, snapshot_dir: Path, upload_checkpoint: Callable[[Path, int | None], None]) -> None:
         self.snapshot_dir = snapshot_dir
         self.upload_checkpoint = upload_checkpoint  # (snapshot, the epoch it holds)
         self._cond = threading.Condition()

@@ -44,8 +44,7 @@ def pr_curve_doc(
         "iou": iou,
         "recall": [round(float(recall_grid[i]), 4) for i in idx],
         "precision": {
-            name: [round(float(values[i]), 4) for i in idx]
-            for name, values in precision_by_class.items()
+            name: [round(float(values[i]), 4) for i in idx] for name, values in precision_by_class.items()
         },
     }
 

@@ -9,10 +9,11 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from services import audit, ratelimit, tokens
-from services.db import session_scope
+from services.domain import audit, tokens
+from services.domain.models import User
 from services.errors import Unauthorized
-from services.models import User
+from services.infra import ratelimit
+from services.infra.db import session_scope
 
 # auto_error=False: we answer 401 with our own message (and audit it) instead of FastAPI's 403.
 _bearer = HTTPBearer(

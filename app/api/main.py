@@ -13,9 +13,9 @@ from sqlalchemy import text
 
 from app.api.routes import admin, auth, callbacks, datasets, jobs, oidc, projects, training
 from app.api.security import SecurityMiddleware
-from services.db import get_engine
 from services.errors import DomainError
-from services.ratelimit import RateLimited
+from services.infra.db import get_engine
+from services.infra.ratelimit import RateLimited
 
 api = FastAPI(title="Vision AI Training Platform API", version="1")
 api.add_middleware(SecurityMiddleware)

@@ -11,8 +11,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services import audit
-from services.settings import get_settings
+from services.domain import audit
+from services.infra.settings import get_settings
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DENIAL_STATUSES = frozenset({401, 403, 429})

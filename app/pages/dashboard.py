@@ -8,7 +8,7 @@ from components import tokens
 from components.layout import card, field, native_select, page_shell
 from components.permission_gate import permission_gate
 from components.status_indicator import status_indicator
-from services.permissions import Action
+from services.domain.permissions import Action
 from state.dashboard_state import DashboardState
 
 S = DashboardState

@@ -17,7 +17,7 @@ from components.project_nav import (
     primary_button,
     project_nav,
 )
-from services.permissions import Action
+from services.domain.permissions import Action
 from state.datasets_state import UPLOAD_ID, DatasetDetailState, DatasetsState
 
 S = DatasetsState

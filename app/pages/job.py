@@ -10,7 +10,7 @@ from components import tokens
 from components.layout import card, page_shell
 from components.permission_gate import permission_gate
 from components.status_indicator import status_indicator
-from services.permissions import Action
+from services.domain.permissions import Action
 from state.job_state import JobPageState
 
 S = JobPageState

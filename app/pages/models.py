@@ -8,7 +8,7 @@ from components import tokens
 from components.a11y import labelled_upload
 from components.layout import card, field, native_select, page_shell
 from components.permission_gate import permission_gate
-from services.permissions import Action
+from services.domain.permissions import Action
 from state.models_state import ModelsState
 
 S = ModelsState

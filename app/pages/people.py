@@ -17,8 +17,8 @@ from components.project_nav import (
     primary_button,
     project_nav,
 )
-from services.models import MAX_QUOTA
-from services.permissions import Action
+from services.domain.models import MAX_QUOTA
+from services.domain.permissions import Action
 from state.people_state import (
     BADGE_COLOURS,
     QUOTA_LABELS,

@@ -7,7 +7,7 @@ import reflex as rx
 from components import tokens
 from components.layout import card, field, native_select, page_shell
 from components.permission_gate import permission_gate
-from services.permissions import Action
+from services.domain.permissions import Action
 from state.train_state import TrainState
 
 S = TrainState

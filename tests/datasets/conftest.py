@@ -10,16 +10,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
-from services import storage
-from services.db import session_scope
-from services.models import Dataset, DatasetVersion
+from services.domain.models import Dataset, DatasetVersion
+from services.infra import storage
+from services.infra.db import session_scope
 from tests.datasets.factories import zip_bytes
 
 
 @pytest.fixture(scope="module")
 def client(backend: dict[str, str]) -> Iterator[TestClient]:
     from app.api.main import api
-    from services import auth, projects
+    from services.domain import auth, projects
 
     with session_scope() as session:
         user = auth.create_user(session, username=f"d{uuid.uuid4().hex[:8]}", password="correct-horse-1")

@@ -8,7 +8,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from services import sample_data, storage
+from services.infra import storage
+from services.runtime import sample_data
 from tests.datasets.conftest import upload
 from tests.datasets.factories import coco, digits_imagefolder, png, yolo_segment
 

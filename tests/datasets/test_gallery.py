@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services import storage
-from services.datasets.thumbnails import class_colour
+from services.domain.datasets.thumbnails import class_colour
+from services.infra import storage
 from tests.datasets.conftest import base, upload
 from tests.datasets.factories import png, yolo_detect
 

@@ -10,9 +10,10 @@ from collections import Counter
 import pytest
 from fastapi.testclient import TestClient
 
-from services import sample_data, storage
-from services.datasets.splits import image_classes, stratified_split
+from services.domain.datasets.splits import image_classes, stratified_split
 from services.errors import InvalidInput
+from services.infra import storage
+from services.runtime import sample_data
 from tests.datasets.conftest import base, state, upload
 from tests.datasets.factories import digits_imagefolder
 

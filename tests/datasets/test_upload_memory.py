@@ -16,8 +16,9 @@ import httpx
 import psutil
 import pytest
 
-from services import auth, projects, storage
-from services.db import session_scope
+from services.domain import auth, projects
+from services.infra import storage
+from services.infra.db import session_scope
 from tests.datasets.factories import digits_imagefolder, write_noise_imagefolder_zip, zip_bytes
 from tests.utils.servers import free_port
 

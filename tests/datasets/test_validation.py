@@ -11,8 +11,8 @@ import zipfile
 import pytest
 from fastapi.testclient import TestClient
 
-from services.datasets import DatasetRejected, read_dataset_archive
-from services.datasets.archive import Limits
+from services.domain.datasets import DatasetRejected, read_dataset_archive
+from services.domain.datasets.archive import Limits
 from tests.datasets.conftest import state, upload
 from tests.datasets.factories import coco, png, yolo_detect, yolo_segment, zip_bytes
 
@@ -226,7 +226,7 @@ def test_archive_limits_are_checked_before_extracting(limits: Limits, expected: 
 
 def test_a_storage_failure_midway_leaves_nothing(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The archive is already in S3 when writing the manifest fails: it must be removed again."""
-    from services import storage
+    from services.infra import storage
 
     real_put = storage.put_bytes
 

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services import sample_data, storage
-from services.datasets import ingest
-from services.db import session_scope
+from services.domain.datasets import ingest
+from services.domain.models import DatasetVersion
 from services.errors import Conflict
-from services.models import DatasetVersion
+from services.infra import storage
+from services.infra.db import session_scope
+from services.runtime import sample_data
 from tests.datasets.conftest import base, state, upload
 from tests.datasets.factories import digits_imagefolder, png, yolo_detect, zip_bytes
 
@@ -197,8 +198,8 @@ def test_a_writer_that_loses_the_race_for_a_version_number_deletes_nothing(clien
 
 
 def test_a_job_can_be_created_on_every_kind_of_version(client: TestClient) -> None:
-    from services import jobs
-    from services.models import Job, User
+    from services.domain import jobs
+    from services.domain.models import Job, User
 
     v1 = upload(client, sample_data.yolo_zip(train=6, val=2, seed=8), "trainable").json()
     url = base(client, v1["dataset_id"])
@@ -226,7 +227,7 @@ def test_a_job_can_be_created_on_every_kind_of_version(client: TestClient) -> No
 
 
 def _creator(dataset_id: int) -> int:
-    from services.models import Dataset
+    from services.domain.models import Dataset
 
     with session_scope() as session:
         return session.get(Dataset, dataset_id).created_by

@@ -100,9 +100,7 @@ def running_stack(
 def _s3_client(stack: StackProcess) -> Any:
     (pid,) = _processes(stack, "nanio")[:1]
     env = dict(
-        item.split(b"=", 1)
-        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        if b"=" in item
+        item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in item
     )
     return boto3.client(
         "s3",

@@ -10,15 +10,16 @@ from dataclasses import dataclass, field
 import pytest
 from fastapi.testclient import TestClient
 
-from services.db import session_scope
+from services.infra.db import session_scope
 
 PASSWORD = "correct-horse-battery-1"
 ROLES = ("owner", "admin", "member", "viewer")
 
 
 def _clear_security_caches() -> None:
-    from services import ratelimit, tokens
-    from services.settings import get_settings
+    from services.domain import tokens
+    from services.infra import ratelimit
+    from services.infra.settings import get_settings
 
     get_settings.cache_clear()
     tokens.jwt_key.cache_clear()
@@ -42,7 +43,7 @@ class Cast:
 
 
 def new_user(*, prefix: str = "u", platform_admin: bool = False) -> tuple[int, str]:
-    from services import auth
+    from services.domain import auth
 
     with session_scope() as session:
         user = auth.create_user(
@@ -56,8 +57,8 @@ def new_user(*, prefix: str = "u", platform_admin: bool = False) -> tuple[int, s
 
 def make_project(cast: Cast, *, name: str = "P", extra: dict[str, str] | None = None) -> int:
     """A project where cast members hold the roles their part names (plus `extra` part -> role)."""
-    from services import projects
-    from services.models import Membership, Role, User
+    from services.domain import projects
+    from services.domain.models import Membership, Role, User
 
     with session_scope() as session:
         owner = session.get(User, cast.users["owner"])
@@ -80,8 +81,8 @@ def client(backend: dict[str, str]) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def cast(client: TestClient) -> Cast:
-    from services import tokens
-    from services.models import User
+    from services.domain import tokens
+    from services.domain.models import User
 
     cast = Cast()
     for part in (*ROLES, "outsider", "spare", "platform_admin"):
@@ -95,7 +96,7 @@ def cast(client: TestClient) -> Cast:
             )
             cast.personal_tokens[part] = secret
     cast.project_id = make_project(cast, extra={"spare": "member"})
-    from services import projects
+    from services.domain import projects
 
     with session_scope() as session:
         other = projects.create_project(

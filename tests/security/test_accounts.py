@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from services.db import session_scope
+from services.infra.db import session_scope
 from tests.security.conftest import PASSWORD, Cast, login, new_user
 
 pytestmark = [pytest.mark.security, pytest.mark.usefixtures("backend")]
@@ -54,8 +54,8 @@ def test_expired_and_tampered_access_tokens_are_refused(client: TestClient) -> N
     from joserfc import jwt
     from joserfc.jwk import OctKey
 
-    from services import tokens
-    from services.models import User
+    from services.domain import tokens
+    from services.domain.models import User
 
     user_id, name = new_user()
     with session_scope() as session:
@@ -94,7 +94,7 @@ def test_logout_ends_the_session(client: TestClient) -> None:
 
 
 def test_personal_token_lifecycle(client: TestClient) -> None:
-    from services.models import ApiToken
+    from services.domain.models import ApiToken
 
     _, name = new_user()
     access = {"Authorization": f"Bearer {login(client, name)['access_token']}"}
@@ -175,7 +175,7 @@ def test_signup_can_be_switched_off(client: TestClient, cast: Cast) -> None:
 
 
 def test_avatar_defaults_pass_contrast_and_light_colours_are_refused(client: TestClient) -> None:
-    from services import auth
+    from services.domain import auth
 
     for name in ("alice", "bob_builder", "zz-top", "yellow", "x" * 40):
         color = auth.default_badge_color(name)
@@ -233,8 +233,8 @@ def test_owner_rules_and_member_listing(client: TestClient, cast: Cast) -> None:
 
 
 def test_audit_records_mutations_and_denials_and_is_append_only(client: TestClient, cast: Cast) -> None:
-    from services.audit import AuditLogIsAppendOnly
-    from services.models import AuditEvent
+    from services.domain.audit import AuditLogIsAppendOnly
+    from services.domain.models import AuditEvent
 
     pid = cast.project_id
     client.patch(f"/api/v1/projects/{pid}", json={"description": "audited"}, headers=cast.bearer("admin"))
@@ -261,7 +261,7 @@ def test_audit_records_mutations_and_denials_and_is_append_only(client: TestClie
     assert client.get(f"/api/v1/projects/{pid}/audit", headers=cast.bearer("member")).status_code == 403
     from sqlmodel import Session
 
-    from services.db import get_engine
+    from services.infra.db import get_engine
 
     for change in ("update", "delete"):
         with Session(get_engine()) as session:
@@ -280,7 +280,7 @@ def test_audit_records_mutations_and_denials_and_is_append_only(client: TestClie
 
 
 def test_brute_force_locks_the_account(client: TestClient) -> None:
-    from services.settings import get_settings
+    from services.infra.settings import get_settings
 
     _, name = new_user()
     limit = int(get_settings().login_limit_per_account.split()[0])
@@ -295,7 +295,7 @@ def test_brute_force_locks_the_account(client: TestClient) -> None:
 
 def test_login_failures_are_limited_per_ip(backend: dict[str, str]) -> None:
     from app.api.main import api
-    from services.settings import get_settings
+    from services.infra.settings import get_settings
 
     limit = int(get_settings().login_limit_per_ip.split()[0])
     with TestClient(api, client=("203.0.113.9", 4000)) as attacker:
@@ -315,7 +315,7 @@ def test_login_failures_are_limited_per_ip(backend: dict[str, str]) -> None:
 
 
 def test_api_calls_are_limited_per_token(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.settings import get_settings
+    from services.infra.settings import get_settings
 
     _, name = new_user()
     token = login(client, name)["access_token"]
@@ -368,7 +368,7 @@ def test_no_secret_or_token_in_logs(client: TestClient, cast: Cast, caplog: pyte
     text = "\n".join(r.getMessage() + " " + str(r.args) + " " + (r.exc_text or "") for r in caplog.records)
     for secret in secrets_seen:
         assert secret not in text
-    from services.models import AuditEvent
+    from services.domain.models import AuditEvent
 
     with session_scope() as session:
         audit_text = " ".join(f"{r.target} {r.detail}" for r in session.exec(select(AuditEvent)).all())

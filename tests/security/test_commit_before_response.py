@@ -17,14 +17,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from services.db import session_scope
+from services.infra.db import session_scope
 from tests.security.conftest import Cast
 
 pytestmark = pytest.mark.security
 
 
 def _visible(name: str) -> bool:
-    from services.models import Project
+    from services.domain.models import Project
 
     with session_scope() as session:
         return session.exec(select(Project).where(Project.name == name)).first() is not None

@@ -17,13 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from services.db import get_engine, session_scope
+from services.infra.db import get_engine, session_scope
 
 pytestmark = [pytest.mark.security, pytest.mark.usefixtures("backend")]
 
 
 def _tokens(count: int) -> list[str]:
-    from services import auth, tokens
+    from services.domain import auth, tokens
 
     secrets = []
     with session_scope() as session:
@@ -36,7 +36,7 @@ def _tokens(count: int) -> list[str]:
 
 
 def test_more_concurrent_token_requests_than_pooled_connections_all_sign_in() -> None:
-    from services import tokens
+    from services.domain import tokens
 
     pool = get_engine().pool
     requests = pool.size() + pool._max_overflow  # type: ignore[attr-defined]  # every connection taken

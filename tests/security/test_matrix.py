@@ -19,8 +19,8 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
-from services import sample_data
-from services.db import session_scope
+from services.infra.db import session_scope
+from services.runtime import sample_data
 from tests.security.conftest import PASSWORD, Cast, login, make_project, new_user
 
 pytestmark = [pytest.mark.security, pytest.mark.usefixtures("backend")]
@@ -50,7 +50,7 @@ class World:
         return make_project(self.cast, name="fresh", extra={"spare": "member"})
 
     def job(self, project_id: int, creator: str) -> int:
-        from services.models import Job
+        from services.domain.models import Job
 
         with session_scope() as session:
             job = Job(
@@ -120,8 +120,8 @@ def _signup(_w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _reset(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    from services import auth
-    from services.models import User
+    from services.domain import auth
+    from services.domain.models import User
 
     user_id, _name = new_user(prefix="reset")
     with session_scope() as session:
@@ -136,8 +136,8 @@ def _password(_w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _own_token(w: World, part: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    from services import tokens
-    from services.models import User
+    from services.domain import tokens
+    from services.domain.models import User
 
     user_id = w.cast.users.get(part, w.cast.users["spare"])
     with session_scope() as session:
@@ -170,7 +170,7 @@ def _callback(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _finished_job(creator: str, state: str = "failed") -> Prepare:
     def prepare(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        from services.models import Job
+        from services.domain.models import Job
 
         project_id = w.fresh_project()
         job_id = w.job(project_id, creator)
@@ -188,8 +188,8 @@ _CHECKPOINT: dict[str, str] = {}
 
 def _trained_job(w: World) -> tuple[int, int]:
     """A succeeded job of the shared project whose best checkpoint is a real (untrained) YOLO model."""
-    from services import storage
-    from services.models import Job
+    from services.domain.models import Job
+    from services.infra import storage
 
     if "uri" not in _CHECKPOINT:
         import subprocess
@@ -450,8 +450,8 @@ def test_other_projects_objects_are_not_found(world: World) -> None:
 
 
 def _session_token(cast: Cast, part: str) -> str:
-    from services import auth
-    from services.models import User
+    from services.domain import auth
+    from services.domain.models import User
 
     if part == "anonymous":
         return ""
@@ -704,7 +704,7 @@ def _ui_admin(fn_name: str) -> Callable[[World, str], bool]:
 
 
 UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | str] = {
-    "AuthState.sign_in": "no project data (password check, rate limited and audited in services.auth)",
+    "AuthState.sign_in": "no project data (password check, rate limited, audited)",
     "AuthState.sign_out": "no project data",
     "AuthState.load_login_page": "no project data",
     "AuthState.setvar": "sets a client-side var; every read of project data re-authorizes",
@@ -781,14 +781,14 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "MembersState.save_quotas": [(ADMIN_UP, _ui_quotas)],
     "SignupState.setvar": "sets a client-side var",
     "SignupState.load_signup": "no project data (reads the platform's sign-up switch)",
-    "SignupState.sign_up": "no project data (services.auth.sign_up: switchable, rate limited, audited)",
+    "SignupState.sign_up": "no project data (sign-up: switchable, rate limited, audited)",
     "AccountState.setvar": "sets a client-side var",
     "AccountState.set_badge_preview": "sets a client-side var (nothing is saved)",
     "AccountState.load": [(SIGNED_IN, _ui_account)],
     "AccountState.save_profile": [(SIGNED_IN, _ui_profile)],
-    "AccountState.change_password": "the caller's own account; services.auth checks the current password",
+    "AccountState.change_password": "the caller's own account; the current password is checked",
     "AccountState.create_token": [(SIGNED_IN, _ui_account)],
-    "AccountState.revoke": "the caller's own tokens; services.tokens answers NotFound for others'",
+    "AccountState.revoke": "the caller's own tokens; services.domain.tokens answers NotFound for others'",
     "AdminState.setvar": "sets a client-side var",
     "AdminState.load": [(PLATFORM, _ui_admin("admin_overview"))],
     "AdminState.set_active": [(PLATFORM, _ui_admin("set_user_active"))],

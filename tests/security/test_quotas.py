@@ -1,4 +1,4 @@
-"""Per-project job quotas (services.quotas): who may set them, what is accepted, and the refusal a
+"""Per-project job quotas (services.domain.quotas): who may set them, what is accepted, and the refusal a
 user sees when the queue is full; plus the worker's decision to hold a job at the running limit."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, SQLModel, create_engine, func, select
 
-from services import sample_data
-from services.db import session_scope
-from services.models import Job, JobState, Project
+from services.domain.models import Job, JobState, Project
+from services.infra.db import session_scope
+from services.runtime import sample_data
 from tests.security.conftest import Cast, make_project
 from tests.utils.rows import job_row
 
@@ -118,9 +118,9 @@ def test_setting_quotas_by_role(
 
 
 def test_service_refuses_low_roles_and_audits_changes(backend: dict[str, str], cast: Cast) -> None:
-    from services import audit, quotas
+    from services.domain import audit, quotas
+    from services.domain.models import User
     from services.errors import NotFound, PermissionDenied
-    from services.models import User
 
     project_id = make_project(cast, name="service roles")
     with session_scope() as session:
@@ -192,9 +192,9 @@ def test_bad_quota_values_are_refused_naming_the_field(
 def test_service_validation_names_the_field(
     backend: dict[str, str], cast: Cast, value: Any, message: str
 ) -> None:
-    from services import quotas
+    from services.domain import quotas
+    from services.domain.models import User
     from services.errors import InvalidInput
-    from services.models import User
 
     project_id = make_project(cast, name="service values")
     with session_scope() as session, pytest.raises(InvalidInput) as refused:
@@ -282,9 +282,9 @@ def test_no_limit_when_null_and_the_running_quota_only_holds_jobs_back(
 
 
 def test_the_members_page_saves_quotas_with_the_labels_it_shows(backend: dict[str, str], cast: Cast) -> None:
-    from services import auth
+    from services.domain import auth
+    from services.domain.models import User
     from services.errors import InvalidInput, PermissionDenied
-    from services.models import User
     from state import people_state as ps
 
     project_id = make_project(cast, name="ui quotas")
@@ -307,7 +307,7 @@ def test_the_members_page_saves_quotas_with_the_labels_it_shows(backend: dict[st
 
 
 def test_may_dispatch_decision() -> None:
-    from services.quotas import may_dispatch
+    from services.domain.quotas import may_dispatch
 
     assert may_dispatch(state=S.queued, max_running_jobs=None, running=50)
     assert may_dispatch(state=S.queued, max_running_jobs=2, running=1)
@@ -318,7 +318,7 @@ def test_may_dispatch_decision() -> None:
 
 
 def test_room_to_run_counts_dispatching_and_running_jobs_of_the_project() -> None:
-    from services.quotas import room_to_run
+    from services.domain.quotas import room_to_run
 
     engine = create_engine("sqlite://")
     SQLModel.metadata.create_all(engine)
@@ -351,9 +351,9 @@ def test_two_requests_at_once_cannot_both_take_the_last_place_on_postgresql() ->
     """The project row lock: the second request waits for the first to commit, then counts its job."""
     import threading
 
-    from services import quotas
-    from services.db import _normalise
-    from services.models import Dataset, DatasetVersion, User
+    from services.domain import quotas
+    from services.domain.models import Dataset, DatasetVersion, User
+    from services.infra.db import _normalise
     from tests.utils import servers
 
     with servers.postgres() as url:

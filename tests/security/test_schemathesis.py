@@ -31,9 +31,9 @@ KEEP_RANDOM_IDS = {("DELETE", "/api/v1/projects/{project_id}")}
 @pytest.fixture(scope="module")
 def owner(client: TestClient) -> dict[str, Any]:
     """A fresh owner with a project of their own, signed in through POST /api/v1/auth/login."""
-    from services import projects
-    from services.db import session_scope
-    from services.models import User
+    from services.domain import projects
+    from services.domain.models import User
+    from services.infra.db import session_scope
 
     user_id, name = new_user(prefix="fuzz")
     with session_scope() as session:

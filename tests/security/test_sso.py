@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from services.db import session_scope
+from services.infra.db import session_scope
 from tests.security.conftest import _clear_security_caches
 from tests.utils import servers
 
@@ -104,7 +104,7 @@ def sso_sign_in(client: TestClient, login: str, next_path: str = "/jobs") -> dic
 
 
 def redeem(code: str) -> tuple[str, str]:
-    from services import auth
+    from services.domain import auth
 
     with session_scope() as session:
         user, token = auth.redeem_handoff(session, code)
@@ -123,7 +123,7 @@ def test_new_identity_gets_an_account_and_a_web_session(sso: TestClient) -> None
 
 
 def test_existing_account_is_linked_by_verified_email(sso: TestClient) -> None:
-    from services import auth
+    from services.domain import auth
 
     with session_scope() as session:
         name = f"local-{uuid.uuid4().hex[:6]}"
@@ -135,7 +135,7 @@ def test_existing_account_is_linked_by_verified_email(sso: TestClient) -> None:
 
 
 def test_handoff_code_is_single_use(sso: TestClient) -> None:
-    from services import auth
+    from services.domain import auth
     from services.errors import Unauthorized
 
     code = sso_sign_in(sso, "alice")["sso"][0]
@@ -145,7 +145,7 @@ def test_handoff_code_is_single_use(sso: TestClient) -> None:
 
 
 def test_unverified_email_is_refused_and_creates_nothing(sso: TestClient) -> None:
-    from services.models import User
+    from services.domain.models import User
 
     query = sso_sign_in(sso, "unverified")
     assert query == {"sso_error": ["unverified"]}
@@ -154,7 +154,7 @@ def test_unverified_email_is_refused_and_creates_nothing(sso: TestClient) -> Non
 
 
 def test_no_account_while_signup_is_off(sso: TestClient) -> None:
-    from services.models import PlatformSetting, User
+    from services.domain.models import PlatformSetting, User
 
     with session_scope() as session:
         session.merge(PlatformSetting(key="signup_enabled", value="false"))

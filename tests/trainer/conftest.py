@@ -99,9 +99,7 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = start_mlflow_server(port, tmp_path_factory.mktemp("mlflow"))
     try:
         uri = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: server.poll() is not None or _health(uri), 120, "the MLflow server", step=0.5
-        )
+        wait_until(lambda: server.poll() is not None or _health(uri), 120, "the MLflow server", step=0.5)
         assert server.poll() is None, "the MLflow server exited at start"
         yield uri
     finally:
@@ -125,9 +123,7 @@ class S3Server:
     bucket: str = BUCKET
 
     def keys(self, prefix: str) -> set[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        )
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
 
 
@@ -175,9 +171,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 # -- synthetic dataset ---------------------------------------------------------------------------
 
 
-def _draw_image(
-    rng: random.Random, size: int, task: str = "detect"
-) -> tuple[bytes, list[list[float]]]:
+def _draw_image(rng: random.Random, size: int, task: str = "detect") -> tuple[bytes, list[list[float]]]:
     """A noisy background with 1-2 shapes: class 0 = ellipse, class 1 = rectangle.
 
     detect labels are boxes `[cls, cx, cy, w, h]`; segment labels are polygons of the shapes.
@@ -236,9 +230,7 @@ def upload_dataset(
     }
     prefix = prefix.rstrip("/") + "/"
     s3.client.put_object(Bucket=s3.bucket, Key=f"{prefix}raw/upload.zip", Body=archive.getvalue())
-    s3.client.put_object(
-        Bucket=s3.bucket, Key=f"{prefix}manifest.json", Body=json.dumps(manifest).encode()
-    )
+    s3.client.put_object(Bucket=s3.bucket, Key=f"{prefix}manifest.json", Body=json.dumps(manifest).encode())
     return f"s3://{s3.bucket}/{prefix}"
 
 
@@ -304,15 +296,9 @@ class CallbackReceiver:
 
     def of(self, job_id: str, type_: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [
-                e
-                for e in self.events
-                if e["job_id"] == job_id and (type_ is None or e["type"] == type_)
-            ]
+            return [e for e in self.events if e["job_id"] == job_id and (type_ is None or e["type"] == type_)]
 
-    def wait_for(
-        self, job_id: str, type_: str, timeout_s: float, count: int = 1
-    ) -> list[dict[str, Any]]:
+    def wait_for(self, job_id: str, type_: str, timeout_s: float, count: int = 1) -> list[dict[str, Any]]:
         return wait_until(
             lambda: (found := self.of(job_id, type_)) and len(found) >= count and found,
             timeout_s,

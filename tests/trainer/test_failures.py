@@ -26,9 +26,7 @@ def test_bad_labels_fail_as_user_error(
     prefix = "projects/1/datasets/2/v1"
     uri = upload_synthetic_dataset(s3_server, prefix, n_train=2, n_val=0)
     manifest_key = f"{prefix}/manifest.json"
-    manifest = json.loads(
-        s3_server.client.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read()
-    )
+    manifest = json.loads(s3_server.client.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
     manifest["images"][0]["labels"] = [[7, 0.5, 0.5, 0.2, 0.2]]  # only classes 0 and 1 exist
     s3_server.client.put_object(Bucket=BUCKET, Key=manifest_key, Body=json.dumps(manifest).encode())
 
@@ -57,6 +55,4 @@ def test_killed_job_process_is_reported_transient(
     assert finished["state"] == "failed"
     assert finished["error"]["kind"] == "transient"
     assert trainer_service.client.get("/jobs/killed").json()["state"] == "failed"
-    wait_until(
-        lambda: trainer_service.client.get("/healthz").json()["running_jobs"] == 0, 10, "slot"
-    )
+    wait_until(lambda: trainer_service.client.get("/healthz").json()["running_jobs"] == 0, 10, "slot")

@@ -105,7 +105,7 @@ def test_plugins_endpoint_describes_a_form(client: TestClient) -> None:
 
 
 def test_backend_default_hyperparameters_pass_every_plugin() -> None:
-    """What the backend sends by default (services/jobs.py) is valid for every plugin."""
+    """What the backend sends by default (services/domain/jobs.py) is valid for every plugin."""
     from trainer_runner.plugins import PLUGINS
     from trainer_runner.schemas import StartJobRequest
 

@@ -70,9 +70,7 @@ class FlakyReceiver:
     def of(self, job_id: str, type_: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
             return [
-                e
-                for e in self.accepted
-                if e["job_id"] == job_id and (type_ is None or e["type"] == type_)
+                e for e in self.accepted if e["job_id"] == job_id and (type_ is None or e["type"] == type_)
             ]
 
 
@@ -150,8 +148,9 @@ def test_callbacks_refused_while_backend_down_are_buffered_then_delivered_in_ord
 
     flaky.status_now = 200  # the backend is back
     (finished,) = wait_until(lambda: flaky.of("outage", "finished"), 300, "finished")
-    print(f"\nfault=backend 503 outcome={finished['state']} "
-          f"time_to_recover={time.monotonic() - down_for:.1f}s")
+    print(
+        f"\nfault=backend 503 outcome={finished['state']} time_to_recover={time.monotonic() - down_for:.1f}s"
+    )
     assert finished["state"] == "succeeded", finished
     events = [e for e in flaky.of("outage") if e["type"] != "heartbeat"]
     assert [(e["type"], e["epoch"]) for e in events] == [
@@ -172,10 +171,7 @@ def test_outbox_drops_refused_events_and_keeps_order(flaky: FlakyReceiver, tmp_p
     sender = CallbackSender(flaky.url, SECRET, timeout_s=5)
     flaky.status_now = 500
     outbox = CallbackOutbox(tmp_path / "outbox", sender, max_backoff_s=0.5)
-    events = [
-        CallbackEvent(job_id="j", attempt=1, type="epoch", state="running", epoch=n)
-        for n in range(4)
-    ]
+    events = [CallbackEvent(job_id="j", attempt=1, type="epoch", state="running", epoch=n) for n in range(4)]
     flaky.refuse_ids.add(events[1].event_id)
     for event in events:
         outbox.put(event)
@@ -302,8 +298,9 @@ def test_mlflow_down_at_start_is_replayed_when_it_comes_up(tmp_path: Path) -> No
     try:
         started = time.monotonic()
         assert tracker.close(240), tracker.summary()
-        print(f"\nfault=mlflow down at start outcome=replayed "
-              f"time_to_recover={time.monotonic() - started:.1f}s")
+        print(
+            f"\nfault=mlflow down at start outcome=replayed time_to_recover={time.monotonic() - started:.1f}s"
+        )
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)

@@ -43,9 +43,7 @@ def _train(
     return finished, receiver.of(job_id, "epoch")
 
 
-def _check_classification(
-    s3: S3Server, finished: dict[str, Any], epochs: list[dict[str, Any]]
-) -> None:
+def _check_classification(s3: S3Server, finished: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
     assert [e["epoch"] for e in epochs] == [0, 1]
     for event in epochs:
         metrics = event["metrics"]
@@ -100,9 +98,7 @@ def test_timm_classify_export_and_predict(
         model="resnet18",
         hyperparameters={"epochs": 2, "imgsz": 32, "batch": 16, "lr0": 0.003, "seed": 0},
     )
-    assert {"train_loss", "val_loss", "lr", "epoch_time_s", "images_per_s"} <= set(
-        epochs[0]["metrics"]
-    )
+    assert {"train_loss", "val_loss", "lr", "epoch_time_s", "images_per_s"} <= set(epochs[0]["metrics"])
     _check_classification(s3_server, finished, epochs)
     assert epochs[1]["metrics"]["train_loss"] < epochs[0]["metrics"]["train_loss"]
 

@@ -110,9 +110,7 @@ def test_train_two_epochs_end_to_end(
     report = finished["dataset"]
     assert report["counts"] == {"train": 11, "val": 4, "test": 0}
     assert [item["path"] for item in report["skipped"]] == ["images/train/0000.png"]
-    assert (
-        _json(s3_server, prefix + "artifacts/dataset_report.json")["skipped"] == report["skipped"]
-    )
+    assert _json(s3_server, prefix + "artifacts/dataset_report.json")["skipped"] == report["skipped"]
 
     # Per-epoch validation artifacts, filled every epoch (not only at the end).
     for event in epochs:
@@ -148,9 +146,7 @@ def test_train_two_epochs_end_to_end(
     status = trainer_service.client.get("/jobs/train-1").json()
     assert status == {"job_id": "train-1", "attempt": 1, "state": "succeeded", "epoch": 1}
     # The slot is free again and the scratch data (dataset, runs, the secret-bearing spec) is gone.
-    wait_until(
-        lambda: trainer_service.client.get("/healthz").json()["running_jobs"] == 0, 10, "slot"
-    )
+    wait_until(lambda: trainer_service.client.get("/healthz").json()["running_jobs"] == 0, 10, "slot")
     work_dir = trainer_service.scratch / "jobs" / "train-1-1"
     assert not (work_dir / "dataset").exists() and not (work_dir / "spec.json").exists()
 
@@ -216,9 +212,7 @@ def test_export_detector_with_parity(trainer_service: TrainerService, s3_server:
         assert export["size_bytes"] > 100_000
     import onnx
 
-    onnx.checker.check_model(
-        onnx.load_from_string(_object(s3_server, f"{prefix}exports/model.onnx"))
-    )
+    onnx.checker.check_model(onnx.load_from_string(_object(s3_server, f"{prefix}exports/model.onnx")))
 
     bad = trainer_service.client.post(
         "/export",
@@ -233,9 +227,7 @@ def test_export_detector_with_parity(trainer_service: TrainerService, s3_server:
     assert bad.json()["detail"][0]["ctx"]["allowed"] == ["onnx", "torchscript"]
 
 
-def test_predict_on_a_real_photo_with_cache(
-    trainer_service: TrainerService, s3_server: S3Server
-) -> None:
+def test_predict_on_a_real_photo_with_cache(trainer_service: TrainerService, s3_server: S3Server) -> None:
     import ultralytics
 
     bus = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"  # a real 810x1080 photo

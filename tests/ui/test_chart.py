@@ -9,7 +9,7 @@ import pytest
 from components import tokens
 from components.chart_style import chart_layout
 from components.charts import METRIC_SERIES, flatten_points, metrics_figure
-from services.schemas import MetricPoint
+from services.domain.schemas import MetricPoint
 from state.formatting import epoch_progress, job_row
 
 
@@ -105,7 +105,7 @@ def test_epoch_progress_is_one_based(current, total, expected):
 
 
 def test_job_row_links_to_the_job_page():
-    from services.schemas import JobPublic
+    from services.domain.schemas import JobPublic
 
     job = JobPublic(
         id=7, project_id=1, dataset_version_id=1, name="run", framework="ultralytics", task="detect",

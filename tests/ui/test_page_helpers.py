@@ -7,8 +7,8 @@ import pytest
 from components import tokens
 from components.chart_style import chart_layout
 from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
+from services.domain.permissions import Action
 from services.errors import InvalidInput
-from services.permissions import Action
 from state.page_helpers import (
     human_bytes,
     name_fields,

@@ -1,5 +1,5 @@
 """Every role-restricted control of the pages sits behind permission_gate, whose note names the role
-services.permissions requires (pages are built, not served: no browser, no servers)."""
+services.domain.permissions requires (pages are built, not served: no browser, no servers)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from services.models import Job, JobState
+from services.domain.models import Job, JobState
 
 
 def job_row(session: Session, state: JobState, *, project_id: int = 1) -> Job:

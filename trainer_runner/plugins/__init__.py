@@ -44,9 +44,7 @@ def get_plugin(framework: str) -> TrainerPlugin:
     try:
         return PLUGINS[framework]
     except KeyError:
-        raise FieldError(
-            ("framework",), f"unknown framework {framework!r}", sorted(PLUGINS)
-        ) from None
+        raise FieldError(("framework",), f"unknown framework {framework!r}", sorted(PLUGINS)) from None
 
 
 register_from_env()

@@ -79,9 +79,7 @@ class TrainerPlugin(Protocol):
     def load_model(self, checkpoint: Path, device: str) -> LoadedModel:
         """Load a checkpoint this plugin wrote, for inference."""
 
-    def export(
-        self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any
-    ) -> list[ExportResult]:
+    def export(self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any) -> list[ExportResult]:
         """Write each format under `out_dir` and compare its output on `sample` (a PIL image)."""
 
 

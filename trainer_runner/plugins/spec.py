@@ -80,9 +80,7 @@ class HyperParam:
                 {"min": self.min, "max": self.max},
             )
         if self.choices is not None and value not in self.choices:
-            raise FieldError(
-                loc, f"{value!r} is not one of {list(self.choices)}", list(self.choices)
-            )
+            raise FieldError(loc, f"{value!r} is not one of {list(self.choices)}", list(self.choices))
         return value
 
 
@@ -121,9 +119,7 @@ class PluginSpec:
     def check_task_and_hyperparameters(self, task: str, hyper: dict[str, Any]) -> None:
         """Task and every hyperparameter known and in range; `FieldError` otherwise."""
         if task not in self.tasks:
-            raise FieldError(
-                ("task",), f"{self.name} does not train task {task!r}", sorted(self.tasks)
-            )
+            raise FieldError(("task",), f"{self.name} does not train task {task!r}", sorted(self.tasks))
         params = {p.name: p for p in self.params_for(task)}
         for name, value in hyper.items():
             if name not in params:

@@ -69,9 +69,7 @@ class TemplatePlugin:
         weights = ctx.run_dir / "weights"
         weights.mkdir(parents=True, exist_ok=True)
         # Declare outputs: the runner uploads these when the job ends.
-        ctx.artifacts.update(
-            last_checkpoint=weights / "last.pt", best_checkpoint=weights / "best.pt"
-        )
+        ctx.artifacts.update(last_checkpoint=weights / "last.pt", best_checkpoint=weights / "best.pt")
         epochs = int(hyper["epochs"])
         for epoch in range(start, epochs):
             ctx.epoch = epoch  # heartbeats report it
@@ -115,9 +113,7 @@ class TemplatePlugin:
     def load_model(self, checkpoint: Path, device: str) -> Any:
         return _TemplateModel(checkpoint)
 
-    def export(
-        self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any
-    ) -> list[ExportResult]:
+    def export(self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any) -> list[ExportResult]:
         raise UserError("the template plugin exports nothing")
 
 

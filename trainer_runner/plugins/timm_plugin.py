@@ -102,9 +102,7 @@ class TimmPlugin:
             model.load_state_dict(state["model"])
         model.to(device)
 
-        train_ds = FolderDataset(
-            ctx.dataset_root / "train", imgsz, mean, std, float(hyper["fliplr"])
-        )
+        train_ds = FolderDataset(ctx.dataset_root / "train", imgsz, mean, std, float(hyper["fliplr"]))
         val_ds = FolderDataset(ctx.dataset_root / "val", imgsz, mean, std, 0.0)
         generator = torch.Generator().manual_seed(int(hyper["seed"]))
         train_dl = torch.utils.data.DataLoader(
@@ -115,9 +113,7 @@ class TimmPlugin:
         epochs = int(hyper["epochs"])
         lr0, wd = float(hyper["lr0"]), float(hyper["weight_decay"])
         if hyper["optimizer"] == "sgd":
-            optimizer: Any = torch.optim.SGD(
-                model.parameters(), lr=lr0, momentum=0.9, weight_decay=wd
-            )
+            optimizer: Any = torch.optim.SGD(model.parameters(), lr=lr0, momentum=0.9, weight_decay=wd)
         else:
             optimizer = torch.optim.AdamW(model.parameters(), lr=lr0, weight_decay=wd)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -201,17 +197,13 @@ class TimmPlugin:
             torch.save(checkpoint, weights / "last.pt")
             ctx.on_checkpoint(weights / "last.pt")
             _append_csv(results_csv, epoch, metrics)
-            ctx.on_epoch(
-                epoch, epochs, {k: v for k, v in metrics.items() if math.isfinite(v)}, validation
-            )
+            ctx.on_epoch(epoch, epochs, {k: v for k, v in metrics.items() if math.isfinite(v)}, validation)
 
     # -- inference and export ------------------------------------------------------------------
     def load_model(self, checkpoint: Path, device: str) -> TimmModel:
         return TimmModel(checkpoint, device)
 
-    def export(
-        self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any
-    ) -> list[ExportResult]:
+    def export(self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any) -> list[ExportResult]:
         import torch
 
         loaded = TimmModel(checkpoint, "cpu")
@@ -236,12 +228,8 @@ class TimmPlugin:
                 with torch.no_grad():
                     torch.jit.trace(loaded.model, x).save(str(target))
             else:
-                raise FieldError(
-                    ("formats",), f"unsupported format {fmt!r}", list(SPEC.export_formats)
-                )
-            results.append(
-                ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x)))
-            )
+                raise FieldError(("formats",), f"unsupported format {fmt!r}", list(SPEC.export_formats))
+            results.append(ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x))))
         return results
 
 
@@ -259,9 +247,7 @@ class TimmModel:
         self.imgsz = int(state["imgsz"])
         self.mean, self.std = state["mean"], state["std"]
         self.device = torch.device(device)
-        self.model = timm.create_model(
-            state["model_name"], pretrained=False, num_classes=len(self.classes)
-        )
+        self.model = timm.create_model(state["model_name"], pretrained=False, num_classes=len(self.classes))
         self.model.load_state_dict(state["model"])
         self.model.eval().to(self.device)
 
@@ -276,8 +262,7 @@ class TimmModel:
         order = torch.argsort(probs, descending=True).tolist()
         return {
             "probabilities": [
-                {"class_id": i, "class_name": self.classes[i], "score": float(probs[i])}
-                for i in order
+                {"class_id": i, "class_name": self.classes[i], "score": float(probs[i])} for i in order
             ]
         }
 
@@ -318,9 +303,7 @@ def _to_tensor(image: Any, imgsz: int, mean: list[float], std: list[float]) -> A
     return (tensor - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 
-def _evaluate(
-    model: Any, loader: Any, loss_fn: Any, device: Any, use_amp: bool, nc: int
-) -> dict[str, Any]:
+def _evaluate(model: Any, loader: Any, loss_fn: Any, device: Any, use_amp: bool, nc: int) -> dict[str, Any]:
     import torch
 
     model.eval()

@@ -281,9 +281,7 @@ class UltralyticsPlugin:
     def load_model(self, checkpoint: Path, device: str) -> UltralyticsModel:
         return UltralyticsModel(self._yolo()(str(checkpoint)), device)
 
-    def export(
-        self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any
-    ) -> list[ExportResult]:
+    def export(self, checkpoint: Path, formats: list[str], out_dir: Path, sample: Any) -> list[ExportResult]:
         import torch
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -303,9 +301,7 @@ class UltralyticsPlugin:
             written = Path(yolo.export(**kwargs))
             target = out_dir / f"model.{fmt}"
             os.replace(written, target)
-            results.append(
-                ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x)))
-            )
+            results.append(ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x))))
         return results
 
 
@@ -321,16 +317,13 @@ class UltralyticsModel:
         self.imgsz = _train_imgsz(yolo)
 
     def predict(self, image: Any, conf: float) -> dict[str, Any]:
-        result = self.yolo.predict(
-            image, conf=conf, imgsz=self.imgsz, device=self.device, verbose=False
-        )[0]
+        result = self.yolo.predict(image, conf=conf, imgsz=self.imgsz, device=self.device, verbose=False)[0]
         if self.task == "classify":
             probs = result.probs.data.float().cpu().tolist()
             order = sorted(range(len(probs)), key=lambda i: -probs[i])
             return {
                 "probabilities": [
-                    {"class_id": i, "class_name": self.classes[i], "score": float(probs[i])}
-                    for i in order
+                    {"class_id": i, "class_name": self.classes[i], "score": float(probs[i])} for i in order
                 ]
             }
         boxes = []
@@ -469,9 +462,7 @@ def _validation_docs(validator: Any, classes: list[str], task: str) -> dict[str,
         rows[classes[c]] = row
     docs: dict[str, Any] = {
         "per_class": {"headline": "ap50_95", "classes": rows},
-        "confusion_matrix": confusion_matrix_doc(
-            validator.confusion_matrix.matrix, classes, background=True
-        ),
+        "confusion_matrix": confusion_matrix_doc(validator.confusion_matrix.matrix, classes, background=True),
     }
     prec = getattr(box, "prec_values", None)
     if prec is not None and len(prec) == len(index):

@@ -8,16 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import CurrentUser, PathId, SessionDep
-from services import audit, auth
-from services.permissions import Action, authorize, require_platform_admin
-from services.security_schemas import (
+from services.domain import audit, auth
+from services.domain.permissions import Action, authorize, require_platform_admin
+from services.domain.security_schemas import (
     AuditEventPublic,
     ResetTokenPublic,
     SignupSetting,
     UserAdminPublic,
     UserAdminUpdate,
 )
-from services.settings import get_settings
+from services.infra.settings import get_settings
 
 router = APIRouter(tags=["admin"])
 

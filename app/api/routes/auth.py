@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.api.deps import ClientIp, CurrentUser, PathId, SessionDep
-from services import auth, tokens
-from services.schemas import LoginRequest, UserPublic
-from services.security_schemas import (
+from services.domain import auth, tokens
+from services.domain.schemas import LoginRequest, UserPublic
+from services.domain.security_schemas import (
     LogoutRequest,
     PasswordChange,
     PasswordReset,

@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.api.deps import PathId, SessionDep
-from services import jobs, signing
+from services.domain import jobs
+from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
-from services.models import Job
+from services.infra import signing
 
 router = APIRouter(prefix="/trainer/callbacks", tags=["trainer"])
 

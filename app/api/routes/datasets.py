@@ -6,9 +6,10 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app.api.deps import CurrentUser, PathId, SessionDep
-from services import datasets, views
-from services.datasets import stats, thumbnails
-from services.datasets.schemas import (
+from services.actions import views
+from services.domain import datasets
+from services.domain.datasets import stats, thumbnails
+from services.domain.datasets.schemas import (
     DatasetStats,
     DatasetVersionDetail,
     GalleryPage,
@@ -18,9 +19,9 @@ from services.datasets.schemas import (
     SplitRequest,
     UploadResult,
 )
-from services.models import DatasetVersion, Role
-from services.permissions import Action, authorize, require_role
-from services.schemas import DatasetVersionPublic
+from services.domain.models import DatasetVersion, Role
+from services.domain.permissions import Action, authorize, require_role
+from services.domain.schemas import DatasetVersionPublic
 
 router = APIRouter(prefix="/projects/{project_id}/datasets", tags=["datasets"])
 

@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import CurrentUser, PathId, SessionDep
-from services import jobs, views
-from services.models import Role
-from services.permissions import require_role
-from services.queue import enqueue_dispatch
-from services.schemas import JobCreate, JobDetail, JobListItem, JobPublic
+from services.actions import views
+from services.domain import jobs
+from services.domain.models import Role
+from services.domain.permissions import require_role
+from services.domain.schemas import JobCreate, JobDetail, JobListItem, JobPublic
+from services.infra.queue import enqueue_dispatch
 
 router = APIRouter(prefix="/projects/{project_id}/jobs", tags=["jobs"])
 

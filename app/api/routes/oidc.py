@@ -4,7 +4,7 @@ Authlib does the protocol: discovery, state and nonce (kept in a short-lived sig
 PKCE, the code exchange and the ID token's signature, issuer, audience and expiry checks. Both
 routes answer with a redirect to the sign-in page, never with a JSON error, because a browser
 follows them: on success with a single-use handoff code the page trades for a web session, on
-failure with a short code the page turns into a message (services.oidc.MESSAGES).
+failure with a short code the page turns into a message (services.domain.oidc.MESSAGES).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp
 
-from services import auth, oidc, tokens
-from services.db import session_scope
+from services.domain import auth, oidc, tokens
 from services.errors import DomainError
-from services.settings import get_settings
+from services.infra.db import session_scope
+from services.infra.settings import get_settings
 
 router = APIRouter(prefix="/auth/oidc", tags=["auth"])
 

@@ -1,13 +1,20 @@
-"""Projects, their members and ownership. Every decision is `services.permissions.authorize`."""
+"""Projects, their members and ownership. Every decision is `services.domain.permissions.authorize`."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from app.api.deps import CurrentUser, PathId, SessionDep
-from services import projects, quotas, views
-from services.schemas import ProjectCreate, ProjectPublic, QuotasPublic, QuotasUpdate
-from services.security_schemas import MemberAdd, MemberPublic, OwnershipTransfer, ProjectUpdate, RoleChange
+from services.actions import views
+from services.domain import projects, quotas
+from services.domain.schemas import ProjectCreate, ProjectPublic, QuotasPublic, QuotasUpdate
+from services.domain.security_schemas import (
+    MemberAdd,
+    MemberPublic,
+    OwnershipTransfer,
+    ProjectUpdate,
+    RoleChange,
+)
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

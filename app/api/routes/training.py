@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, UploadFile
 
 from app.api.deps import CurrentUser, PathId, SessionDep
-from services import catalog, experiments, jobs, model_ops
+from services.domain import catalog, experiments, jobs, model_ops
+from services.domain.permissions import Action, authorize
+from services.domain.schemas import ExportRequest, JobPublic, RetryRequest
 from services.errors import InvalidInput
-from services.permissions import Action, authorize
-from services.queue import enqueue_dispatch
-from services.schemas import ExportRequest, JobPublic, RetryRequest
+from services.infra.queue import enqueue_dispatch
 
 router = APIRouter(tags=["training"])
 JOB = "/projects/{project_id}/jobs/{job_id}"

@@ -1,0 +1,199 @@
+"""Append-only audit log: who did what to which target, when, with what result, from where.
+
+Two writers feed it: the REST API's middleware (one row per mutating request and per denied
+request, whatever the route) and the services themselves for the web UI's actions and for every
+denial decided by `services.domain.permissions.authorize`. Rows are never updated or deleted: the ORM
+refuses it (see `_refuse_change`), and no service offers it.
+
+The request context (source IP, whether a denial was already recorded) travels in a context
+variable so deep service code can record without every caller threading the IP through.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import event
+from sqlmodel import Session, col, select
+
+from services.domain.models import AuditEvent, User
+
+log = logging.getLogger(__name__)
+
+ALLOWED = "ok"
+DENIED = "denied"
+FAILED = "failed"
+
+
+@dataclass
+class AuditContext:
+    """Per-request facts; `recorded_denial` stops the middleware from writing a denial twice."""
+
+    source_ip: str = ""
+    channel: str = "rest"
+    recorded_denial: bool = False
+    actor_id: int | None = None
+    actor: str = ""
+
+
+_context: ContextVar[AuditContext | None] = ContextVar("vtp_audit_context", default=None)
+
+
+def set_context(context: AuditContext | None) -> object:
+    return _context.set(context)
+
+
+def reset_context(token: object) -> None:
+    _context.reset(token)  # type: ignore[arg-type]
+
+
+def current_context() -> AuditContext | None:
+    return _context.get()
+
+
+def note_actor(user: User) -> None:
+    """Remember who the request is acting as, for the middleware's row."""
+    context = _context.get()
+    if context is not None:
+        context.actor_id, context.actor = user.id, user.username
+
+
+def _row(
+    *,
+    actor: User | None,
+    action: str,
+    target: str,
+    result: str,
+    project_id: int | None,
+    detail: str,
+    status_code: int | None,
+    source_ip: str | None,
+) -> AuditEvent:
+    context = _context.get()
+    actor_id = actor.id if actor is not None else (context.actor_id if context else None)
+    actor_name = actor.username if actor is not None else (context.actor if context else "")
+    return AuditEvent(
+        actor_id=actor_id,
+        actor=actor_name or "",
+        action=action[:160],
+        target=target[:300],
+        project_id=project_id,
+        result=result,
+        status_code=status_code,
+        detail=detail[:500],
+        source_ip=(source_ip if source_ip is not None else (context.source_ip if context else ""))[:64],
+    )
+
+
+def record(
+    session: Session,
+    *,
+    actor: User | None,
+    action: str,
+    target: str = "",
+    result: str = ALLOWED,
+    project_id: int | None = None,
+    detail: str = "",
+    status_code: int | None = None,
+    source_ip: str | None = None,
+) -> None:
+    """Add a row to the caller's session: it commits (or rolls back) with the action it describes."""
+    session.add(
+        _row(
+            actor=actor,
+            action=action,
+            target=target,
+            result=result,
+            project_id=project_id,
+            detail=detail,
+            status_code=status_code,
+            source_ip=source_ip,
+        )
+    )
+
+
+def record_now(
+    *,
+    actor: User | None,
+    action: str,
+    target: str = "",
+    result: str = DENIED,
+    project_id: int | None = None,
+    detail: str = "",
+    status_code: int | None = None,
+    source_ip: str | None = None,
+) -> None:
+    """Write a row in its own transaction: denials must survive the caller's rollback.
+
+    Never raises: failing to audit must not turn a refusal into a 500 (the failure is logged).
+    """
+    from services.infra.db import session_scope
+
+    row = _row(
+        actor=actor,
+        action=action,
+        target=target,
+        result=result,
+        project_id=project_id,
+        detail=detail,
+        status_code=status_code,
+        source_ip=source_ip,
+    )
+    context = _context.get()
+    if result == DENIED and context is not None:
+        context.recorded_denial = True
+    try:
+        with session_scope() as session:
+            session.add(row)
+    except Exception:  # noqa: BLE001 - see docstring
+        log.exception("could not write audit event %s", action)
+
+
+def denied(
+    *, actor: User | None, action: str, target: str = "", project_id: int | None = None, detail: str = ""
+) -> None:
+    record_now(actor=actor, action=action, target=target, project_id=project_id, detail=detail)
+
+
+def query(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    result: str | None = None,
+    project_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Newest first; `action` matches as a substring so 'members' finds every member change."""
+    statement = select(AuditEvent)
+    if actor:
+        statement = statement.where(AuditEvent.actor == actor)
+    if action:
+        statement = statement.where(col(AuditEvent.action).contains(action))
+    if result:
+        statement = statement.where(AuditEvent.result == result)
+    if project_id is not None:
+        statement = statement.where(AuditEvent.project_id == project_id)
+    if since is not None:
+        statement = statement.where(AuditEvent.at >= since)
+    if until is not None:
+        statement = statement.where(AuditEvent.at <= until)
+    statement = statement.order_by(col(AuditEvent.id).desc()).offset(offset).limit(limit)
+    return list(session.exec(statement).all())
+
+
+class AuditLogIsAppendOnly(RuntimeError):
+    """Raised when code tries to change or delete an audit row."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_change(session: Session, _flush_context: object, _instances: object) -> None:
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditEvent):
+            raise AuditLogIsAppendOnly("Audit events are append-only")

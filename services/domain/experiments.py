@@ -1,0 +1,241 @@
+"""Runs side by side, and usage analytics: read models over many jobs at once.
+
+Built for hundreds of runs: one query for the runs, one for all their metrics (never a query per
+run). Pure shaping helpers (`final_metrics`, `hyperparameter_rows`, `daily_counts`, ...) take
+plain data and are unit-tested without a database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from services.domain.models import Job, JobMetric, Membership, Project, User
+from services.domain.permissions import Action, authorize
+
+MAX_COMPARE = 500
+# A metric the compare page opens on, first one a run reported wins.
+PREFERRED_METRICS = ("map50_95", "map50", "top1", "mask_map50_95", "val_loss", "val_box_loss")
+
+
+@dataclass
+class RunSet:
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    # job id -> [{"epoch": n, metric: value, ...}] sorted by epoch
+    curves: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def run_summary(job: Job, owner: str) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "state": str(job.state),
+        "model": job.model,
+        "framework": job.framework,
+        "task": job.task,
+        "owner": owner,
+        "dataset_version_id": job.dataset_version_id,
+        "hyperparameters": dict(job.hyperparameters or {}),
+        "created_at": _aware(job.created_at),
+    }
+
+
+def list_runs(
+    session: Session,
+    *,
+    user: User,
+    project_id: int,
+    search: str = "",
+    states: list[str] | None = None,
+    limit: int = MAX_COMPARE,
+) -> list[dict[str, Any]]:
+    """Runs of a project for the picker, newest first (one query, owner names joined)."""
+    authorize(session, user=user, project_id=project_id, action=Action.job_read)
+    query = (
+        select(Job, User.username).join(User, User.id == Job.created_by).where(Job.project_id == project_id)
+    )
+    if search.strip():
+        term = search.strip()
+        query = query.where(col(Job.name).icontains(term) | col(Job.model).icontains(term))
+    if states:
+        query = query.where(col(Job.state).in_(states))
+    rows = session.exec(query.order_by(col(Job.id).desc()).limit(limit)).all()
+    return [run_summary(job, owner) for job, owner in rows]
+
+
+def compare_runs(session: Session, *, user: User, project_id: int, job_ids: Iterable[int]) -> RunSet:
+    """The chosen runs with every epoch's metrics: two queries whatever the number of runs."""
+    authorize(session, user=user, project_id=project_id, action=Action.job_read)
+    ids = sorted({int(i) for i in job_ids})[:MAX_COMPARE]
+    if not ids:
+        return RunSet()
+    rows = session.exec(
+        select(Job, User.username)
+        .join(User, User.id == Job.created_by)
+        .where(Job.project_id == project_id, col(Job.id).in_(ids))
+        .order_by(col(Job.id))
+    ).all()
+    runs = [run_summary(job, owner) for job, owner in rows]
+    visible = [r["id"] for r in runs]
+    curves: dict[int, list[dict[str, float]]] = {i: [] for i in visible}
+    if visible:
+        for job_id, epoch, metrics in session.exec(
+            select(JobMetric.job_id, JobMetric.epoch, JobMetric.metrics)
+            .where(col(JobMetric.job_id).in_(visible))
+            .order_by(col(JobMetric.job_id), col(JobMetric.epoch))
+        ).all():
+            curves[job_id].append({"epoch": float(epoch), **_numeric(metrics)})
+    return RunSet(runs=runs, curves=curves)
+
+
+def _numeric(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in (metrics or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def metric_names(curves: Mapping[int, list[dict[str, float]]]) -> list[str]:
+    names = {k for rows in curves.values() for row in rows for k in row if k != "epoch"}
+    preferred = [m for m in PREFERRED_METRICS if m in names]
+    return preferred + sorted(names - set(preferred))
+
+
+def final_metrics(curves: Mapping[int, list[dict[str, float]]]) -> dict[int, dict[str, float]]:
+    """Each run's last reported epoch (the numbers a run ended with)."""
+    return {
+        job_id: {k: v for k, v in rows[-1].items() if k != "epoch"} for job_id, rows in curves.items() if rows
+    }
+
+
+def hyperparameter_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per hyperparameter: {"name", "values": [str per run], "differs": bool}; differing first."""
+    names = sorted({name for run in runs for name in run["hyperparameters"]})
+    rows = []
+    for name in names:
+        values = ["" if name not in r["hyperparameters"] else str(r["hyperparameters"][name]) for r in runs]
+        rows.append({"name": name, "values": values, "differs": len(set(values)) > 1})
+    for extra in ("model", "dataset_version_id"):
+        values = [str(r[extra]) for r in runs]
+        rows.insert(0, {"name": extra, "values": values, "differs": len(set(values)) > 1})
+    return sorted(rows, key=lambda r: not r["differs"])
+
+
+def sort_rows(rows: list[dict[str, Any]], key: str, *, descending: bool) -> list[dict[str, Any]]:
+    """Sort table rows by a column; missing values always last."""
+    present = [r for r in rows if isinstance(r.get(key), int | float | str) and r.get(key) != ""]
+    missing = [r for r in rows if r not in present]
+    return sorted(present, key=lambda r: r[key], reverse=descending) + missing
+
+
+# --- analytics ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    days: list[str] = field(default_factory=list)
+    # group -> per-day counts, aligned with `days`
+    jobs_per_day: dict[str, list[int]] = field(default_factory=dict)
+    # group -> {"jobs", "finished", "succeeded", "success_rate", "cpu_hours", "gpu_hours",
+    #           "queue_wait_median_s", "queue_wait_p90_s"}
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def visible_projects(session: Session, *, user: User) -> dict[int, str]:
+    """Projects whose analytics the user may see: their own; platform admins see all."""
+    query = select(Project.id, Project.name).where(col(Project.deleted_at).is_(None))
+    if not user.is_platform_admin:
+        query = query.join(Membership, Membership.project_id == Project.id).where(
+            Membership.user_id == user.id
+        )
+    return {pid: name for pid, name in session.exec(query).all()}
+
+
+def job_facts(session: Session, *, project_ids: Iterable[int], since: datetime) -> list[dict[str, Any]]:
+    ids = list(project_ids)
+    if not ids:
+        return []
+    rows = session.exec(
+        select(Job, User.username)
+        .join(User, User.id == Job.created_by)
+        .where(col(Job.project_id).in_(ids), Job.created_at >= since)
+    ).all()
+    return [
+        {
+            "project_id": job.project_id,
+            "user": owner,
+            "state": str(job.state),
+            "device": job.trainer_device or job.device,
+            "created_at": _aware(job.created_at),
+            "started_at": _aware(job.started_at),
+            "finished_at": _aware(job.finished_at),
+        }
+        for job, owner in rows
+    ]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def usage(facts: list[dict[str, Any]], *, group_key: str, today: date, days: int, now: datetime) -> Usage:
+    """Jobs per day, success rate, compute hours (CPU vs GPU), queue wait per group (pure)."""
+    day_list = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    index = {d: i for i, d in enumerate(day_list)}
+    result = Usage(days=[d.isoformat() for d in day_list])
+    waits: dict[str, list[float]] = defaultdict(list)
+    for fact in facts:
+        group = str(fact[group_key])
+        counts = result.jobs_per_day.setdefault(group, [0] * days)
+        day = fact["created_at"].astimezone(UTC).date()
+        if day in index:
+            counts[index[day]] += 1
+        s = result.summary.setdefault(
+            group, {"jobs": 0, "finished": 0, "succeeded": 0, "cpu_hours": 0.0, "gpu_hours": 0.0}
+        )
+        s["jobs"] += 1
+        if fact["state"] in {"succeeded", "failed", "cancelled"}:
+            s["finished"] += 1
+            s["succeeded"] += fact["state"] == "succeeded"
+        if fact["started_at"] is not None:
+            end = fact["finished_at"] or now
+            hours = max(0.0, (end - fact["started_at"]).total_seconds() / 3600)
+            gpu = "cuda" in str(fact["device"]) or "gpu" in str(fact["device"])
+            s["gpu_hours" if gpu else "cpu_hours"] += hours
+            waits[group].append(max(0.0, (fact["started_at"] - fact["created_at"]).total_seconds()))
+    for group, s in result.summary.items():
+        s["success_rate"] = s["succeeded"] / s["finished"] if s["finished"] else 0.0
+        s["queue_wait_median_s"] = _percentile(waits[group], 0.5)
+        s["queue_wait_p90_s"] = _percentile(waits[group], 0.9)
+    return result
+
+
+def analytics(session: Session, *, user: User, group_by: str = "project", days: int = 30) -> Usage:
+    """Usage over the user's projects (all projects for platform admins), grouped by project or user."""
+    projects = visible_projects(session, user=user)
+    for project_id in projects:
+        if not user.is_platform_admin:
+            authorize(session, user=user, project_id=project_id, action=Action.project_read)
+    now = datetime.now(UTC)
+    facts = job_facts(session, project_ids=projects, since=now - timedelta(days=days))
+    if group_by == "project":
+        for fact in facts:
+            fact["project"] = projects.get(fact["project_id"], str(fact["project_id"]))
+    key = "project" if group_by == "project" else "user"
+    return usage(facts, group_key=key, today=now.date(), days=days, now=now)

@@ -1,0 +1,377 @@
+"""Training jobs: the lifecycle state machine, creation, and applying trainer callbacks.
+
+The database is the single source of truth for job state. Every change goes through
+`transition`, which refuses moves the lifecycle does not allow, so a late or duplicated
+callback can never move a finished job.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from services.domain import catalog, datasets
+from services.domain.models import Job, JobEvent, JobMetric, JobState, User, utcnow
+from services.errors import Conflict, InvalidInput, NotFound
+from services.infra import storage
+from services.infra.signing import new_secret
+
+S = JobState
+ALLOWED: dict[JobState, frozenset[JobState]] = {
+    S.queued: frozenset({S.dispatching, S.cancelled}),
+    S.dispatching: frozenset({S.running, S.queued, S.retrying, S.failed, S.cancelled}),
+    S.retrying: frozenset({S.dispatching, S.failed, S.cancelled}),
+    S.running: frozenset({S.succeeded, S.failed, S.cancelled, S.retrying}),
+    S.succeeded: frozenset(),
+    S.failed: frozenset(),
+    S.cancelled: frozenset(),
+}
+FINISHED = frozenset({S.succeeded, S.failed, S.cancelled})
+ACTIVE = frozenset({S.dispatching, S.running})
+
+# What may be trained (frameworks, tasks, models, hyperparameters) comes from the trainer's
+# catalogue (services.domain.catalog); only the device choice is the backend's own.
+DEVICES = catalog.DEVICES
+
+
+class InvalidTransition(Conflict):
+    """The lifecycle does not allow this move (e.g. anything out of a finished state)."""
+
+
+def can_transition(current: JobState, new: JobState) -> bool:
+    return new in ALLOWED[current]
+
+
+def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -> bool:
+    """Move a job to `new`. Same state again is a no-op (idempotent) and returns False."""
+    current = JobState(job.state)
+    if current == new:
+        return False
+    if not can_transition(current, new):
+        raise InvalidTransition(f"Job {job.id} cannot go from {current.value} to {new.value}")
+    job.state = new
+    now = utcnow()
+    if new == S.running and job.started_at is None:
+        job.started_at = now
+    if new in FINISHED:
+        job.finished_at = now
+    session.add(job)
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            event_id=f"state-{current.value}-{new.value}-{job.attempt}-{now.timestamp()}",
+            type="state",
+            payload={"from": current.value, "to": new.value, "reason": reason},
+        )
+    )
+    return True
+
+
+def validate_hyperparameters(
+    values: dict[str, Any],
+    *,
+    framework: str = "ultralytics",
+    task: str = "detect",
+    plugins: catalog.Catalog | None = None,
+) -> dict[str, Any]:
+    """Every hyperparameter the trainer declares for framework/task, with `values` or defaults.
+
+    Raises InvalidInput (unknown name, wrong type, out of range: the message names the field),
+    catalog.TrainerUnavailable when no catalogue can be had.
+    """
+    plugins = plugins or catalog.get_catalog()
+    return catalog.validate_hyperparameters(plugins.hyperparameters(framework, task), values)
+
+
+def create_job(
+    session: Session,
+    *,
+    project_id: int,
+    user: User,
+    dataset_version_id: int,
+    name: str = "",
+    framework: str = "ultralytics",
+    task: str = "detect",
+    model: str = "yolo11n.yaml",
+    hyperparameters: dict[str, Any] | None = None,
+    device: str = "auto",
+) -> Job:
+    """Write a queued job. The caller enqueues it after commit (see services.infra.queue).
+
+    Raises InvalidInput (the message names the field), NotFound, and quotas.QuotaExceeded when the
+    project already has its `max_queued_jobs` waiting (checked last, so input errors come first).
+    """
+    from services.domain import quotas  # quotas reads this module's state sets
+
+    version = datasets.get_version(session, project_id=project_id, version_id=dataset_version_id)
+    plugins = catalog.get_catalog()
+    plugins.check_model(framework, task, model)
+    if task != version.task:
+        raise InvalidInput(
+            f"dataset_version_id: dataset version {version.id} is for {version.task}, not {task}"
+        )
+    if device not in DEVICES:
+        raise InvalidInput(f"device: unknown device {device!r}; allowed: {list(DEVICES)}")
+    params = validate_hyperparameters(hyperparameters or {}, framework=framework, task=task, plugins=plugins)
+    quotas.check_room_to_queue(session, project_id=project_id)
+    job = Job(
+        project_id=project_id,
+        dataset_version_id=version.id,
+        created_by=user.id,
+        name=(name.strip() or f"{model.removesuffix('.yaml')} on dataset v{version.version}")[:120],
+        framework=framework,
+        task=task,
+        model=model,
+        hyperparameters=params,
+        device=device,
+        total_epochs=params.get("epochs"),
+        callback_secret=new_secret(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, project_id: int, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.project_id != project_id:
+        raise NotFound(f"Job {job_id} does not exist in this project")
+    return job
+
+
+def list_jobs(session: Session, *, project_id: int, limit: int = 200) -> list[Job]:
+    return list(
+        session.exec(
+            select(Job).where(Job.project_id == project_id).order_by(col(Job.id).desc()).limit(limit)
+        ).all()
+    )
+
+
+def metrics_for(session: Session, *, job_id: int) -> list[JobMetric]:
+    return list(session.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.epoch)))
+
+
+def last_checkpoint_uri(job: Job) -> str:
+    return storage.uri(storage.job_prefix(job.project_id, job.id) + "checkpoints/last.pt")
+
+
+def silent_jobs(session: Session, *, silent_since: datetime) -> list[Job]:
+    """Jobs a trainer should be reporting on but that have not been heard from since then."""
+    heard = func.coalesce(Job.last_heartbeat_at, Job.started_at, Job.created_at)
+    return list(session.exec(select(Job).where(col(Job.state).in_(ACTIVE), heard < silent_since)).all())
+
+
+def waiting_jobs(session: Session, *, created_before: datetime) -> list[Job]:
+    """Queued jobs old enough that their queue entry may have been lost (re-enqueue is idempotent)."""
+    waiting = (S.queued, S.retrying)
+    return list(session.exec(select(Job).where(col(Job.state).in_(waiting), Job.created_at < created_before)))
+
+
+def retry_or_fail(session: Session, job: Job, *, reason: str, max_attempts: int) -> bool:
+    """A transient loss (trainer gone): a new attempt that resumes from the last checkpoint,
+    or, with the attempt budget spent, `failed` as transient-exhausted. True if retrying."""
+    if job.attempt >= max_attempts:
+        job.error_kind = "transient"
+        job.error_message = f"Gave up after {job.attempt} attempt(s): {reason}"
+        transition(session, job, S.failed, reason=reason)
+        return False
+    transition(session, job, S.retrying, reason=reason)
+    job.attempt += 1
+    job.last_heartbeat_at = None
+    session.add(job)
+    return True
+
+
+def dispatch_spec(
+    job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s: float, resume_from_uri: str | None = None
+) -> dict[str, Any]:
+    """The trainer request (docs/trainer-protocol.md): only s3:// URIs for files."""
+    return {
+        "job_id": str(job.id),
+        "attempt": job.attempt,
+        "framework": job.framework,
+        "task": job.task,
+        "model": job.model,
+        "hyperparameters": job.hyperparameters,
+        "device": job.device,
+        "dataset_uri": dataset_uri,
+        "output_uri": storage.uri(storage.job_prefix(job.project_id, job.id)),
+        "resume_from_uri": resume_from_uri,
+        "callback_url": callback_url,
+        "callback_secret": job.callback_secret,
+        "mlflow_experiment": f"project-{job.project_id}",
+        "heartbeat_interval_s": heartbeat_s,
+    }
+
+
+def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
+    """Store one verified trainer callback. Returns 'applied', 'duplicate' or 'ignored'.
+
+    Duplicates (same event_id) change nothing; so does anything that arrives for a finished job
+    or for an older attempt. An epoch already stored is replaced (a resumed attempt re-ran it).
+    """
+    event_id = str(event["event_id"])
+    seen = session.exec(
+        select(JobEvent.id).where(JobEvent.job_id == job.id, JobEvent.event_id == event_id)
+    ).first()
+    if seen is not None:
+        return "duplicate"
+    if JobState(job.state) in FINISHED or int(event.get("attempt", job.attempt)) != job.attempt:
+        return "ignored"
+    kind = event["type"]
+    now = utcnow()
+    if event.get("mlflow_run_id"):
+        job.mlflow_run_id = str(event["mlflow_run_id"])
+    if event.get("device"):
+        job.trainer_device = str(event["device"])
+    if event.get("log_tail"):
+        job.log_tail = [str(line)[:500] for line in event["log_tail"]][-50:]
+    if event.get("epoch") is not None:
+        job.current_epoch = int(event["epoch"])
+    if event.get("checkpoint_epoch") is not None:
+        job.checkpoint_epoch = int(event["checkpoint_epoch"])
+    if event.get("total_epochs"):
+        job.total_epochs = int(event["total_epochs"])
+    job.last_heartbeat_at = now
+    if kind in {"started", "heartbeat", "epoch"} and JobState(job.state) == S.dispatching:
+        transition(session, job, S.running, reason=f"trainer {kind}")
+    if kind == "epoch":
+        epoch = int(event["epoch"])
+        metrics = {k: float(v) for k, v in (event.get("metrics") or {}).items() if _finite(v)}
+        # An epoch reported again comes from a resumed attempt that re-ran it from an older
+        # checkpoint: its values are the ones the model now carries, so they replace the point.
+        stored = session.exec(
+            select(JobMetric).where(JobMetric.job_id == job.id, JobMetric.epoch == epoch)
+        ).first()
+        if stored is None:
+            session.add(JobMetric(job_id=job.id, epoch=epoch, metrics=metrics))
+        else:
+            stored.metrics = metrics
+            session.add(stored)
+    if kind == "finished":
+        job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
+        error = event.get("error") or {}
+        job.error_kind = error.get("kind")
+        job.error_message = (error.get("message") or "")[:2000] or None
+        transition(session, job, JobState(event["state"]), reason="trainer finished")
+    session.add(job)
+    session.add(JobEvent(job_id=job.id, event_id=event_id, type=kind, payload=_slim(event)))
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent delivery of the same event won the race: same outcome as a duplicate.
+        session.rollback()
+        return "duplicate"
+    return "applied"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _slim(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in {"log_tail"}}
+
+
+# --- user actions on finished jobs, and the queue ------------------------------------------------
+
+RETRYABLE = frozenset({S.failed, S.cancelled})
+QUEUE_STATES = (S.queued, S.retrying)
+
+
+def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job:
+    """Start a failed or cancelled job again, as a new job with the same settings.
+
+    `resume=True` continues from the old job's `checkpoints/last.pt` (copied under the new job's
+    prefix, with the epochs already reported, and dispatched as attempt 2 so the worker passes the
+    checkpoint to the trainer); `resume=False` (or no checkpoint) trains from scratch.
+    Members may retry their own jobs, admins anyone's (Action.job_retry). The caller commits and
+    enqueues `(new.id, new.attempt)`. Raises NotFound, PermissionDenied, Conflict (including
+    quotas.QuotaExceeded: the new job would be over the project's `max_queued_jobs`).
+    """
+    from services.domain import quotas
+    from services.domain.permissions import Action, authorize
+
+    authorize(
+        session,
+        user=user,
+        project_id=job.project_id,
+        action=Action.job_retry,
+        owner_id=job.created_by,
+        target=f"job:{job.id}",
+    )
+    if JobState(job.state) not in RETRYABLE:
+        raise Conflict(
+            f"Job {job.id} is {JobState(job.state).value}; only failed or cancelled jobs can be retried"
+        )
+    quotas.check_room_to_queue(session, project_id=job.project_id)
+    checkpoint = last_checkpoint_uri(job)
+    resume = resume and storage.exists(checkpoint)
+    verb = "resumed" if resume else "retry"
+    new = Job(
+        project_id=job.project_id,
+        dataset_version_id=job.dataset_version_id,
+        created_by=user.id,
+        name=f"{job.name} ({verb} of #{job.id})"[:120],
+        framework=job.framework,
+        task=job.task,
+        model=job.model,
+        hyperparameters=dict(job.hyperparameters),
+        device=job.device,
+        total_epochs=job.total_epochs,
+        callback_secret=new_secret(),
+        attempt=2 if resume else 1,
+    )
+    session.add(new)
+    session.flush()
+    if resume:
+        target = storage.job_prefix(new.project_id, new.id) + "checkpoints/last.pt"
+        storage.copy(checkpoint, target)
+        for metric in metrics_for(session, job_id=job.id):
+            session.add(JobMetric(job_id=new.id, epoch=metric.epoch, metrics=dict(metric.metrics)))
+        new.current_epoch = job.current_epoch
+        new.checkpoint_epoch = job.checkpoint_epoch
+    session.add(
+        JobEvent(
+            job_id=new.id,
+            event_id=f"{verb}-of-{job.id}",
+            type="state",
+            payload={"from": None, "to": "queued", "reason": f"{verb} of job {job.id} by {user.username}"},
+        )
+    )
+    session.flush()
+    return new
+
+
+def queue_positions(session: Session) -> dict[int, int]:
+    """1-based position of every waiting job in the one trainer queue (oldest first)."""
+    rows = session.exec(
+        select(Job.id).where(col(Job.state).in_(QUEUE_STATES)).order_by(col(Job.created_at), col(Job.id))
+    ).all()
+    return {job_id: position for position, job_id in enumerate(rows, start=1)}
+
+
+def filter_jobs(
+    session: Session,
+    *,
+    project_id: int,
+    states: list[str] | None = None,
+    owner_id: int | None = None,
+    dataset_version_ids: list[int] | None = None,
+    search: str = "",
+    limit: int = 500,
+) -> list[Job]:
+    query = select(Job).where(Job.project_id == project_id)
+    if states:
+        query = query.where(col(Job.state).in_(states))
+    if owner_id:
+        query = query.where(Job.created_by == owner_id)
+    if dataset_version_ids:
+        query = query.where(col(Job.dataset_version_id).in_(dataset_version_ids))
+    if search.strip():
+        query = query.where(col(Job.name).icontains(search.strip()))
+    return list(session.exec(query.order_by(col(Job.id).desc()).limit(limit)).all())

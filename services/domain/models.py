@@ -1,0 +1,230 @@
+"""Database tables (SQLModel). The database holds metadata only; files live in object storage.
+
+Rows stay inside `services/`: routes, state classes and arq tasks get the `*Public` shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, String, UniqueConstraint, true
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+    viewer = "viewer"
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    dispatching = "dispatching"
+    running = "running"
+    retrying = "retrying"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)
+    email: str | None = Field(default=None, max_length=254)
+    password_hash: str
+    avatar_name: str = Field(max_length=64)
+    badge_color: str = Field(default="#2563eb", max_length=9)
+    is_platform_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    # A deactivated account keeps its history (audit, jobs) but can no longer sign in.
+    is_active: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    password_changed_at: datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """Opaque bearer tokens; only their SHA-256 is stored, so a leaked table grants nothing."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    # "session": the web UI's sign-in; "personal": a named token a user made for scripts/CI.
+    kind: str = Field(default="session", max_length=16, sa_column_kwargs={"server_default": "session"})
+    name: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
+    last_used_at: datetime | None = None
+
+
+# The largest job quota accepted; a project that needs more needs no limit (None).
+MAX_QUOTA = 10_000
+
+
+class Project(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    # Deleted projects disappear for everyone (NotFound) while their jobs and audit trail stay.
+    deleted_at: datetime | None = None
+    # Job quotas (services.domain.quotas); None means no limit.
+    max_running_jobs: int | None = None
+    max_queued_jobs: int | None = None
+
+
+class Membership(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    role: Role = Field(default=Role.member, sa_type=String(16))
+
+
+class Dataset(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str = Field(max_length=120)
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetVersion(SQLModel, table=True):
+    """Immutable once written: jobs point at the exact version they trained on."""
+
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    version: int
+    format: str = Field(max_length=32)
+    task: str = Field(max_length=32)
+    uri: str = Field(description="s3:// prefix holding manifest.json and raw/")
+    classes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    num_images: int = 0
+    num_labels: int = 0
+    split_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    size_bytes: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    # How this version came to be: "upload" (split as received), a split method of `parent_version_id`
+    # ("stratified", "random", "keep"), or "rename" (its classes renamed).
+    parent_version_id: int | None = Field(default=None, foreign_key="datasetversion.id")
+    split_method: str = Field(default="upload", max_length=16, sa_column_kwargs={"server_default": "upload"})
+    split_seed: int | None = None
+    split_ratios: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # split -> class name -> number of images holding that class
+    class_counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    num_warnings: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    note: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
+
+
+class Job(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    dataset_version_id: int = Field(foreign_key="datasetversion.id")
+    created_by: int = Field(foreign_key="user.id")
+    name: str = Field(max_length=120)
+    framework: str = Field(max_length=32)
+    task: str = Field(max_length=32)
+    model: str = Field(max_length=120)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    device: str = Field(default="auto", max_length=16)
+    state: JobState = Field(default=JobState.queued, sa_type=String(16), index=True)
+    attempt: int = 1
+    callback_secret: str = Field(max_length=128)
+    mlflow_run_id: str | None = None
+    current_epoch: int | None = None
+    checkpoint_epoch: int | None = None  # newest epoch whose last.pt is in storage
+    total_epochs: int | None = None
+    trainer_device: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    artifacts: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    log_tail: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+
+
+class JobEvent(SQLModel, table=True):
+    """Every accepted trainer callback and every state change; `event_id` makes callbacks idempotent."""
+
+    __table_args__ = (UniqueConstraint("job_id", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    event_id: str = Field(max_length=64)
+    type: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobMetric(SQLModel, table=True):
+    """One row per (job, epoch): a duplicated epoch callback cannot add a second point."""
+
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    epoch: int
+    metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RefreshToken(SQLModel, table=True):
+    """One link of a rotating refresh-token chain; a second use of a link revokes its whole family."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    family_id: str = Field(index=True, max_length=64)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class PasswordResetToken(SQLModel, table=True):
+    """Single-use, short-lived; only the SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+
+
+class PlatformSetting(SQLModel, table=True):
+    """Switches platform admins flip at run time (e.g. sign-up on/off), overriding the environment."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=500)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of every mutating action and every denial (see services.domain.audit)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: int | None = Field(default=None, index=True)
+    actor: str = Field(default="", max_length=64)
+    action: str = Field(max_length=160, index=True)
+    target: str = Field(default="", max_length=300)
+    project_id: int | None = Field(default=None, index=True)
+    result: str = Field(max_length=16, index=True)
+    status_code: int | None = None
+    detail: str = Field(default="", max_length=500)
+    source_ip: str = Field(default="", max_length=64)

@@ -1,0 +1,164 @@
+"""Public shapes returned by the REST API and used by the UI state; ORM rows stay in services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.domain.models import MAX_QUOTA, DatasetVersion, Job, JobMetric, Project
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    avatar_name: str
+    badge_color: str
+    is_platform_admin: bool
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field(default="", max_length=2000)
+
+
+class ProjectPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    role: str
+    max_running_jobs: int | None = Field(default=None, description="Jobs running at once; null: no limit.")
+    max_queued_jobs: int | None = Field(default=None, description="Jobs waiting at once; null: no limit.")
+
+    @classmethod
+    def of(cls, project: Project, role: str) -> ProjectPublic:
+        return cls(
+            id=project.id,
+            name=project.name,
+            description=project.description,
+            role=role,
+            max_running_jobs=project.max_running_jobs,
+            max_queued_jobs=project.max_queued_jobs,
+        )
+
+
+def _quota(what: str) -> Any:
+    # strict: JSON `true` or "3" is not a number of jobs.
+    return Field(ge=1, le=MAX_QUOTA, strict=True, description=f"Most jobs {what} at once; null: no limit.")
+
+
+class QuotasUpdate(BaseModel):
+    """Both limits, each required (PUT replaces both): a whole number of jobs, or null for no limit."""
+
+    max_running_jobs: int | None = _quota("dispatching or running")
+    max_queued_jobs: int | None = _quota("waiting (queued, or waiting to retry)")
+
+
+class QuotasPublic(BaseModel):
+    """A project's job quotas and what counts against them now (see services.domain.quotas)."""
+
+    project_id: int
+    max_running_jobs: int | None
+    max_queued_jobs: int | None
+    running: int = Field(description="The project's jobs dispatching or running now.")
+    queued: int = Field(description="The project's jobs waiting now (queued, or waiting to retry).")
+
+
+class DatasetVersionPublic(BaseModel):
+    id: int
+    dataset_id: int
+    name: str = ""
+    version: int
+    format: str
+    task: str
+    uri: str
+    classes: list[str]
+    num_images: int
+    num_labels: int
+    split_counts: dict[str, int]
+    size_bytes: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, version: DatasetVersion, name: str = "") -> DatasetVersionPublic:
+        return cls(name=name, **version.model_dump(exclude={"created_at"}), created_at=version.created_at)
+
+
+class JobCreate(BaseModel):
+    dataset_version_id: int
+    name: str = Field(default="", max_length=120)
+    framework: str = "ultralytics"
+    task: str = "detect"
+    model: str = "yolo11n.yaml"
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    device: str = "auto"
+
+
+class MetricPoint(BaseModel):
+    epoch: int
+    metrics: dict[str, float]
+
+    @classmethod
+    def of(cls, row: JobMetric) -> MetricPoint:
+        return cls(epoch=row.epoch, metrics=row.metrics)
+
+
+class JobPublic(BaseModel):
+    id: int
+    project_id: int
+    dataset_version_id: int
+    name: str
+    framework: str
+    task: str
+    model: str
+    hyperparameters: dict[str, Any]
+    device: str
+    state: str
+    attempt: int
+    mlflow_run_id: str | None
+    current_epoch: int | None
+    checkpoint_epoch: int | None = None
+    total_epochs: int | None
+    trainer_device: str | None
+    error_kind: str | None
+    error_message: str | None
+    artifacts: dict[str, str]
+    log_tail: list[str]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_heartbeat_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobPublic:
+        # States load from the database as plain strings; skip pydantic's enum-type warning.
+        return cls.model_validate(job.model_dump(exclude={"callback_secret", "created_by"}, warnings=False))
+
+
+class JobDetail(JobPublic):
+    metrics: list[MetricPoint] = Field(default_factory=list)
+
+
+class JobListItem(JobPublic):
+    owner: str
+    owner_id: int
+    queue_position: int | None = None
+
+
+class ExportRequest(BaseModel):
+    formats: list[str] = Field(default_factory=lambda: ["onnx", "torchscript"], min_length=1, max_length=4)
+
+
+class RetryRequest(BaseModel):
+    resume: bool = True

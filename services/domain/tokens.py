@@ -1,0 +1,293 @@
+"""REST API credentials: short-lived JWT access tokens, rotating refresh tokens, personal tokens.
+
+- Access tokens are HS256 JWTs (joserfc, Authlib's JOSE library) that live minutes. They name
+  their refresh family (`fam`), so signing out or a detected refresh-token theft ends them at once.
+- Refresh tokens are random, stored as SHA-256, and single-use: each refresh returns a new one.
+  Presenting a used one means it was copied, so the whole family is revoked (RFC 6819 5.2.2.3).
+- Personal API tokens (`vtp_pat_...`) are for scripts and CI: named, hashed at rest, revocable,
+  with the time they were last used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+from sqlmodel import Session, col, select
+
+from services.domain import audit
+from services.domain.models import ApiToken, RefreshToken, User, utcnow
+from services.errors import InvalidInput, NotFound, Unauthorized
+from services.infra.settings import get_settings
+
+PERSONAL_PREFIX = "vtp_pat_"
+REFRESH_PREFIX = "vtp_rt_"
+ALGORITHM = "HS256"
+# last_used_at is written at most this often per token, so reads stay reads.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything here is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def _key() -> OctKey:
+    return OctKey.import_key(jwt_key())
+
+
+def issue_access_token(*, user: User, family_id: str) -> tuple[str, int]:
+    ttl = get_settings().jwt_access_ttl_s
+    now = int(utcnow().timestamp())
+    claims = {
+        "sub": str(user.id),
+        "iat": now,
+        "exp": now + ttl,
+        "fam": family_id,
+        "jti": uuid.uuid4().hex,
+        "typ": "access",
+    }
+    return jwt.encode({"alg": ALGORITHM, "typ": "JWT"}, claims, _key()), ttl
+
+
+def decode_access_token(token: str) -> dict:
+    """The claims of a valid, unexpired access token; Unauthorized for anything else."""
+    try:
+        decoded = jwt.decode(token, _key(), algorithms=[ALGORITHM])
+        jwt.JWTClaimsRegistry(
+            exp={"essential": True}, sub={"essential": True}, typ={"essential": True, "value": "access"}
+        ).validate(decoded.claims)
+    except (JoseError, ValueError) as exc:
+        raise Unauthorized("Sign in again: the access token is invalid or expired") from exc
+    return decoded.claims
+
+
+def _new_refresh(session: Session, *, user: User, family_id: str) -> str:
+    token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+    ttl = timedelta(seconds=get_settings().refresh_token_ttl_s)
+    session.add(
+        RefreshToken(
+            user_id=user.id, family_id=family_id, token_hash=token_hash(token), expires_at=utcnow() + ttl
+        )
+    )
+    session.flush()
+    return token
+
+
+def issue_pair(session: Session, *, user: User) -> TokenPair:
+    """A fresh sign-in: a new refresh family and its first access token."""
+    family_id = uuid.uuid4().hex
+    refresh = _new_refresh(session, user=user, family_id=family_id)
+    access, ttl = issue_access_token(user=user, family_id=family_id)
+    return TokenPair(access, refresh, ttl)
+
+
+def revoke_family(session: Session, *, family_id: str) -> None:
+    now = utcnow()
+    for row in session.exec(select(RefreshToken).where(RefreshToken.family_id == family_id)).all():
+        if row.revoked_at is None:
+            row.revoked_at = now
+            session.add(row)
+
+
+def revoke_all_for_user(session: Session, *, user: User) -> None:
+    """Every refresh family and web session of the user (password change, deactivation)."""
+    now = utcnow()
+    rows = session.exec(
+        select(RefreshToken).where(RefreshToken.user_id == user.id, col(RefreshToken.revoked_at).is_(None))
+    ).all()
+    for row in rows:
+        row.revoked_at = now
+        session.add(row)
+    for token in session.exec(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == "session")
+    ).all():
+        session.delete(token)
+
+
+def rotate(session: Session, *, refresh_token: str) -> TokenPair:
+    """Trade a refresh token for a new pair. A reused token revokes its family and is refused.
+
+    The revocation is committed before Unauthorized is raised, so the caller's rollback keeps it.
+    """
+    row = session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
+    ).first()
+    if row is None:
+        raise Unauthorized("Unknown refresh token: sign in again")
+    user = session.get(User, row.user_id)
+    if row.used_at is not None or row.revoked_at is not None:
+        revoke_family(session, family_id=row.family_id)
+        audit.record(
+            session,
+            actor=user,
+            action="auth.refresh",
+            target=f"user:{row.user_id}",
+            result=audit.DENIED,
+            detail="refresh token reused: family revoked",
+        )
+        session.commit()
+        if audit.current_context() is not None:
+            audit.current_context().recorded_denial = True  # type: ignore[union-attr]
+        raise Unauthorized("This refresh token was already used; every session from it is signed out")
+    if aware(row.expires_at) < utcnow():
+        raise Unauthorized("The refresh token expired: sign in again")
+    if user is None or not user.is_active:
+        raise Unauthorized("Sign in again: the account is not active")
+    row.used_at = utcnow()
+    session.add(row)
+    refresh = _new_refresh(session, user=user, family_id=row.family_id)
+    access, ttl = issue_access_token(user=user, family_id=row.family_id)
+    return TokenPair(access, refresh, ttl)
+
+
+def revoke_refresh(session: Session, *, refresh_token: str, user: User) -> None:
+    row = session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
+    ).first()
+    if row is not None and row.user_id == user.id:
+        revoke_family(session, family_id=row.family_id)
+
+
+def family_revoked(session: Session, *, family_id: str) -> bool:
+    row = session.exec(
+        select(RefreshToken.id).where(
+            RefreshToken.family_id == family_id, col(RefreshToken.revoked_at).is_not(None)
+        )
+    ).first()
+    return row is not None
+
+
+# --- personal API tokens -------------------------------------------------------------------------
+
+
+def create_personal_token(
+    session: Session, *, user: User, name: str, expires_in_days: int
+) -> tuple[ApiToken, str]:
+    """A new named token; the secret is returned once and only its hash is kept."""
+    name = name.strip()
+    if not 1 <= len(name) <= 120:
+        raise InvalidInput("Token name must be 1 to 120 characters")
+    limit = get_settings().personal_token_max_days
+    if not 1 <= expires_in_days <= limit:
+        raise InvalidInput(f"expires_in_days must be between 1 and {limit}")
+    token = PERSONAL_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        kind="personal",
+        name=name,
+        expires_at=utcnow() + timedelta(days=expires_in_days),
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def list_personal_tokens(session: Session, *, user: User) -> list[ApiToken]:
+    return list(
+        session.exec(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.kind == "personal")
+            .order_by(col(ApiToken.id))
+        ).all()
+    )
+
+
+def revoke_personal_token(session: Session, *, user: User, token_id: int) -> None:
+    """Only the token's owner may revoke it; someone else's id is NotFound (not leaked)."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id or row.kind != "personal":
+        raise NotFound(f"Token {token_id} does not exist")
+    session.delete(row)
+
+
+def _touch(row_id: int) -> None:
+    from services.infra.db import session_scope
+
+    with session_scope() as session:
+        row = session.get(ApiToken, row_id)
+        if row is not None:
+            row.last_used_at = utcnow()
+            session.add(row)
+
+
+# "Last used" is bookkeeping, written off the request path by one thread in its own transaction.
+# Not in the request's session: on SQLite its write lock would block the audit trail's own
+# transaction for a denial in the same request; and not in a second session the request waits
+# for: requests holding two pooled connections deadlock the pool under load (200 users with the
+# default pool of 15 waited out the 30 s pool timeout).
+_touches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-touch")
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("Sign in again: the account is not active")
+    return user
+
+
+def user_for_bearer(session: Session, token: str) -> User:
+    """Whoever a bearer credential belongs to: a JWT access token, a personal token or a web session."""
+    if token.startswith(PERSONAL_PREFIX):
+        row = session.exec(
+            select(ApiToken).where(ApiToken.token_hash == token_hash(token), ApiToken.kind == "personal")
+        ).first()
+        if row is None or aware(row.expires_at) < utcnow():
+            raise Unauthorized("The API token is unknown, expired or revoked")
+        user = _user(session, row.user_id)
+        if row.last_used_at is None or utcnow() - aware(row.last_used_at) > LAST_USED_RESOLUTION:
+            _touches.submit(_touch, row.id)  # type: ignore[arg-type]
+        return user
+    if token.count(".") == 2:
+        claims = decode_access_token(token)
+        user = _user(session, int(claims["sub"]))
+        if family_revoked(session, family_id=str(claims.get("fam", ""))):
+            raise Unauthorized("This session was signed out: sign in again")
+        changed = user.password_changed_at
+        if changed is not None and int(claims["iat"]) < int(aware(changed).timestamp()):
+            raise Unauthorized("The password changed since this token was issued: sign in again")
+        return user
+    from services.domain.auth import user_for_token
+
+    return user_for_token(session, token)
+
+
+@lru_cache
+def jwt_key() -> bytes:
+    """The access-token signing key: the environment's, else a random one kept in a 0600 file."""
+    configured = get_settings().jwt_secret
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value().encode()
+    path: Path = get_settings().data_dir / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process (web, worker) won the race: use its key
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()

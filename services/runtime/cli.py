@@ -1,0 +1,101 @@
+"""`vtp` command line: run the local stack and the one-off operator tasks."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import signal
+import sys
+
+from alembic.config import Config
+from sqlmodel import select
+
+from alembic import command
+from services.infra import storage
+from services.infra.db import session_scope
+from services.infra.settings import get_settings
+from services.runtime.stack import ROOT, Stack, StackError
+
+
+def migrate() -> None:
+    """Bring the database to the latest schema (Alembic), creating the SQLite file if needed."""
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
+
+
+def prepare() -> None:
+    """Run once storage is reachable: bucket, schema, demo data."""
+    from services.runtime.seed import DEMO_USER, seed_demo
+
+    storage.ensure_bucket()
+    migrate()
+    password = seed_demo()
+    if password:
+        print(
+            "\n"
+            f"  Demo account created (shown only this once):  user {DEMO_USER}   password {password}\n"
+            f"  Forgot it? `vtp set-password {DEMO_USER}`\n",
+            flush=True,
+        )
+
+
+def up() -> int:
+    settings = get_settings()
+    stack = Stack(settings)
+    signal.signal(signal.SIGINT, stack.request_stop)
+    signal.signal(signal.SIGTERM, stack.request_stop)
+    try:
+        stack.start(before_app=prepare)
+    except StackError as exc:
+        print(f"vtp: {exc}", file=sys.stderr, flush=True)
+        stack.stop()
+        return 1
+    except BaseException:
+        stack.stop()
+        raise
+    print(
+        f"\n  Vision AI Training Platform is up:  open {settings.web_url}\n  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    code = stack.watch()
+    stack.stop()
+    return code
+
+
+def set_password(username: str) -> int:
+    from services.domain.auth import hash_password
+    from services.domain.models import User
+
+    password = getpass.getpass(f"New password for {username}: ")
+    if len(password) < 8:
+        print("Password must be at least 8 characters", file=sys.stderr)
+        return 1
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.username == username)).first()
+        if user is None:
+            print(f"No user named {username!r}", file=sys.stderr)
+            return 1
+        user.password_hash = hash_password(password)
+        session.add(user)
+    print("Password changed.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vtp", description="Vision AI Training Platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the whole local stack (Ctrl-C stops it)")
+    sub.add_parser("migrate", help="apply database migrations")
+    reset = sub.add_parser("set-password", help="set a user's password")
+    reset.add_argument("username")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up()
+    if args.command == "migrate":
+        migrate()
+        return 0
+    return set_password(args.username)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
