@@ -20,7 +20,7 @@ def resolve_user(session: Session, token: str) -> User | None:
     if not token:
         return None
     try:
-        return auth.user_for_token(session, token)
+        return tokens.user_for_session(session, token)
     except Unauthorized:
         return None
 
@@ -72,7 +72,7 @@ class AuthState(rx.State):
         try:
             with session_scope() as session:
                 user = auth.authenticate(session, username=username, password=password)
-                token = auth.issue_token(session, user=user)
+                token = tokens.issue_session(session, user=user)
                 self._remember(user)
         except DomainError as exc:
             self.login_error = exc.message
@@ -85,7 +85,7 @@ class AuthState(rx.State):
     def sign_out(self):
         if self.token:
             with session_scope() as session:
-                auth.revoke_token(session, self.token)
+                tokens.revoke_session(session, self.token)
         self.token = ""
         self._remember(None)
         return rx.redirect("/login")
@@ -101,7 +101,7 @@ class AuthState(rx.State):
         with session_scope() as session:
             if code := query.get("sso"):
                 try:
-                    user, self.token = auth.redeem_handoff(session, code)
+                    user, self.token = tokens.redeem_handoff(session, code)
                 except DomainError as exc:
                     self.login_error = exc.message
                     return

@@ -9,8 +9,7 @@ import reflex as rx
 
 from services.actions import views
 from services.domain import jobs as job_service
-from services.domain.models import Role
-from services.domain.permissions import Action, require_role
+from services.domain.permissions import Action, authorize
 from services.errors import DomainError
 from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
@@ -29,7 +28,7 @@ def _create_job(token: str, project_id: int, request: dict[str, Any]) -> tuple[i
         user = resolve_user(session, token)
         if user is None:
             raise DomainError("Your session has ended: sign in again")
-        require_role(session, user=user, project_id=project_id, minimum=Role.member)
+        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
         job = job_service.create_job(session, project_id=project_id, user=user, **request)
         assert job.id is not None
         return job.id, job.attempt
@@ -40,7 +39,7 @@ def _jobs_rows(token: str, project_id: int) -> list[dict[str, str]] | None:
         user = resolve_user(session, token)
         if user is None:
             return None
-        require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+        authorize(session, user=user, project_id=project_id, action=Action.project_read)
         return [job_row(j) for j in views.project_jobs(session, project_id=project_id)]
 
 
@@ -73,7 +72,7 @@ class DashboardState(AuthState):
             return
         project_id = int(self.selected_project_id)
         try:
-            role = require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+            role = authorize(session, user=user, project_id=project_id, action=Action.project_read)
         except DomainError as exc:
             self.load_error = exc.message
             return

@@ -13,8 +13,7 @@ from components.training_charts import confusion_matrix_figure, empty_figure, pr
 from services.actions import views
 from services.domain import jobs as job_service
 from services.domain import model_ops
-from services.domain.models import Role
-from services.domain.permissions import Action, require_role
+from services.domain.permissions import Action, authorize
 from services.domain.schemas import JobDetail
 from services.errors import DomainError
 from services.infra.db import session_scope
@@ -57,7 +56,7 @@ def load_job(token: str, job_id: int) -> JobSnapshot:
             return JobSnapshot(signed_in=False)
         try:
             project_id = views.project_of_job(session, job_id=job_id)
-            role = require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+            role = authorize(session, user=user, project_id=project_id, action=Action.project_read)
             detail = views.job_detail(session, project_id=project_id, job_id=job_id)
             own = job_service.get_job(session, project_id=project_id, job_id=job_id).created_by == user.id
         except DomainError:
@@ -76,7 +75,7 @@ async def _cancel(token: str, job_id: int) -> str:
         if user is None:
             raise DomainError("Your session has ended: sign in again")
         project_id = views.project_of_job(session, job_id=job_id)
-        require_role(session, user=user, project_id=project_id, minimum=Role.member)
+        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
         job = await views.cancel_job(session, user=user, project_id=project_id, job_id=job_id)
         return job.state
 
@@ -169,7 +168,7 @@ def _retry(token: str, job_id: int, resume: bool) -> tuple[int, int]:
         if user is None:
             raise DomainError("Your session has ended: sign in again")
         project_id = views.project_of_job(session, job_id=job_id)
-        require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+        authorize(session, user=user, project_id=project_id, action=Action.project_read)
         job = job_service.get_job(session, project_id=project_id, job_id=job_id)
         new = job_service.retry(session, job, user, resume=resume)
         assert new.id is not None

@@ -450,13 +450,13 @@ def test_other_projects_objects_are_not_found(world: World) -> None:
 
 
 def _session_token(cast: Cast, part: str) -> str:
-    from services.domain import auth
+    from services.domain import tokens
     from services.domain.models import User
 
     if part == "anonymous":
         return ""
     with session_scope() as session:
-        return auth.issue_token(session, user=session.get(User, cast.users[part]))
+        return tokens.issue_session(session, user=session.get(User, cast.users[part]))
 
 
 def _ui_jobs_rows(w: World, token: str) -> bool:

@@ -7,8 +7,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import CurrentUser, PathId, SessionDep
 from services.actions import views
 from services.domain import jobs
-from services.domain.models import Role
-from services.domain.permissions import require_role
+from services.domain.permissions import Action, authorize
 from services.domain.schemas import JobCreate, JobDetail, JobListItem, JobPublic
 from services.infra.queue import enqueue_dispatch
 
@@ -26,7 +25,7 @@ def list_jobs(
     search: Annotated[str, Query(max_length=120)] = "",
 ) -> list[JobListItem]:
     """Newest first; waiting jobs carry their `queue_position` (1 = next to be dispatched)."""
-    require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+    authorize(session, user=user, project_id=project_id, action=Action.project_read)
     return views.job_list(
         session,
         user=user,
@@ -45,7 +44,7 @@ async def create_job(
     session: SessionDep,
     user: CurrentUser,
 ) -> JobPublic:
-    require_role(session, user=user, project_id=project_id, minimum=Role.member)
+    authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
     job = jobs.create_job(session, project_id=project_id, user=user, **body.model_dump())
     session.commit()
     await enqueue_dispatch(job.id, job.attempt)
@@ -54,7 +53,7 @@ async def create_job(
 
 @router.get("/{job_id}")
 def get_job(project_id: PathId, job_id: PathId, session: SessionDep, user: CurrentUser) -> JobDetail:
-    require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+    authorize(session, user=user, project_id=project_id, action=Action.project_read)
     return views.job_detail(session, project_id=project_id, job_id=job_id)
 
 
