@@ -201,8 +201,9 @@ def operation(
                 )
     except DomainError as exc:
         if record is not Audit.none:
+            # Not `op.user`: the rollback expired it. The actor carries the id and name.
             audit.record_now(
-                actor=op.user if op else None,
+                actor=None,
                 actor_id=actor.user_id,
                 actor_name=actor.username,
                 action=name,
