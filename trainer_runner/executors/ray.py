@@ -43,6 +43,7 @@ from trainer_runner.resources import cpus_needed, fits, waiting_for
 from trainer_runner.schemas import (
     CallbackError,
     Capacity,
+    JobState,
     JobStatus,
     NodeCapacity,
     Resources,
@@ -56,7 +57,11 @@ log = logging.getLogger(__name__)
 ACCELERATOR_PREFIXES = ("accelerator:", "accelerator_type:")
 LIVE = frozenset({"PENDING", "RUNNING"})
 CANCEL_POLL_S = 2.0
-_EXIT_STATES = {code: state for state, code in EXIT_CODES.items()}
+_EXIT_STATES: dict[int, JobState] = {
+    0: "succeeded",
+    EXIT_CODES["failed"]: "failed",
+    EXIT_CODES["cancelled"]: "cancelled",
+}
 
 
 def submission_id(job_id: str, attempt: int) -> str:
@@ -91,7 +96,7 @@ class RayJob:
             resources=Resources.model_validate_json(meta.get("vtp_resources", "{}")),
         )
 
-    def outcome(self) -> tuple[str, CallbackError | None]:
+    def outcome(self) -> tuple[JobState, CallbackError | None]:
         """(protocol state, error) of this attempt."""
         if self.status == "PENDING":
             return "accepted", None
@@ -148,7 +153,8 @@ class RayExecutor(Executor):
 
     def _nodes(self) -> list[dict[str, Any]]:
         body = self._get("/api/v0/nodes", detail="true", limit=10000)
-        return body["data"]["result"]["result"]
+        nodes: list[dict[str, Any]] = body["data"]["result"]["result"]
+        return nodes
 
     # -- capacity ----------------------------------------------------------------------------
     def _capacity(self, jobs: list[RayJob]) -> list[NodeCapacity]:
@@ -174,11 +180,11 @@ class RayExecutor(Executor):
         # Live jobs take their share: placed ones on their node, pending ones where they fit.
         live = sorted((j for j in jobs if j.status in LIVE), key=lambda j: j.node_id is None)
         for job in live:
-            node = nodes.get(job.node_id or "")
-            if node is None:
-                node = next((n for n in nodes.values() if fits(job.resources, n)), None)
-            if node is not None:
-                _take(node, job.resources)
+            placed = nodes.get(job.node_id or "")
+            if placed is None:
+                placed = next((n for n in nodes.values() if fits(job.resources, n)), None)
+            if placed is not None:
+                _take(placed, job.resources)
         return list(nodes.values())
 
     def capacity(self) -> Capacity:
