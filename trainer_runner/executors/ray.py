@@ -39,6 +39,7 @@ from trainer_runner.executors.base import (
     effective_resources,
 )
 from trainer_runner.job import EXIT_CODES, SPEC_ENV, cancel_marker
+from trainer_runner.lost import OOM_HINT
 from trainer_runner.resources import cpus_needed, fits, waiting_for
 from trainer_runner.schemas import (
     CallbackError,
@@ -110,7 +111,10 @@ class RayJob:
         if self.status == "STOPPED":
             return "the Ray job was stopped before the attempt reported a result"
         code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
-        return f"the Ray job ended without a result{code}: {self.message}"[:2000]
+        message = f"the Ray job ended without a result{code}: {self.message}"
+        if self.exit_code == -9 or "memory" in self.message.lower():  # Ray's memory monitor says so
+            message = f"{message} ({OOM_HINT}?)"
+        return message[:2000]
 
     def status_model(self) -> JobStatus:
         state, error = self.outcome()
