@@ -247,7 +247,6 @@ class RayExecutor(Executor):
                 "vtp_attempt": str(request.attempt),
                 "vtp_resources": resources.model_dump_json(),
             },
-            # Ray refuses 0 here for num_gpus on some versions: only send what is asked for.
             "entrypoint_num_cpus": resources.cpus,
         }
         if resources.gpus:
