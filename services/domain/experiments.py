@@ -60,7 +60,9 @@ def list_runs(
 ) -> list[dict[str, Any]]:
     """Runs of a project for the picker, newest first (one query, owner names joined)."""
     query = (
-        select(Job, User.username).join(User, col(User.id) == col(Job.created_by)).where(Job.project_id == project_id)
+        select(Job, User.username)
+        .join(User, col(User.id) == col(Job.created_by))
+        .where(Job.project_id == project_id)
     )
     if search.strip():
         term = search.strip()
