@@ -181,7 +181,7 @@ def operation(
     except DomainError as exc:
         if record is not Audit.none:
             audit.record_now(
-                actor=op.user if op else None,
+                actor=None,  # op.user is detached (and may be expired) once the session rolled back
                 actor_id=actor.user_id,
                 actor_name=actor.username,
                 action=name,
