@@ -63,7 +63,6 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def current_actor(user: CurrentUser, ip: ClientIp) -> Actor:
-    """Who acts through this request: resolved once, then handed to the application layer."""
     return Actor.of(user, channel="rest", source_ip=ip)
 
 
