@@ -20,11 +20,11 @@ import reflex as rx
 
 from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
 from services.actions import datasets as actions
-from services.actions.core import web_actor
+from services.actions.core import SessionEnded, web_actor
 from services.domain.datasets import DatasetRejected
 from services.domain.datasets.schemas import DatasetVersionDetail, GalleryImage, UploadResult
 from services.domain.permissions import Action
-from services.domain.schemas import DatasetVersionPublic, UserPublic
+from services.domain.schemas import DatasetVersionPublic
 from services.errors import DomainError, Unauthorized
 from state.auth_state import AuthState, login_redirect
 from state.formatting import format_time
@@ -49,12 +49,6 @@ T = TypeVar("T")
 async def _as_web_actor(token: str, action: Callable[..., T], /, **kwargs: Any) -> T:
     """Resolve the page's actor and run one action, both in a thread (they block on the database)."""
     return await asyncio.to_thread(lambda: action(web_actor(token), **kwargs))
-
-
-def _show_user(state: AuthState, me: UserPublic) -> None:
-    """Refresh the signed-in user shown in the page header (call inside the state lock)."""
-    state.user_id, state.username = me.id, me.username
-    state.avatar_name, state.badge_color = me.avatar_name, me.badge_color
 
 
 def dataset_rows(project_id: int, found: list[DatasetVersionPublic]) -> list[dict[str, str]]:
@@ -190,13 +184,15 @@ class DatasetsState(AuthState):
                 self.ds_rows, self.ds_role, self.ds_project_name = [], "", ""
                 self.upload_phase, self.report_rows, self.upload_message = "", [], ""
             self.ds_project_id = project_id or 0
-            token = self.token
+            actor = self._refresh_user()
         if not project_id:
             async with self:
                 self.ds_loading, self.ds_error = False, "This address does not name a project."
             return
         try:
-            found = await _as_web_actor(token, actions.list_datasets, project_id=project_id)
+            if actor is None:
+                raise SessionEnded()
+            found = await asyncio.to_thread(actions.list_datasets, actor, project_id=project_id)
         except Unauthorized:
             async with self:
                 self.ds_loading = False
@@ -206,7 +202,6 @@ class DatasetsState(AuthState):
                 self.ds_loading, self.ds_error = False, _message(exc)
             return
         async with self:
-            _show_user(self, found.me)
             if project_id == self.ds_project_id:
                 self.ds_rows, self.ds_role = dataset_rows(project_id, found.datasets), found.role
                 self.ds_project_name = found.project_name
@@ -359,14 +354,16 @@ class DatasetDetailState(AuthState):
                 self.gallery_items, self.gallery_count, self.split_notice = [], 0, ""
             self.dd_project_id, self.dd_dataset_id = project_id or 0, dataset_id or 0
             self.dd_loading, self.dd_error = True, ""
-            token = self.token
+            actor = self._refresh_user()
         if not project_id or not dataset_id:
             async with self:
                 self.dd_loading, self.dd_error = False, "This address does not name a dataset."
             return
         try:
-            found = await _as_web_actor(
-                token, actions.list_versions, project_id=project_id, dataset_id=dataset_id
+            if actor is None:
+                raise SessionEnded()
+            found = await asyncio.to_thread(
+                actions.list_versions, actor, project_id=project_id, dataset_id=dataset_id
             )
         except Unauthorized:
             async with self:
@@ -379,7 +376,6 @@ class DatasetDetailState(AuthState):
             return
         rows = version_rows(found.versions)
         async with self:
-            _show_user(self, found.me)
             self.dd_role, self.dd_name, self.dd_project_name = found.role, found.name, found.project_name
             self.dd_versions = rows
             if self.dd_version not in {r["version"] for r in rows}:

@@ -1,4 +1,4 @@
-"""Request dependencies: database session, the signed-in user, the caller's address, the actor."""
+"""Request dependencies: database session, the signed-in user, the caller's address."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from services.domain.datasets.schemas import (
 )
 from services.domain.models import DatasetVersion, Project
 from services.domain.permissions import Action
-from services.domain.schemas import DatasetVersionPublic, UserPublic
+from services.domain.schemas import DatasetVersionPublic
 from services.infra import storage
 
 PREVIEW_SIZE = 1024  # longest side of the web UI's image viewer
@@ -43,7 +43,6 @@ class DatasetList:
 
     role: str
     project_name: str
-    me: UserPublic
     datasets: list[DatasetVersionPublic]
 
 
@@ -53,7 +52,6 @@ class DatasetVersions:
 
     role: str
     project_name: str
-    me: UserPublic
     name: str
     versions: list[DatasetVersionDetail]
 
@@ -87,18 +85,6 @@ def _project_name(op: Operation, project_id: int) -> str:
     return project.name if project else ""
 
 
-def _me(op: Operation) -> UserPublic:
-    user = op.me
-    assert user.id is not None
-    return UserPublic(
-        id=user.id,
-        username=user.username,
-        avatar_name=user.avatar_name,
-        badge_color=user.badge_color,
-        is_platform_admin=user.is_platform_admin,
-    )
-
-
 def _read_version(op: Operation, *, project_id: int, dataset_id: int, version: int) -> DatasetVersion:
     op.authorize(Action.dataset_read, project_id=project_id, target=_version_target(dataset_id, version))
     return datasets.get_dataset_version(
@@ -117,7 +103,7 @@ def list_datasets(actor: Actor, *, project_id: int) -> DatasetList:
             DatasetVersionPublic.of(v, d.name)
             for d, v in datasets.list_datasets(op.session, project_id=project_id)
         ]
-        return DatasetList(role.value, _project_name(op, project_id), _me(op), rows)
+        return DatasetList(role.value, _project_name(op, project_id), rows)
 
 
 def list_versions(actor: Actor, *, project_id: int, dataset_id: int) -> DatasetVersions:
@@ -129,7 +115,7 @@ def list_versions(actor: Actor, *, project_id: int, dataset_id: int) -> DatasetV
             DatasetVersionDetail.of(v, dataset.name)
             for v in datasets.list_versions(op.session, project_id=project_id, dataset_id=dataset_id)
         ]
-        return DatasetVersions(role.value, _project_name(op, project_id), _me(op), dataset.name, rows)
+        return DatasetVersions(role.value, _project_name(op, project_id), dataset.name, rows)
 
 
 def get_version(actor: Actor, *, project_id: int, dataset_id: int, version: int) -> DatasetVersionDetail:
