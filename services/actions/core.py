@@ -201,8 +201,9 @@ def operation(
                 )
     except DomainError as exc:
         if record is not Audit.none:
+            # Not `op.user`: the rollback expired it. The actor carries the id and name.
             audit.record_now(
-                actor=None,  # op.user is detached (and may be expired) once the session rolled back
+                actor=None,
                 actor_id=actor.user_id,
                 actor_name=actor.username,
                 action=name,
