@@ -212,8 +212,11 @@ def _upload_result(version: DatasetVersion, name: str, report: datasets.Report) 
 
 
 def _upload_detail(version: DatasetVersion, filename: str, report: datasets.Report) -> str:
-    warnings = len(report.warnings)
-    return f"v{version.version} from {filename}: {version.num_images} image(s), {warnings} warning(s)"
+    images, warnings = version.num_images, len(report.warnings)
+    return (
+        f"v{version.version} from {filename}: {images} image{'' if images == 1 else 's'}, "
+        f"{warnings} warning{'' if warnings == 1 else 's'}"
+    )
 
 
 def upload_dataset(

@@ -71,7 +71,9 @@ def read_dataset_archive(fileobj: IO[bytes], limits: Limits = LIMITS) -> tuple[P
     )
     if report.errors:
         raise DatasetRejected(
-            f"The dataset has {len(report.errors)} problem(s) to fix", report.errors, report
+            f"The dataset has {len(report.errors)} problem{'' if len(report.errors) == 1 else 's'} to fix",
+            report.errors,
+            report,
         )
     if not parsed.images:
         raise DatasetRejected(
