@@ -768,6 +768,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "CompareState.select_page": "changes the client's selection",
     "CompareState.clear_selection": "changes the client's selection",
     "CompareState.set_metric": "redraws data already loaded",
+    "CompareState.set_only_differences": "filters a table already loaded",
     "CompareState.sort_by": "re-sorts data already loaded",
     "ModelsState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "ModelsState.load": [(VIEWER_UP, _ui_models)],
