@@ -174,7 +174,9 @@ def test_lttb_bounds_points_and_keeps_the_extremes() -> None:
     assert len(keep) == 100 and keep[0] == 0 and keep[-1] == 999 and keep == sorted(keep)
     assert 137 in keep and 801 in keep
     assert experiments.lttb(xs[:10], ys[:10], 100) == list(range(10))
-    series_x, series_y = experiments.chart_series([{"epoch": x, "m": y} for x, y in zip(xs, ys, strict=True)], "m", 300)
+    series_x, series_y = experiments.chart_series(
+        [{"epoch": x, "m": y} for x, y in zip(xs, ys, strict=True)], "m", 300
+    )
     assert len(series_x) == 300 and max(series_y) == 5.0 and min(series_y) == -4.0
 
 
