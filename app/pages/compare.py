@@ -65,6 +65,26 @@ def picker() -> rx.Component:
                 ),
                 html_for="run-state",
             ),
+            field(
+                "Sort",
+                rx.el.select(
+                    *[
+                        rx.el.option(label, value=value)
+                        for value, label in (
+                            ("newest", "newest first"),
+                            ("oldest", "oldest first"),
+                            ("name", "name"),
+                            ("model", "model"),
+                            ("state", "state"),
+                        )
+                    ],
+                    id="run-sort",
+                    value=S.run_sort,
+                    on_change=S.set_run_sort,
+                    **STYLE,
+                ),
+                html_for="run-sort",
+            ),
             rx.button("Select all on page", on_click=S.select_page, variant="outline", id="select-page"),
             rx.button("Clear selection", on_click=S.clear_selection, variant="outline", id="clear-selection"),
             rx.button(
