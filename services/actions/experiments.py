@@ -85,7 +85,7 @@ def save_comparison(
             job_ids=sorted(set(request.job_ids)),
             metric=request.metric,
             only_differences=request.only_differences,
-            created_by=op.me.id,
+            created_by=op.me_id,
         )
         op.session.add(row)
         op.session.flush()
