@@ -53,11 +53,11 @@ class CallbackOutbox:
         self._thread = threading.Thread(target=self._run, name="callback-outbox", daemon=True)
         self._thread.start()
 
-    # -- producers (training, heartbeat thread) ---------------------------------------------
-
     def _pause(self, seconds: float) -> None:
         """Tenacity's sleep between tries, cut short when the run is asked to stop."""
         self._stop.wait(seconds)
+
+    # -- producers (training, heartbeat thread) ---------------------------------------------
 
     def put(self, event: CallbackEvent) -> Path:
         """Append an event; never blocks on the network."""

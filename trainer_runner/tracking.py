@@ -153,11 +153,11 @@ class Tracker:
         if start_wait_s:
             self._wait(lambda: self.run_id is not None, start_wait_s)
 
-    @property
     def _pause(self, seconds: float) -> None:
         """Tenacity's sleep between tries, cut short when the run is asked to stop."""
         self._stop.wait(seconds)
 
+    @property
     def enabled(self) -> bool:
         return self._thread is not None
 
