@@ -43,11 +43,15 @@ install: $(VENV)/.installed $(BUN) $(AXE) $(OIDC) .tools/.system
 	@touch $@
 
 # torch/torchvision first, pinned to the builds ENVIRONMENT.md says lie on this machine's disk.
-$(VENV)/.installed: pyproject.toml
+# The client (client/, its own package: httpx + pydantic, the `vtp` command) is installed
+# editable too, after the backend: the backend adds its stack commands to that `vtp`, and an
+# older backend install being replaced may take a `vtp` script with it.
+$(VENV)/.installed: pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[trainer,dev]'
+	$(BIN)/pip install -q -e './client[cli]'
 	@touch $@
 
 # Reflex's own bun download cannot work offline: take bun from the npm registry instead.

@@ -1,0 +1,60 @@
+"""Every REST call the client makes, as data: method, path, body, answer.
+
+The client sends requests only through this table, and the OpenAPI agreement test walks the
+same table against the server's schema, so what is checked is exactly what is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from vtp_client import models as m
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    many: bool = False  # the answer is a JSON list of `response`
+    status: int = 200
+    form: tuple[str, ...] = ()  # multipart fields (uploads)
+    query: tuple[str, ...] = ()
+
+
+P = "/projects/{project_id}"
+D = P + "/datasets/{dataset_id}"
+J = P + "/jobs/{job_id}"
+
+LOGIN = Endpoint("POST", "/auth/login", m.LoginRequest, m.TokenPair)
+REFRESH = Endpoint("POST", "/auth/refresh", m.RefreshRequest, m.TokenPair)
+ME = Endpoint("GET", "/auth/me", response=m.User)
+CREATE_TOKEN = Endpoint("POST", "/auth/tokens", m.PersonalTokenCreate, m.PersonalTokenCreated, status=201)
+LIST_TOKENS = Endpoint("GET", "/auth/tokens", response=m.PersonalToken, many=True)
+
+LIST_PROJECTS = Endpoint("GET", "/projects", response=m.Project, many=True)
+CREATE_PROJECT = Endpoint("POST", "/projects", m.ProjectCreate, m.Project, status=201)
+GET_PROJECT = Endpoint("GET", P, response=m.Project)
+
+LIST_DATASETS = Endpoint("GET", P + "/datasets", response=m.DatasetVersion, many=True)
+UPLOAD_DATASET = Endpoint("POST", P + "/datasets", response=m.UploadResult, status=201, form=("file", "name"))
+LIST_VERSIONS = Endpoint("GET", D + "/versions", response=m.DatasetVersionDetail, many=True)
+UPLOAD_VERSION = Endpoint("POST", D + "/versions", response=m.UploadResult, status=201, form=("file",))
+GET_VERSION = Endpoint("GET", D + "/versions/{version}", response=m.DatasetVersionDetail)
+GET_REPORT = Endpoint("GET", D + "/versions/{version}/report")  # free-form on the server: {} or a report
+GET_STATS = Endpoint("GET", D + "/versions/{version}/stats", response=m.DatasetStats)
+SPLIT = Endpoint("POST", D + "/split", m.SplitRequest, m.DatasetVersionDetail, status=201)
+
+PLUGINS = Endpoint("GET", "/plugins")  # the trainer's catalogue, free-form
+LIST_JOBS = Endpoint("GET", P + "/jobs", response=m.JobListItem, many=True, query=("state", "search"))
+CREATE_JOB = Endpoint("POST", P + "/jobs", m.JobCreate, m.Job, status=201)
+GET_JOB = Endpoint("GET", J, response=m.JobDetail)
+CANCEL_JOB = Endpoint("POST", J + "/cancel", response=m.Job)
+RETRY_JOB = Endpoint("POST", J + "/retry", m.RetryRequest, m.Job, status=201)
+ARTIFACTS = Endpoint("GET", J + "/artifacts", response=m.Artifact, many=True)
+EXPORT = Endpoint("POST", J + "/export", m.ExportRequest)  # free-form: {"exports": [...], ...}
+
+ALL: tuple[Endpoint, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Endpoint))
