@@ -41,8 +41,8 @@ from vtp_client import models as m
 from vtp_client.client import Client
 from vtp_client.errors import InvalidInput, Unauthorized, VtpError
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def example(*lines: str) -> str:
@@ -742,8 +742,14 @@ def models_download(
 # --- entry point -------------------------------------------------------------------------------------
 
 
+_PLUGGED: set[int] = set()
+
+
 def add_plugin_commands(target: typer.Typer) -> None:
     """Commands other installed packages add (the backend's stack commands) via `vtp.commands`."""
+    if id(target) in _PLUGGED:
+        return
+    _PLUGGED.add(id(target))
     for entry in entry_points(group="vtp.commands"):
         entry.load()(target)
 

@@ -33,7 +33,6 @@ LOGIN = Endpoint("POST", "/auth/login", m.LoginRequest, m.TokenPair)
 REFRESH = Endpoint("POST", "/auth/refresh", m.RefreshRequest, m.TokenPair)
 ME = Endpoint("GET", "/auth/me", response=m.User)
 CREATE_TOKEN = Endpoint("POST", "/auth/tokens", m.PersonalTokenCreate, m.PersonalTokenCreated, status=201)
-LIST_TOKENS = Endpoint("GET", "/auth/tokens", response=m.PersonalToken, many=True)
 
 LIST_PROJECTS = Endpoint("GET", "/projects", response=m.Project, many=True)
 CREATE_PROJECT = Endpoint("POST", "/projects", m.ProjectCreate, m.Project, status=201)

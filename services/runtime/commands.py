@@ -11,26 +11,27 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from vtp_client.cli import example
 
 
 def register(app: typer.Typer) -> None:
     """Add the stack commands to the `vtp` app."""
 
-    @app.command("up", epilog="Example: vtp up   (Ctrl-C stops everything)")
+    @app.command("up", epilog=example("vtp up   # Ctrl-C stops everything"))
     def up_command() -> None:
         """Start the whole local stack: Redis, S3, MLflow, trainer, worker and the web app."""
         from services.runtime import cli
 
         raise typer.Exit(cli.up())
 
-    @app.command("migrate", epilog="Example: vtp migrate")
+    @app.command("migrate", epilog=example("vtp migrate"))
     def migrate_command() -> None:
         """Apply database migrations."""
         from services.runtime import cli
 
         cli.migrate()
 
-    @app.command("set-password", epilog="Example: vtp set-password admin")
+    @app.command("set-password", epilog=example("vtp set-password admin"))
     def set_password_command(
         username: Annotated[str, typer.Argument(help="The account's username.")],
     ) -> None:
