@@ -201,8 +201,15 @@ def login(
 
 @app.command(epilog=example("vtp logout"))
 def logout() -> None:
-    """Forget the saved credentials (the file `vtp login` wrote)."""
+    """Sign out: end a password sign-in on the server and forget the saved credentials."""
     path = config.config_path()
+    saved = config.load_file(path)
+    if saved is not None and saved.refresh_token:
+        try:
+            with Client(saved.url, refresh_token=saved.refresh_token) as session:
+                session.logout()
+        except VtpError as exc:  # expired or unreachable: forgetting it locally is what is asked
+            err.print(f"[yellow]The server did not confirm the sign-out:[/yellow] {escape(exc.message)}")
     path.unlink(missing_ok=True)
     out.print(f"Removed {escape(str(path))}")
 
@@ -379,6 +386,30 @@ def datasets_split(
     out.print(f"Dataset {escape(result.name)!r} version {result.version}: {counts}")
 
 
+@datasets_app.command(
+    "rename", epilog=example("vtp datasets rename shapes --project 1 -n circle=disc -n square=box")
+)
+def datasets_rename(
+    dataset: Annotated[str, typer.Argument(help="NAME or NAME:VERSION to start from.")],
+    project: ProjectOpt,
+    name: Annotated[list[str], typer.Option("--name", "-n", help="old=new (repeatable).")],
+    output: OutputOpt = Output.table,
+) -> None:
+    """Make a new version whose classes carry new names (labels, images and split unchanged)."""
+    names = dict(parse_param(n) for n in name)
+    session = client()
+    project_id = session.projects.get(project).id
+    source = session.datasets.resolve(project_id, dataset)
+    result = session.datasets.rename_classes(
+        project_id, source.dataset_id, {k: str(v) for k, v in names.items()}, from_version=source.version
+    )
+    if output is Output.json:
+        return emit_json(result)
+    out.print(
+        f"Dataset {escape(result.name)!r} version {result.version}: {escape(', '.join(result.classes))}"
+    )
+
+
 @datasets_app.command("report", epilog=example("vtp datasets report shapes:1 --project 1 -o json"))
 def datasets_report(
     dataset: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")],
@@ -437,7 +468,7 @@ def epoch_line(job: m.JobDetail, point: m.MetricPoint) -> str:
     names = [k for k in PREFERRED_METRICS if k in point.metrics]
     names += sorted(k for k in point.metrics if k.endswith("loss") and k not in names)
     shown = "  ".join(f"{k} {point.metrics[k]:.4g}" for k in names[:8])
-    return f"epoch {point.epoch}{total}  {shown}"
+    return f"epoch {point.epoch + 1}{total}  {shown}"  # stored from 0; shown from 1, as in the web UI
 
 
 def follow_job(session: Client, project_id: int, job_id: int, poll_s: float, quiet: bool) -> m.JobDetail:
@@ -445,13 +476,15 @@ def follow_job(session: Client, project_id: int, job_id: int, poll_s: float, qui
     with err.status(f"job {job_id}: waiting") as status:
 
         def update(job: m.JobDetail, fresh: list[m.MetricPoint]) -> None:
-            epoch = f" epoch {job.current_epoch}/{job.total_epochs}" if job.current_epoch is not None else ""
+            epoch = (
+                f" epoch {job.current_epoch + 1}/{job.total_epochs}" if job.current_epoch is not None else ""
+            )
             status.update(f"job {job_id}: {job.state}{epoch}")
             if quiet:
                 return
             for point in fresh:
                 err.print(escape(epoch_line(job, point)))
-            if not fresh:
+            if not fresh and not job.finished:
                 err.print(f"job {job_id} {job.state}")
 
         job = session.jobs.wait(project_id, job_id, on_update=update, poll_s=poll_s)
@@ -490,11 +523,11 @@ def train(
     output: OutputOpt = Output.table,
 ) -> None:
     """Start a training job on a dataset version; with --wait, follow it epoch by epoch."""
+    hyperparameters = dict(parse_param(p) for p in param or [])  # usage errors before any request
     session = client()
     project_id = session.projects.get(project).id
     version = session.datasets.resolve(project_id, dataset)
     task = task or version.task
-    hyperparameters = dict(parse_param(p) for p in param or [])
     model = resolve_model(session.catalog(), framework, task, model)
     job = session.jobs.submit(
         project_id,
@@ -541,7 +574,10 @@ def jobs_ls(
             ("name", lambda j: j.name),
             ("state", lambda j: j.state + (f" (#{j.queue_position})" if j.queue_position else "")),
             ("model", lambda j: j.model),
-            ("epoch", lambda j: f"{j.current_epoch or 0}/{j.total_epochs or '?'}"),
+            (
+                "epoch",
+                lambda j: f"{0 if j.current_epoch is None else j.current_epoch + 1}/{j.total_epochs or '?'}",
+            ),
             ("owner", lambda j: j.owner),
             ("created", lambda j: when(j.created_at)),
         ],
@@ -737,6 +773,56 @@ def models_download(
             progress=update,
         )
     out.print(f"Saved {escape(str(path))}")
+
+
+@models_app.command(
+    "export",
+    epilog=example("vtp models export 12 --project 1", "vtp models export 12 -P 1 --format onnx -o json"),
+)
+def models_export(
+    job: JobArg,
+    project: ProjectOpt,
+    format: Annotated[
+        list[str] | None, typer.Option(help="onnx, torchscript (repeatable; default both).")
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Export a succeeded job's best checkpoint; the files join the job's artifacts."""
+    session = client()
+    result = session.models.export(session.projects.get(project).id, job, format or None)
+    if output is Output.json:
+        return emit_json(result)
+    for item in result.get("exports") or []:
+        out.print(f"{escape(str(item.get('format')))}: {escape(str(item.get('uri')))}")
+
+
+@models_app.command(
+    "predict",
+    epilog=example("vtp models predict 12 photo.jpg --project 1", "vtp models predict 12 a.png -P 1 -o json"),
+)
+def models_predict(
+    job: JobArg,
+    image: Annotated[
+        Path, typer.Argument(help="A PNG, JPEG, WebP or BMP image.", exists=True, dir_okay=False)
+    ],
+    project: ProjectOpt,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Run a trained model on one image: boxes with scores, or class probabilities."""
+    session = client()
+    result = session.models.predict(session.projects.get(project).id, job, image)
+    if output is Output.json:
+        return emit_json(result)
+    rows = result.get("boxes") or result.get("probabilities") or []
+    show_table(
+        rows,
+        [
+            ("class", lambda r: r.get("class_name")),
+            ("score", lambda r: f"{r.get('score', 0):.3f}"),
+            ("box", lambda r: " ".join(str(v) for v in r.get("box", []))),
+        ],
+        "Nothing found.",
+    )
 
 
 # --- entry point -------------------------------------------------------------------------------------

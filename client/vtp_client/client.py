@@ -244,6 +244,12 @@ class Client:
             return TypeAdapter(list[endpoint.response]).validate_python(doc)  # type: ignore[name-defined]
         return endpoint.response.model_validate(doc)
 
+    def logout(self) -> None:
+        """End a password sign-in on the server: its refresh family stops working."""
+        if self.refresh_token and not self.token:
+            self.call(ep.LOGOUT, body=m.LogoutRequest(refresh_token=self.refresh_token))
+        self.access_token = self.refresh_token = None
+
     def me(self) -> m.User:
         return self.call(ep.ME)
 
@@ -383,6 +389,13 @@ class Datasets(_Resource):
         )
         return self.client.call(ep.SPLIT, body=body, project_id=project_id, dataset_id=dataset_id)
 
+    def rename_classes(
+        self, project_id: int, dataset_id: int, names: dict[str, str], *, from_version: int | None = None
+    ) -> m.DatasetVersionDetail:
+        """A new version whose classes carry new names (`{"old": "new"}`); labels stay as they are."""
+        body = m.RenameRequest(names=names, from_version=from_version)
+        return self.client.call(ep.RENAME, body=body, project_id=project_id, dataset_id=dataset_id)
+
     def report(self, project_id: int, dataset_id: int, version: int) -> dict[str, Any]:
         """The validation report of an uploaded version: counts and warnings ({} for split versions)."""
         return self.client.call(ep.GET_REPORT, project_id=project_id, dataset_id=dataset_id, version=version)
@@ -459,7 +472,7 @@ class Jobs(_Resource):
         """Poll until the job finishes. `on_update(job, new_epochs)` runs on each change of state
         and for each batch of newly reported epochs. Returns the finished job."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last_state, reported = "", 0
+        last_state, reported = "", -1  # epochs count from 0
         while True:
             job = self.get(project_id, job_id)
             fresh = [p for p in job.metrics if p.epoch > reported]
@@ -478,7 +491,10 @@ class Jobs(_Resource):
             time.sleep(poll_s)
 
     def metrics(self, project_id: int, job_id: int) -> list[dict[str, float]]:
-        """One row per epoch, `{"epoch": n, <metric>: value, ...}`: ready for `pandas.DataFrame`."""
+        """One row per epoch, `{"epoch": n, <metric>: value, ...}`: ready for `pandas.DataFrame`.
+
+        Epochs count from 0, as the API and MLflow store them (the web UI shows epoch 0 as "1/N").
+        """
         job = self.get(project_id, job_id)
         return [{"epoch": p.epoch, **p.metrics} for p in sorted(job.metrics, key=lambda p: p.epoch)]
 
@@ -550,6 +566,15 @@ class Models(_Resource):
         """Export the best checkpoint (ONNX, TorchScript) next to it; returns what was written."""
         body = m.ExportRequest(formats=formats or ["onnx", "torchscript"])
         return self.client.call(ep.EXPORT, body=body, project_id=project_id, job_id=job_id)
+
+    def predict(self, project_id: int, job_id: int, image: str | Path) -> dict[str, Any]:
+        """Run the job's model on one image: `boxes` (detect/segment) or `probabilities` (classify)."""
+        path = Path(image)
+        if not path.is_file():
+            raise InvalidInput(f"{path}: no such file")
+        with path.open("rb") as handle:
+            files = {"image": (path.name, handle, "application/octet-stream")}
+            return self.client.call(ep.PREDICT, files=files, project_id=project_id, job_id=job_id)
 
     def download(
         self,

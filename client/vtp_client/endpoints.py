@@ -31,6 +31,7 @@ J = P + "/jobs/{job_id}"
 
 LOGIN = Endpoint("POST", "/auth/login", m.LoginRequest, m.TokenPair)
 REFRESH = Endpoint("POST", "/auth/refresh", m.RefreshRequest, m.TokenPair)
+LOGOUT = Endpoint("POST", "/auth/logout", m.LogoutRequest, status=204)
 ME = Endpoint("GET", "/auth/me", response=m.User)
 CREATE_TOKEN = Endpoint("POST", "/auth/tokens", m.PersonalTokenCreate, m.PersonalTokenCreated, status=201)
 
@@ -45,6 +46,7 @@ UPLOAD_VERSION = Endpoint("POST", D + "/versions", response=m.UploadResult, stat
 GET_VERSION = Endpoint("GET", D + "/versions/{version}", response=m.DatasetVersionDetail)
 GET_REPORT = Endpoint("GET", D + "/versions/{version}/report")  # free-form on the server: {} or a report
 GET_STATS = Endpoint("GET", D + "/versions/{version}/stats", response=m.DatasetStats)
+RENAME = Endpoint("POST", D + "/rename-classes", m.RenameRequest, m.DatasetVersionDetail, status=201)
 SPLIT = Endpoint("POST", D + "/split", m.SplitRequest, m.DatasetVersionDetail, status=201)
 
 PLUGINS = Endpoint("GET", "/plugins")  # the trainer's catalogue, free-form
@@ -55,5 +57,6 @@ CANCEL_JOB = Endpoint("POST", J + "/cancel", response=m.Job)
 RETRY_JOB = Endpoint("POST", J + "/retry", m.RetryRequest, m.Job, status=201)
 ARTIFACTS = Endpoint("GET", J + "/artifacts", response=m.Artifact, many=True)
 EXPORT = Endpoint("POST", J + "/export", m.ExportRequest)  # free-form: {"exports": [...], ...}
+PREDICT = Endpoint("POST", J + "/predict", form=("image",))  # free-form: boxes or probabilities
 
 ALL: tuple[Endpoint, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Endpoint))

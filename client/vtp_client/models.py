@@ -32,6 +32,10 @@ class RefreshRequest(_Model):
     refresh_token: str
 
 
+class LogoutRequest(_Model):
+    refresh_token: str | None = None
+
+
 class TokenPair(_Model):
     access_token: str
     refresh_token: str
@@ -128,6 +132,11 @@ class Report(_Model):
 
 class UploadResult(DatasetVersionDetail):
     report: Report
+
+
+class RenameRequest(_Model):
+    names: dict[str, str]
+    from_version: int | None = None
 
 
 class SplitRequest(_Model):

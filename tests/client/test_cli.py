@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from vtp_client import Client, Unauthorized
 
 from services.runtime.sample_data import yolo_zip
 from tests.utils.stack import StackProcess
@@ -94,7 +95,7 @@ def test_upload_train_wait_and_download(vtp: Run, stack: StackProcess, tmp_path:
     assert job["id"] in {j["id"] for j in json.loads(ok(vtp("jobs", "ls", "-P", pid, "-o", "json")).stdout)}
     assert "succeeded" in ok(vtp("jobs", "show", jid, "-P", pid)).stdout
     rows = json.loads(ok(vtp("jobs", "metrics", jid, "-P", pid, "-o", "json")).stdout)
-    assert [r["epoch"] for r in rows] == [1] and 0.0 <= rows[0]["map50"] <= 1.0
+    assert [r["epoch"] for r in rows] == [0] and 0.0 <= rows[0]["map50"] <= 1.0
     logs = ok(vtp("jobs", "logs", jid, "-P", pid)).stdout.splitlines()
     assert len(logs) > 3, logs
     assert ok(vtp("jobs", "logs", jid, "-P", pid, "-f")).stdout.strip(), "a finished job's tail"
@@ -108,6 +109,12 @@ def test_upload_train_wait_and_download(vtp: Run, stack: StackProcess, tmp_path:
     best = next(a for a in artifacts if a["key"] == "checkpoints/best.pt")
     assert (out_dir / "best.pt").stat().st_size == best["size"] > 0
     assert zipfile.is_zipfile(out_dir / "best.pt")  # a torch checkpoint is a zip archive
+
+    image = tmp_path / "val.png"
+    with zipfile.ZipFile(data) as archive:
+        image.write_bytes(archive.read("images/val/0000.png"))
+    predicted = json.loads(ok(vtp("models", "predict", jid, str(image), "-P", pid, "-o", "json")).stdout)
+    assert predicted["task"] == "detect" and isinstance(predicted["boxes"], list)
 
     cancel = vtp("jobs", "cancel", jid, "-P", pid)
     assert cancel.returncode == 1 and "already succeeded" in cancel.stderr, cancel.stderr
@@ -143,6 +150,15 @@ def test_refusals_are_one_clear_line_and_exit_1(vtp: Run, stack: StackProcess, t
 
     down = vtp("projects", "ls", env={"VTP_URL": "http://127.0.0.1:9"})
     assert down.returncode == 1 and "Could not reach http://127.0.0.1:9" in down.stderr
+
+    saved = json.loads((tmp_path / "config.json").read_text())
+    ok(vtp("logout"))
+    assert not (tmp_path / "config.json").exists()
+    with (
+        Client(stack.web_url, refresh_token=saved["refresh_token"]) as signed_out,
+        pytest.raises(Unauthorized),
+    ):
+        signed_out.me()  # the server ended that sign-in too
 
 
 def test_every_command_shows_an_example() -> None:

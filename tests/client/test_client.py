@@ -55,6 +55,8 @@ def test_upload_reports_progress_and_refusals_carry_every_problem(
         assert split.version == 2 and sum(split.split_counts.values()) == 8
         assert vtp.datasets.resolve(project.id, "client-progress:1").version == 1
         assert vtp.datasets.report(project.id, result.dataset_id, 2) == {}
+        renamed = vtp.datasets.rename_classes(project.id, result.dataset_id, {"circle": "disc"})
+        assert renamed.version == 3 and "disc" in renamed.classes and "circle" not in renamed.classes
 
         junk = tmp_path / "junk.zip"
         junk.write_bytes(b"this is not a zip")
