@@ -525,7 +525,13 @@ class Jobs(_Resource):
         """The job's whole log once the trainer uploaded it, else the last lines it reported."""
         for artifact in self.artifacts(project_id, job_id):
             if artifact.kind == "logs" and artifact.key.endswith(".jsonl"):
-                text = self.client.plain.get(artifact.download_url).raise_for_status().text
+                try:
+                    response = self.client.plain.get(artifact.download_url)
+                except httpx.TransportError as exc:
+                    raise ConnectionFailed(f"Could not read job {job_id}'s log from storage: {exc}") from exc
+                if response.status_code >= 400:
+                    raise from_response(response)
+                text = response.text
                 return [_log_line(line) for line in text.splitlines() if line.strip()]
         return self.get(project_id, job_id).log_tail
 
