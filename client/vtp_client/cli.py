@@ -67,6 +67,9 @@ app = typer.Typer(
 projects_app = typer.Typer(help="Projects you belong to.", no_args_is_help=True, rich_markup_mode="rich")
 datasets_app = typer.Typer(help="Datasets and their versions.", no_args_is_help=True, rich_markup_mode="rich")
 jobs_app = typer.Typer(help="Training jobs.", no_args_is_help=True, rich_markup_mode="rich")
+tokens_app = typer.Typer(
+    help="Personal API tokens for CI and scripts.", no_args_is_help=True, rich_markup_mode="rich"
+)
 models_app = typer.Typer(
     help="Trained models: checkpoints and exports.", no_args_is_help=True, rich_markup_mode="rich"
 )
@@ -75,6 +78,7 @@ for sub, name in (
     (datasets_app, "datasets"),
     (jobs_app, "jobs"),
     (models_app, "models"),
+    (tokens_app, "tokens"),
 ):
     app.add_typer(sub, name=name, epilog=example(f"vtp {name} --help"))
 
@@ -212,6 +216,44 @@ def logout() -> None:
             err.print(f"[yellow]The server did not confirm the sign-out:[/yellow] {escape(exc.message)}")
     path.unlink(missing_ok=True)
     out.print(f"Removed {escape(str(path))}")
+
+
+@tokens_app.command(
+    "create",
+    epilog=example(
+        "vtp tokens create ci --days 90", "export VTP_TOKEN=$(vtp tokens create ci -o json | jq -r .token)"
+    ),
+)
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="What it is for, e.g. ci.")],
+    days: Annotated[int, typer.Option(help="Days until it expires.")] = 90,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Make a personal API token (for VTP_TOKEN); its secret is shown this once."""
+    created = client().create_token(name, expires_in_days=days)
+    if output is Output.json:
+        return emit_json(created)
+    out.print(f"Token {escape(created.name)!r} (expires {when(created.expires_at)}), shown only now:")
+    sys.stdout.write(created.token + "\n")
+
+
+@tokens_app.command("ls", epilog=example("vtp tokens ls", "vtp tokens ls -o json"))
+def tokens_ls(output: OutputOpt = Output.table) -> None:
+    """Your personal API tokens."""
+    found = client().tokens()
+    if output is Output.json:
+        return emit_json(found)
+    show_table(
+        found,
+        [
+            ("id", lambda t: t.id),
+            ("name", lambda t: t.name),
+            ("created", lambda t: when(t.created_at)),
+            ("expires", lambda t: when(t.expires_at)),
+            ("last used", lambda t: when(t.last_used_at)),
+        ],
+        "No tokens: `vtp tokens create ci`.",
+    )
 
 
 # --- projects ------------------------------------------------------------------------------------

@@ -259,6 +259,10 @@ class Client:
             ep.CREATE_TOKEN, body=m.PersonalTokenCreate(name=name, expires_in_days=expires_in_days)
         )
 
+    def tokens(self) -> list[m.PersonalToken]:
+        """Your personal API tokens (names and dates; the secrets are never shown again)."""
+        return self.call(ep.LIST_TOKENS)
+
     def catalog(self) -> dict[str, Any]:
         """What the trainer can train: frameworks, tasks, models, hyperparameters with defaults."""
         return self.call(ep.PLUGINS)

@@ -33,6 +33,7 @@ LOGIN = Endpoint("POST", "/auth/login", m.LoginRequest, m.TokenPair)
 REFRESH = Endpoint("POST", "/auth/refresh", m.RefreshRequest, m.TokenPair)
 LOGOUT = Endpoint("POST", "/auth/logout", m.LogoutRequest, status=204)
 ME = Endpoint("GET", "/auth/me", response=m.User)
+LIST_TOKENS = Endpoint("GET", "/auth/tokens", response=m.PersonalToken, many=True)
 CREATE_TOKEN = Endpoint("POST", "/auth/tokens", m.PersonalTokenCreate, m.PersonalTokenCreated, status=201)
 
 LIST_PROJECTS = Endpoint("GET", "/projects", response=m.Project, many=True)

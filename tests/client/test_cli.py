@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from vtp_client import Client, Unauthorized
@@ -23,16 +25,22 @@ from tests.utils.stack import StackProcess
 pytestmark = pytest.mark.client
 
 VTP = str(Path(sys.executable).parent / "vtp")
-Run = Callable[..., subprocess.CompletedProcess[str]]
+Run = Callable[..., Any]
 
 
 @pytest.fixture
-def vtp(stack: StackProcess, tmp_path: Path) -> Run:
+def vtp(stack: StackProcess, tmp_path: Path) -> Iterator[Run]:
     """Runs `vtp ARGS` with a fresh config file, pointed at the stack by VTP_URL."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("VTP_")}
     base.update({"VTP_URL": stack.web_url, "VTP_CONFIG": str(tmp_path / "config.json"), "COLUMNS": "200"})
 
     def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 120):
+        if args[0] == "--background":  # started, not waited for: the caller reads and waits
+            process = subprocess.Popen(
+                [VTP, *args[1:]], env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            started.append(process)
+            return process
         return subprocess.run(
             [VTP, *args],
             input=stdin,
@@ -42,7 +50,12 @@ def vtp(stack: StackProcess, tmp_path: Path) -> Run:
             timeout=timeout,
         )
 
-    return run
+    started: list[subprocess.Popen[str]] = []
+    yield run
+    for process in started:  # a failed test leaves none running
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -77,19 +90,25 @@ def test_upload_train_wait_and_download(vtp: Run, stack: StackProcess, tmp_path:
     listed = json.loads(ok(vtp("datasets", "ls", "-P", pid, "-o", "json")).stdout)
     assert uploaded["id"] in {d["id"] for d in listed}
 
-    trained = vtp(
-        "train", "-P", pid, "--dataset", "cli-tiny:1", "--model", "yolo11n",
+    training = vtp(
+        "--background", "train", "-P", pid, "--dataset", "cli-tiny:1", "--model", "yolo11n",
         "-p", "epochs=1", "-p", "imgsz=32", "-p", "batch=4", "--wait", "--poll", "1", "-o", "json",
-        timeout=600,
     )  # fmt: skip
-    job = json.loads(ok(trained).stdout)
-    assert job["state"] == "succeeded", trained.stderr
+    queued = training.stderr.readline()
+    assert (found := re.match(r"job (\d+) queued: yolo11n.yaml on cli-tiny:1", queued)), queued
+    following = vtp("--background", "jobs", "logs", found.group(1), "-P", pid, "-f", "--poll", "1")
+    stdout, stderr = training.communicate(timeout=600)
+    followed, _ = following.communicate(timeout=60)  # ends by itself once the job has ended
+    assert training.returncode == 0, stderr
+    job = json.loads(stdout)
+    assert job["state"] == "succeeded", stderr
     assert (job["model"], job["dataset_version_id"], job["hyperparameters"]["epochs"]) == (
         "yolo11n.yaml",
         uploaded["id"],
         1,
     )
-    assert "epoch 1/1" in trained.stderr and "map50" in trained.stderr, trained.stderr
+    assert "epoch 1/1" in stderr and "map50" in stderr, stderr
+    assert following.returncode == 0 and "INFO: " in followed, followed
     jid = str(job["id"])
 
     assert job["id"] in {j["id"] for j in json.loads(ok(vtp("jobs", "ls", "-P", pid, "-o", "json")).stdout)}
@@ -150,6 +169,14 @@ def test_refusals_are_one_clear_line_and_exit_1(vtp: Run, stack: StackProcess, t
 
     down = vtp("projects", "ls", env={"VTP_URL": "http://127.0.0.1:9"})
     assert down.returncode == 1 and "Could not reach http://127.0.0.1:9" in down.stderr
+
+    created = json.loads(ok(vtp("tokens", "create", "cli-test", "--days", "1", "-o", "json")).stdout)
+    assert created["token"].startswith("vtp_pat_")
+    with_token = ok(
+        vtp("projects", "ls", "-o", "json", env={"VTP_TOKEN": created["token"], "VTP_CONFIG": "/nonexistent"})
+    )
+    assert "Demo project" in with_token.stdout
+    assert "cli-test" in ok(vtp("tokens", "ls")).stdout
 
     saved = json.loads((tmp_path / "config.json").read_text())
     ok(vtp("logout"))
