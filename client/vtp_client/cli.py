@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 try:
     import typer
@@ -405,7 +405,9 @@ def datasets_split(
     val: float = 0.1,
     test: float = 0.1,
     seed: int = 0,
-    method: Annotated[str, typer.Option(help="stratified, random or keep.")] = "stratified",
+    method: Annotated[
+        Literal["stratified", "random", "keep"], typer.Option(help="By class, at random, or as uploaded.")
+    ] = "stratified",
     output: OutputOpt = Output.table,
 ) -> None:
     """Make a new version with a train/val/test split."""

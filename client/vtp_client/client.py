@@ -12,6 +12,7 @@ the typed errors of `vtp_client.errors` carrying the server's message.
 
 from __future__ import annotations
 
+import builtins
 import email.utils
 import io
 import json
@@ -19,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -27,8 +28,9 @@ from pydantic import BaseModel, TypeAdapter
 from vtp_client import config
 from vtp_client import endpoints as ep
 from vtp_client import models as m
-from vtp_client.errors import ConnectionFailed, InvalidInput, JobFailed, NotFound, from_response
+from vtp_client.errors import ConnectionFailed, InvalidInput, JobFailed, NotFound, VtpError, from_response
 
+R = TypeVar("R")
 Progress = Callable[[int, int | None], None]  # (bytes done, total bytes or None)
 API_PREFIX = "/api/v1"
 # An access token this close to expiry is refreshed before use rather than after a 401.
@@ -198,7 +200,7 @@ class Client:
 
     def _send(
         self,
-        endpoint: ep.Endpoint,
+        endpoint: ep.Endpoint[Any],
         *,
         body: BaseModel | None = None,
         params: dict[str, Any] | None = None,
@@ -232,40 +234,52 @@ class Client:
             raise from_response(response)
         return response
 
-    def call(self, endpoint: ep.Endpoint, **kwargs: Any) -> Any:
-        """One request; the answer parsed into the endpoint's model (a list of them if `many`)."""
+    def raw(self, endpoint: ep.Endpoint[Any], **kwargs: Any) -> Any:
+        """One request; the answer's JSON as sent (None for an empty answer)."""
         response = self._send(endpoint, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
-        doc = response.json()
-        if endpoint.response is None:
-            return doc
-        if endpoint.many:
-            return TypeAdapter(list[endpoint.response]).validate_python(doc)  # type: ignore[name-defined]
-        return endpoint.response.model_validate(doc)
+        return response.json()
+
+    def one(self, endpoint: ep.Endpoint[R], **kwargs: Any) -> R:
+        """One request whose answer is one `endpoint.response`."""
+        if endpoint.response is None or endpoint.many:
+            raise TypeError(f"{endpoint.path}: not a one-object endpoint")
+        return TypeAdapter(endpoint.response).validate_python(self.raw(endpoint, **kwargs))
+
+    def many(self, endpoint: ep.Endpoint[R], **kwargs: Any) -> builtins.list[R]:
+        """One request whose answer is a list of `endpoint.response`."""
+        if endpoint.response is None or not endpoint.many:
+            raise TypeError(f"{endpoint.path}: not a list endpoint")
+        adapter = TypeAdapter(endpoint.response)
+        doc = self.raw(endpoint, **kwargs)
+        if not isinstance(doc, list):
+            raise VtpError(f"{endpoint.method} {endpoint.path}: expected a list, got {type(doc).__name__}")
+        return [adapter.validate_python(item) for item in doc]
 
     def logout(self) -> None:
         """End a password sign-in on the server: its refresh family stops working."""
         if self.refresh_token and not self.token:
-            self.call(ep.LOGOUT, body=m.LogoutRequest(refresh_token=self.refresh_token))
+            self.raw(ep.LOGOUT, body=m.LogoutRequest(refresh_token=self.refresh_token))
         self.access_token = self.refresh_token = None
 
     def me(self) -> m.User:
-        return self.call(ep.ME)
+        return self.one(ep.ME)
 
     def create_token(self, name: str, *, expires_in_days: int = 90) -> m.PersonalTokenCreated:
         """A personal API token for CI; its secret is in this answer only."""
-        return self.call(
+        return self.one(
             ep.CREATE_TOKEN, body=m.PersonalTokenCreate(name=name, expires_in_days=expires_in_days)
         )
 
-    def tokens(self) -> list[m.PersonalToken]:
+    def tokens(self) -> builtins.list[m.PersonalToken]:
         """Your personal API tokens (names and dates; the secrets are never shown again)."""
-        return self.call(ep.LIST_TOKENS)
+        return self.many(ep.LIST_TOKENS)
 
     def catalog(self) -> dict[str, Any]:
         """What the trainer can train: frameworks, tasks, models, hyperparameters with defaults."""
-        return self.call(ep.PLUGINS)
+        found: dict[str, Any] = self.raw(ep.PLUGINS)
+        return found
 
     def download_url(self, url: str, dest: Path, *, progress: Progress | None = None) -> Path:
         """Stream a presigned storage URL into `dest` (written whole or not at all)."""
@@ -299,36 +313,37 @@ class _Resource:
 
 
 class Projects(_Resource):
-    def list(self) -> list[m.Project]:
+    def list(self) -> builtins.list[m.Project]:
         """The projects you are a member of, with your role in each."""
-        return self.client.call(ep.LIST_PROJECTS)
+        return self.client.many(ep.LIST_PROJECTS)
 
     def get(self, ref: int | str) -> m.Project:
         """A project by id, or by name (exact, then ignoring case)."""
         if isinstance(ref, int) or str(ref).isdigit():
-            return self.client.call(ep.GET_PROJECT, project_id=int(ref))
+            return self.client.one(ep.GET_PROJECT, project_id=int(ref))
         mine = self.list()
-        for match in (lambda p: p.name == ref, lambda p: p.name.lower() == str(ref).lower()):
-            found = [p for p in mine if match(p)]
+        exact = [p for p in mine if p.name == ref]
+        loose = [p for p in mine if p.name.lower() == str(ref).lower()]
+        for found in (exact, loose):
             if len(found) == 1:
                 return found[0]
         names = ", ".join(repr(p.name) for p in mine) or "none"
         raise NotFound(f"No project named {ref!r} among yours ({names})", status_code=404)
 
     def create(self, name: str, description: str = "") -> m.Project:
-        return self.client.call(ep.CREATE_PROJECT, body=m.ProjectCreate(name=name, description=description))
+        return self.client.one(ep.CREATE_PROJECT, body=m.ProjectCreate(name=name, description=description))
 
 
 class Datasets(_Resource):
-    def list(self, project_id: int) -> list[m.DatasetVersion]:
+    def list(self, project_id: int) -> builtins.list[m.DatasetVersion]:
         """The latest version of each dataset of the project, newest dataset first."""
-        return self.client.call(ep.LIST_DATASETS, project_id=project_id)
+        return self.client.many(ep.LIST_DATASETS, project_id=project_id)
 
-    def versions(self, project_id: int, dataset_id: int) -> list[m.DatasetVersionDetail]:
-        return self.client.call(ep.LIST_VERSIONS, project_id=project_id, dataset_id=dataset_id)
+    def versions(self, project_id: int, dataset_id: int) -> builtins.list[m.DatasetVersionDetail]:
+        return self.client.many(ep.LIST_VERSIONS, project_id=project_id, dataset_id=dataset_id)
 
     def get_version(self, project_id: int, dataset_id: int, version: int) -> m.DatasetVersionDetail:
-        return self.client.call(ep.GET_VERSION, project_id=project_id, dataset_id=dataset_id, version=version)
+        return self.client.one(ep.GET_VERSION, project_id=project_id, dataset_id=dataset_id, version=version)
 
     def resolve(self, project_id: int, ref: str) -> m.DatasetVersionDetail:
         """`NAME` (its latest version), `NAME:VERSION`, or a dataset id in place of the name."""
@@ -342,7 +357,12 @@ class Datasets(_Resource):
         return self.get_version(project_id, head.dataset_id, int(version) if version else head.version)
 
     def _upload(
-        self, endpoint: ep.Endpoint, path: Path, progress: Progress | None, data: dict[str, str], **ids: int
+        self,
+        endpoint: ep.Endpoint[m.UploadResult],
+        path: Path,
+        progress: Progress | None,
+        data: dict[str, str],
+        **ids: int,
     ) -> m.UploadResult:
         path = Path(path)
         if not path.is_file():
@@ -351,7 +371,7 @@ class Datasets(_Resource):
         with path.open("rb") as handle:
             body: Any = _CountingReader(handle, total, progress) if progress else handle
             files = {"file": (path.name, body, "application/zip")}
-            return self.client.call(endpoint, files=files, data=data, **ids)
+            return self.client.one(endpoint, files=files, data=data, **ids)
 
     def upload(
         self, project_id: int, path: str | Path, *, name: str = "", progress: Progress | None = None
@@ -379,7 +399,7 @@ class Datasets(_Resource):
         val: float = 0.1,
         test: float = 0.1,
         seed: int = 0,
-        method: str = "stratified",
+        method: Literal["stratified", "random", "keep"] = "stratified",
         from_version: int | None = None,
     ) -> m.DatasetVersionDetail:
         """A new version with a train/val/test split (stratified by class unless told otherwise)."""
@@ -391,24 +411,27 @@ class Datasets(_Resource):
             method=method,
             from_version=from_version,  # type: ignore[arg-type]
         )
-        return self.client.call(ep.SPLIT, body=body, project_id=project_id, dataset_id=dataset_id)
+        return self.client.one(ep.SPLIT, body=body, project_id=project_id, dataset_id=dataset_id)
 
     def rename_classes(
         self, project_id: int, dataset_id: int, names: dict[str, str], *, from_version: int | None = None
     ) -> m.DatasetVersionDetail:
         """A new version whose classes carry new names (`{"old": "new"}`); labels stay as they are."""
         body = m.RenameRequest(names=names, from_version=from_version)
-        return self.client.call(ep.RENAME, body=body, project_id=project_id, dataset_id=dataset_id)
+        return self.client.one(ep.RENAME, body=body, project_id=project_id, dataset_id=dataset_id)
 
     def report(self, project_id: int, dataset_id: int, version: int) -> dict[str, Any]:
         """The validation report of an uploaded version: counts and warnings ({} for split versions)."""
-        return self.client.call(ep.GET_REPORT, project_id=project_id, dataset_id=dataset_id, version=version)
+        found: dict[str, Any] = self.client.raw(
+            ep.GET_REPORT, project_id=project_id, dataset_id=dataset_id, version=version
+        )
+        return found
 
     def stats(self, project_id: int, dataset_id: int, version: int) -> m.DatasetStats:
-        return self.client.call(ep.GET_STATS, project_id=project_id, dataset_id=dataset_id, version=version)
+        return self.client.one(ep.GET_STATS, project_id=project_id, dataset_id=dataset_id, version=version)
 
 
-def new_lines(seen: list[str], tail: list[str]) -> list[str]:
+def new_lines(seen: list[str], tail: list[str]) -> builtins.list[str]:
     """The lines of `tail` after the longest overlap of `seen`'s end with `tail`'s start."""
     for k in range(min(len(seen), len(tail)), 0, -1):
         if seen[-k:] == tail[:k]:
@@ -418,16 +441,16 @@ def new_lines(seen: list[str], tail: list[str]) -> list[str]:
 
 class Jobs(_Resource):
     def list(
-        self, project_id: int, *, state: list[str] | None = None, search: str = ""
-    ) -> list[m.JobListItem]:
+        self, project_id: int, *, state: builtins.list[str] | None = None, search: str = ""
+    ) -> builtins.list[m.JobListItem]:
         """Newest first; waiting jobs carry `queue_position`."""
         params: dict[str, Any] = {"search": search}
         if state:
             params["state"] = state
-        return self.client.call(ep.LIST_JOBS, params=params, project_id=project_id)
+        return self.client.many(ep.LIST_JOBS, params=params, project_id=project_id)
 
     def get(self, project_id: int, job_id: int) -> m.JobDetail:
-        return self.client.call(ep.GET_JOB, project_id=project_id, job_id=job_id)
+        return self.client.one(ep.GET_JOB, project_id=project_id, job_id=job_id)
 
     def submit(
         self,
@@ -451,15 +474,15 @@ class Jobs(_Resource):
             hyperparameters=hyperparameters or {},
             device=device,
         )
-        return self.client.call(ep.CREATE_JOB, body=body, project_id=project_id)
+        return self.client.one(ep.CREATE_JOB, body=body, project_id=project_id)
 
     def cancel(self, project_id: int, job_id: int) -> m.Job:
         """Queued jobs stop at once; running ones at the trainer's next batch."""
-        return self.client.call(ep.CANCEL_JOB, project_id=project_id, job_id=job_id)
+        return self.client.one(ep.CANCEL_JOB, project_id=project_id, job_id=job_id)
 
     def retry(self, project_id: int, job_id: int, *, resume: bool = True) -> m.Job:
         """A failed or cancelled job again, as a new job (from its last checkpoint with `resume`)."""
-        return self.client.call(
+        return self.client.one(
             ep.RETRY_JOB, body=m.RetryRequest(resume=resume), project_id=project_id, job_id=job_id
         )
 
@@ -468,7 +491,7 @@ class Jobs(_Resource):
         project_id: int,
         job_id: int,
         *,
-        on_update: Callable[[m.JobDetail, list[m.MetricPoint]], None] | None = None,
+        on_update: Callable[[m.JobDetail, builtins.list[m.MetricPoint]], None] | None = None,
         poll_s: float = 2.0,
         timeout_s: float | None = None,
         raise_on_failure: bool = False,
@@ -494,7 +517,7 @@ class Jobs(_Resource):
                 raise TimeoutError(f"Job {job_id} still {job.state} after {timeout_s:.0f} s")
             time.sleep(poll_s)
 
-    def metrics(self, project_id: int, job_id: int) -> list[dict[str, float]]:
+    def metrics(self, project_id: int, job_id: int) -> builtins.list[dict[str, float]]:
         """One row per epoch, `{"epoch": n, <metric>: value, ...}`: ready for `pandas.DataFrame`.
 
         Epochs count from 0, as the API and MLflow store them (the web UI shows epoch 0 as "1/N").
@@ -502,9 +525,9 @@ class Jobs(_Resource):
         job = self.get(project_id, job_id)
         return [{"epoch": p.epoch, **p.metrics} for p in sorted(job.metrics, key=lambda p: p.epoch)]
 
-    def artifacts(self, project_id: int, job_id: int) -> list[m.Artifact]:
+    def artifacts(self, project_id: int, job_id: int) -> builtins.list[m.Artifact]:
         """Every file the job stored (checkpoints, exports, plots, logs) with a short-lived URL."""
-        return self.client.call(ep.ARTIFACTS, project_id=project_id, job_id=job_id)
+        return self.client.many(ep.ARTIFACTS, project_id=project_id, job_id=job_id)
 
     def download(
         self,
@@ -525,7 +548,7 @@ class Jobs(_Resource):
             target = target / key.rsplit("/", 1)[-1]
         return self.client.download_url(found[key].download_url, target, progress=progress)
 
-    def logs(self, project_id: int, job_id: int) -> list[str]:
+    def logs(self, project_id: int, job_id: int) -> builtins.list[str]:
         """The job's whole log once the trainer uploaded it, else the last lines it reported."""
         for artifact in self.artifacts(project_id, job_id):
             if artifact.kind == "logs" and artifact.key.endswith(".jsonl"):
@@ -541,7 +564,7 @@ class Jobs(_Resource):
 
     def follow_logs(self, project_id: int, job_id: int, *, poll_s: float = 2.0) -> Iterator[str]:
         """Yield new log lines as the trainer reports them (with each heartbeat) until the job ends."""
-        seen: list[str] = []
+        seen: builtins.list[str] = []
         while True:
             job = self.get(project_id, job_id)
             yield from new_lines(seen, job.log_tail)
@@ -567,15 +590,18 @@ EXPORT_SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript"}
 class Models(_Resource):
     """Trained models are succeeded jobs' checkpoints and their exports."""
 
-    def list(self, project_id: int) -> list[m.JobListItem]:
+    def list(self, project_id: int) -> builtins.list[m.JobListItem]:
         """Succeeded jobs that saved a checkpoint, newest first."""
         jobs = self.client.jobs.list(project_id, state=["succeeded"])
         return [j for j in jobs if j.artifacts.get("best_checkpoint") or j.artifacts.get("last_checkpoint")]
 
-    def export(self, project_id: int, job_id: int, formats: list[str] | None = None) -> dict[str, Any]:
+    def export(
+        self, project_id: int, job_id: int, formats: builtins.list[str] | None = None
+    ) -> dict[str, Any]:
         """Export the best checkpoint (ONNX, TorchScript) next to it; returns what was written."""
         body = m.ExportRequest(formats=formats or ["onnx", "torchscript"])
-        return self.client.call(ep.EXPORT, body=body, project_id=project_id, job_id=job_id)
+        found: dict[str, Any] = self.client.raw(ep.EXPORT, body=body, project_id=project_id, job_id=job_id)
+        return found
 
     def predict(self, project_id: int, job_id: int, image: str | Path) -> dict[str, Any]:
         """Run the job's model on one image: `boxes` (detect/segment) or `probabilities` (classify)."""
@@ -584,7 +610,10 @@ class Models(_Resource):
             raise InvalidInput(f"{path}: no such file")
         with path.open("rb") as handle:
             files = {"image": (path.name, handle, "application/octet-stream")}
-            return self.client.call(ep.PREDICT, files=files, project_id=project_id, job_id=job_id)
+            found: dict[str, Any] = self.client.raw(
+                ep.PREDICT, files=files, project_id=project_id, job_id=job_id
+            )
+            return found
 
     def download(
         self,
