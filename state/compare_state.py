@@ -79,6 +79,7 @@ class CompareState(AuthState):
     sort_key: str = ""
     sort_desc: bool = True
     hp_rows: list[dict[str, Any]] = []
+    only_differences: bool = True
     run_labels: list[str] = []
     metric_rows: list[dict[str, Any]] = []
     curves_figure: go.Figure = empty_figure("Pick two or more runs to compare")
@@ -86,6 +87,19 @@ class CompareState(AuthState):
     load_error: str = ""
     comparing: bool = False
     _data: dict[str, Any] = {}
+
+    @rx.var
+    def shown_hp_rows(self) -> list[dict[str, Any]]:
+        """The hyperparameter table; by default only the parameters whose values differ."""
+        return [r for r in self.hp_rows if r.get("differs")] if self.only_differences else self.hp_rows
+
+    @rx.var
+    def hidden_hp_count(self) -> int:
+        return len(self.hp_rows) - len(self.shown_hp_rows)
+
+    @rx.event
+    def set_only_differences(self, value: bool):
+        self.only_differences = bool(value)
 
     @rx.var
     def page_rows(self) -> list[dict[str, str]]:
@@ -204,7 +218,13 @@ class CompareState(AuthState):
         runs = self._data.get("runs") or []
         curves = self._data.get("curves") or {}
         labels = {str(r["id"]): f"#{r['id']} {r['name']}" for r in runs}
-        self.curves_figure = compare_figure({str(k): v for k, v in curves.items()}, labels, self.metric)
+        # The browser gets at most CHART_POINTS points per run (LTTB keeps peaks and dips); the
+        # full curves stay on the server and download as CSV.
+        shown = {}
+        for run_id, rows in curves.items():
+            xs, ys = experiments.chart_series(rows, self.metric)
+            shown[str(run_id)] = [{"epoch": x, self.metric: y} for x, y in zip(xs, ys, strict=True)]
+        self.curves_figure = compare_figure(shown, labels, self.metric)
         varying = [r["name"] for r in experiments.hyperparameter_rows(runs) if r["differs"]]
         self.parallel = parallel_figure(runs, varying, self.metric)
         rows = experiments.sort_rows(

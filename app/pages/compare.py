@@ -185,6 +185,26 @@ def results() -> rx.Component:
             overflow_x="auto",
         ),
         card(
+            rx.hstack(
+                rx.switch(
+                    checked=S.only_differences,
+                    on_change=S.set_only_differences,
+                    id="only-differences",
+                    aria_label="Only show settings that differ",
+                ),
+                rx.text("Only show settings that differ", as_="label", html_for="only-differences", size="2"),
+                rx.cond(
+                    S.only_differences & (S.hidden_hp_count > 0),
+                    rx.text(
+                        S.hidden_hp_count.to_string() + " equal setting(s) hidden",
+                        size="1",
+                        color_scheme="gray",
+                    ),
+                ),
+                align="center",
+                spacing="2",
+                margin_bottom="8px",
+            ),
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
@@ -194,7 +214,7 @@ def results() -> rx.Component:
                         ),
                     )
                 ),
-                rx.table.body(rx.foreach(S.hp_rows, hp_row)),
+                rx.table.body(rx.foreach(S.shown_hp_rows, hp_row)),
                 id="hp-table",
                 width="100%",
                 variant="surface",
