@@ -76,6 +76,9 @@ class Project(SQLModel, table=True):
     # Job quotas (services.domain.quotas); None means no limit.
     max_running_jobs: int | None = None
     max_queued_jobs: int | None = None
+    max_gpus: int | None = None  # GPUs the project's dispatching/running jobs may hold at once
+    # Dispatch order across projects: higher first, then submission time (services.domain.fleet).
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Membership(SQLModel, table=True):
@@ -139,6 +142,10 @@ class Job(SQLModel, table=True):
     model: str = Field(max_length=120)
     hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     device: str = Field(default="auto", max_length=16)
+    # What the job asks the fleet for (services.domain.fleet.Resources); empty: one CPU slot.
+    resources: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     state: JobState = Field(default=JobState.queued, sa_type=String(16), index=True)
     attempt: int = 1
     callback_secret: str = Field(max_length=128)
@@ -155,6 +162,8 @@ class Job(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
+    # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
+    waiting_for: str | None = Field(default=None, max_length=200)
 
 
 class JobEvent(SQLModel, table=True):

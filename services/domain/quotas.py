@@ -1,6 +1,6 @@
-"""Per-project job quotas: how many jobs may wait, and how many may run, at once.
+"""Per-project job quotas: how many jobs may wait, how many may run, and how many GPUs they hold.
 
-Two limits on the project row, each None for "no limit":
+Three limits on the project row, each None for "no limit":
 - `max_queued_jobs` counts the project's *waiting* jobs: `queued` and `retrying` (a job whose
   trainer was lost and that waits for its next attempt), i.e. `services.domain.jobs.QUEUE_STATES`.
   It is checked when a user adds a job to the queue (`jobs.create_job`, `jobs.retry`); over it,
@@ -22,10 +22,11 @@ once cannot both take the last place.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from services.domain import audit
+from services.domain import audit, fleet
 from services.domain.jobs import ACTIVE, QUEUE_STATES
 from services.domain.models import MAX_QUOTA, Job, JobState, Project, User
 from services.domain.permissions import Action, authorize
@@ -70,9 +71,21 @@ def _public(session: Session, project: Project) -> QuotasPublic:
         project_id=project.id,
         max_running_jobs=project.max_running_jobs,
         max_queued_jobs=project.max_queued_jobs,
+        max_gpus=project.max_gpus,
         running=count_jobs(session, project_id=project.id, states=ACTIVE),
         queued=count_jobs(session, project_id=project.id, states=QUEUE_STATES),
+        gpus=gpus_in_use(session, project_id=project.id),
     )
+
+
+def gpus_in_use(session: Session, *, project_id: int) -> int:
+    """GPUs asked for by the project's dispatching and running jobs."""
+    rows = session.exec(
+        select(Job.resources).where(
+            Job.project_id == project_id, col(Job.state).in_([s.value for s in ACTIVE])
+        )
+    ).all()
+    return sum(int((r or {}).get("gpus", 0)) for r in rows)
 
 
 def get_quotas(session: Session, *, user: User, project_id: int) -> QuotasPublic:
@@ -83,17 +96,21 @@ def get_quotas(session: Session, *, user: User, project_id: int) -> QuotasPublic
     return _public(session, project)
 
 
-def validate_quota(value: object, *, field: str) -> int | None:
-    """A quota is None (no limit) or a whole number of jobs from 1 to MAX_QUOTA; else InvalidInput."""
+def validate_quota(value: object, *, field: str, unit: str = "jobs") -> int | None:
+    """A quota is None (no limit) or a whole number from 1 to MAX_QUOTA; else InvalidInput."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{field}: enter a whole number of jobs, or leave it empty for no limit")
+        raise InvalidInput(f"{field}: enter a whole number of {unit}, or leave it empty for no limit")
     if not 1 <= value <= MAX_QUOTA:
         raise InvalidInput(
-            f"{field}: must be from 1 to {MAX_QUOTA} jobs (got {value}); leave it empty for no limit"
+            f"{field}: must be from 1 to {MAX_QUOTA} {unit} (got {value}); leave it empty for no limit"
         )
     return value
+
+
+# `set_quotas(max_gpus=UNCHANGED)`: callers that only know the job limits leave the GPU limit be.
+UNCHANGED: Any = object()
 
 
 def set_quotas(
@@ -103,8 +120,11 @@ def set_quotas(
     project_id: int,
     max_running_jobs: int | None,
     max_queued_jobs: int | None,
+    max_gpus: int | None = UNCHANGED,
 ) -> QuotasPublic:
-    """Replace both limits (admins and owners, Action.quotas_manage); audited with old and new values.
+    """Replace the limits (admins and owners, Action.quotas_manage); audited with old and new values.
+
+    `max_gpus` left UNCHANGED keeps the project's GPU limit as it is.
 
     Raises NotFound, PermissionDenied, InvalidInput (the message names the field).
     """
@@ -112,8 +132,13 @@ def set_quotas(
     running = validate_quota(max_running_jobs, field="max_running_jobs")
     queued = validate_quota(max_queued_jobs, field="max_queued_jobs")
     project = _live_project(session, project_id, lock=True)
+    gpus = (
+        project.max_gpus if max_gpus is UNCHANGED else validate_quota(max_gpus, field="max_gpus", unit="GPUs")
+    )
     before = f"{_text(project.max_running_jobs)}/{_text(project.max_queued_jobs)}"
-    project.max_running_jobs, project.max_queued_jobs = running, queued
+    if gpus != project.max_gpus:
+        before += f", gpus {_text(project.max_gpus)} -> {_text(gpus)};"
+    project.max_running_jobs, project.max_queued_jobs, project.max_gpus = running, queued, gpus
     session.add(project)
     audit.record(
         session,
@@ -157,26 +182,39 @@ def check_room_to_queue(session: Session, *, project_id: int) -> None:
     )
 
 
-def may_dispatch(*, state: JobState, max_running_jobs: int | None, running: int) -> bool:
-    """The worker's decision: may a waiting job of a project with `running` active jobs start now?
+def check_gpu_quota(session: Session, *, project_id: int, gpus: int) -> None:
+    """Refuse (QuotaExceeded) a job that asks for more GPUs than the project may ever hold at once:
+    it would wait forever. Jobs within the limit are accepted and wait their turn in the queue."""
+    if not gpus:
+        return
+    limit = _live_project(session, project_id).max_gpus
+    if limit is not None and gpus > limit:
+        raise QuotaExceeded(
+            f"GPU quota: this project may hold at most {limit} GPU{'s' if limit != 1 else ''} at once, "
+            f"and this job asks for {gpus}. Ask for fewer GPUs, or ask a project admin to raise the quota."
+        )
 
-    A job already `dispatching` (its dispatch is being repeated) holds its place and always may.
+
+def project_rooms(session: Session, project_ids: Iterable[int]) -> dict[int, fleet.ProjectRoom]:
+    """For the dispatcher: each project's running limits and what its active jobs hold now.
+
+    Read without locks: the dispatcher is the only one that moves jobs to `dispatching`.
     """
-    if state == JobState.dispatching:
-        return True
-    return max_running_jobs is None or running < max_running_jobs
-
-
-def room_to_run(session: Session, job: Job) -> str:
-    """Empty when the worker may dispatch `job` now; otherwise why it stays queued (for the log)."""
-    project = _project(session, job.project_id)
-    if project is None or project.max_running_jobs is None:
-        return ""
-    project = _project(session, job.project_id, lock=True)
-    limit = project.max_running_jobs if project is not None else None
-    if limit is None:
-        return ""
-    running = count_jobs(session, project_id=job.project_id, states=ACTIVE)
-    if may_dispatch(state=JobState(job.state), max_running_jobs=limit, running=running):
-        return ""
-    return f"project {job.project_id} has {running} of at most {limit} jobs running"
+    ids = sorted(set(project_ids))
+    if not ids:
+        return {}
+    rooms = {
+        p.id: fleet.ProjectRoom(max_running_jobs=p.max_running_jobs, max_gpus=p.max_gpus)
+        for p in session.exec(select(Project).where(col(Project.id).in_(ids))).all()
+        if p.id is not None
+    }
+    active = session.exec(
+        select(Job.project_id, Job.resources).where(
+            col(Job.project_id).in_(ids), col(Job.state).in_([s.value for s in ACTIVE])
+        )
+    ).all()
+    for project_id, resources in active:
+        room = rooms.setdefault(project_id, fleet.ProjectRoom())
+        room.running += 1
+        room.gpus += int((resources or {}).get("gpus", 0))
+    return rooms

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         default=10, ge=1, le=60, description="How often the worker looks for silent or lost jobs."
     )
     max_attempts: int = Field(default=3, ge=1, description="Dispatches of one job before giving up.")
+    dispatch_interval_s: float = Field(
+        default=1.0, ge=0.05, le=60, description="While jobs wait, ask the trainer for room this often."
+    )
+    dispatch_idle_s: float = Field(
+        default=5.0, ge=0.1, le=300, description="With no job waiting, look at the queue this often."
+    )
     trainer_breaker_failures: int = Field(
         default=5, ge=1, description="Connection failures in a row that open the trainer circuit."
     )

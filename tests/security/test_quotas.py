@@ -1,5 +1,5 @@
 """Per-project job quotas (services.domain.quotas): who may set them, what is accepted, and the refusal a
-user sees when the queue is full; plus the worker's decision to hold a job at the running limit."""
+user sees when the queue is full; plus what the dispatcher reads to hold a job at the running limit."""
 
 from __future__ import annotations
 
@@ -108,8 +108,10 @@ def test_setting_quotas_by_role(
             "project_id": project_id,
             "max_running_jobs": 2,
             "max_queued_jobs": 5,
+            "max_gpus": None,
             "running": 0,
             "queued": 0,
+            "gpus": 0,
         }
         read = client.get(_quotas_url(project_id), headers=cast.bearer("viewer"))
         assert read.status_code == 200 and read.json() == body
@@ -306,44 +308,39 @@ def test_the_members_page_saves_quotas_with_the_labels_it_shows(backend: dict[st
 # --- the worker's running quota: the decision, without a trainer ---------------------------------
 
 
-def test_may_dispatch_decision() -> None:
-    from services.domain.quotas import may_dispatch
-
-    assert may_dispatch(state=S.queued, max_running_jobs=None, running=50)
-    assert may_dispatch(state=S.queued, max_running_jobs=2, running=1)
-    assert not may_dispatch(state=S.queued, max_running_jobs=2, running=2)
-    assert not may_dispatch(state=S.retrying, max_running_jobs=1, running=3)  # after the quota was lowered
-    # A repeated dispatch of a job already dispatching holds its own place.
-    assert may_dispatch(state=S.dispatching, max_running_jobs=1, running=1)
-
-
-def test_room_to_run_counts_dispatching_and_running_jobs_of_the_project() -> None:
-    from services.domain.quotas import room_to_run
+def test_project_rooms_count_dispatching_and_running_jobs_and_their_gpus() -> None:
+    from services.domain.fleet import Resources
+    from services.domain.quotas import project_rooms
 
     engine = create_engine("sqlite://")
     SQLModel.metadata.create_all(engine)
     with Session(engine) as session:
-        mine, other = Project(name="mine", max_running_jobs=2), Project(name="other")
+        mine, other = Project(name="mine", max_running_jobs=2, max_gpus=2), Project(name="other")
         session.add_all([mine, other])
         session.flush()
+        assert mine.id is not None and other.id is not None
 
-        def job(project: Project, state: JobState) -> Job:
+        def job(project: Project, state: JobState, gpus: int = 0) -> Job:
             assert project.id is not None
-            return job_row(session, state, project_id=project.id)
+            row = job_row(session, state, project_id=project.id)
+            row.resources = {"gpus": gpus} if gpus else {}
+            session.add(row)
+            session.flush()
+            return row
 
-        waiting = job(mine, S.queued)
-        for state in (S.queued, S.retrying, S.succeeded, S.failed, S.cancelled, S.running):
-            job(mine, state)
+        for state in (S.queued, S.retrying, S.succeeded, S.failed, S.cancelled):
+            job(mine, state, gpus=1)
+        job(mine, S.running, gpus=1)
         for _ in range(3):
             job(other, S.running)  # another project's jobs never count
-        assert room_to_run(session, waiting) == ""
+        room = project_rooms(session, [mine.id])[mine.id]
+        assert (room.running, room.gpus) == (1, 1)
+        assert room.blocks(Resources()) == ""
+        assert room.blocks(Resources(gpus=2)) == "the project's GPU quota (1 of 2 GPUs in use)"
         job(mine, S.dispatching)
-        assert room_to_run(session, waiting) == f"project {mine.id} has 2 of at most 2 jobs running"
-        assert room_to_run(session, job(other, S.queued)) == ""
-        mine.max_running_jobs = None
-        session.add(mine)
-        session.flush()
-        assert room_to_run(session, waiting) == ""
+        room = project_rooms(session, [mine.id])[mine.id]
+        assert room.blocks(Resources()) == "the project's quota (2 of 2 jobs running)"
+        assert project_rooms(session, [other.id])[other.id].blocks(Resources(gpus=8)) == ""
 
 
 @pytest.mark.postgres

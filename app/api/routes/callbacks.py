@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 
 from app.api.deps import PathId, SessionDep
 from services.domain import jobs
-from services.domain.models import Job
+from services.domain.models import Job, JobState
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import signing
+from services.infra.queue import enqueue_dispatch
 
 router = APIRouter(prefix="/trainer/callbacks", tags=["trainer"])
 
@@ -34,7 +35,12 @@ async def trainer_callback(job_id: PathId, request: Request, session: SessionDep
     ):
         raise Unauthorized("Bad or stale callback signature")
     event = _parse(body)
-    return {"result": jobs.apply_callback(session, job, event)}
+    result = jobs.apply_callback(session, job, event)
+    if job.state == JobState.retrying:
+        # A lost attempt goes back in the queue: commit, then have the dispatcher look now.
+        session.commit()
+        await enqueue_dispatch(job.id, job.attempt)
+    return {"result": result}
 
 
 def _parse(body: bytes) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def get_quotas(project_id: PathId, session: SessionDep, user: CurrentUser) -> Qu
 def set_quotas(
     project_id: PathId, body: QuotasUpdate, session: SessionDep, user: CurrentUser
 ) -> QuotasPublic:
-    """Admins and owners set both limits at once; null means no limit.
+    """Admins and owners set the limits at once; null means no limit (`max_gpus` left out: unchanged).
 
     With `max_queued_jobs` waiting, new jobs are refused (409); with `max_running_jobs` running,
     new jobs are accepted and wait in the queue until one of the project's jobs finishes.
@@ -81,6 +81,7 @@ def set_quotas(
         project_id=project_id,
         max_running_jobs=body.max_running_jobs,
         max_queued_jobs=body.max_queued_jobs,
+        max_gpus=body.max_gpus if "max_gpus" in body.model_fields_set else quotas.UNCHANGED,
     )
 
 
