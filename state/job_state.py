@@ -11,8 +11,8 @@ import reflex as rx
 from components.charts import flatten_points, metrics_figure
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
 from services.actions import views
+from services.domain import fleet, model_ops
 from services.domain import jobs as job_service
-from services.domain import model_ops
 from services.domain.models import Role
 from services.domain.permissions import Action, require_role
 from services.domain.schemas import JobDetail
@@ -198,6 +198,8 @@ class JobPageState(AuthState):
     cancel_message: str = ""
     cancelling: bool = False
     stale_message: str = ""
+    queue_message: str = ""  # "Queued · position 2 · waiting for 1 GPU (A100)"
+    resources_text: str = ""
     retrying: bool = False
     retry_message: str = ""
     validation_epoch: str = ""
@@ -266,6 +268,8 @@ class JobPageState(AuthState):
         if snap.points != self.points:
             self.points = snap.points
         self.stale_message = staleness(job.state, job.last_heartbeat_at, job.started_at, _now())
+        self.queue_message = job_service.queue_text(job.state, job.queue_position, job.waiting_for)
+        self.resources_text = fleet.describe_ask(fleet.Resources.model_validate(job.resources or {}))
 
     def _apply_extras(self, extras: JobExtras) -> None:
         self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)

@@ -28,7 +28,11 @@ SIGNED_OUT = "Your session has ended: sign in again."
 ROLES = [r.value for r in (Role.viewer, Role.member, Role.admin, Role.owner)]
 AUDIT_PAGE = 50
 # The quota form's labels; the service's messages name the API fields, the page names these.
-QUOTA_LABELS = {"max_running_jobs": "Jobs running at once", "max_queued_jobs": "Jobs waiting in the queue"}
+QUOTA_LABELS = {
+    "max_running_jobs": "Jobs running at once",
+    "max_queued_jobs": "Jobs waiting in the queue",
+    "max_gpus": "GPUs in use at once",
+}
 
 
 def _user(session: Session, token: str) -> User:
@@ -86,15 +90,20 @@ def quota_view(found: QuotasPublic) -> dict[str, str]:
     return {
         "max_running_jobs": "" if found.max_running_jobs is None else str(found.max_running_jobs),
         "max_queued_jobs": "" if found.max_queued_jobs is None else str(found.max_queued_jobs),
+        "max_gpus": "" if found.max_gpus is None else str(found.max_gpus),
         "summary": (
             f"Running: {found.running} now (limit: {limit(found.max_running_jobs)}). "
-            f"Waiting: {found.queued} now (limit: {limit(found.max_queued_jobs)})."
+            f"Waiting: {found.queued} now (limit: {limit(found.max_queued_jobs)}). "
+            f"GPUs: {found.gpus} in use (limit: {limit(found.max_gpus)})."
         ),
     }
 
 
-def save_project_quotas(token: str, project_id: int, max_running: str, max_queued: str) -> dict[str, str]:
-    """Set both quotas from the form's text (empty = no limit); services.domain.quotas decides and audits."""
+def save_project_quotas(
+    token: str, project_id: int, max_running: str, max_queued: str, max_gpus: str | None = None
+) -> dict[str, str]:
+    """Set the quotas from the form's text (empty = no limit; `max_gpus` None = unchanged);
+    services.domain.quotas decides and audits."""
     with session_scope() as session:
         user = _user(session, token)
         try:
@@ -104,6 +113,7 @@ def save_project_quotas(token: str, project_id: int, max_running: str, max_queue
                 project_id=project_id,
                 max_running_jobs=quota_input(max_running, field="max_running_jobs"),
                 max_queued_jobs=quota_input(max_queued, field="max_queued_jobs"),
+                max_gpus=quotas.UNCHANGED if max_gpus is None else quota_input(max_gpus, field="max_gpus"),
             )
         except InvalidInput as exc:
             raise InvalidInput(name_fields(exc.message, QUOTA_LABELS)) from exc
@@ -239,8 +249,9 @@ class MembersState(AuthState):
             self.mb_quota_busy, self.mb_quota_notice, self.mb_quota_error = True, "", ""
             token, project_id = self.token, self.mb_project_id
         running, queued = str(form.get("max_running_jobs") or ""), str(form.get("max_queued_jobs") or "")
+        gpus = str(form.get("max_gpus") or "")
         try:
-            view = await asyncio.to_thread(save_project_quotas, token, project_id, running, queued)
+            view = await asyncio.to_thread(save_project_quotas, token, project_id, running, queued, gpus)
         except DomainError as exc:
             async with self:
                 self.mb_quota_busy, self.mb_quota_error = False, _message(exc)

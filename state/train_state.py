@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import reflex as rx
 
 from services.actions import views
-from services.domain import catalog
+from services.domain import catalog, fleet
 from services.domain.permissions import Action, authorize
 from services.errors import DomainError, InvalidInput
 from services.infra.db import session_scope
 from services.infra.queue import enqueue_dispatch
+from services.infra.trainer_client import TrainerClient
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.dashboard_state import _create_job
 from state.training_helpers import (
@@ -25,6 +27,7 @@ from state.training_helpers import (
 )
 
 TRAIN_ROUTE = "/projects/[project_id]/train"
+RESOURCE_FIELDS = ("gpus", "cpus", "memory_gb", "accelerator")
 
 
 def load_train_context(token: str, project_id: int) -> dict[str, Any]:
@@ -38,6 +41,7 @@ def load_train_context(token: str, project_id: int) -> dict[str, Any]:
         project = next((p for p in views.user_projects(session, user=user) if p.id == project_id), None)
     doc = catalog.get_catalog().doc
     return {
+        **fleet_context(),
         "signed_in": True,
         "role": role.value,
         "project_name": project.name if project else "",
@@ -47,6 +51,24 @@ def load_train_context(token: str, project_id: int) -> dict[str, Any]:
         ],
         "catalog": doc,
     }
+
+
+def fleet_context() -> dict[str, Any]:
+    """What the fleet has free (GET /capacity), for the form; a line saying why when unknown."""
+    try:
+        body = TrainerClient.from_settings().capacity_sync()
+    except (httpx.HTTPError, ValueError):
+        return {
+            "fleet_free": "The trainer is not reachable right now; jobs wait until it is.",
+            "accelerators": [],
+        }
+    if body is None:
+        return {
+            "fleet_free": "This trainer does not report its capacity (one job at a time).",
+            "accelerators": [],
+        }
+    capacity = fleet.Capacity.model_validate(body)
+    return {"fleet_free": fleet.free_summary(capacity), "accelerators": fleet.accelerators(capacity)}
 
 
 class TrainState(AuthState):
@@ -69,6 +91,8 @@ class TrainState(AuthState):
     errors: dict[str, str] = {}
     form_error: str = ""
     submitting: bool = False
+    fleet_free: str = ""
+    accelerators: list[str] = []
     _doc: dict[str, Any] = {}
 
     @rx.var
@@ -143,6 +167,7 @@ class TrainState(AuthState):
                 context["versions"],
                 context["catalog"],
             )
+            self.fleet_free, self.accelerators = context["fleet_free"], context["accelerators"]
             self._refresh_choices()
 
     @rx.event
@@ -185,7 +210,17 @@ class TrainState(AuthState):
                 self.errors, self.submitting = errors, False
                 self.form_error = f"{len(errors)} field(s) need attention before the job can start."
             return
+        try:
+            resources = fleet.resources_from_form(form_data)
+        except InvalidInput as exc:
+            errors[exc.message.split(":")[0]] = exc.message
+        if errors:
+            async with self:
+                self.errors, self.submitting = errors, False
+                self.form_error = f"{len(errors)} field(s) need attention before the job can start."
+            return
         request = {
+            "resources": resources,
             "dataset_version_id": int(form_data["dataset_version_id"]),
             "name": str(form_data.get("name", "")),
             "framework": framework,
@@ -198,7 +233,8 @@ class TrainState(AuthState):
             job_id, attempt = await asyncio.to_thread(_create_job, token, project_id, request)
         except DomainError as exc:
             async with self:
-                field = error_field(exc, [s["name"] for s in specs]) if isinstance(exc, InvalidInput) else ""
+                names = [s["name"] for s in specs] + [f"resources.{n}" for n in RESOURCE_FIELDS]
+                field = error_field(exc, names) if isinstance(exc, InvalidInput) else ""
                 self.errors = {field: exc.message} if field else {}
                 self.form_error, self.submitting = exc.message, False
             return

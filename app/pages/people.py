@@ -181,6 +181,7 @@ def quotas_form() -> rx.Component:
         rx.flex(
             _quota_input("max_running_jobs", "quota-running"),
             _quota_input("max_queued_jobs", "quota-queued"),
+            _quota_input("max_gpus", "quota-gpus"),
             primary_button(
                 rx.cond(M.mb_quota_busy, rx.spinner(size="2"), rx.icon("gauge", size=16, aria_hidden="true")),
                 "Save quotas",
@@ -212,7 +213,7 @@ def quotas_card() -> rx.Component:
         ),
         rx.text(
             "Leave a box empty for no limit. When the waiting limit is reached, new jobs are refused; "
-            "when the running limit is reached, new jobs wait in the queue until one finishes.",
+            "when the running or GPU limit is reached, new jobs wait in the queue until one finishes.",
             size="2",
             color=tokens.TEXT_MUTED,
             id="quotas-hint",

@@ -96,6 +96,22 @@ def describe(need: Resources) -> str:
     return THE_TRAINER
 
 
+def describe_ask(need: Resources) -> str:
+    """The whole ask, for the job page: "1 GPU (A100), 4 CPUs, 16 GB" or "1 CPU"."""
+    parts = []
+    if need.gpus:
+        parts.append(
+            f"{need.gpus} GPU{'s' if need.gpus != 1 else ''}"
+            + (f" ({need.accelerator})" if need.accelerator else "")
+        )
+    elif need.accelerator:
+        parts.append(need.accelerator)
+    parts.append(f"{need.cpus:g} CPU{'s' if need.cpus != 1 else ''}")
+    if need.memory_gb:
+        parts.append(f"{need.memory_gb:g} GB")
+    return ", ".join(parts)
+
+
 def waiting_text(need: Resources, nodes: Sequence[Node]) -> str:
     """`describe`, plus a plain warning when no node of the fleet could ever place the job."""
     text = describe(need)
@@ -121,6 +137,35 @@ def free_summary(capacity: Capacity) -> str:
     cpus = f"{sum(n.cpus_free for n in alive):g}/{sum(n.cpus_total for n in alive):g} CPUs free"
     nodes = f"{len(alive)} node{'s' if len(alive) != 1 else ''} ({capacity.executor})"
     return " · ".join(part for part in (nodes, gpus or "no GPUs", cpus) if part)
+
+
+def accelerators(capacity: Capacity) -> list[str]:
+    """Accelerator types the fleet's alive nodes have, for the train form's choice."""
+    return sorted({n.accelerator for n in capacity.nodes if n.alive and n.accelerator})
+
+
+def resources_from_form(form: dict[str, str]) -> dict[str, object]:
+    """The train form's text boxes as a `resources` ask; blanks are the defaults. Numbers are
+    converted here, checked by `Resources` (services.domain.jobs names the field on error)."""
+    from services.errors import InvalidInput
+
+    ask: dict[str, object] = {}
+    for name, kind, what in (
+        ("gpus", int, "a whole number of GPUs"),
+        ("cpus", float, "a number of CPUs"),
+        ("memory_gb", float, "a number of GB"),
+    ):
+        raw = str(form.get(f"resources_{name}", "")).strip()
+        if not raw:
+            continue
+        try:
+            ask[name] = kind(raw)
+        except ValueError:
+            raise InvalidInput(f"resources.{name}: enter {what}, or leave it empty") from None
+    accelerator = str(form.get("resources_accelerator", "")).strip()
+    if accelerator:
+        ask["accelerator"] = accelerator
+    return ask
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,12 @@ def test_the_members_page_saves_quotas_with_the_labels_it_shows(backend: dict[st
         ps.save_project_quotas(admin, project_id, "0", "")
     view = ps.save_project_quotas(admin, project_id, " 2 ", "")
     assert view["max_running_jobs"] == "2" and view["max_queued_jobs"] == ""
-    assert view["summary"] == "Running: 0 now (limit: 2). Waiting: 0 now (limit: no limit)."
+    assert view["summary"] == (
+        "Running: 0 now (limit: 2). Waiting: 0 now (limit: no limit). GPUs: 0 in use (limit: no limit)."
+    )
+    assert ps.save_project_quotas(admin, project_id, "2", "", "4")["max_gpus"] == "4"
+    assert ps.save_project_quotas(admin, project_id, "2", "")["max_gpus"] == "4"  # left as it was
+    view = ps.save_project_quotas(admin, project_id, " 2 ", "", "")
     assert ps.member_rows(member, project_id)["quotas"] == view
 
 
