@@ -1,0 +1,23 @@
+"""Executors: where attempts run. `make_executor` picks one by `TRAINER_EXECUTOR`."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from trainer_runner.executors.base import Executor, NoCapacity, StaleAttempt
+from trainer_runner.settings import TrainerSettings
+
+# name -> "module:Class"; imported on use, so the local trainer never imports Ray's client.
+EXECUTORS = {
+    "local": "trainer_runner.executors.local:LocalExecutor",
+    "ray": "trainer_runner.executors.ray:RayExecutor",
+}
+
+
+def make_executor(settings: TrainerSettings) -> Executor:
+    """The one place that reads `settings.executor`."""
+    module, cls = EXECUTORS[settings.executor].split(":")
+    return getattr(import_module(module), cls)(settings)
+
+
+__all__ = ["EXECUTORS", "Executor", "NoCapacity", "StaleAttempt", "make_executor"]
