@@ -81,3 +81,58 @@ def test_trainer_events_carry_what_the_backend_reads() -> None:
         "device",
         "total_epochs",
     } <= fields
+
+
+def test_resources_and_capacity_models_agree() -> None:
+    """The backend's copies of the v1.4 models (services.domain.fleet) accept and mean the same."""
+    from services.domain import fleet
+    from trainer_runner import resources as trainer_rules
+    from trainer_runner.schemas import Capacity, NodeCapacity, Resources
+
+    assert set(fleet.Resources.model_fields) == set(Resources.model_fields)
+    for name, theirs in Resources.model_fields.items():
+        assert fleet.Resources.model_fields[name].default == theirs.default, name
+    assert set(fleet.Node.model_fields) == set(NodeCapacity.model_fields)
+    assert set(fleet.Capacity.model_fields) == set(Capacity.model_fields)
+    spec = jobs.dispatch_spec(_job(), dataset_uri="s3://b/d/", callback_url="http://h/cb", heartbeat_s=5)
+    assert StartJobRequest.model_validate(spec).resources == Resources()
+    # The one fit rule, on both sides, over a small grid of asks and nodes.
+    asks = [
+        {},
+        {"cpus": 2},
+        {"gpus": 1},
+        {"gpus": 2, "cpus": 16},
+        {"gpus": 1, "accelerator": "A100"},
+        {"accelerator": "H100"},
+        {"cpus": 0.3},
+    ]
+    nodes = [
+        {
+            "node_id": "a",
+            "alive": True,
+            "cpus_total": 8,
+            "cpus_free": 8,
+            "gpus_total": 2,
+            "gpus_free": 1,
+            "accelerator": "A100",
+        },
+        {"node_id": "c", "alive": True, "cpus_total": 2, "cpus_free": 0.3, "gpus_total": 0, "gpus_free": 0},
+        {"node_id": "d", "alive": False, "cpus_total": 8, "cpus_free": 8, "gpus_total": 4, "gpus_free": 4},
+    ]
+    for ask in asks:
+        for node in nodes:
+            ours = fleet.fits(fleet.Resources.model_validate(ask), fleet.Node.model_validate(node))
+            theirs = trainer_rules.fits(Resources.model_validate(ask), NodeCapacity.model_validate(node))
+            assert ours == theirs, (ask, node)
+
+
+def test_a_lost_attempt_is_what_the_backend_resumes() -> None:
+    """Kind `lost` (v1.4) and the transient dead-process message of older trainers both resume."""
+    from trainer_runner.schemas import CallbackError
+
+    assert "lost" in CallbackError.model_fields["kind"].annotation.__args__  # type: ignore[union-attr]
+    assert jobs.is_lost({"kind": "lost", "message": "job process killed by SIGKILL (-9)"})
+    assert jobs.is_lost({"kind": "transient", "message": "trainer job process exited with code -9"})
+    assert not jobs.is_lost({"kind": "transient", "message": "S3 unreachable after 180s"})
+    assert not jobs.is_lost({"kind": "user", "message": "bad labels"})
+    assert not jobs.is_lost(None)

@@ -27,15 +27,11 @@ class Resources(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gpus: int = Field(default=0, ge=0, le=64, strict=True, description="Whole GPUs on one node.")
+    gpus: int = Field(default=0, ge=0, le=64, description="Whole GPUs on one node.")
     cpus: float = Field(default=1.0, gt=0, le=1024, description="CPU cores (or local CPU slots).")
-    memory_gb: float | None = Field(default=None, gt=0, le=65536, description="Memory; null: no ask.")
+    memory_gb: float | None = Field(default=None, gt=0, description="Memory; null: no ask.")
     accelerator: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-        description="GPU type, e.g. A100; null: any.",
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="GPU type, e.g. A100; null: any."
     )
 
 
@@ -65,14 +61,17 @@ def cpus_on(need: Resources, node: Node) -> float:
     return min(need.cpus, node.cpus_total) if need.gpus > 0 else need.cpus
 
 
+_EPSILON = 1e-9  # CPU amounts are floats: 0.1 + 0.2 must fit in 0.3
+
+
 def fits(need: Resources, node: Node) -> bool:
-    """The placement rule of the contract: alive, enough GPUs and CPUs free, and the right type."""
+    """The placement rule of the contract: alive, enough GPUs and CPUs free, and the right type.
+    Memory is passed on to the executor, not part of the rule (as on the trainer's side)."""
     return (
         node.alive
         and need.gpus <= node.gpus_free
-        and cpus_on(need, node) <= node.cpus_free
+        and cpus_on(need, node) <= node.cpus_free + _EPSILON
         and (need.accelerator is None or need.accelerator == node.accelerator)
-        and (need.memory_gb is None or node.memory_gb_free is None or need.memory_gb <= node.memory_gb_free)
     )
 
 
@@ -225,8 +224,6 @@ def plan(waiting: Sequence[WaitingJob], capacity: Capacity, rooms: dict[int, Pro
             continue
         node.cpus_free -= cpus_on(job.resources, node)
         node.gpus_free -= job.resources.gpus
-        if node.memory_gb_free is not None and job.resources.memory_gb is not None:
-            node.memory_gb_free -= job.resources.memory_gb
         room.running += 1
         room.gpus += job.resources.gpus
         result.dispatch.append(job.job_id)

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     s3_port: int = 9100
     mlflow_port: int = 5100
     trainer_port: int = 8100
+    # `vtp up --ray`: a local Ray head (its GCS port and its dashboard, the Job Submission API).
+    ray_port: int = 6389
+    ray_dashboard_port: int = 8265
 
     # Service URLs; empty means "the local stack's process on host:port".
     database_url: str = ""

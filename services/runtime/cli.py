@@ -6,6 +6,7 @@ import argparse
 import getpass
 import signal
 import sys
+from pathlib import Path
 
 from alembic.config import Config
 from sqlmodel import select
@@ -39,9 +40,12 @@ def prepare() -> None:
         )
 
 
-def up() -> int:
+def up(*, ray: bool = False) -> int:
     settings = get_settings()
-    stack = Stack(settings)
+    if ray and not (Path(sys.executable).parent / "ray").exists():
+        print("vtp: --ray needs Ray: pip install -e '.[trainer]' (it brings ray[default])", file=sys.stderr)
+        return 1
+    stack = Stack(settings, ray=ray)
     signal.signal(signal.SIGINT, stack.request_stop)
     signal.signal(signal.SIGTERM, stack.request_stop)
     try:
@@ -84,13 +88,18 @@ def set_password(username: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vtp", description="Vision AI Training Platform")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the whole local stack (Ctrl-C stops it)")
+    start = sub.add_parser("up", help="start the whole local stack (Ctrl-C stops it)")
+    start.add_argument(
+        "--ray",
+        action="store_true",
+        help="also start a local Ray head and run the trainer gateway on it (cluster mode on one machine)",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     reset = sub.add_parser("set-password", help="set a user's password")
     reset.add_argument("username")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up()
+        return up(ray=args.ray)
     if args.command == "migrate":
         migrate()
         return 0
