@@ -127,12 +127,14 @@ def test_resources_and_capacity_models_agree() -> None:
 
 
 def test_a_lost_attempt_is_what_the_backend_resumes() -> None:
-    """Kind `lost` (v1.4) and the transient dead-process message of older trainers both resume."""
+    """Kind `lost` (v1.4) and `transient` (older trainers' dead process, SIGTERM) both resume."""
     from trainer_runner.schemas import CallbackError
 
     assert "lost" in CallbackError.model_fields["kind"].annotation.__args__  # type: ignore[union-attr]
     assert jobs.is_lost({"kind": "lost", "message": "job process killed by SIGKILL (-9)"})
     assert jobs.is_lost({"kind": "transient", "message": "trainer job process exited with code -9"})
-    assert not jobs.is_lost({"kind": "transient", "message": "S3 unreachable after 180s"})
+    assert jobs.is_lost(
+        {"kind": "transient", "message": "trainer stopped (SIGTERM); resume from last checkpoint"}
+    )
     assert not jobs.is_lost({"kind": "user", "message": "bad labels"})
     assert not jobs.is_lost(None)

@@ -8,7 +8,6 @@ callback can never move a finished job.
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
 from typing import Any
 
@@ -316,19 +315,16 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
     return "applied"
 
 
-# A job process that died by a signal (exit code < 0) as trainers before v1.4 report it.
-_DEAD_PROCESS = re.compile(r"job process (exited with code -\d+|killed by)")
+# Failures a new attempt may get past: the attempt was lost (v1.4: killed process, dead node,
+# stopped Ray job) or hit trouble that passes (storage down past its budget, a trainer stopped by
+# SIGTERM). Both resume from the last checkpoint, as docs/failure-handling.md promises.
+RESUMABLE_KINDS = frozenset({"lost", "transient"})
 
 
 def is_lost(error: dict[str, Any] | None) -> bool:
-    """Whether a trainer's `failed` means the attempt was lost rather than the job being wrong:
-    kind `lost` (v1.4), or the transient "job process exited with code -9" of older trainers."""
-    if not error:
-        return False
-    kind = error.get("kind")
-    return kind == "lost" or (
-        kind == "transient" and bool(_DEAD_PROCESS.search(str(error.get("message") or "")))
-    )
+    """Whether a trainer's `failed` is a lost attempt to resume rather than a job that is wrong:
+    kind `lost`, or `transient` (older trainers report a killed job process that way)."""
+    return bool(error) and error.get("kind") in RESUMABLE_KINDS
 
 
 def _apply_lost(session: Session, job: Job, message: str) -> None:
