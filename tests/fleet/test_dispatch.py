@@ -106,6 +106,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Real training on a shared 2-core machine: a one-epoch job takes 15-60 s, the stack about two
+# minutes to start (counted against the first test).
+@pytest.mark.timeout(1200)
 def test_five_jobs_submitted_in_order_start_in_order(fleet: Fleet) -> None:
     submitted = [fleet.submit() for _ in range(5)]
     finals = [fleet.finished(j["id"]) for j in submitted]
@@ -117,6 +120,7 @@ def test_five_jobs_submitted_in_order_start_in_order(fleet: Fleet) -> None:
         assert fleet.moves(job["id"]).count(("queued", "dispatching")) == 1, fleet.moves(job["id"])
 
 
+@pytest.mark.timeout(900)
 def test_a_job_asking_for_an_accelerator_nobody_has_stays_queued_and_says_why(
     fleet: Fleet, browser: Browser, output_dir: Path
 ) -> None:
@@ -141,6 +145,23 @@ def test_a_job_asking_for_an_accelerator_nobody_has_stays_queued_and_says_why(
         page.close()
     assert shown == "Queued · position 1 · waiting for 1 GPU (H100); no node in the fleet has H100"
 
+    # The train form shows what the fleet has free, and checks the resources asked for.
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        sign_in(page, fleet.stack, f"/projects/{fleet.project}/train")
+        page.wait_for_selector("#fleet-free")
+        free = page.inner_text("#fleet-free")
+        page.wait_for_selector("#start-training:not([disabled])")
+        page.fill("#resources-gpus", "1.5")
+        page.click("#start-training")
+        page.wait_for_selector("#resources-gpus-error")
+        refused = page.inner_text("#resources-gpus-error")
+        page.screenshot(path=str(output_dir / "fleet-train-form.png"), full_page=True)
+    finally:
+        page.close()
+    assert free == "1 node (local) · no GPUs · 1/1 CPUs free", free
+    assert refused == "resources.gpus: enter a whole number of GPUs, or leave it empty"
+
     time.sleep(3)
     assert fleet.job(job["id"])["state"] == "queued"
     assert fleet.seen.count("POST", "/jobs") == posts, "a job that cannot be placed was offered anyway"
@@ -148,6 +169,7 @@ def test_a_job_asking_for_an_accelerator_nobody_has_stays_queued_and_says_why(
     assert cancelled.json()["state"] == "cancelled"
 
 
+@pytest.mark.timeout(1800)
 def test_waiting_costs_nothing_and_every_job_runs_once(fleet: Fleet) -> None:
     stack = fleet.stack
     blocker = fleet.submit(epochs=40)
@@ -205,6 +227,7 @@ def test_waiting_costs_nothing_and_every_job_runs_once(fleet: Fleet) -> None:
         assert [name for name in ran if name.split("-")[0] == str(final["id"])] == [f"{final['id']}-1"]
 
 
+@pytest.mark.timeout(1200)
 def test_a_killed_job_process_resumes_from_its_checkpoint(fleet: Fleet) -> None:
     stack = fleet.stack
     epochs = 6
