@@ -18,7 +18,7 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from trainer_runner.errors import UserError
-from trainer_runner.executors import Executor, NoCapacity, StaleAttempt, make_executor
+from trainer_runner.executors import Executor, ExecutorUnavailable, NoCapacity, StaleAttempt, make_executor
 from trainer_runner.inference import ExportRequest, ModelService, PredictRequest
 from trainer_runner.plugins import PLUGINS, get_plugin
 from trainer_runner.plugins.spec import FieldError
@@ -86,6 +86,14 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
         return JSONResponse(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             content={"detail": exc.detail, "waiting_for": exc.waiting_for},
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    @app.exception_handler(ExecutorUnavailable)
+    async def executor_unavailable(_: Request, exc: ExecutorUnavailable) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": str(exc)},
             headers={"Retry-After": str(settings.retry_after_s)},
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from trainer_runner.executors.base import Executor, NoCapacity, StaleAttempt
+from trainer_runner.executors.base import Executor, ExecutorUnavailable, NoCapacity, StaleAttempt
 from trainer_runner.settings import TrainerSettings
 
 # name -> "module:Class"; imported on use, so the local trainer never imports Ray's client.
@@ -20,4 +20,4 @@ def make_executor(settings: TrainerSettings) -> Executor:
     return getattr(import_module(module), cls)(settings)
 
 
-__all__ = ["EXECUTORS", "Executor", "NoCapacity", "StaleAttempt", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "ExecutorUnavailable", "NoCapacity", "StaleAttempt", "make_executor"]

@@ -34,6 +34,10 @@ class NoCapacity(Exception):  # noqa: N818 - a condition, answered with 429
         self.detail = detail
 
 
+class ExecutorUnavailable(Exception):  # noqa: N818 - a condition, answered with 503
+    """The compute behind the executor (a Ray cluster) does not answer; nothing was started."""
+
+
 class StaleAttempt(Exception):  # noqa: N818
     """A newer attempt of the same job is already known here."""
 
