@@ -8,9 +8,12 @@ class DomainError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.message = message
+        # For the audit log: why it was refused, where that differs from what the caller is told
+        # (an outsider is told "does not exist"; the log says "not a member").
+        self.reason = reason
 
 
 class NotFound(DomainError):

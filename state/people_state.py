@@ -273,7 +273,7 @@ def sign_up_and_sign_in(username: str, password: str, email: str | None, source_
     """Create the account (when sign-up is on) and return a web session token."""
     with session_scope() as session:
         user = auth.sign_up(session, username=username, password=password, email=email, source_ip=source_ip)
-        return auth.issue_token(session, user=user)
+        return tokens.issue_session(session, user=user)
 
 
 class SignupState(AuthState):
@@ -348,7 +348,7 @@ def change_password(token: str, current: str, new: str) -> str:
         user = _user(session, token)
         auth.change_password(session, user=user, current_password=current, new_password=new)
     with session_scope() as session:
-        return auth.issue_token(session, user=session.get(User, user.id))
+        return tokens.issue_session(session, user=session.get(User, user.id))
 
 
 def create_token(token: str, name: str, days: int) -> str:

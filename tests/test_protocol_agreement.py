@@ -65,35 +65,49 @@ def test_trainer_signatures_verify_on_the_backend() -> None:
     assert trainer_callbacks.sign("k", now, body) == signing.sign("k", now, body)
 
 
-def test_trainer_events_carry_what_the_backend_reads() -> None:
-    fields = set(CallbackEvent.model_fields)
-    assert {
-        "event_id",
-        "type",
-        "attempt",
-        "state",
-        "epoch",
-        "metrics",
-        "artifacts",
-        "error",
-        "mlflow_run_id",
-        "log_tail",
-        "device",
-        "total_epochs",
-    } <= fields
+def test_both_copies_of_the_callback_event_have_the_same_fields() -> None:
+    """The backend validates every callback against its own model: a field the trainer sends that the
+    backend's copy lacks would be dropped without a word, and one only the backend has is never sent."""
+    from services.infra.trainer_protocol import TrainerError, TrainerEvent
+    from trainer_runner.schemas import CallbackError
+
+    assert set(TrainerEvent.model_fields) == set(CallbackEvent.model_fields)
+    assert set(TrainerError.model_fields) == set(CallbackError.model_fields)
+
+
+def test_every_trainer_event_validates_on_the_backend() -> None:
+    from services.infra.trainer_protocol import TrainerEvent
+
+    for event in (
+        CallbackEvent(job_id="1", attempt=1, type="started", state="running"),
+        CallbackEvent(job_id="1", attempt=1, type="epoch", state="running", epoch=3, checkpoint_epoch=2),
+        CallbackEvent(
+            job_id="1", attempt=2, type="finished", state="failed", error={"kind": "user", "message": "m"}
+        ),
+        CallbackEvent(
+            job_id="1", attempt=1, type="finished", state="failed", error={"kind": "lost", "message": "-9"}
+        ),
+    ):
+        parsed = TrainerEvent.model_validate_json(event.model_dump_json())
+        assert parsed.model_dump() == event.model_dump()
 
 
 def test_resources_and_capacity_models_agree() -> None:
-    """The backend's copies of the v1.4 models (services.domain.fleet) accept and mean the same."""
+    """The backend's copies of the v1.4 models (services.infra.trainer_protocol) have the same fields
+    and defaults, and both sides' fit rule (services.domain.fleet, trainer_runner.resources) agree."""
     from services.domain import fleet
+    from services.infra import trainer_protocol as wire
     from trainer_runner import resources as trainer_rules
     from trainer_runner.schemas import Capacity, NodeCapacity, Resources
 
-    assert set(fleet.Resources.model_fields) == set(Resources.model_fields)
-    for name, theirs in Resources.model_fields.items():
-        assert fleet.Resources.model_fields[name].default == theirs.default, name
-    assert set(fleet.Node.model_fields) == set(NodeCapacity.model_fields)
-    assert set(fleet.Capacity.model_fields) == set(Capacity.model_fields)
+    for mine, theirs in (
+        (wire.Resources, Resources),
+        (wire.NodeCapacity, NodeCapacity),
+        (wire.Capacity, Capacity),
+    ):
+        assert set(mine.model_fields) == set(theirs.model_fields), mine
+    for name, field in Resources.model_fields.items():
+        assert wire.Resources.model_fields[name].default == field.default, name
     spec = jobs.dispatch_spec(_job(), dataset_uri="s3://b/d/", callback_url="http://h/cb", heartbeat_s=5)
     assert StartJobRequest.model_validate(spec).resources == Resources()
     # The one fit rule, on both sides, over a small grid of asks and nodes.
@@ -121,7 +135,7 @@ def test_resources_and_capacity_models_agree() -> None:
     ]
     for ask in asks:
         for node in nodes:
-            ours = fleet.fits(fleet.Resources.model_validate(ask), fleet.Node.model_validate(node))
+            ours = fleet.fits(wire.Resources.model_validate(ask), wire.NodeCapacity.model_validate(node))
             theirs = trainer_rules.fits(Resources.model_validate(ask), NodeCapacity.model_validate(node))
             assert ours == theirs, (ask, node)
 

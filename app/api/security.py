@@ -1,7 +1,10 @@
-"""ASGI middleware of the REST API: body-size limits, security headers and the audit trail.
+"""ASGI middleware of the REST API: body-size limits, security headers, and the audit rows that
+only it can write.
 
-One pure-ASGI middleware so it sees every request whatever the route (a route added tomorrow is
-covered without doing anything), and runs after the route's database session has closed.
+One pure-ASGI middleware so it sees every request whatever the route. Actions audit themselves
+(services.actions: one semantic row per action, refusals included); this middleware records only
+requests that no action served: refused for missing or bad credentials (401), too large (413) or
+rate limited (429) before any action ran.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.domain import audit
 from services.infra.settings import get_settings
 
-MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-DENIAL_STATUSES = frozenset({401, 403, 429})
+# What the middleware alone sees; every other refusal is recorded by the action that refused.
+MIDDLEWARE_AUDITED = frozenset({401, 413, 429})
 # Dataset uploads may be large; everything else is small JSON.
 UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/datasets/?$")
 CALLBACK_PREFIX = "/api/v1/trainer/callbacks/"
@@ -58,12 +61,13 @@ class SecurityMiddleware:
         path: str = scope.get("path", "")
         method: str = scope.get("method", "GET")
         limit = body_limit(path)
+        context = audit.AuditContext(source_ip=(scope.get("client") or ("", 0))[0] or "")
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _send_json(send, 413, b'{"detail":"Request body too large"}')
+            _audit_request(scope, method, path, 413, context)
             return
 
-        context = audit.AuditContext(source_ip=(scope.get("client") or ("", 0))[0] or "")
         token = audit.set_context(context)
         state: dict[str, Any] = {"status": 500, "started": False, "received": 0}
 
@@ -117,29 +121,24 @@ def route_template(path: str, params: dict[str, Any]) -> str:
 
 
 def _audit_request(scope: Scope, method: str, path: str, status: int, context: audit.AuditContext) -> None:
-    """One row per mutating request and per denied request, unless a service already recorded the denial."""
-    denied = status in DENIAL_STATUSES
-    if method not in MUTATING and not denied:
+    """A row for a request refused before (or outside) any action: 401, 413 and 429 only."""
+    if status not in MIDDLEWARE_AUDITED or context.recorded:
         return
-    if context.recorded_denial:
-        return
-    if path.startswith(CALLBACK_PREFIX) and not denied:
-        return  # trainer progress is recorded as job events; only refused callbacks are audited here
     params: dict[str, Any] = scope.get("path_params") or {}
     template = route_template(path, params)
     project_id = params.get("project_id")
-    result = audit.DENIED if denied else (audit.ALLOWED if status < 400 else audit.FAILED)
     token = audit.set_context(context)
     try:
         audit.record_now(
             actor=None,
             action=f"{method} {template}",
             target=" ".join(f"{k}={v}" for k, v in sorted(params.items())),
-            result=result,
+            result=audit.DENIED,
             project_id=int(project_id)
             if isinstance(project_id, int | str) and str(project_id).isdigit()
             else None,
             status_code=status,
+            channel="rest",
         )
     finally:
         audit.reset_context(token)

@@ -1,12 +1,13 @@
 """Append-only audit log: who did what to which target, when, with what result, from where.
 
-Two writers feed it: the REST API's middleware (one row per mutating request and per denied
-request, whatever the route) and the services themselves for the web UI's actions and for every
-denial decided by `services.domain.permissions.authorize`. Rows are never updated or deleted: the ORM
-refuses it (see `_refuse_change`), and no service offers it.
+The application layer (`services.actions.core.operation`) writes one semantic row per action
+(`job.create`, `dataset.upload`, `auth.login`, ...) for both channels, the web UI and the REST API,
+with the reason when it was refused or failed. The REST middleware adds rows only for what it
+alone sees: requests refused before any action ran (401 without credentials, 413, 429).
+Rows are never updated or deleted: the ORM refuses it (see `_refuse_change`), and no service offers it.
 
-The request context (source IP, whether a denial was already recorded) travels in a context
-variable so deep service code can record without every caller threading the IP through.
+The request context (source IP, whether a row was already written) travels in a context variable
+so the middleware knows whether the action it served has recorded itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from services.domain.models import AuditEvent, User
+from services.infra.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,10 @@ FAILED = "failed"
 
 @dataclass
 class AuditContext:
-    """Per-request facts; `recorded_denial` stops the middleware from writing a denial twice."""
+    """Per-request facts; `recorded` stops the middleware from writing a second row for one request."""
 
     source_ip: str = ""
-    channel: str = "rest"
-    recorded_denial: bool = False
+    recorded: bool = False
     actor_id: int | None = None
     actor: str = ""
 
@@ -55,7 +56,7 @@ def current_context() -> AuditContext | None:
 
 
 def note_actor(user: User) -> None:
-    """Remember who the request is acting as, for the middleware's row."""
+    """Remember who the request is acting as, for a row the middleware may still write."""
     context = _context.get()
     if context is not None:
         context.actor_id, context.actor = user.id, user.username
@@ -64,26 +65,34 @@ def note_actor(user: User) -> None:
 def _row(
     *,
     actor: User | None,
+    actor_id: int | None,
+    actor_name: str,
     action: str,
     target: str,
     result: str,
     project_id: int | None,
     detail: str,
     status_code: int | None,
+    channel: str,
     source_ip: str | None,
 ) -> AuditEvent:
     context = _context.get()
-    actor_id = actor.id if actor is not None else (context.actor_id if context else None)
-    actor_name = actor.username if actor is not None else (context.actor if context else "")
+    if context is not None:
+        context.recorded = True
+    if actor is not None:
+        actor_id, actor_name = actor.id, actor.username
+    elif actor_id is None and context is not None:
+        actor_id, actor_name = context.actor_id, context.actor
     return AuditEvent(
         actor_id=actor_id,
-        actor=actor_name or "",
+        actor=(actor_name or "")[:64],
         action=action[:160],
         target=target[:300],
         project_id=project_id,
         result=result,
         status_code=status_code,
         detail=detail[:500],
+        channel=channel[:8],
         source_ip=(source_ip if source_ip is not None else (context.source_ip if context else ""))[:64],
     )
 
@@ -98,18 +107,24 @@ def record(
     project_id: int | None = None,
     detail: str = "",
     status_code: int | None = None,
+    channel: str = "",
     source_ip: str | None = None,
+    actor_id: int | None = None,
+    actor_name: str = "",
 ) -> None:
     """Add a row to the caller's session: it commits (or rolls back) with the action it describes."""
     session.add(
         _row(
             actor=actor,
+            actor_id=actor_id,
+            actor_name=actor_name,
             action=action,
             target=target,
             result=result,
             project_id=project_id,
             detail=detail,
             status_code=status_code,
+            channel=channel,
             source_ip=source_ip,
         )
     )
@@ -124,38 +139,33 @@ def record_now(
     project_id: int | None = None,
     detail: str = "",
     status_code: int | None = None,
+    channel: str = "",
     source_ip: str | None = None,
+    actor_id: int | None = None,
+    actor_name: str = "",
 ) -> None:
-    """Write a row in its own transaction: denials must survive the caller's rollback.
+    """Write a row in its own transaction: refusals must survive the caller's rollback.
 
     Never raises: failing to audit must not turn a refusal into a 500 (the failure is logged).
     """
-    from services.infra.db import session_scope
-
     row = _row(
         actor=actor,
+        actor_id=actor_id,
+        actor_name=actor_name,
         action=action,
         target=target,
         result=result,
         project_id=project_id,
         detail=detail,
         status_code=status_code,
+        channel=channel,
         source_ip=source_ip,
     )
-    context = _context.get()
-    if result == DENIED and context is not None:
-        context.recorded_denial = True
     try:
         with session_scope() as session:
             session.add(row)
     except Exception:  # noqa: BLE001 - see docstring
         log.exception("could not write audit event %s", action)
-
-
-def denied(
-    *, actor: User | None, action: str, target: str = "", project_id: int | None = None, detail: str = ""
-) -> None:
-    record_now(actor=actor, action=action, target=target, project_id=project_id, detail=detail)
 
 
 def query(
@@ -197,3 +207,10 @@ def _refuse_change(session: Session, _flush_context: object, _instances: object)
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditEvent):
             raise AuditLogIsAppendOnly("Audit events are append-only")
+
+
+def denied(
+    *, actor: User | None, action: str, target: str = "", project_id: int | None = None, detail: str = ""
+) -> None:
+    """TEMPORARY while domain modules move their refusals to services.actions; removed when done."""
+    record_now(actor=actor, action=action, target=target, project_id=project_id, detail=detail)

@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
 from services.domain import audit, tokens
-from services.domain.models import ApiToken, PasswordResetToken, PlatformSetting, User, utcnow
+from services.domain.models import PasswordResetToken, PlatformSetting, User, utcnow
 from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthorized
 from services.infra import ratelimit
 from services.infra.settings import get_settings
@@ -33,7 +33,6 @@ MIN_CONTRAST = 4.5  # WCAG AA for normal text: the avatar's initials on its badg
 SIGNUP_SETTING = "signup_enabled"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
-HANDOFF_TTL_S = 60
 
 
 def hash_password(password: str) -> str:
@@ -45,10 +44,6 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- avatar defaults ---------------------------------------------------------------------------
@@ -230,7 +225,9 @@ def issue_reset_token(session: Session, *, admin: User, user_id: int) -> str:
         raise NotFound(f"User {user_id} does not exist")
     token = "vtp_reset_" + secrets.token_urlsafe(32)
     ttl = timedelta(seconds=get_settings().password_reset_ttl_s)
-    session.add(PasswordResetToken(user_id=user.id, token_hash=_token_hash(token), expires_at=utcnow() + ttl))
+    session.add(
+        PasswordResetToken(user_id=user.id, token_hash=tokens.token_hash(token), expires_at=utcnow() + ttl)
+    )
     audit.record(session, actor=admin, action="admin.password_reset_token", target=f"user:{user.id}")
     session.flush()
     return token
@@ -238,7 +235,7 @@ def issue_reset_token(session: Session, *, admin: User, user_id: int) -> str:
 
 def reset_password(session: Session, *, token: str, new_password: str) -> None:
     row = session.exec(
-        select(PasswordResetToken).where(PasswordResetToken.token_hash == _token_hash(token))
+        select(PasswordResetToken).where(PasswordResetToken.token_hash == tokens.token_hash(token))
     ).first()
     if row is None or row.used_at is not None or tokens.aware(row.expires_at) < utcnow():
         audit.denied(actor=None, action="auth.password_reset", detail="unknown, used or expired token")
@@ -311,66 +308,8 @@ def update_user(
     return user
 
 
-# --- web sessions (the Reflex UI keeps an opaque token in local storage) ----------------------
-
-
-def issue_token(session: Session, *, user: User) -> str:
-    token = secrets.token_urlsafe(32)
-    ttl = timedelta(seconds=get_settings().access_token_ttl_s)
-    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), expires_at=utcnow() + ttl))
-    session.flush()
-    return token
-
-
 def safe_next(target: str | None) -> str:
     """Only same-site paths are followed after sign-in (no open redirect)."""
     if target and target.startswith("/") and not target.startswith("//") and not target.startswith("/login"):
         return target
     return "/"
-
-
-def issue_handoff(session: Session, *, user: User) -> str:
-    """A single-use code, valid for a minute, that the sign-in page trades for a web session.
-
-    Single sign-on ends on a REST route, but the UI's session token lives in the browser's
-    local storage, which only the Reflex page can write; the code carries the sign-in across.
-    """
-    code = secrets.token_urlsafe(32)
-    expires = utcnow() + timedelta(seconds=HANDOFF_TTL_S)
-    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(code), expires_at=expires, kind="handoff"))
-    session.flush()
-    return code
-
-
-def redeem_handoff(session: Session, code: str) -> tuple[User, str]:
-    """Spend a handoff code: the user and a new web-session token."""
-    row = session.exec(
-        select(ApiToken).where(ApiToken.token_hash == _token_hash(code), ApiToken.kind == "handoff")
-    ).first()
-    if row is not None:
-        session.delete(row)
-        session.flush()
-    user = session.get(User, row.user_id) if row is not None else None
-    if row is None or tokens.aware(row.expires_at) < utcnow() or user is None or not user.is_active:
-        raise Unauthorized("That sign-in link has expired or was already used. Sign in again.")
-    return user, issue_token(session, user=user)
-
-
-def user_for_token(session: Session, token: str) -> User:
-    row = session.exec(
-        select(ApiToken).where(ApiToken.token_hash == _token_hash(token), ApiToken.kind == "session")
-    ).first()
-    if row is None or tokens.aware(row.expires_at) < utcnow():
-        raise Unauthorized("Sign in again: the token is missing, expired or revoked")
-    user = session.get(User, row.user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("Sign in again: the account no longer exists or is deactivated")
-    return user
-
-
-def revoke_token(session: Session, token: str) -> None:
-    row = session.exec(
-        select(ApiToken).where(ApiToken.token_hash == _token_hash(token), ApiToken.kind == "session")
-    ).first()
-    if row is not None:
-        session.delete(row)

@@ -11,52 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from services.infra.trainer_protocol import Capacity, NodeCapacity, Resources
+
+__all__ = ["Capacity", "NodeCapacity", "Resources"]  # the wire models this module's rules take
 
 # What a user sees for a job that waits on nothing more specific than a free place.
 THE_TRAINER = "the trainer"
 
 
-class Resources(BaseModel):
-    """What one job asks for (the `resources` of the job spec). Absent: one CPU slot, as before v1.4.
-
-    The backend's copy of the trainer's model; tests/test_protocol_agreement.py holds them together.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    gpus: int = Field(default=0, ge=0, le=64, description="Whole GPUs on one node.")
-    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPU cores (or local CPU slots).")
-    memory_gb: float | None = Field(default=None, gt=0, description="Memory; null: no ask.")
-    accelerator: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="GPU type, e.g. A100; null: any."
-    )
-
-
-class Node(BaseModel):
-    """One node of `GET /capacity`."""
-
-    node_id: str
-    alive: bool = True
-    cpus_total: float = 0.0
-    cpus_free: float = 0.0
-    gpus_total: int = 0
-    gpus_free: int = 0
-    accelerator: str | None = None
-    memory_gb_free: float | None = None
-
-
-class Capacity(BaseModel):
-    """The trainer gateway's answer to `GET /capacity`."""
-
-    executor: Literal["local", "ray"] | str = "local"
-    jobs_running: int = 0
-    nodes: list[Node] = Field(default_factory=list)
-
-
-def cpus_on(need: Resources, node: Node) -> float:
+def cpus_on(need: Resources, node: NodeCapacity) -> float:
     """CPUs the job takes on `node`: a GPU job's CPU ask is capped at what the node has."""
     return min(need.cpus, node.cpus_total) if need.gpus > 0 else need.cpus
 
@@ -64,7 +28,7 @@ def cpus_on(need: Resources, node: Node) -> float:
 _EPSILON = 1e-9  # CPU amounts are floats: 0.1 + 0.2 must fit in 0.3
 
 
-def fits(need: Resources, node: Node) -> bool:
+def fits(need: Resources, node: NodeCapacity) -> bool:
     """The placement rule of the contract: alive, enough GPUs and CPUs free, and the right type.
     Memory is passed on to the executor, not part of the rule (as on the trainer's side)."""
     return (
@@ -75,7 +39,7 @@ def fits(need: Resources, node: Node) -> bool:
     )
 
 
-def could_ever_fit(need: Resources, nodes: Iterable[Node]) -> bool:
+def could_ever_fit(need: Resources, nodes: Iterable[NodeCapacity]) -> bool:
     """Whether some alive node could place the job once it is idle (same rule, totals for free)."""
     return any(
         fits(need, node.model_copy(update={"gpus_free": node.gpus_total, "cpus_free": node.cpus_total}))
@@ -111,7 +75,7 @@ def describe_ask(need: Resources) -> str:
     return ", ".join(parts)
 
 
-def waiting_text(need: Resources, nodes: Sequence[Node]) -> str:
+def waiting_text(need: Resources, nodes: Sequence[NodeCapacity]) -> str:
     """`describe`, plus a plain warning when no node of the fleet could ever place the job."""
     text = describe(need)
     if nodes and not could_ever_fit(need, nodes):
@@ -143,17 +107,34 @@ def accelerators(capacity: Capacity) -> list[str]:
     return sorted({n.accelerator for n in capacity.nodes if n.alive and n.accelerator})
 
 
-def resources_from_form(form: dict[str, str]) -> dict[str, object]:
-    """The train form's text boxes as a `resources` ask; blanks are the defaults. Numbers are
-    converted here, checked by `Resources` (services.domain.jobs names the field on error)."""
+def parse_resources(value: Resources | dict[str, object] | None) -> Resources:
+    """A job's ask, checked; InvalidInput names the field (`resources.gpus: ...`)."""
+    from pydantic import ValidationError
+
+    from services.errors import InvalidInput
+
+    if isinstance(value, Resources):
+        return value
+    try:
+        return Resources.model_validate(value or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"resources.{where}: {first['msg']}") from exc
+
+
+def resources_from_form(form: dict[str, str]) -> Resources:
+    """The train form's text boxes as a `resources` ask; blanks are the defaults. InvalidInput
+    names the field (`resources.gpus: enter a whole number of GPUs, ...`)."""
     from services.errors import InvalidInput
 
     ask: dict[str, object] = {}
-    for name, kind, what in (
+    numbers = (
         ("gpus", int, "a whole number of GPUs"),
         ("cpus", float, "a number of CPUs"),
         ("memory_gb", float, "a number of GB"),
-    ):
+    )
+    for name, kind, what in numbers:
         raw = str(form.get(f"resources_{name}", "")).strip()
         if not raw:
             continue
@@ -164,7 +145,7 @@ def resources_from_form(form: dict[str, str]) -> dict[str, object]:
     accelerator = str(form.get("resources_accelerator", "")).strip()
     if accelerator:
         ask["accelerator"] = accelerator
-    return ask
+    return parse_resources(ask)
 
 
 @dataclass(frozen=True)

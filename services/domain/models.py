@@ -236,4 +236,7 @@ class AuditEvent(SQLModel, table=True):
     result: str = Field(max_length=16, index=True)
     status_code: int | None = None
     detail: str = Field(default="", max_length=500)
+    # "web" or "rest" for actions (the same action through either channel writes the same row
+    # otherwise); empty for rows the REST middleware writes for requests no action served.
+    channel: str = Field(default="", max_length=8)
     source_ip: str = Field(default="", max_length=64)

@@ -5,7 +5,8 @@
 user made themselves (cancelling their own job) may need less, per `OWN_MINIMUM_ROLE`.
 
 Non-members get NotFound (not PermissionDenied), and so do deleted projects, so a project's
-existence is not leaked. Every denial is written to the audit log, whichever channel asked.
+existence is not leaked. Each refusal carries its `reason` ("not a member", "needs admin, has
+viewer"); the application layer (services.actions) writes it to the audit log with the action.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
-from services.domain import audit
 from services.domain.models import Membership, Project, Role, User
 from services.errors import NotFound, PermissionDenied
 
@@ -61,14 +61,6 @@ MINIMUM_ROLE: dict[Action, Role] = {
 # When the acting user created the target themselves, this lower role is enough.
 OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member, Action.job_retry: Role.member}
 
-# The older role-based helpers map onto the action with that minimum (reads and writes).
-_ACTION_FOR_MINIMUM = {
-    Role.viewer: Action.project_read,
-    Role.member: Action.dataset_write,
-    Role.admin: Action.members_manage,
-    Role.owner: Action.project_delete,
-}
-
 
 def role_in(session: Session, *, user: User, project_id: int) -> Role | None:
     """The user's role in a live project, or None (not a member, or the project is deleted)."""
@@ -97,7 +89,6 @@ def authorize(
     project_id: int,
     action: Action,
     owner_id: int | None = None,
-    target: str = "",
 ) -> Role:
     """Allow `action` in the project or raise (NotFound for outsiders, PermissionDenied for low roles).
 
@@ -105,32 +96,18 @@ def authorize(
     Returns the user's role so callers can shape what they show.
     """
     role = role_in(session, user=user, project_id=project_id)
-    target = target or f"project:{project_id}"
     if role is None:
-        audit.denied(
-            actor=user, action=action.value, target=target, project_id=project_id, detail="not a member"
-        )
-        raise NotFound(f"Project {project_id} does not exist")
+        raise NotFound(f"Project {project_id} does not exist", reason="not a member")
     minimum = needed_role(action, own=owner_id is not None and owner_id == user.id)
     if RANK[role] < RANK[minimum]:
-        audit.denied(
-            actor=user,
-            action=action.value,
-            target=target,
-            project_id=project_id,
-            detail=f"needs {minimum.value}, has {role.value}",
+        raise PermissionDenied(
+            f"This needs the {minimum.value} role; you are {role.value}",
+            reason=f"needs {minimum.value}, has {role.value}",
         )
-        raise PermissionDenied(f"This needs the {minimum.value} role; you are {role.value}")
     return role
-
-
-def require_role(session: Session, *, user: User, project_id: int, minimum: Role) -> Role:
-    """Compatibility wrapper over `authorize` for callers that still name a role, not an action."""
-    return authorize(session, user=user, project_id=project_id, action=_ACTION_FOR_MINIMUM[minimum])
 
 
 def require_platform_admin(user: User) -> None:
     """Platform administration (users, sign-up switch, the whole audit log)."""
     if not user.is_platform_admin:
-        audit.denied(actor=user, action="platform.admin", detail="not a platform admin")
-        raise PermissionDenied("This needs a platform administrator")
+        raise PermissionDenied("This needs a platform administrator", reason="not a platform admin")

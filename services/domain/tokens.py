@@ -30,6 +30,8 @@ from services.domain.models import ApiToken, RefreshToken, User, utcnow
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra.settings import get_settings
 
+HANDOFF_TTL_S = 60  # a single-sign-on handoff code is traded for a web session within a minute
+
 PERSONAL_PREFIX = "vtp_pat_"
 REFRESH_PREFIX = "vtp_rt_"
 ALGORITHM = "HS256"
@@ -149,7 +151,7 @@ def rotate(session: Session, *, refresh_token: str) -> TokenPair:
         )
         session.commit()
         if audit.current_context() is not None:
-            audit.current_context().recorded_denial = True  # type: ignore[union-attr]
+            audit.current_context().recorded = True  # type: ignore[union-attr]
         raise Unauthorized("This refresh token was already used; every session from it is signed out")
     if aware(row.expires_at) < utcnow():
         raise Unauthorized("The refresh token expired: sign in again")
@@ -269,9 +271,7 @@ def user_for_bearer(session: Session, token: str) -> User:
         if changed is not None and int(claims["iat"]) < int(aware(changed).timestamp()):
             raise Unauthorized("The password changed since this token was issued: sign in again")
         return user
-    from services.domain.auth import user_for_token
-
-    return user_for_token(session, token)
+    return user_for_session(session, token)
 
 
 @lru_cache
@@ -291,3 +291,61 @@ def jwt_key() -> bytes:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
     return path.read_text().strip().encode()
+
+
+# --- web sessions (the Reflex UI keeps an opaque token in local storage) -------------------
+
+
+def issue_session(session: Session, *, user: User) -> str:
+    token = secrets.token_urlsafe(32)
+    ttl = timedelta(seconds=get_settings().access_token_ttl_s)
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=utcnow() + ttl))
+    session.flush()
+    return token
+
+
+def issue_handoff(session: Session, *, user: User) -> str:
+    """A single-use code, valid for a minute, that the sign-in page trades for a web session.
+
+    Single sign-on ends on a REST route, but the UI's session token lives in the browser's
+    local storage, which only the Reflex page can write; the code carries the sign-in across.
+    """
+    code = secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(seconds=HANDOFF_TTL_S)
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(code), expires_at=expires, kind="handoff"))
+    session.flush()
+    return code
+
+
+def redeem_handoff(session: Session, code: str) -> tuple[User, str]:
+    """Spend a handoff code: the user and a new web-session token."""
+    row = session.exec(
+        select(ApiToken).where(ApiToken.token_hash == token_hash(code), ApiToken.kind == "handoff")
+    ).first()
+    if row is not None:
+        session.delete(row)
+        session.flush()
+    user = session.get(User, row.user_id) if row is not None else None
+    if row is None or aware(row.expires_at) < utcnow() or user is None or not user.is_active:
+        raise Unauthorized("That sign-in link has expired or was already used. Sign in again.")
+    return user, issue_session(session, user=user)
+
+
+def user_for_session(session: Session, token: str) -> User:
+    row = session.exec(
+        select(ApiToken).where(ApiToken.token_hash == token_hash(token), ApiToken.kind == "session")
+    ).first()
+    if row is None or aware(row.expires_at) < utcnow():
+        raise Unauthorized("Sign in again: the token is missing, expired or revoked")
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("Sign in again: the account no longer exists or is deactivated")
+    return user
+
+
+def revoke_session(session: Session, token: str) -> None:
+    row = session.exec(
+        select(ApiToken).where(ApiToken.token_hash == token_hash(token), ApiToken.kind == "session")
+    ).first()
+    if row is not None:
+        session.delete(row)

@@ -31,11 +31,14 @@ def redis_settings() -> RedisSettings:
 async def wake(redis: Redis) -> None:
     """Ask the dispatcher to look at the queue now; many wake-ups before it looks are one."""
     async with redis.pipeline(transaction=True) as pipe:
-        await pipe.lpush(DISPATCH_WAKE, "1").ltrim(DISPATCH_WAKE, 0, 0).execute()
+        pipe.lpush(DISPATCH_WAKE, "1")
+        pipe.ltrim(DISPATCH_WAKE, 0, 0)
+        await pipe.execute()
 
 
 async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
-    """Tell the dispatcher that job attempt `job_id:attempt` waits (after its row is committed).
+    """Tell the dispatcher that job `job_id` (attempt `attempt`, for the log) waits; call it after
+    the job's row is committed.
 
     The job is already in the queue by being `queued` in the database; this only makes the
     dispatcher look at once instead of at its next idle check (a few seconds). Returns False when

@@ -93,7 +93,8 @@ class TrainerClient:
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
 
     async def start_job(self, spec: dict[str, Any]) -> dict[str, Any]:
         response = await self._request("POST", "/jobs", json=spec)
@@ -126,7 +127,8 @@ class TrainerClient:
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
 
     def plugins_sync(self) -> dict[str, Any]:
         """GET /plugins: frameworks, tasks, models and typed hyperparameters."""

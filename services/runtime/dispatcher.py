@@ -25,7 +25,8 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 import httpx
 from redis.asyncio import Redis
@@ -45,7 +46,7 @@ UNREACHABLE = f"{fleet.THE_TRAINER} (not reachable right now)"
 # What a trainer before v1.4 (no /capacity) is taken to have: room for one job, and its 429 says
 # otherwise. One such offer per interval, never one per waiting job.
 LEGACY_CAPACITY = fleet.Capacity(
-    executor="local", nodes=[fleet.Node(node_id="trainer", cpus_total=1, cpus_free=1)]
+    executor="local", nodes=[fleet.NodeCapacity(node_id="trainer", cpus_total=1, cpus_free=1)]
 )
 
 
@@ -78,7 +79,7 @@ class Dispatcher:
     async def _sleep(self, timeout_s: float) -> None:
         """Until woken or `timeout_s` has passed (a Redis outage is a plain sleep)."""
         try:
-            await self.redis.blpop([DISPATCH_WAKE], timeout=timeout_s)
+            await cast(Awaitable[Any], self.redis.blpop([DISPATCH_WAKE], timeout=timeout_s))
         except (RedisError, OSError):
             await asyncio.sleep(timeout_s)
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 
 from services.domain import fleet, jobs
-from services.domain.fleet import Capacity, Node, ProjectRoom, Resources, WaitingJob
+from services.domain.fleet import ProjectRoom, WaitingJob
+from services.infra.trainer_protocol import Capacity, NodeCapacity, Resources
 
 pytestmark = pytest.mark.fleet
 
 
-def _node(node_id: str, *, cpus: float | None = None, gpus: int = 0, accelerator: str | None = None) -> Node:
+def _node(
+    node_id: str, *, cpus: float | None = None, gpus: int = 0, accelerator: str | None = None
+) -> NodeCapacity:
     """An idle node; a GPU node has 8 CPUs unless told otherwise."""
     cpus = (8 if gpus else 1) if cpus is None else cpus
-    return Node(
+    return NodeCapacity(
         node_id=node_id,
         cpus_total=cpus,
         cpus_free=cpus,
@@ -110,16 +113,16 @@ def test_fleet_summary_for_the_train_form() -> None:
 def test_form_resources_are_checked_with_the_field_named() -> None:
     from services.errors import InvalidInput
 
-    assert fleet.resources_from_form({"resources_gpus": " 2 ", "resources_accelerator": "A100"}) == {
-        "gpus": 2,
-        "accelerator": "A100",
-    }
-    assert fleet.resources_from_form({"resources_cpus": "", "resources_memory_gb": "8.5"}) == {
-        "memory_gb": 8.5
-    }
+    asked = fleet.resources_from_form({"resources_gpus": " 2 ", "resources_accelerator": "A100"})
+    assert asked == Resources(gpus=2, accelerator="A100")
+    assert fleet.resources_from_form({"resources_cpus": "", "resources_memory_gb": "8.5"}) == Resources(
+        memory_gb=8.5
+    )
     with pytest.raises(InvalidInput, match=r"^resources\.gpus: enter a whole number of GPUs"):
         fleet.resources_from_form({"resources_gpus": "1.5"})
+    with pytest.raises(InvalidInput, match=r"^resources\.gpus: "):
+        fleet.resources_from_form({"resources_gpus": "-1"})
     with pytest.raises(InvalidInput, match=r"^resources\.cpus: "):
-        jobs._resources({"cpus": 0})
+        fleet.parse_resources({"cpus": 0})
     with pytest.raises(InvalidInput, match=r"^resources\.accelerator: "):
-        jobs._resources({"accelerator": "A100; rm -rf"})
+        fleet.parse_resources({"accelerator": "A100; rm -rf"})

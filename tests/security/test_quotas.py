@@ -284,15 +284,15 @@ def test_no_limit_when_null_and_the_running_quota_only_holds_jobs_back(
 
 
 def test_the_members_page_saves_quotas_with_the_labels_it_shows(backend: dict[str, str], cast: Cast) -> None:
-    from services.domain import auth
+    from services.domain import tokens
     from services.domain.models import User
     from services.errors import InvalidInput, PermissionDenied
     from state import people_state as ps
 
     project_id = make_project(cast, name="ui quotas")
     with session_scope() as session:
-        admin = auth.issue_token(session, user=session.get(User, cast.users["admin"]))
-        member = auth.issue_token(session, user=session.get(User, cast.users["member"]))
+        admin = tokens.issue_session(session, user=session.get(User, cast.users["admin"]))
+        member = tokens.issue_session(session, user=session.get(User, cast.users["member"]))
     with pytest.raises(PermissionDenied):
         ps.save_project_quotas(member, project_id, "2", "")
     with pytest.raises(InvalidInput, match="^Jobs waiting in the queue: enter a whole number"):

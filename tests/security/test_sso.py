@@ -104,11 +104,11 @@ def sso_sign_in(client: TestClient, login: str, next_path: str = "/jobs") -> dic
 
 
 def redeem(code: str) -> tuple[str, str]:
-    from services.domain import auth
+    from services.domain import tokens
 
     with session_scope() as session:
-        user, token = auth.redeem_handoff(session, code)
-        assert auth.user_for_token(session, token).id == user.id
+        user, token = tokens.redeem_handoff(session, code)
+        assert tokens.user_for_session(session, token).id == user.id
         return user.username, user.email or ""
 
 
@@ -135,13 +135,13 @@ def test_existing_account_is_linked_by_verified_email(sso: TestClient) -> None:
 
 
 def test_handoff_code_is_single_use(sso: TestClient) -> None:
-    from services.domain import auth
+    from services.domain import tokens
     from services.errors import Unauthorized
 
     code = sso_sign_in(sso, "alice")["sso"][0]
     redeem(code)
     with pytest.raises(Unauthorized, match="expired or was already used"), session_scope() as session:
-        auth.redeem_handoff(session, code)
+        tokens.redeem_handoff(session, code)
 
 
 def test_unverified_email_is_refused_and_creates_nothing(sso: TestClient) -> None:

@@ -19,8 +19,8 @@ from services.domain.datasets.schemas import (
     SplitRequest,
     UploadResult,
 )
-from services.domain.models import DatasetVersion, Role
-from services.domain.permissions import Action, authorize, require_role
+from services.domain.models import DatasetVersion
+from services.domain.permissions import Action, authorize
 from services.domain.schemas import DatasetVersionPublic
 
 router = APIRouter(prefix="/projects/{project_id}/datasets", tags=["datasets"])
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/projects/{project_id}/datasets", tags=["datasets"])
 
 @router.get("")
 def list_datasets(project_id: PathId, session: SessionDep, user: CurrentUser) -> list[DatasetVersionPublic]:
-    require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+    authorize(session, user=user, project_id=project_id, action=Action.project_read)
     return views.project_datasets(session, project_id=project_id)
 
 
@@ -45,7 +45,7 @@ def upload_dataset(
     201: the new version and its report (warnings). 422: `detail` plus every problem as
     `problems: [{file, line, message}]`; nothing is stored.
     """
-    require_role(session, user=user, project_id=project_id, minimum=Role.member)
+    authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
     filename = file.filename or "upload.zip"
     dataset_name = name or filename.rsplit(".", 1)[0]
     try:
@@ -66,7 +66,7 @@ def upload_dataset(
 def _version(
     session: SessionDep, user: CurrentUser, project_id: PathId, dataset_id: PathId, version: PathId
 ) -> DatasetVersion:
-    require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+    authorize(session, user=user, project_id=project_id, action=Action.project_read)
     return datasets.get_dataset_version(
         session, project_id=project_id, dataset_id=dataset_id, version=version
     )
@@ -77,7 +77,7 @@ def list_versions(
     project_id: PathId, dataset_id: PathId, session: SessionDep, user: CurrentUser
 ) -> list[DatasetVersionDetail]:
     """Every version of the dataset, newest first."""
-    require_role(session, user=user, project_id=project_id, minimum=Role.viewer)
+    authorize(session, user=user, project_id=project_id, action=Action.project_read)
     dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
     rows = datasets.list_versions(session, project_id=project_id, dataset_id=dataset_id)
     return [DatasetVersionDetail.of(v, dataset.name) for v in rows]
@@ -166,7 +166,7 @@ def split_dataset(
     project_id: PathId, dataset_id: PathId, body: SplitRequest, session: SessionDep, user: CurrentUser
 ) -> DatasetVersionDetail:
     """A NEW version with a train/val/test split (stratified, random or as uploaded)."""
-    require_role(session, user=user, project_id=project_id, minimum=Role.member)
+    authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
     dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
     version = datasets.split_version(
         session,

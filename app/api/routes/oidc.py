@@ -106,7 +106,7 @@ async def oidc_callback(request: Request) -> RedirectResponse:
     def sign_in() -> str:
         with session_scope() as session:
             user = oidc.account_for(session, claims)
-            return auth.issue_handoff(session, user=user)
+            return tokens.issue_handoff(session, user=user)
 
     try:
         code = await run_in_threadpool(sign_in)
