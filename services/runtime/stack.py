@@ -48,6 +48,8 @@ class Child:
     ready: Callable[[], bool] = lambda: True
     ready_timeout_s: float = 60.0
     stop_timeout_s: float = 15.0
+    # SIGTERM the whole process group (default), or only the child, which then stops its own.
+    stop_group: bool = True
     process: subprocess.Popen[bytes] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     deaths: list[float] = field(default_factory=list)
@@ -137,7 +139,10 @@ def ray_head(settings: Settings, base_env: dict[str, str]) -> Child:
         "VTP_RAY_DASHBOARD_PORT",
         _http_ok(f"{dashboard}/api/version"),
         120,
-        stop_timeout_s=30,
+        # On SIGTERM `ray start --block` drains the node (up to 30 s), then stops its own
+        # processes; signalled together with them it cannot, and is killed at the timeout.
+        stop_timeout_s=45,
+        stop_group=False,
     )
 
 
@@ -413,7 +418,10 @@ class Stack:
             if process is None or process.poll() is not None:
                 continue
             try:
-                os.killpg(process.pid, signal.SIGTERM)
+                if child.stop_group:
+                    os.killpg(process.pid, signal.SIGTERM)
+                else:
+                    process.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 continue
             try:
