@@ -25,7 +25,7 @@ from tests.utils.servers import free_port
 from tests.utils.stack import Api, StackProcess
 
 pytestmark = pytest.mark.fleet
-WAITING_JOBS = 10  # the 100 jobs for two minutes, scaled down to keep the suite short
+WAITING_JOBS = 6  # the 100 jobs for two minutes, scaled down to keep the suite short
 WINDOW_S = 20.0
 
 
@@ -73,7 +73,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, output_dir: Path) -> Iterato
         log_path=output_dir / "stack-fleet.log",
         # One CPU slot: one job trains at a time and the rest wait. A checkpoint every epoch so a
         # killed attempt has one to resume from.
-        extra_env={"TRAINER_CPU_SLOTS": "1", "TRAINER_CHECKPOINT_INTERVAL_S": "0"},
+        # The module's REST client signs in once and outlives the default 15-minute access token.
+        extra_env={
+            "TRAINER_CPU_SLOTS": "1",
+            "TRAINER_CHECKPOINT_INTERVAL_S": "0",
+            "VTP_JWT_ACCESS_TTL_S": "7200",
+        },
     )
     stack.env()  # picks the ports
     proxy_port = free_port()
@@ -230,7 +235,7 @@ def test_waiting_costs_nothing_and_every_job_runs_once(fleet: Fleet) -> None:
 @pytest.mark.timeout(1200)
 def test_a_killed_job_process_resumes_from_its_checkpoint(fleet: Fleet) -> None:
     stack = fleet.stack
-    epochs = 6
+    epochs = 4
     job = fleet.submit(epochs=epochs, imgsz=96)
     fleet.wait(job["id"], lambda j: len(j["metrics"]) >= 2, what="epoch 2")
     port = f"TRAINER_PORT={stack.ports['trainer']}".encode()
