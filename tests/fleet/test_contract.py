@@ -115,6 +115,10 @@ def test_what_cannot_be_placed_is_429_naming_what_it_waits_for(
 
 
 def test_capacity_lists_alive_nodes_with_their_accelerators(fleet_trainer: TrainerService) -> None:
+    # The gateway's own endpoints answer whatever the executor.
+    assert fleet_trainer.client.get("/plugins").json()["frameworks"]
+    health = fleet_trainer.client.get("/healthz").json()
+    assert health["executor"] == fleet_trainer.executor and health["protocol"] == "1.4"  # type: ignore[attr-defined]
     capacity = fleet_trainer.client.get("/capacity").json()
     nodes = capacity["nodes"]
     assert all(node["alive"] for node in nodes)

@@ -11,6 +11,7 @@ cluster its own short temp dir (Ray's socket paths must stay under 108 character
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -64,8 +65,11 @@ class RayCluster:
             f"--metrics-export-port={free_port()}",
             f"--runtime-env-agent-port={free_port()}",
         ]
+        # A PID namespace needs root, or a user namespace of its own where root is mapped.
+        userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
         argv = [
             "unshare",
+            *userns,
             "--pid",
             "--fork",
             "--mount-proc",

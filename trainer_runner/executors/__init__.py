@@ -17,7 +17,8 @@ EXECUTORS = {
 def make_executor(settings: TrainerSettings) -> Executor:
     """The one place that reads `settings.executor`."""
     module, cls = EXECUTORS[settings.executor].split(":")
-    return getattr(import_module(module), cls)(settings)
+    executor: Executor = getattr(import_module(module), cls)(settings)
+    return executor
 
 
 __all__ = ["EXECUTORS", "Executor", "ExecutorUnavailable", "NoCapacity", "StaleAttempt", "make_executor"]

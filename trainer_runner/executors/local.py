@@ -31,7 +31,6 @@ from trainer_runner.lost import MemoryWatch, describe_exit, own_cgroup_dir
 from trainer_runner.resources import cpus_needed, waiting_for
 from trainer_runner.schemas import (
     FINAL_STATES,
-    CallbackError,
     Capacity,
     JobStatus,
     NodeCapacity,
@@ -69,12 +68,14 @@ class Attempt:
         recorded = read_status(self.work_dir)
         state = self.final_state or recorded.get("state") or "accepted"
         error = recorded.get("error") if state == "failed" else None
-        return JobStatus(
-            job_id=self.job_id,
-            attempt=self.attempt,
-            state=state,
-            epoch=recorded.get("epoch"),
-            error=CallbackError.model_validate(error) if error else None,
+        return JobStatus.model_validate(
+            {
+                "job_id": self.job_id,
+                "attempt": self.attempt,
+                "state": state,
+                "epoch": recorded.get("epoch"),
+                "error": error or None,
+            }
         )
 
 

@@ -39,10 +39,12 @@ from trainer_runner.executors.base import (
     effective_resources,
 )
 from trainer_runner.job import EXIT_CODES, SPEC_ENV, cancel_marker
+from trainer_runner.lost import OOM_HINT
 from trainer_runner.resources import cpus_needed, fits, waiting_for
 from trainer_runner.schemas import (
     CallbackError,
     Capacity,
+    JobState,
     JobStatus,
     NodeCapacity,
     Resources,
@@ -56,7 +58,11 @@ log = logging.getLogger(__name__)
 ACCELERATOR_PREFIXES = ("accelerator:", "accelerator_type:")
 LIVE = frozenset({"PENDING", "RUNNING"})
 CANCEL_POLL_S = 2.0
-_EXIT_STATES = {code: state for state, code in EXIT_CODES.items()}
+_EXIT_STATES: dict[int, JobState] = {
+    0: "succeeded",
+    EXIT_CODES["failed"]: "failed",
+    EXIT_CODES["cancelled"]: "cancelled",
+}
 
 
 def submission_id(job_id: str, attempt: int) -> str:
@@ -91,7 +97,7 @@ class RayJob:
             resources=Resources.model_validate_json(meta.get("vtp_resources", "{}")),
         )
 
-    def outcome(self) -> tuple[str, CallbackError | None]:
+    def outcome(self) -> tuple[JobState, CallbackError | None]:
         """(protocol state, error) of this attempt."""
         if self.status == "PENDING":
             return "accepted", None
@@ -105,7 +111,10 @@ class RayJob:
         if self.status == "STOPPED":
             return "the Ray job was stopped before the attempt reported a result"
         code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
-        return f"the Ray job ended without a result{code}: {self.message}"[:2000]
+        message = f"the Ray job ended without a result{code}: {self.message}"
+        if self.exit_code == -9 or "memory" in self.message.lower():  # Ray's memory monitor says so
+            message = f"{message} ({OOM_HINT}?)"
+        return message[:2000]
 
     def status_model(self) -> JobStatus:
         state, error = self.outcome()
@@ -148,7 +157,8 @@ class RayExecutor(Executor):
 
     def _nodes(self) -> list[dict[str, Any]]:
         body = self._get("/api/v0/nodes", detail="true", limit=10000)
-        return body["data"]["result"]["result"]
+        nodes: list[dict[str, Any]] = body["data"]["result"]["result"]
+        return nodes
 
     # -- capacity ----------------------------------------------------------------------------
     def _capacity(self, jobs: list[RayJob]) -> list[NodeCapacity]:
@@ -174,11 +184,11 @@ class RayExecutor(Executor):
         # Live jobs take their share: placed ones on their node, pending ones where they fit.
         live = sorted((j for j in jobs if j.status in LIVE), key=lambda j: j.node_id is None)
         for job in live:
-            node = nodes.get(job.node_id or "")
-            if node is None:
-                node = next((n for n in nodes.values() if fits(job.resources, n)), None)
-            if node is not None:
-                _take(node, job.resources)
+            placed = nodes.get(job.node_id or "")
+            if placed is None:
+                placed = next((n for n in nodes.values() if fits(job.resources, n)), None)
+            if placed is not None:
+                _take(placed, job.resources)
         return list(nodes.values())
 
     def capacity(self) -> Capacity:
@@ -237,7 +247,6 @@ class RayExecutor(Executor):
                 "vtp_attempt": str(request.attempt),
                 "vtp_resources": resources.model_dump_json(),
             },
-            # Ray refuses 0 here for num_gpus on some versions: only send what is asked for.
             "entrypoint_num_cpus": resources.cpus,
         }
         if resources.gpus:
