@@ -25,10 +25,8 @@ from collections.abc import Iterable
 
 from sqlmodel import Session, col, func, select
 
-from services.domain import audit
 from services.domain.jobs import ACTIVE, QUEUE_STATES
-from services.domain.models import MAX_QUOTA, Job, JobState, Project, User
-from services.domain.permissions import Action, authorize
+from services.domain.models import MAX_QUOTA, Job, JobState, Project
 from services.domain.schemas import QuotasPublic
 from services.errors import Conflict, InvalidInput, NotFound
 
@@ -75,12 +73,9 @@ def _public(session: Session, project: Project) -> QuotasPublic:
     )
 
 
-def get_quotas(session: Session, *, user: User, project_id: int) -> QuotasPublic:
-    """Any member may see the limits and the counts: they explain why a job waits or is refused."""
-    authorize(session, user=user, project_id=project_id, action=Action.project_read)
-    project = session.get(Project, project_id)
-    assert project is not None
-    return _public(session, project)
+def get_quotas(session: Session, *, project_id: int) -> QuotasPublic:
+    """The limits and the counts: any member may see them, they explain why a job waits or is refused."""
+    return _public(session, _live_project(session, project_id))
 
 
 def validate_quota(value: object, *, field: str) -> int | None:
@@ -99,32 +94,23 @@ def validate_quota(value: object, *, field: str) -> int | None:
 def set_quotas(
     session: Session,
     *,
-    user: User,
     project_id: int,
     max_running_jobs: int | None,
     max_queued_jobs: int | None,
-) -> QuotasPublic:
-    """Replace both limits (admins and owners, Action.quotas_manage); audited with old and new values.
+) -> tuple[QuotasPublic, str]:
+    """Replace both limits; the new quotas and the change in words (old and new, for the audit log).
 
-    Raises NotFound, PermissionDenied, InvalidInput (the message names the field).
+    The caller has authorized it (Action.quotas_manage). Raises NotFound, InvalidInput (the message
+    names the field).
     """
-    authorize(session, user=user, project_id=project_id, action=Action.quotas_manage)
     running = validate_quota(max_running_jobs, field="max_running_jobs")
     queued = validate_quota(max_queued_jobs, field="max_queued_jobs")
     project = _live_project(session, project_id, lock=True)
     before = f"{_text(project.max_running_jobs)}/{_text(project.max_queued_jobs)}"
     project.max_running_jobs, project.max_queued_jobs = running, queued
     session.add(project)
-    audit.record(
-        session,
-        actor=user,
-        action="project.quotas",
-        target=f"project:{project_id}",
-        project_id=project_id,
-        detail=f"running/queued {before} -> {_text(running)}/{_text(queued)}",
-    )
     session.flush()
-    return _public(session, project)
+    return _public(session, project), f"running/queued {before} -> {_text(running)}/{_text(queued)}"
 
 
 def _text(limit: int | None) -> str:

@@ -16,7 +16,7 @@ import secrets
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,8 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from sqlmodel import Session, col, select
 
-from services.domain import audit
-from services.domain.models import ApiToken, RefreshToken, User, utcnow
+from services.domain.models import ApiToken, RefreshToken, User, aware, utcnow
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra.settings import get_settings
 
@@ -41,11 +40,6 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything here is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -128,40 +122,41 @@ def revoke_all_for_user(session: Session, *, user: User) -> None:
         session.delete(token)
 
 
-def rotate(session: Session, *, refresh_token: str) -> TokenPair:
+class RefreshReused(Unauthorized):
+    """A spent refresh token came back: it was copied, and its whole family is now signed out."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(
+            "This refresh token was already used; every session from it is signed out",
+            reason="refresh token reused: family revoked",
+        )
+        self.user_id = user_id
+
+
+def rotate(session: Session, *, refresh_token: str) -> tuple[User, TokenPair]:
     """Trade a refresh token for a new pair. A reused token revokes its family and is refused.
 
-    The revocation is committed before Unauthorized is raised, so the caller's rollback keeps it.
+    The revocation is committed before RefreshReused is raised, so the caller's rollback keeps it.
     """
     row = session.exec(
         select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
     ).first()
     if row is None:
-        raise Unauthorized("Unknown refresh token: sign in again")
-    user = session.get(User, row.user_id)
+        raise Unauthorized("Unknown refresh token: sign in again", reason="unknown refresh token")
     if row.used_at is not None or row.revoked_at is not None:
         revoke_family(session, family_id=row.family_id)
-        audit.record(
-            session,
-            actor=user,
-            action="auth.refresh",
-            target=f"user:{row.user_id}",
-            result=audit.DENIED,
-            detail="refresh token reused: family revoked",
-        )
         session.commit()
-        if audit.current_context() is not None:
-            audit.current_context().recorded = True  # type: ignore[union-attr]
-        raise Unauthorized("This refresh token was already used; every session from it is signed out")
+        raise RefreshReused(row.user_id)
     if aware(row.expires_at) < utcnow():
-        raise Unauthorized("The refresh token expired: sign in again")
+        raise Unauthorized("The refresh token expired: sign in again", reason="refresh token expired")
+    user = session.get(User, row.user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("Sign in again: the account is not active")
+        raise Unauthorized("Sign in again: the account is not active", reason="account deactivated")
     row.used_at = utcnow()
     session.add(row)
     refresh = _new_refresh(session, user=user, family_id=row.family_id)
     access, ttl = issue_access_token(user=user, family_id=row.family_id)
-    return TokenPair(access, refresh, ttl)
+    return user, TokenPair(access, refresh, ttl)
 
 
 def revoke_refresh(session: Session, *, refresh_token: str, user: User) -> None:
