@@ -204,7 +204,8 @@ def operation(
     except DomainError as exc:
         if record is not Audit.none:
             audit.record_now(
-                actor=op.user if op else None,
+                # The actor by id and name: the rollback has expired the session's User row.
+                actor=None,
                 actor_id=actor.user_id,
                 actor_name=actor.username,
                 action=name,
