@@ -215,8 +215,10 @@ def list_personal_tokens(session: Session, *, user: User) -> list[ApiToken]:
 def revoke_personal_token(session: Session, *, user: User, token_id: int) -> None:
     """Only the token's owner may revoke it; someone else's id is NotFound (not leaked)."""
     row = session.get(ApiToken, token_id)
-    if row is None or row.user_id != user.id or row.kind != "personal":
-        raise NotFound(f"Token {token_id} does not exist")
+    if row is None or row.kind != "personal":
+        raise NotFound(f"Token {token_id} does not exist", reason="no such personal token")
+    if row.user_id != user.id:
+        raise NotFound(f"Token {token_id} does not exist", reason="another user's token")
     session.delete(row)
 
 

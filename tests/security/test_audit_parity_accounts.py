@@ -370,7 +370,7 @@ CASES: list[Case] = [
         "/api/v1/auth/tokens/{token_id}",
         lambda _cast, c: f"token:{c['token_id']}",
         result="denied",
-        reason="does not exist",
+        reason="another user's token",
         prepare=_foreign_token,
     ),
     # --- platform administration --------------------------------------------------------------
@@ -500,6 +500,56 @@ def test_ui_and_rest_write_the_same_audit_row(client: TestClient, cast: Cast, ca
         assert (action, actor, target, result) == (case.action, who, case.target(cast, ctx), case.result)
         if case.result != "ok":
             assert case.reason in detail, f"{channel}: the row should say why ({case.reason!r}): {detail!r}"
-        seen.append((action, actor, result, detail))
+        # A case on a fresh account per channel names the account by its template.
+        seen.append((action, case.actor or actor, result, detail))
     # Same action, actor, result and reason through both channels (targets were checked above).
     assert seen[0] == seen[1]
+
+
+def test_a_locked_out_sign_in_is_refused_and_audited_with_its_reason_on_both_channels(
+    client: TestClient,
+) -> None:
+    from services.actions import accounts
+    from services.actions.core import Actor
+    from services.errors import Unauthorized
+    from services.infra.ratelimit import RateLimited
+    from services.infra.settings import get_settings
+
+    _uid, name = new_user(prefix="lock")
+    # Its own address, so this test spends none of the test client's per-IP budget.
+    web = Actor.anonymous(channel="web", source_ip="192.0.2.17")
+    before = _last_id()
+    for _ in range(int(get_settings().login_limit_per_account.split()[0])):
+        with pytest.raises(Unauthorized):
+            accounts.sign_in_web(web, username=name, password="not-the-password")
+    failed = _rows_since(before, "auth.login")
+    assert {(r[2], r[3], r[4], r[5]) for r in failed} == {
+        (f"username:{name}", "denied", "wrong password", "web")
+    }
+    before = _last_id()
+    with pytest.raises(RateLimited):  # the right password, but the account is locked out
+        accounts.sign_in_web(web, username=name, password=PASSWORD)
+    refused = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert _rows_since(before, "auth.login") == [
+        ("auth.login", "", f"username:{name}", "denied", "locked out", channel) for channel in ("web", "rest")
+    ]
+
+
+def test_a_reused_refresh_token_is_audited_with_why_and_signs_out_its_family(
+    client: TestClient, cast: Cast
+) -> None:
+    first = client.post("/api/v1/auth/login", json={"username": cast.names["spare"], "password": PASSWORD})
+    pair = first.json()
+    assert (
+        client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
+    )
+    before = _last_id()
+    reused = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert reused.status_code == 401
+    [row] = _rows_since(before, "auth.refresh")
+    target, result, detail = row[2], row[3], row[4]
+    assert (target, result) == (f"user:{cast.users['spare']}", "denied")
+    assert detail == "refresh token reused: family revoked"
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
+    assert me.status_code == 401  # the family's access tokens stopped working too
