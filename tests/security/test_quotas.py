@@ -278,8 +278,9 @@ def test_the_members_page_saves_quotas_with_the_labels_it_shows(backend: dict[st
 
     project_id = make_project(cast, name="ui quotas")
     with session_scope() as session:
-        admin = web_actor(tokens.issue_session(session, user=session.get(User, cast.users["admin"])))
-        member = web_actor(tokens.issue_session(session, user=session.get(User, cast.users["member"])))
+        admin_token = tokens.issue_session(session, user=session.get(User, cast.users["admin"]))
+        member_token = tokens.issue_session(session, user=session.get(User, cast.users["member"]))
+    admin, member = web_actor(admin_token), web_actor(member_token)
     with pytest.raises(PermissionDenied):
         ms.save_project_quotas(member, project_id, "2", "")
     with pytest.raises(InvalidInput, match="^Jobs waiting in the queue: enter a whole number"):
