@@ -7,7 +7,7 @@ browser's address, so the per-IP lockout counts web sign-ins too), `web_actor(to
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import reflex as rx
@@ -18,17 +18,14 @@ from services.actions.core import Actor, optional_web_actor, web_user
 from services.domain import oidc
 from services.domain import tokens as credentials
 from services.domain.auth import safe_next
+from services.domain.models import User
 from services.domain.schemas import UserPublic
 from services.errors import DomainError, Unauthorized
 
-if TYPE_CHECKING:
-    from sqlmodel import Session
 
-    from services.domain.models import User
-
-
-def resolve_user(session: Session, token: str) -> User | None:
-    """TEMPORARY, for state modules not yet on services.actions: the user a web token belongs to."""
+def resolve_user(session: Any, token: str) -> User | None:
+    """TEMPORARY, for state modules not yet on services.actions (state/datasets_state.py): the user
+    a web token belongs to, in the caller's session. Delete once nothing calls it."""
     if not token:
         return None
     try:
@@ -87,7 +84,7 @@ class AuthState(rx.State):
         self.avatar_name, self.badge_color = found.avatar_name, found.badge_color
         return found.actor
 
-    def _current_user(self, session: Session) -> User | None:
+    def _current_user(self, session: Any) -> User | None:
         """TEMPORARY, for state modules not yet on services.actions (use `_refresh_user`)."""
         user = resolve_user(session, self.token)
         self._remember(user)

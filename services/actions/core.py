@@ -203,8 +203,8 @@ def operation(
                 )
     except DomainError as exc:
         if record is not Audit.none:
+            # Not `op.user`: the rollback expired it. The actor carries the id and name.
             audit.record_now(
-                # The actor by id and name: the rollback has expired the session's User row.
                 actor=None,
                 actor_id=actor.user_id,
                 actor_name=actor.username,

@@ -17,8 +17,10 @@ from sqlmodel import Session, col, select
 
 from services.actions.core import Actor, Audit, operation
 from services.domain import audit, jobs, quotas
+from services.domain.datasets import list_datasets
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
 from services.domain.permissions import Action
+from services.domain.projects import projects_for
 from services.domain.schemas import (
     DatasetVersionPublic,
     JobCreate,
@@ -26,6 +28,7 @@ from services.domain.schemas import (
     JobListItem,
     JobPublic,
     MetricPoint,
+    ProjectPublic,
 )
 from services.errors import DomainError, NotFound
 from services.infra.queue import enqueue_dispatch
@@ -214,7 +217,9 @@ def _retry(actor: Actor, project_id: int | None, job_id: int, resume: bool) -> J
         return JobPublic.of(new)
 
 
-async def retry(actor: Actor, *, job_id: int, project_id: int | None = None, resume: bool = True) -> Submitted:
+async def retry(
+    actor: Actor, *, job_id: int, project_id: int | None = None, resume: bool = True
+) -> Submitted:
     """A failed or cancelled job again, as a new job; `resume` continues from its last checkpoint."""
     job = await asyncio.to_thread(_retry, actor, project_id, job_id, resume)
     return Submitted(job=job, queued=await enqueue_dispatch(job.id, job.attempt))
@@ -265,3 +270,30 @@ async def cancel(actor: Actor, *, job_id: int, project_id: int | None = None) ->
     if outcome["result"] == audit.FAILED:
         raise DomainError(outcome["detail"])
     return job
+
+
+@dataclass
+class ProjectOverview:
+    """The projects page: the user's projects and, for the selected one, role, datasets and jobs."""
+
+    projects: list[ProjectPublic] = field(default_factory=list)
+    role: str = ""
+    datasets: list[DatasetVersionPublic] = field(default_factory=list)
+    jobs: list[JobPublic] = field(default_factory=list)
+
+
+def project_overview(actor: Actor, *, project_id: int | None) -> ProjectOverview:
+    """One read for the projects page; `project_id=None` lists the projects only."""
+    with operation(actor, "project.read", record=Audit.refusals) as op:
+        session = op.session
+        found = ProjectOverview(
+            projects=[ProjectPublic.of(p, role.value) for p, role in projects_for(session, user=op.me)]
+        )
+        if project_id is None:
+            return found
+        found.role = op.authorize(Action.project_read, project_id=project_id).value
+        found.datasets = [
+            DatasetVersionPublic.of(v, d.name) for d, v in list_datasets(session, project_id=project_id)
+        ]
+        found.jobs = [JobPublic.of(j) for j in jobs.list_jobs(session, project_id=project_id)]
+        return found

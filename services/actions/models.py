@@ -62,7 +62,9 @@ class JobExtras:
 
 def _extras(session: Session, job: Job) -> JobExtras:
     docs = model_ops.validation_docs(session, job)
-    rows = [{**r, "download_url": model_ops.download_url(job, r["key"])} for r in model_ops.artifact_rows(job)]
+    rows = [
+        {**r, "download_url": model_ops.download_url(job, r["key"])} for r in model_ops.artifact_rows(job)
+    ]
     gallery = []
     for item in (docs.predictions or [])[:MAX_GALLERY]:
         uri = str(item.get("drawn_uri") or "")
@@ -84,7 +86,9 @@ def job_extras(actor: Actor, *, job_id: int) -> JobExtras:
         return _extras(op.session, _job(op, project_id=None, job_id=job_id))
 
 
-def _prepare_export(actor: Actor, project_id: int | None, job_id: int, formats: list[str]) -> model_ops.ExportPlan:
+def _prepare_export(
+    actor: Actor, project_id: int | None, job_id: int, formats: list[str]
+) -> model_ops.ExportPlan:
     with operation(actor, "model.export", record=Audit.refusals) as op:
         job = _job(op, project_id=project_id, job_id=job_id, action=Action.model_export)
         return model_ops.prepare_export(job, formats)
@@ -146,8 +150,6 @@ async def predict(
     plan = await asyncio.to_thread(_prepare_predict, actor, project_id, job_id, image, filename)
     result = await asyncio.to_thread(model_ops.run_predict, plan)
     return {**result, "image_uri": plan.image_uri}
-
-
 
 
 def succeeded_jobs(actor: Actor, *, project_id: int) -> tuple[str, list[Any]]:

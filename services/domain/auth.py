@@ -157,11 +157,11 @@ def get_user(session: Session, user_id: int) -> User:
 
 def issue_reset_token(session: Session, *, user_id: int) -> str:
     """A single-use reset token a platform admin hands to a user (there is no mail server)."""
-    user = get_user(session, user_id)
+    get_user(session, user_id)  # NotFound for an unknown id
     token = "vtp_reset_" + secrets.token_urlsafe(32)
     ttl = timedelta(seconds=get_settings().password_reset_ttl_s)
     session.add(
-        PasswordResetToken(user_id=user.id, token_hash=tokens.token_hash(token), expires_at=utcnow() + ttl)
+        PasswordResetToken(user_id=user_id, token_hash=tokens.token_hash(token), expires_at=utcnow() + ttl)
     )
     session.flush()
     return token

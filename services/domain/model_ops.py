@@ -2,12 +2,12 @@
 
 The trainer does the work over HTTP (POST /export, POST /predict, docs/trainer-protocol.md);
 this module decides which s3:// URIs cross and what is kept (exports land in the job's
-`artifacts`); who may ask is decided by the application layer (services.actions.models). Slow calls are split from database work so no
-session is held while the trainer computes: `prepare_*` (session) -> `run_*` (HTTP) ->
-`record_*` (session).
+`artifacts`); who may ask is decided by the application layer (services.actions.models). Slow
+calls are split from database work so no session is held while the trainer computes:
+`prepare_*` (session) -> `run_*` (HTTP) -> `record_*` (session).
 
-Errors: InvalidInput (bad format / image), Conflict (the job has no
-model yet), TrainerUnavailable (trainer unreachable or refusing).
+Errors: InvalidInput (bad format / image), Conflict (the job has no model yet),
+TrainerUnavailable (trainer unreachable or refusing).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ def create_project(session: Session, *, owner: User, name: str, description: str
     project = Project(name=name, description=description)
     session.add(project)
     session.flush()
+    assert project.id is not None and owner.id is not None
     session.add(Membership(project_id=project.id, user_id=owner.id, role=Role.owner))
     session.flush()
     return project
@@ -32,9 +33,9 @@ def create_project(session: Session, *, owner: User, name: str, description: str
 def projects_for(session: Session, *, user: User) -> list[tuple[Project, Role]]:
     rows = session.exec(
         select(Project, Membership.role)
-        .join(Membership, Membership.project_id == Project.id)
+        .join(Membership, col(Membership.project_id) == col(Project.id))
         .where(Membership.user_id == user.id, col(Project.deleted_at).is_(None))
-        .order_by(Project.id)
+        .order_by(col(Project.id))
     ).all()
     return [(p, Role(r)) for p, r in rows]
 
@@ -95,7 +96,7 @@ def list_members(session: Session, *, project_id: int) -> list[tuple[User, Role]
     """Members, owners first, then by name."""
     rows = session.exec(
         select(User, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
+        .join(Membership, col(Membership.user_id) == col(User.id))
         .where(Membership.project_id == project_id)
         .order_by(col(User.username))
     ).all()
@@ -121,6 +122,7 @@ def add_member(
     ).first()
     if existing is not None:
         raise Conflict(f"{other.username} is already a member ({existing.role}); change their role instead")
+    assert other.id is not None
     session.add(Membership(project_id=project_id, user_id=other.id, role=role))
     session.flush()
     return other, role

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -67,7 +68,7 @@ def issue_access_token(*, user: User, family_id: str) -> tuple[str, int]:
     return jwt.encode({"alg": ALGORITHM, "typ": "JWT"}, claims, _key()), ttl
 
 
-def decode_access_token(token: str) -> dict:
+def decode_access_token(token: str) -> dict[str, Any]:
     """The claims of a valid, unexpired access token; Unauthorized for anything else."""
     try:
         decoded = jwt.decode(token, _key(), algorithms=[ALGORITHM])
@@ -79,12 +80,21 @@ def decode_access_token(token: str) -> dict:
     return decoded.claims
 
 
+def _user_id(user: User) -> int:
+    """A saved user's id (every user passed here was loaded from or flushed to the database)."""
+    assert user.id is not None
+    return user.id
+
+
 def _new_refresh(session: Session, *, user: User, family_id: str) -> str:
     token = REFRESH_PREFIX + secrets.token_urlsafe(32)
     ttl = timedelta(seconds=get_settings().refresh_token_ttl_s)
     session.add(
         RefreshToken(
-            user_id=user.id, family_id=family_id, token_hash=token_hash(token), expires_at=utcnow() + ttl
+            user_id=_user_id(user),
+            family_id=family_id,
+            token_hash=token_hash(token),
+            expires_at=utcnow() + ttl,
         )
     )
     session.flush()
@@ -191,7 +201,7 @@ def create_personal_token(
         raise InvalidInput(f"expires_in_days must be between 1 and {limit}")
     token = PERSONAL_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
-        user_id=user.id,
+        user_id=_user_id(user),
         token_hash=token_hash(token),
         kind="personal",
         name=name,
@@ -296,7 +306,7 @@ def jwt_key() -> bytes:
 def issue_session(session: Session, *, user: User) -> str:
     token = secrets.token_urlsafe(32)
     ttl = timedelta(seconds=get_settings().access_token_ttl_s)
-    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=utcnow() + ttl))
+    session.add(ApiToken(user_id=_user_id(user), token_hash=token_hash(token), expires_at=utcnow() + ttl))
     session.flush()
     return token
 
@@ -309,7 +319,9 @@ def issue_handoff(session: Session, *, user: User) -> str:
     """
     code = secrets.token_urlsafe(32)
     expires = utcnow() + timedelta(seconds=HANDOFF_TTL_S)
-    session.add(ApiToken(user_id=user.id, token_hash=token_hash(code), expires_at=expires, kind="handoff"))
+    session.add(
+        ApiToken(user_id=_user_id(user), token_hash=token_hash(code), expires_at=expires, kind="handoff")
+    )
     session.flush()
     return code
 
