@@ -21,11 +21,22 @@ COMPARE_ROUTE = "/projects/[project_id]/compare"
 PAGE_SIZE = 25
 
 
-def load_runs(token: str, project_id: int, search: str, state: str) -> dict[str, Any]:
+def load_runs(
+    token: str, project_id: int, search: str, state: str, page: int = 0, sort: str = "newest"
+) -> dict[str, Any]:
+    """One page of runs (the database filters, sorts and pages: thousands of runs stay quick)."""
     actor = optional_web_actor(token)
     if actor is None:
         return {"signed_in": False}
-    runs = runs_actions.runs(actor, project_id=project_id, search=search, states=[state] if state else None)
+    runs, total = runs_actions.runs(
+        actor,
+        project_id=project_id,
+        search=search,
+        states=[state] if state else None,
+        offset=page * PAGE_SIZE,
+        limit=PAGE_SIZE,
+        sort=sort,
+    )
     rows = [
         {
             "id": str(r["id"]),
@@ -37,7 +48,7 @@ def load_runs(token: str, project_id: int, search: str, state: str) -> dict[str,
         }
         for r in runs
     ]
-    return {"signed_in": True, "rows": rows}
+    return {"signed_in": True, "rows": rows, "total": total}
 
 
 def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, Any]:
@@ -71,7 +82,9 @@ class CompareState(AuthState):
     project_id: int = 0
     search: str = ""
     state_filter: str = ""
-    runs: list[dict[str, str]] = []
+    runs: list[dict[str, str]] = []  # the current page only
+    total_runs: int = 0
+    run_sort: str = "newest"
     page: int = 0
     selected: list[str] = []
     metrics: list[str] = []
@@ -79,6 +92,7 @@ class CompareState(AuthState):
     sort_key: str = ""
     sort_desc: bool = True
     hp_rows: list[dict[str, Any]] = []
+    only_differences: bool = True
     run_labels: list[str] = []
     metric_rows: list[dict[str, Any]] = []
     curves_figure: go.Figure = empty_figure("Pick two or more runs to compare")
@@ -88,25 +102,37 @@ class CompareState(AuthState):
     _data: dict[str, Any] = {}
 
     @rx.var
+    def shown_hp_rows(self) -> list[dict[str, Any]]:
+        """The hyperparameter table; by default only the parameters whose values differ."""
+        return [r for r in self.hp_rows if r.get("differs")] if self.only_differences else self.hp_rows
+
+    @rx.var
+    def hidden_hp_count(self) -> int:
+        return len(self.hp_rows) - len(self.shown_hp_rows)
+
+    @rx.event
+    def set_only_differences(self, value: bool):
+        self.only_differences = bool(value)
+
+    @rx.var
     def page_rows(self) -> list[dict[str, str]]:
-        start = self.page * PAGE_SIZE
-        return self.runs[start : start + PAGE_SIZE]
+        return self.runs
 
     @rx.var
     def page_label(self) -> str:
-        pages = max(1, -(-len(self.runs) // PAGE_SIZE))
-        return f"Page {self.page + 1} of {pages} · {len(self.runs)} runs · {len(self.selected)} selected"
+        pages = max(1, -(-self.total_runs // PAGE_SIZE))
+        return f"Page {self.page + 1} of {pages} · {self.total_runs} runs · {len(self.selected)} selected"
 
     @rx.var
     def last_page(self) -> bool:
-        return (self.page + 1) * PAGE_SIZE >= len(self.runs)
+        return (self.page + 1) * PAGE_SIZE >= self.total_runs
 
     async def _load_runs(self) -> Any:
         async with self:
             token, project_id, search, state = self.token, self.project_id, self.search, self.state_filter
-            path = self.router.url.path
+            page, sort, path = self.page, self.run_sort, self.router.url.path
         try:
-            found = await asyncio.to_thread(load_runs, token, project_id, search, state)
+            found = await asyncio.to_thread(load_runs, token, project_id, search, state, page, sort)
         except DomainError as exc:
             async with self:
                 self.load_error = exc.message
@@ -115,9 +141,22 @@ class CompareState(AuthState):
             if not found["signed_in"]:
                 self._remember(None)
                 return login_redirect(path)
-            self.runs, self.load_error = found["rows"], ""
-            self.page = min(self.page, max(0, (len(self.runs) - 1) // PAGE_SIZE))
+            self.runs, self.total_runs, self.load_error = found["rows"], found["total"], ""
+            last = max(0, (self.total_runs - 1) // PAGE_SIZE)
+            if self.page > last:  # the filter shrank the list under the current page
+                self.page = last
+                return CompareState.reload_runs
         return None
+
+    @rx.event(background=True)
+    async def reload_runs(self):
+        return await self._load_runs()
+
+    @rx.event(background=True)
+    async def set_run_sort(self, value: str):
+        async with self:
+            self.run_sort, self.page = value, 0
+        return await self._load_runs()
 
     @rx.event(background=True)
     async def load(self):
@@ -147,14 +186,21 @@ class CompareState(AuthState):
             self.state_filter, self.page = value, 0
         return await self._load_runs()
 
-    @rx.event
-    def next_page(self):
-        if not self.last_page:
+    @rx.event(background=True)
+    async def next_page(self):
+        async with self:
+            if self.last_page:
+                return
             self.page += 1
+        return await self._load_runs()
 
-    @rx.event
-    def previous_page(self):
-        self.page = max(0, self.page - 1)
+    @rx.event(background=True)
+    async def previous_page(self):
+        async with self:
+            if self.page == 0:
+                return
+            self.page -= 1
+        return await self._load_runs()
 
     @rx.event
     def toggle(self, run_id: str):
@@ -204,7 +250,13 @@ class CompareState(AuthState):
         runs = self._data.get("runs") or []
         curves = self._data.get("curves") or {}
         labels = {str(r["id"]): f"#{r['id']} {r['name']}" for r in runs}
-        self.curves_figure = compare_figure({str(k): v for k, v in curves.items()}, labels, self.metric)
+        # The browser gets at most CHART_POINTS points per run (LTTB keeps peaks and dips); the
+        # full curves stay on the server and download as CSV.
+        shown = {}
+        for run_id, rows in curves.items():
+            xs, ys = experiments.chart_series(rows, self.metric)
+            shown[str(run_id)] = [{"epoch": x, self.metric: y} for x, y in zip(xs, ys, strict=True)]
+        self.curves_figure = compare_figure(shown, labels, self.metric)
         varying = [r["name"] for r in experiments.hyperparameter_rows(runs) if r["differs"]]
         self.parallel = parallel_figure(runs, varying, self.metric)
         rows = experiments.sort_rows(

@@ -65,6 +65,26 @@ def picker() -> rx.Component:
                 ),
                 html_for="run-state",
             ),
+            field(
+                "Sort",
+                rx.el.select(
+                    *[
+                        rx.el.option(label, value=value)
+                        for value, label in (
+                            ("newest", "newest first"),
+                            ("oldest", "oldest first"),
+                            ("name", "name"),
+                            ("model", "model"),
+                            ("state", "state"),
+                        )
+                    ],
+                    id="run-sort",
+                    value=S.run_sort,
+                    on_change=S.set_run_sort,
+                    **STYLE,
+                ),
+                html_for="run-sort",
+            ),
             rx.button("Select all on page", on_click=S.select_page, variant="outline", id="select-page"),
             rx.button("Clear selection", on_click=S.clear_selection, variant="outline", id="clear-selection"),
             rx.button(
@@ -185,6 +205,26 @@ def results() -> rx.Component:
             overflow_x="auto",
         ),
         card(
+            rx.hstack(
+                rx.switch(
+                    checked=S.only_differences,
+                    on_change=S.set_only_differences,
+                    id="only-differences",
+                    aria_label="Only show settings that differ",
+                ),
+                rx.text("Only show settings that differ", as_="label", html_for="only-differences", size="2"),
+                rx.cond(
+                    S.only_differences & (S.hidden_hp_count > 0),
+                    rx.text(
+                        S.hidden_hp_count.to_string() + " equal setting(s) hidden",
+                        size="1",
+                        color_scheme="gray",
+                    ),
+                ),
+                align="center",
+                spacing="2",
+                margin_bottom="8px",
+            ),
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
@@ -194,7 +234,7 @@ def results() -> rx.Component:
                         ),
                     )
                 ),
-                rx.table.body(rx.foreach(S.hp_rows, hp_row)),
+                rx.table.body(rx.foreach(S.shown_hp_rows, hp_row)),
                 id="hp-table",
                 width="100%",
                 variant="surface",

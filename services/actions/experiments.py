@@ -11,12 +11,27 @@ from services.domain.permissions import Action
 
 
 def runs(
-    actor: Actor, *, project_id: int, search: str = "", states: list[str] | None = None
-) -> list[dict[str, Any]]:
-    """Runs of a project for the picker, newest first."""
+    actor: Actor,
+    *,
+    project_id: int,
+    search: str = "",
+    states: list[str] | None = None,
+    offset: int = 0,
+    limit: int = 25,
+    sort: str = "newest",
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the project's runs for the picker, and how many match."""
     with operation(actor, "job.list", record=Audit.refusals) as op:
         op.authorize(Action.job_read, project_id=project_id)
-        return experiments.list_runs(op.session, project_id=project_id, search=search, states=states)
+        return experiments.list_runs(
+            op.session,
+            project_id=project_id,
+            search=search,
+            states=states,
+            offset=offset,
+            limit=limit,
+            sort=sort,
+        )
 
 
 def compare(actor: Actor, *, project_id: int, job_ids: Iterable[int]) -> experiments.RunSet:
