@@ -7,7 +7,6 @@ browser's address, so the per-IP lockout counts web sign-ins too), `web_actor(to
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import reflex as rx
@@ -16,22 +15,9 @@ from components import tokens
 from services.actions import accounts
 from services.actions.core import Actor, optional_web_actor, web_user
 from services.domain import oidc
-from services.domain import tokens as credentials
 from services.domain.auth import safe_next
-from services.domain.models import User
 from services.domain.schemas import UserPublic
-from services.errors import DomainError, Unauthorized
-
-
-def resolve_user(session: Any, token: str) -> User | None:
-    """TEMPORARY, for state modules not yet on services.actions (state/datasets_state.py): the user
-    a web token belongs to, in the caller's session. Delete once nothing calls it."""
-    if not token:
-        return None
-    try:
-        return credentials.user_for_session(session, token)
-    except Unauthorized:
-        return None
+from services.errors import DomainError
 
 
 def error_message(exc: Exception) -> str:
@@ -62,7 +48,7 @@ class AuthState(rx.State):
     def signed_in(self) -> bool:
         return self.user_id > 0
 
-    def _remember(self, user: UserPublic | User | None) -> None:
+    def _remember(self, user: UserPublic | None) -> None:
         if user is None:
             self.user_id, self.username, self.avatar_name, self.badge_color = 0, "", "", tokens.PRIMARY
         else:
@@ -83,12 +69,6 @@ class AuthState(rx.State):
         self.user_id, self.username = found.actor.user_id, found.actor.username
         self.avatar_name, self.badge_color = found.avatar_name, found.badge_color
         return found.actor
-
-    def _current_user(self, session: Any) -> User | None:
-        """TEMPORARY, for state modules not yet on services.actions (use `_refresh_user`)."""
-        user = resolve_user(session, self.token)
-        self._remember(user)
-        return user
 
     def _client_ip(self) -> str:
         return self.router.session.client_ip or ""
