@@ -10,8 +10,9 @@ import reflex as rx
 
 from components.training_charts import compare_figure, empty_figure, parallel_figure
 from services.actions import experiments as runs_actions
-from services.actions.core import optional_web_actor
+from services.actions.core import optional_web_actor, web_actor
 from services.domain import experiments
+from services.domain.schemas import SavedComparisonCreate
 from services.errors import DomainError
 from state.auth_state import AuthState, login_redirect
 from state.formatting import format_time
@@ -63,6 +64,10 @@ def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, An
     return {"signed_in": True, "runs": found.runs, "curves": found.curves, "final": final}
 
 
+def view_path(project_id: int, comparison_id: int) -> str:
+    return f"/projects/{project_id}/compare?view={comparison_id}"
+
+
 def metric_table(runs: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
     return [{"id": str(r["id"]), "name": r["name"], **{m: r["final"].get(m) for m in metrics}} for r in runs]
 
@@ -93,6 +98,8 @@ class CompareState(AuthState):
     sort_desc: bool = True
     hp_rows: list[dict[str, Any]] = []
     only_differences: bool = True
+    view_name: str = ""
+    view_message: str = ""
     run_labels: list[str] = []
     metric_rows: list[dict[str, Any]] = []
     curves_figure: go.Figure = empty_figure("Pick two or more runs to compare")
@@ -113,6 +120,54 @@ class CompareState(AuthState):
     @rx.event
     def set_only_differences(self, value: bool):
         self.only_differences = bool(value)
+
+    @rx.event
+    def set_view_name(self, value: str):
+        self.view_name = value[:120]
+
+    @rx.event(background=True)
+    async def save_view(self):
+        """Save the selection and view under a name; the page's URL with ?view= opens it for members."""
+        async with self:
+            token, project_id = self.token, self.project_id
+            request = (
+                SavedComparisonCreate(
+                    name=self.view_name.strip() or f"{len(self.selected)} runs",
+                    job_ids=[int(i) for i in self.selected],
+                    metric=self.metric,
+                    only_differences=self.only_differences,
+                )
+                if self.selected
+                else None
+            )
+            if request is None:
+                self.view_message = "Pick runs to compare first."
+                return
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            saved = await asyncio.to_thread(
+                runs_actions.save_comparison, actor, project_id=project_id, request=request
+            )
+        except DomainError as exc:
+            async with self:
+                self.view_message = exc.message
+            return
+        async with self:
+            self.view_message = f"Saved as \u201c{saved.name}\u201d: share {view_path(project_id, saved.id)}"
+
+    @rx.event(background=True)
+    async def download_csv(self):
+        """Every epoch of the compared runs, all metrics (the chart shows them downsampled)."""
+        async with self:
+            token, project_id, ids = self.token, self.project_id, [int(i) for i in self.selected]
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            body = await asyncio.to_thread(runs_actions.curves_csv, actor, project_id=project_id, job_ids=ids)
+        except DomainError as exc:
+            async with self:
+                self.view_message = exc.message
+            return
+        return rx.download(data=body, filename=f"project-{project_id}-runs.csv")
 
     @rx.var
     def page_rows(self) -> list[dict[str, str]]:
@@ -172,7 +227,25 @@ class CompareState(AuthState):
                 self.parallel = empty_figure("Pick runs to compare")
             self.project_id = project_id
             self._refresh_user()
-        return await self._load_runs()
+            token = self.token
+            view = str(self.router.url.query_parameters.get("view", ""))
+        redirect = await self._load_runs()
+        if redirect is not None or not view.isdigit():
+            return redirect
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            saved = await asyncio.to_thread(
+                runs_actions.get_comparison, actor, project_id=project_id, comparison_id=int(view)
+            )
+        except DomainError as exc:
+            async with self:
+                self.load_error = exc.message
+            return None
+        async with self:
+            self.selected = [str(i) for i in saved.job_ids]
+            self.metric, self.only_differences = saved.metric, saved.only_differences
+            self.view_name, self.view_message = saved.name, f"Saved comparison \u201c{saved.name}\u201d"
+        return CompareState.compare
 
     @rx.event(background=True)
     async def set_search(self, value: str):

@@ -160,6 +160,36 @@ def results() -> rx.Component:
     )
     return rx.vstack(
         card(
+            rx.flex(
+                field(
+                    "Name this comparison",
+                    rx.input(
+                        id="view-name",
+                        value=S.view_name,
+                        on_change=S.set_view_name,
+                        placeholder="e.g. lr sweep, week 48",
+                        width="240px",
+                    ),
+                    html_for="view-name",
+                ),
+                rx.button("Save and share", on_click=S.save_view, variant="outline", id="save-view"),
+                rx.button(
+                    rx.icon("download", size=16, aria_hidden="true"),
+                    "Download all epochs (CSV)",
+                    on_click=S.download_csv,
+                    variant="outline",
+                    id="download-csv",
+                ),
+                rx.cond(
+                    S.view_message != "", rx.text(S.view_message, id="view-message", role="status", size="2")
+                ),
+                gap="12px",
+                align="end",
+                wrap="wrap",
+            ),
+            title="Saved comparisons",
+        ),
+        card(
             field(
                 "Metric",
                 rx.el.select(

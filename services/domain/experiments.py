@@ -50,7 +50,7 @@ def run_summary(job: Job, owner: str) -> dict[str, Any]:
     }
 
 
-RUN_SORTS = {
+RUN_SORTS: dict[str, Any] = {
     "newest": col(Job.id).desc(),
     "oldest": col(Job.id).asc(),
     "name": col(Job.name).asc(),
@@ -74,7 +74,7 @@ def list_runs(
     Filtered, sorted and paged in the database (two queries whatever the project's size), so a
     project with thousands of runs lists as fast as one with ten.
     """
-    where = [Job.project_id == project_id]
+    where: list[Any] = [Job.project_id == project_id]
     if search.strip():
         term = search.strip()
         where.append(col(Job.name).icontains(term) | col(Job.model).icontains(term))
