@@ -1,4 +1,8 @@
-"""Request dependencies: database session, the signed-in user, the caller's address."""
+"""Request dependencies: the acting caller (`CurrentActor`), the caller's address, path ids.
+
+`current_actor` is the one request dependency that opens a database session (briefly, to resolve
+the bearer credential); the routes call services.actions, which open their own.
+"""
 
 from __future__ import annotations
 
@@ -47,9 +51,11 @@ def client_ip(request: Request) -> str:
 ClientIp = Annotated[str, Depends(client_ip)]
 
 
-def current_user(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> User:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _signed_in(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """The bearer's user: 401 without credentials, rate limited per token, noted for the audit trail."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("Send 'Authorization: Bearer <token>' (get one from POST /api/v1/auth/login)")
     token = credentials.credentials.strip()
@@ -59,11 +65,26 @@ def current_user(
     return user
 
 
+def current_user(session: SessionDep, credentials: Credentials) -> User:
+    return _signed_in(session, credentials)
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def current_actor(user: CurrentUser, ip: ClientIp) -> Actor:
-    return Actor.of(user, channel="rest", source_ip=ip)
+def current_actor(credentials: Credentials, ip: ClientIp) -> Actor:
+    """Who calls, resolved once per request in a short session of its own: the action opens the
+    request's one working session, so no request holds two pooled connections at once."""
+    with session_scope() as session:
+        return Actor.of(_signed_in(session, credentials), channel="rest", source_ip=ip)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def anonymous_actor(ip: ClientIp) -> Actor:
+    """The caller of an action that needs no sign-in (signing in or up, redeeming a reset token)."""
+    return Actor.anonymous(channel="rest", source_ip=ip)
+
+
+AnonymousActor = Annotated[Actor, Depends(anonymous_actor)]

@@ -13,6 +13,11 @@ from sqlalchemy import JSON, Column, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

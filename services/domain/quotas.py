@@ -26,10 +26,9 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from services.domain import audit, fleet
+from services.domain import fleet
 from services.domain.jobs import ACTIVE, QUEUE_STATES
-from services.domain.models import MAX_QUOTA, Job, JobState, Project, User
-from services.domain.permissions import Action, authorize
+from services.domain.models import MAX_QUOTA, Job, JobState, Project
 from services.domain.schemas import QuotasPublic
 from services.errors import Conflict, InvalidInput, NotFound
 
@@ -88,12 +87,9 @@ def gpus_in_use(session: Session, *, project_id: int) -> int:
     return sum(int((r or {}).get("gpus", 0)) for r in rows)
 
 
-def get_quotas(session: Session, *, user: User, project_id: int) -> QuotasPublic:
-    """Any member may see the limits and the counts: they explain why a job waits or is refused."""
-    authorize(session, user=user, project_id=project_id, action=Action.project_read)
-    project = session.get(Project, project_id)
-    assert project is not None
-    return _public(session, project)
+def get_quotas(session: Session, *, project_id: int) -> QuotasPublic:
+    """The limits and the counts: any member may see them, they explain why a job waits or is refused."""
+    return _public(session, _live_project(session, project_id))
 
 
 def validate_quota(value: object, *, field: str, unit: str = "jobs") -> int | None:
@@ -116,19 +112,18 @@ UNCHANGED: Any = object()
 def set_quotas(
     session: Session,
     *,
-    user: User,
     project_id: int,
     max_running_jobs: int | None,
     max_queued_jobs: int | None,
     max_gpus: int | None = UNCHANGED,
-) -> QuotasPublic:
-    """Replace the limits (admins and owners, Action.quotas_manage); audited with old and new values.
+) -> tuple[QuotasPublic, str]:
+    """Replace the limits; the new quotas and the change in words (old and new, for the audit log).
 
     `max_gpus` left UNCHANGED keeps the project's GPU limit as it is.
 
-    Raises NotFound, PermissionDenied, InvalidInput (the message names the field).
+    The caller has authorized it (Action.quotas_manage). Raises NotFound, InvalidInput (the message
+    names the field).
     """
-    authorize(session, user=user, project_id=project_id, action=Action.quotas_manage)
     running = validate_quota(max_running_jobs, field="max_running_jobs")
     queued = validate_quota(max_queued_jobs, field="max_queued_jobs")
     project = _live_project(session, project_id, lock=True)
@@ -140,16 +135,8 @@ def set_quotas(
         before += f", gpus {_text(project.max_gpus)} -> {_text(gpus)};"
     project.max_running_jobs, project.max_queued_jobs, project.max_gpus = running, queued, gpus
     session.add(project)
-    audit.record(
-        session,
-        actor=user,
-        action="project.quotas",
-        target=f"project:{project_id}",
-        project_id=project_id,
-        detail=f"running/queued {before} -> {_text(running)}/{_text(queued)}",
-    )
     session.flush()
-    return _public(session, project)
+    return _public(session, project), f"running/queued {before} -> {_text(running)}/{_text(queued)}"
 
 
 def _text(limit: int | None) -> str:
