@@ -6,7 +6,6 @@ the bearer credential); the routes call services.actions, which open their own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -26,16 +25,6 @@ _bearer = HTTPBearer(
     description="A JWT access token from /api/v1/auth/login, or a personal API token (vtp_pat_...).",
 )
 
-
-def get_session() -> Iterator[Session]:
-    with session_scope() as session:
-        yield session
-
-
-# scope="function": commit before the response is sent. By default FastAPI runs a yield
-# dependency's exit code after sending, so a client could get its 201 and, on its very next
-# request, not find what it just created (seen as a flaky 404 under load).
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 # Database ids are signed 64-bit integers: a larger number in a path used to reach SQLite and fail
 # there with OverflowError (a 500, found by schemathesis); now it is a 422 like any malformed input.
@@ -63,13 +52,6 @@ def _signed_in(session: Session, credentials: HTTPAuthorizationCredentials | Non
     audit.note_actor(user)
     ratelimit.api_call(token=token)
     return user
-
-
-def current_user(session: SessionDep, credentials: Credentials) -> User:
-    return _signed_in(session, credentials)
-
-
-CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def current_actor(credentials: Credentials, ip: ClientIp) -> Actor:
