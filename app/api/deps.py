@@ -47,12 +47,18 @@ def client_ip(request: Request) -> str:
 ClientIp = Annotated[str, Depends(client_ip)]
 
 
-def current_user(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> User:
+def _bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("Send 'Authorization: Bearer <token>' (get one from POST /api/v1/auth/login)")
-    token = credentials.credentials.strip()
+    return credentials.credentials.strip()
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def current_user(session: SessionDep, credentials: Credentials) -> User:
+    """The caller, loaded in the route's own session (for routes that still take a `SessionDep`)."""
+    token = _bearer_token(credentials)
     user = tokens.user_for_bearer(session, token)
     audit.note_actor(user)
     ratelimit.api_call(token=token)
@@ -62,8 +68,23 @@ def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def current_actor(user: CurrentUser, ip: ClientIp) -> Actor:
-    return Actor.of(user, channel="rest", source_ip=ip)
+def current_actor(credentials: Credentials, ip: ClientIp) -> Actor:
+    """The caller as an `Actor`, resolved in a short session of its own that is closed (its
+    connection back in the pool) before the route runs.
+
+    Routes that take an actor call an action, and the action opens its own session. When this
+    dependency held its session for the whole request, every such request needed two connections
+    at once; with more requests in flight than the pool had connections, each held its first and
+    waited for a second that never came free, and every request waited out the pool timeout
+    (30 s, then a 500): the collapse under 200 users. Now a request holds one connection at a time.
+    """
+    token = _bearer_token(credentials)
+    with session_scope() as session:
+        user = tokens.user_for_bearer(session, token)
+        actor = Actor.of(user, channel="rest", source_ip=ip)
+    audit.note_actor(user)
+    ratelimit.api_call(token=token)  # a Redis round trip: outside the session
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
