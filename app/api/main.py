@@ -16,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app.api.overload import LoadShedding, overloaded
 from app.api.routes import admin, auth, callbacks, datasets, jobs, oidc, projects, training
 from app.api.security import SecurityMiddleware
-from services.errors import DomainError
+from services.errors import DomainError, Overloaded
 from services.infra.db import get_engine
 from services.infra.ratelimit import RateLimited
 
@@ -71,7 +71,8 @@ api.openapi = _openapi  # type: ignore[method-assign]
 
 @api.exception_handler(DomainError)
 async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    limited = isinstance(exc, RateLimited | Overloaded)
+    headers = {"Retry-After": str(exc.retry_after_s)} if limited else None
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
 

@@ -13,8 +13,9 @@ sender, the web UI's "busy, retrying") take as "try again shortly".
   connections they use: `services.infra.db` sizes the pool and this module sizes the thread pool
   from the same settings, so an admitted request never waits for either.
 - Should a connection wait still time out (another process holds the database, a lane is sized
-  above the pool), `overloaded` turns SQLAlchemy's pool `TimeoutError` and SQLite's "database is
-  locked" into the same 503.
+  above the pool), `session_scope` raises `Overloaded` (a `DomainError`: 503 + Retry-After), and
+  `overloaded` does the same for SQLAlchemy's pool `TimeoutError` and SQLite's "database is
+  locked" met outside a session scope.
 
 Every request's duration is observed per route template (`vtp_http_request_duration_seconds`),
 and requests slower than a second are logged with their route: cheap enough to leave on.
@@ -35,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.errors import BUSY
+from services.infra.db import is_lock_timeout
 from services.infra.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,6 @@ CALLBACK_PREFIX = "/api/v1/trainer/callbacks/"
 # Probes and scrapes must answer even (especially) when the API is saturated.
 UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics"})
 SLOW_REQUEST_S = 1.0
-BUSY_MESSAGE = "The server is busy; try again in a moment"
 
 REQUEST_SECONDS = Histogram(
     "vtp_http_request_duration_seconds",
@@ -64,14 +66,7 @@ def retry_after_s() -> int:
 
 def busy_response(*, lane: str, cause: str) -> JSONResponse:
     SHED.labels(lane, cause).inc()
-    return JSONResponse(
-        {"detail": BUSY_MESSAGE}, status_code=503, headers={"Retry-After": str(retry_after_s())}
-    )
-
-
-def is_lock_timeout(exc: OperationalError) -> bool:
-    """SQLite's answer when busy_timeout ran out waiting for another writer."""
-    return "database is locked" in str(exc.orig)
+    return JSONResponse({"detail": BUSY}, status_code=503, headers={"Retry-After": str(retry_after_s())})
 
 
 async def overloaded(request: Request, exc: Exception) -> JSONResponse:

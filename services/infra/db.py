@@ -21,8 +21,11 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
+from services.errors import Overloaded
 from services.infra.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -103,13 +106,30 @@ POOL_CHECKED_OUT.set_function(_pool_checked_out)
 POOL_SIZE.set_function(lambda: float(get_settings().db_pool_size + get_settings().db_max_overflow))
 
 
+def is_lock_timeout(exc: OperationalError) -> bool:
+    """SQLite's answer when busy_timeout ran out waiting for another writer."""
+    return "database is locked" in str(exc.orig)
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error.
+
+    No connection within the pool timeout, or SQLite's write lock not within its busy timeout, is
+    overload, not a bug: it is raised as `Overloaded` (503 + Retry-After, "busy" in the UI).
+    """
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
+        except PoolTimeout as exc:
+            session.rollback()
+            raise Overloaded() from exc
+        except OperationalError as exc:
+            session.rollback()
+            if is_lock_timeout(exc):
+                raise Overloaded() from exc
+            raise
         except Exception:
             session.rollback()
             raise
