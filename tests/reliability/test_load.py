@@ -339,3 +339,52 @@ def test_jobs_list_job_detail_and_analytics_query_counts_do_not_grow_with_jobs(
     assert len(jobs.job_list(actor, project_id=p)) == listed + 60
     assert after == before, f"statements with {listed} jobs: {before}; with {listed + 60}: {after}"
     assert max(before.values()) <= 8, before
+
+
+def test_concurrent_signed_callbacks_are_all_stored_without_5xx(server: str, project: dict[str, Any]) -> None:
+    """Epoch callbacks for several running jobs at once, as many trainers send them: every one is
+    acknowledged and stored (SQLite's single writer lock is taken in turns, not fought over)."""
+    import json
+
+    from sqlmodel import col, func, select
+
+    from services.domain.models import Job, JobMetric
+    from services.infra import signing
+    from services.infra.db import session_scope
+
+    with session_scope() as session:
+        secrets = dict(
+            session.exec(
+                select(Job.id, Job.callback_secret)
+                .where(col(Job.id).in_(project["job_ids"]), Job.state == "running")
+                .limit(4)
+            ).all()
+        )
+        running = list(secrets)
+        before = session.exec(select(func.count()).where(col(JobMetric.job_id).in_(running))).one()
+    sends = [(job_id, epoch) for job_id in running for epoch in range(100, 110)]
+
+    def send(item: tuple[int, int]) -> int:
+        job_id, epoch = item
+        event = {"event_id": uuid.uuid4().hex, "type": "epoch", "epoch": epoch, "metrics": {"m": 1}}
+        body = json.dumps(event)
+        stamp = int(time.time())
+        headers = {
+            signing.TIMESTAMP_HEADER: str(stamp),
+            signing.SIGNATURE_HEADER: signing.sign(secrets[job_id], stamp, body.encode()),
+        }
+        for _ in range(10):  # a 503 is "later", as the trainer's outbox treats it
+            response = httpx.post(
+                f"{server}/api/v1/trainer/callbacks/{job_id}", content=body, headers=headers, timeout=15
+            )
+            if response.status_code != 503:
+                return response.status_code
+            time.sleep(float(response.headers["retry-after"]))
+        return 503
+
+    with ThreadPoolExecutor(20) as senders:
+        statuses = list(senders.map(send, sends))
+    with session_scope() as session:
+        after = session.exec(select(func.count()).where(col(JobMetric.job_id).in_(running))).one()
+    assert set(statuses) == {200}, statuses
+    assert after - before == len(sends)
