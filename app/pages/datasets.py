@@ -429,7 +429,7 @@ def gallery_card() -> rx.Component:
         rx.el.span("Open at full size: ", class_name="sr-only"),
         rx.image(src=i["src"], alt=i["name"] + ": " + i["classes"], width="100%", border_radius="4px"),
         rx.text(i["name"], size="1", weight="medium", truncate=True, color=tokens.TEXT),
-        rx.text(i["split"], " · ", i["objects"], " objects", size="1", color=tokens.TEXT_MUTED),
+        rx.text(i["split"], " · ", i["objects"], size="1", color=tokens.TEXT_MUTED),
         on_click=D.open_image(i["index"], i["path"]),
         title="Open " + i["path"] + " at full size",
         class_name="gallery-tile",

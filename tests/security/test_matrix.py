@@ -211,6 +211,26 @@ def _trained_job(w: World) -> tuple[int, int]:
     return w.cast.project_id, job_id
 
 
+def _save_comparison(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    body = {"name": "view", "job_ids": [w.job(w.cast.project_id, "owner")], "metric": "map50"}
+    return {"project_id": w.cast.project_id}, {"json": body}
+
+
+def _saved_comparison(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.domain.models import SavedComparison
+
+    with session_scope() as session:
+        row = SavedComparison(
+            project_id=w.cast.project_id,
+            name="shared view",
+            job_ids=[w.job(w.cast.project_id, "owner")],
+            created_by=w.cast.users["owner"],
+        )
+        session.add(row)
+        session.flush()
+        return {"project_id": w.cast.project_id, "comparison_id": row.id}, {}
+
+
 def _export(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     project_id, job_id = _trained_job(w)
     return {"project_id": project_id, "job_id": job_id}, {"json": {"formats": ["torchscript"]}}
@@ -325,6 +345,10 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
     ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
+    ("GET", P + "/compare.csv"): [Rule(VIEWER_UP, shared())],
+    ("POST", P + "/comparisons"): [Rule(VIEWER_UP, _save_comparison)],
+    ("GET", P + "/comparisons"): [Rule(VIEWER_UP, shared())],
+    ("GET", P + "/comparisons/{comparison_id}"): [Rule(VIEWER_UP, _saved_comparison)],
     ("GET", V1 + "/plugins"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     ("GET", V1 + "/analytics"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     # Trainer callbacks carry an HMAC per job, never a bearer token: no user may post one.
@@ -549,6 +573,27 @@ def _ui_compare(w: World, token: str) -> bool:
     return _allowed_by_authorization(lambda: load_comparison(token, w.cast.project_id, [job_id]))
 
 
+def _ui_save_view(w: World, token: str) -> bool:
+    from services.actions import experiments
+    from services.actions.core import web_actor
+    from services.domain.schemas import SavedComparisonCreate
+
+    request = SavedComparisonCreate(name="ui", job_ids=[w.job(w.cast.project_id, "owner")])
+    return _allowed_by_authorization(
+        lambda: experiments.save_comparison(web_actor(token), project_id=w.cast.project_id, request=request)
+    )
+
+
+def _ui_csv(w: World, token: str) -> bool:
+    from services.actions import experiments
+    from services.actions.core import web_actor
+
+    job_id = w.job(w.cast.project_id, "owner")
+    return _allowed_by_authorization(
+        lambda: experiments.curves_csv(web_actor(token), project_id=w.cast.project_id, job_ids=[job_id])
+    )
+
+
 def _ui_models(w: World, token: str) -> bool:
     from state.models_state import load_models
 
@@ -619,43 +664,56 @@ def _denied_is_false(call: Callable[[], object]) -> bool:
     return True
 
 
-def _ui_dataset(fn_name: str, **kwargs: Any) -> Callable[[World, str], bool]:
-    def check(w: World, token: str) -> bool:
-        import state.datasets_state as ds
+def _ui_dataset(fn_name: str) -> Callable[[World, str], bool]:
+    """A datasets page handler's read: the actions function it calls, with the page's web actor."""
 
-        fn = getattr(ds, fn_name)
+    def check(w: World, token: str) -> bool:
+        from services.actions import datasets as actions
+        from services.actions.core import web_actor
+
+        project = {"project_id": w.cast.project_id}
+        dataset = {**project, "dataset_id": w.dataset_id}
+        version = {**dataset, "version": w.version}
         args = {
-            "dataset_list": (token, w.cast.project_id),
-            "version_rows": (token, w.cast.project_id, w.dataset_id),
-            "version_stats": (token, w.cast.project_id, w.dataset_id, w.version),
-            "gallery": (token, w.cast.project_id, w.dataset_id, w.version),
-            "full_image": (token, w.cast.project_id, w.dataset_id, w.version, 0),
-            "check_can_upload": (token, w.cast.project_id),
+            "list_datasets": project,
+            "list_versions": dataset,
+            "version_stats": version,
+            "gallery": {**version, "with_thumbnails": True},
+            "image_preview": {**version, "index": 0},
+            "check_can_upload": project,
         }[fn_name]
-        return _denied_is_false(lambda: fn(*args, **kwargs))
+        return _denied_is_false(lambda: getattr(actions, fn_name)(web_actor(token), **args))
 
     return check
 
 
 def _ui_ingest(w: World, token: str) -> bool:
+    """DatasetsState.process_upload: the browser's zip, kept on disk, ingested as the web actor."""
     import tempfile
 
-    from state.datasets_state import ingest_upload
+    from services.actions import datasets as actions
+    from services.actions.core import web_actor
 
     with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
         handle.write(sample_data.yolo_zip(train=2, val=1))
         handle.flush()
-        return _denied_is_false(lambda: ingest_upload(token, w.cast.project_id, handle.name, "m.zip", "ui"))
+        handle.seek(0)
+        return _denied_is_false(
+            lambda: actions.upload_dataset(
+                web_actor(token), project_id=w.cast.project_id, fileobj=handle, filename="m.zip", name="ui"
+            )
+        )
 
 
 def _ui_split(w: World, token: str) -> bool:
-    from state.datasets_state import split_dataset
+    from services.actions import datasets as actions
+    from services.actions.core import web_actor
 
     return _denied_is_false(
-        lambda: split_dataset(
-            token,
-            w.cast.project_id,
-            w.dataset_id,
+        lambda: actions.split(
+            web_actor(token),
+            project_id=w.cast.project_id,
+            dataset_id=w.dataset_id,
             ratios={"train": 0.8, "val": 0.2, "test": 0.0},
             seed=1,
             method="random",
@@ -749,12 +807,18 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "CompareState.set_search": [(VIEWER_UP, _ui_runs)],
     "CompareState.set_state_filter": [(VIEWER_UP, _ui_runs)],
     "CompareState.compare": [(VIEWER_UP, _ui_compare)],
-    "CompareState.next_page": "pages through runs already loaded",
-    "CompareState.previous_page": "pages through runs already loaded",
+    "CompareState.next_page": [(VIEWER_UP, _ui_runs)],
+    "CompareState.previous_page": [(VIEWER_UP, _ui_runs)],
+    "CompareState.reload_runs": [(VIEWER_UP, _ui_runs)],
+    "CompareState.set_run_sort": [(VIEWER_UP, _ui_runs)],
     "CompareState.toggle": "changes the client's selection",
     "CompareState.select_page": "changes the client's selection",
     "CompareState.clear_selection": "changes the client's selection",
     "CompareState.set_metric": "redraws data already loaded",
+    "CompareState.set_only_differences": "filters a table already loaded",
+    "CompareState.set_view_name": "sets a client-side var",
+    "CompareState.save_view": [(VIEWER_UP, _ui_save_view)],
+    "CompareState.download_csv": [(VIEWER_UP, _ui_csv)],
     "CompareState.sort_by": "re-sorts data already loaded",
     "ModelsState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "ModelsState.load": [(VIEWER_UP, _ui_models)],
@@ -768,7 +832,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "AnalyticsState.set_days": [(SIGNED_IN, _ui_analytics)],
     # Datasets pages (state/datasets_state.py).
     "DatasetsState.setvar": "sets a client-side var; every read of project data re-authorizes",
-    "DatasetsState.load": [(VIEWER_UP, _ui_dataset("dataset_list"))],
+    "DatasetsState.load": [(VIEWER_UP, _ui_dataset("list_datasets"))],
     "DatasetsState.set_upload_name": "sets a client-side var",
     "DatasetsState.upload_progress": "records upload byte counts sent by the browser",
     "DatasetsState.start_upload": "resets the upload panel",
@@ -776,14 +840,14 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "DatasetsState.handle_upload": [(MEMBER_UP, _ui_dataset("check_can_upload"))],
     "DatasetsState.process_upload": [(MEMBER_UP, _ui_ingest)],
     "DatasetDetailState.setvar": "sets a client-side var; every read of project data re-authorizes",
-    "DatasetDetailState.load": [(VIEWER_UP, _ui_dataset("version_rows"))],
+    "DatasetDetailState.load": [(VIEWER_UP, _ui_dataset("list_versions"))],
     "DatasetDetailState.select_version": "sets a client-side var; refresh_version authorizes",
     "DatasetDetailState.refresh_version": [(VIEWER_UP, _ui_dataset("version_stats"))],
     "DatasetDetailState.load_gallery": [(VIEWER_UP, _ui_dataset("gallery"))],
     "DatasetDetailState.filter_split": "sets a client-side var; load_gallery authorizes",
     "DatasetDetailState.filter_class": "sets a client-side var; load_gallery authorizes",
     "DatasetDetailState.page": "sets a client-side var; load_gallery authorizes",
-    "DatasetDetailState.open_image": [(VIEWER_UP, _ui_dataset("full_image"))],
+    "DatasetDetailState.open_image": [(VIEWER_UP, _ui_dataset("image_preview"))],
     "DatasetDetailState.set_viewer_open": "sets a client-side var",
     "DatasetDetailState.set_split_open": "sets a client-side var",
     "DatasetDetailState.submit_split": [(MEMBER_UP, _ui_split)],

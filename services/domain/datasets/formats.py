@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
+# Pillow names the file it could not read by its repr; ours is an in-memory copy of the zip entry
+# (`<_io.BytesIO object at 0x7f...>`), which means nothing to the user: the entry's name replaces it.
+_IN_MEMORY_FILE = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 EDGE_TOLERANCE = 1e-3  # normalised; rounding in exported labels may overshoot the edge a little
 
 
@@ -103,7 +107,8 @@ class ImageReader:
             self.report.error(name, f"image is too large to decode safely ({exc})")
             return None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            self.report.error(name, f"corrupt or unreadable image ({exc}): replace or remove it")
+            reason = _IN_MEMORY_FILE.sub(repr(name), str(exc))
+            self.report.error(name, f"corrupt or unreadable image ({reason}): replace or remove it")
             return None
         digest = hashlib.sha256(data).hexdigest()
         first = self.first_by_hash.setdefault(digest, name)
