@@ -181,7 +181,10 @@ def main() -> int:
         )  # fmt: skip
         time.sleep(5)  # the browsers are on before the callbacks start
         shares = [jobs[i :: args.senders] for i in range(args.senders)]
-        with MetricsSampler(stack.web_url) as sampler, multiprocessing.Pool(args.senders) as pool:
+        # spawn, not fork: this process has threads (the stack's log pump), and a forked child
+        # can inherit a lock one of them held and hang.
+        senders = multiprocessing.get_context("spawn").Pool(args.senders)
+        with MetricsSampler(stack.web_url) as sampler, senders as pool:
             began = time.monotonic()
             results = pool.map(
                 _sender_process, [(stack.web_url, share, args.seconds, args.connections) for share in shares]
