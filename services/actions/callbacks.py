@@ -14,7 +14,7 @@ from services.domain import jobs
 from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import signing
-from services.infra.db import serialized_writes, session_scope
+from services.infra.db import session_scope
 from services.infra.trainer_protocol import TrainerEvent
 
 
@@ -32,7 +32,7 @@ def parse_event(body: bytes) -> TrainerEvent:
 
 def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
     """Verify and store one callback; 'applied', 'duplicate' or 'ignored' (see jobs.apply_callback)."""
-    with serialized_writes(), session_scope() as session:
+    with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise NotFound(f"Job {job_id} does not exist")

@@ -13,7 +13,6 @@ once as this pool has connections):
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,29 +109,6 @@ POOL_SIZE.set_function(lambda: float(get_settings().db_pool_size + get_settings(
 def is_lock_timeout(exc: OperationalError) -> bool:
     """SQLite's answer when busy_timeout ran out waiting for another writer."""
     return "database is locked" in str(exc.orig)
-
-
-_sqlite_writer = threading.Lock()
-
-
-@contextmanager
-def serialized_writes() -> Iterator[None]:
-    """Take turns in this process for SQLite's one write lock (no-op on PostgreSQL's row locks).
-
-    Threads that race for SQLite's lock meet its busy handler, which sleeps 1, 2, 5 ... 100 ms
-    between tries: trainer callbacks, each a small write, were absorbed at 37/s. Waiting on a
-    lock in the process wakes the next writer at once. Bounded like SQLite's own wait; past it,
-    `Overloaded` (503 + Retry-After).
-    """
-    if get_engine().dialect.name != "sqlite":
-        yield
-        return
-    if not _sqlite_writer.acquire(timeout=get_settings().sqlite_busy_timeout_ms / 1000):
-        raise Overloaded()
-    try:
-        yield
-    finally:
-        _sqlite_writer.release()
 
 
 @contextmanager
