@@ -1,4 +1,8 @@
-"""Request dependencies: database session, the signed-in user, the caller's address."""
+"""Request dependencies: the acting caller (`CurrentActor`), the caller's address, path ids.
+
+`current_actor` is the one request dependency that opens a database session (briefly, to resolve
+the bearer credential); the routes call services.actions, which open their own.
+"""
 
 from __future__ import annotations
 
@@ -47,17 +51,18 @@ def client_ip(request: Request) -> str:
 ClientIp = Annotated[str, Depends(client_ip)]
 
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 def _bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("Send 'Authorization: Bearer <token>' (get one from POST /api/v1/auth/login)")
     return credentials.credentials.strip()
 
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
 def current_user(session: SessionDep, credentials: Credentials) -> User:
-    """The caller, loaded in the route's own session (for routes that still take a `SessionDep`)."""
+    """The caller, loaded in the route's own session (for routes that still take a `SessionDep`):
+    401 without credentials, rate limited per token, noted for the audit trail."""
     token = _bearer_token(credentials)
     user = tokens.user_for_bearer(session, token)
     audit.note_actor(user)
@@ -88,3 +93,11 @@ def current_actor(credentials: Credentials, ip: ClientIp) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def anonymous_actor(ip: ClientIp) -> Actor:
+    """The caller of an action that needs no sign-in (signing in or up, redeeming a reset token)."""
+    return Actor.anonymous(channel="rest", source_ip=ip)
+
+
+AnonymousActor = Annotated[Actor, Depends(anonymous_actor)]

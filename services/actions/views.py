@@ -51,7 +51,10 @@ def project_of_job(session: Session, *, job_id: int) -> int:
 def job_detail(session: Session, *, project_id: int, job_id: int) -> JobDetail:
     job = jobs.get_job(session, project_id=project_id, job_id=job_id)
     points = [MetricPoint.of(m) for m in jobs.metrics_for(session, job_id=job.id)]
-    return JobDetail(**JobPublic.of(job).model_dump(), metrics=points)
+    public = JobPublic.of(job)
+    if job.state in jobs.QUEUE_STATES:
+        public.queue_position = jobs.queue_positions(session).get(job.id)
+    return JobDetail(**public.model_dump(), metrics=points)
 
 
 async def cancel_job(session: Session, *, user: User, project_id: int, job_id: int) -> JobPublic:
@@ -118,7 +121,7 @@ def job_list(
     }
     return [
         JobListItem(
-            **JobPublic.of(j).model_dump(),
+            **JobPublic.of(j).model_dump(exclude={"queue_position"}),
             owner=owners.get(j.created_by, "?"),
             owner_id=j.created_by,
             queue_position=positions.get(j.id),

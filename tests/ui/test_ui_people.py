@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from tests.test_ui_datasets import make_viewer, open_as
+from tests.ui.test_ui_datasets import make_viewer, open_as
 from tests.utils.browser import VIEWPORT
 from tests.utils.stack import Api, StackProcess
 
@@ -57,6 +57,9 @@ def test_viewer_cannot_manage_members(
     pid = api.project_id()
     username, password = make_viewer(api, stack, pid)
     page = open_as(browser, stack, f"/projects/{pid}/members", username, password)
+    # The invite form is locked until the role is known, so wait for the members (and the role,
+    # which arrives with them) before counting what is locked.
+    page.wait_for_selector("#members-table .avatar")
     page.wait_for_selector("#invite-locked")
     assert page.locator("#invite-submit").count() == 0
     assert page.locator("#members-table select").count() == 0
