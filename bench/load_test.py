@@ -17,8 +17,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from _stack import ROOT, running_stack
@@ -26,21 +29,102 @@ from compare_page import insert_runs
 
 
 def seed_users(project_id: int, count: int) -> list[str]:
-    """`count` viewers of the project, each with a personal API token (created in the database)."""
+    """`count` viewers of the project, each with a personal API token (created in the database).
+    One argon2 hash shared by all, written as rows: hashing 200 passwords took minutes here."""
     from services.domain import auth, tokens
-    from services.domain.models import Membership, Role
+    from services.domain.models import Membership, Role, User
     from services.infra.db import session_scope
 
     secrets: list[str] = []
-    password_hash = auth.hash_password("load-test-password-1")  # one argon2 hash, not 200
+    password_hash = auth.hash_password("load-test-password-1")
     with session_scope() as session:
         for i in range(count):
-            user = auth.create_user(session, username=f"load-{i:03d}", password="load-test-password-1")
-            user.password_hash = password_hash
+            name = f"load-{i:04d}"
+            user = User(
+                username=name,
+                password_hash=password_hash,
+                avatar_name=auth.default_avatar_name(name),
+                badge_color=auth.default_badge_color(name),
+            )
+            session.add(user)
+            session.flush()
             session.add(Membership(project_id=project_id, user_id=user.id, role=Role.viewer))
             _row, secret = tokens.create_personal_token(session, user=user, name="load", expires_in_days=1)
             secrets.append(secret)
     return secrets
+
+
+class MetricsSampler:
+    """Reads the web process's /metrics once a second: connections checked out, requests in flight
+    and waiting for a slot, requests shed, slow queries. Shows how the pool is used over time."""
+
+    NAMES = {
+        "pool": "vtp_db_pool_checked_out",
+        "in_flight": 'vtp_http_in_flight{lane="api"}',
+        "waiting": 'vtp_http_waiting{lane="api"}',
+        "slow_queries": "vtp_db_slow_queries_total",
+    }
+
+    def __init__(self, base_url: str) -> None:
+        self.url = base_url.rstrip("/") + "/metrics"
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MetricsSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.wait(1.0):
+                try:
+                    text = client.get(self.url).text
+                except httpx.HTTPError:
+                    continue
+                sample: dict[str, float] = {"shed": 0.0}
+                for line in text.splitlines():
+                    if line.startswith("vtp_http_shed_total{"):
+                        sample["shed"] += float(line.rsplit(" ", 1)[1])
+                    for key, name in self.NAMES.items():
+                        if line.startswith(name + " "):
+                            sample[key] = float(line.rsplit(" ", 1)[1])
+                self.samples.append(sample)
+
+    def report(self) -> str:
+        if not self.samples:
+            return "server metrics: no samples"
+        peak = {k: max(s.get(k, 0.0) for s in self.samples) for k in ("pool", "in_flight", "waiting")}
+        last = self.samples[-1]
+        every = max(1, len(self.samples) // 12)
+        timeline = " ".join(f"{s.get('pool', 0):.0f}" for s in self.samples[::every])
+        return (
+            f"server: pool checked out peak {peak['pool']:.0f} (every {every} s: {timeline}); "
+            f"in flight peak {peak['in_flight']:.0f}; waiting for a slot peak {peak['waiting']:.0f}; "
+            f"shed {last.get('shed', 0):.0f}; slow queries (>100 ms) {last.get('slow_queries', 0):.0f}"
+        )
+
+
+@contextmanager
+def database(kind: str) -> Iterator[dict[str, str]]:
+    """The stack's database: its own SQLite file, or a throwaway PostgreSQL server."""
+    if kind == "sqlite":
+        yield {}
+        return
+    from tests.utils import servers
+
+    with servers.postgres() as url:
+        os.environ["VTP_DATABASE_URL"] = url  # this process seeds the same database
+        try:
+            yield {"VTP_DATABASE_URL": url}
+        finally:
+            os.environ.pop("VTP_DATABASE_URL", None)
 
 
 def main() -> int:
@@ -50,8 +134,13 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=90, help="seconds of load after the ramp-up starts")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
-    with running_stack() as (stack, api), tempfile.TemporaryDirectory(prefix="vtp-load-") as tmp:
+    with (
+        database(args.database) as db_env,
+        running_stack(**db_env) as (stack, api),
+        tempfile.TemporaryDirectory(prefix="vtp-load-") as tmp,
+    ):
         pid = insert_runs(api, stack.username, args.runs, args.epochs)
         began = time.perf_counter()
         secrets = seed_users(pid, args.users)
@@ -70,7 +159,8 @@ def main() -> int:
             "--host", stack.web_url, "--csv", str(prefix),
         ]  # fmt: skip
         env = {"VTP_LOAD_TOKENS": str(token_file), "VTP_LOAD_PROJECT": str(pid)}
-        subprocess.run(command, env={**os.environ, **env}, check=False, capture_output=True)
+        with MetricsSampler(stack.web_url) as sampler:
+            subprocess.run(command, env={**os.environ, **env}, check=False, capture_output=True)
         rows = list(csv.DictReader((prefix.parent / "load_stats.csv").open()))
         failures = list(csv.DictReader((prefix.parent / "load_failures.csv").open()))
         errors_logged = Counter(
@@ -78,16 +168,39 @@ def main() -> int:
             for line in stack.log_path.read_text(errors="replace").splitlines()
             if line.startswith("[web]") and "Error:" in line
         )
-    print(f"{args.users} users, spawn {args.spawn_rate}/s, {args.duration} s, app and locust on this machine")
-    print(f"{'request':<18} {'count':>7} {'fail':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'req/s':>7}")
+        slow_queries = Counter(
+            line.split("slow query", 1)[1].split("|", 1)[0][:160]
+            for line in stack.log_path.read_text(errors="replace").splitlines()
+            if "slow query" in line
+        )
+    print(
+        f"{args.users} users, spawn {args.spawn_rate}/s, {args.duration} s, {args.database}, "
+        f"app and locust on this machine; load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"{'request':<18} {'count':>7} {'fail':>6} {'shed':>6} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7} {'max ms':>7} {'req/s':>7}"
+    )
+    shed = {row["Name"]: int(row["Request Count"]) for row in rows if row["Type"] == "SHED"}
     for row in rows:
+        if row["Type"] == "SHED":
+            continue
         print(
             f"{row['Name']:<18} {row['Request Count']:>7} {row['Failure Count']:>6} "
-            f"{row['50%']:>7} {row['95%']:>7} {row['99%']:>7} {float(row['Requests/s']):>7.1f}"
+            f"{shed.get(row['Name'], sum(shed.values()) if row['Name'] == 'Aggregated' else 0):>6} "
+            f"{row['50%']:>7} {row['95%']:>7} {row['99%']:>7} {float(row['Max Response Time']):>7.0f} "
+            f"{float(row['Requests/s']):>7.1f}"
         )
     total = next(row for row in rows if row["Name"] == "Aggregated")
     errors = int(total["Failure Count"]) / max(1, int(total["Request Count"]))
-    print(f"overall: p95 {total['95%']} ms, error rate {errors:.2%}")
+    print(
+        f"overall: p95 {total['95%']} ms, max {float(total['Max Response Time']):.0f} ms, "
+        f"error rate {errors:.2%}, shed (503 + Retry-After) {sum(shed.values())} of "
+        f"{total['Request Count']} ({sum(shed.values()) / max(1, int(total['Request Count'])):.1%})"
+    )
+    print(sampler.report())
+    for line, count in slow_queries.most_common(3):
+        print(f"  slow query, {count}x:{line}")
     for row in failures[:8]:
         print(f"  failed {row['Occurrences']}x {row['Method']} {row['Name']}: {row['Error'][:160]}")
     for line, count in errors_logged.most_common(5):

@@ -16,6 +16,20 @@ class DomainError(Exception):
         self.reason = reason
 
 
+BUSY = "The server is busy; try again in a moment"
+
+
+class Overloaded(DomainError):
+    """The server is saturated (no database connection or lock within the bounded wait): the REST
+    API answers 503 + Retry-After, the web UI says it is busy and retries. Not a refusal: not audited."""
+
+    status_code = 503
+
+    def __init__(self, message: str = BUSY, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(DomainError):
     """Also used for objects the caller may not see, so existence is not leaked."""
 

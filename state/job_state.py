@@ -16,7 +16,7 @@ from services.domain import fleet
 from services.domain.jobs import queue_text
 from services.domain.permissions import Action
 from services.domain.schemas import JobDetail
-from services.errors import DomainError
+from services.errors import DomainError, Overloaded
 from services.infra import live as live_channels
 from services.infra.settings import get_settings
 from state.auth_state import AuthState, login_redirect
@@ -48,10 +48,21 @@ class JobSnapshot:
     role: str = ""
     own: bool = False  # the user launched this job (members may cancel and retry their own)
     points: list[dict[str, float]] = field(default_factory=list)
+    busy: bool = False  # the server was saturated: keep what is shown, say so, the next poll retries
+
+
+BUSY_RETRYING = "The server is busy: retrying…"
 
 
 def load_job(token: str, job_id: int) -> JobSnapshot:
     """Read one job for the user behind `token`, checking the viewer role (blocking; run in a thread)."""
+    try:
+        return _load_job(token, job_id)
+    except Overloaded:
+        return JobSnapshot(busy=True)
+
+
+def _load_job(token: str, job_id: int) -> JobSnapshot:
     actor = optional_web_actor(token)
     if actor is None:
         return JobSnapshot(signed_in=False)
@@ -126,6 +137,7 @@ def load_extras(token: str, job_id: int) -> JobExtras:
 class JobPageState(AuthState):
     page_job_id: int = 0
     not_found: str = ""
+    busy_message: str = ""  # shown above the page while the server sheds load; polling retries
     loaded: bool = False
     job_name: str = ""
     job_state: str = ""
@@ -197,7 +209,10 @@ class JobPageState(AuthState):
         return role_allows(self.role, Action.job_cancel, own=self.own_job)
 
     def _apply(self, snap: JobSnapshot) -> None:
-        self.loaded = True
+        if snap.busy:
+            self.busy_message = BUSY_RETRYING
+            return
+        self.loaded, self.busy_message = True, ""
         if snap.detail is None:
             self.not_found, self.job_state = snap.error, ""
             return

@@ -10,16 +10,23 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.api.overload import LoadShedding, overloaded
 from app.api.routes import admin, auth, callbacks, datasets, jobs, oidc, projects, training
 from app.api.security import SecurityMiddleware
-from services.errors import DomainError
+from services.errors import DomainError, Overloaded
 from services.infra.db import get_engine
 from services.infra.ratelimit import RateLimited
 
 api = FastAPI(title="Vision AI Training Platform API", version="1")
 api.add_middleware(SecurityMiddleware)
 api.add_middleware(oidc.SsoCookie)
+# Outermost (added last): a request past capacity is answered 503 before any other work.
+api.add_middleware(LoadShedding)
+api.add_exception_handler(PoolTimeout, overloaded)
+api.add_exception_handler(OperationalError, overloaded)
 
 
 class ErrorBody(BaseModel):
@@ -31,7 +38,7 @@ class ErrorBody(BaseModel):
 # Every route may be refused with these (see `_domain_error`); documenting them lets clients and the
 # schemathesis test check their shape. A route's own `responses` entry for a code takes precedence.
 DOMAIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429, 503)
 }
 
 v1 = APIRouter(prefix="/api/v1", responses=DOMAIN_ERROR_RESPONSES)
@@ -64,7 +71,8 @@ api.openapi = _openapi  # type: ignore[method-assign]
 
 @api.exception_handler(DomainError)
 async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    limited = isinstance(exc, RateLimited | Overloaded)
+    headers = {"Retry-After": str(exc.retry_after_s)} if limited else None
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
 

@@ -372,6 +372,10 @@ def validation_card() -> rx.Component:
 
 
 def job_page() -> rx.Component:
+    busy = rx.cond(
+        S.busy_message != "",
+        rx.callout(S.busy_message, icon="loader", color_scheme="amber", role="status", id="job-busy"),
+    )
     body = rx.cond(
         S.not_found != "",
         rx.callout(S.not_found, icon="triangle_alert", color_scheme="red", role="alert", id="job-not-found"),
@@ -392,6 +396,7 @@ def job_page() -> rx.Component:
     )
     return page_shell(
         rx.link("← All jobs", href="/", color=tokens.PRIMARY, id="back-to-jobs"),
+        busy,
         body,
         title=rx.cond(S.job_name != "", S.job_name, "Job"),
         username=S.username,

@@ -29,7 +29,7 @@ from sqlmodel import Session
 from services.domain import audit, tokens
 from services.domain.models import Role, User
 from services.domain.permissions import Action, authorize, require_platform_admin
-from services.errors import DomainError, NotFound, PermissionDenied, Unauthorized
+from services.errors import DomainError, NotFound, Overloaded, PermissionDenied, Unauthorized
 from services.infra.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,8 @@ def operation(
                     channel=actor.channel,
                     source_ip=actor.source_ip,
                 )
+    except Overloaded:
+        raise  # not a refusal; and recording it would need the connection that was not to be had
     except DomainError as exc:
         if record is not Audit.none:
             # Not `op.user`: the rollback expired it. The actor carries the id and name.

@@ -1,15 +1,38 @@
-"""Engine and sessions. SQLite by default; `VTP_DATABASE_URL` switches to PostgreSQL unchanged."""
+"""Engine and sessions. SQLite by default; `VTP_DATABASE_URL` switches to PostgreSQL unchanged.
+
+Sized and watched for load (see `app.api.overload`, which admits at most as many API requests at
+once as this pool has connections):
+
+- a bounded wait for a connection (`db_pool_timeout_s`, about a second): past it SQLAlchemy raises
+  its pool `TimeoutError`, which the API answers 503 + Retry-After instead of queueing for 30 s;
+- the pool's checked-out connections are a Prometheus gauge (`vtp_db_pool_checked_out`), so the
+  pool's use over time shows on /metrics;
+- statements slower than `slow_query_ms` are logged with their SQL and counted.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
+from prometheus_client import Counter, Gauge
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
+from services.errors import Overloaded
 from services.infra.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+SLOW_QUERIES = Counter("vtp_db_slow_queries_total", "Statements slower than VTP_SLOW_QUERY_MS.")
+POOL_CHECKED_OUT = Gauge("vtp_db_pool_checked_out", "Connections of the default engine in use now.")
+POOL_SIZE = Gauge("vtp_db_pool_capacity", "Connections the default engine may open (size + overflow).")
 
 
 def _normalise(url: str) -> str:
@@ -19,32 +42,94 @@ def _normalise(url: str) -> str:
     return url
 
 
+def _watch_slow_queries(engine: Engine, threshold_ms: float) -> None:
+    """Log every statement slower than the threshold with its SQL (two clock reads per statement)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        conn.info.setdefault("vtp_query_started", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _end(conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, _many: bool) -> None:
+        elapsed_ms = (time.perf_counter() - conn.info["vtp_query_started"].pop()) * 1000
+        if elapsed_ms > threshold_ms:
+            SLOW_QUERIES.inc()
+            sql = " ".join(statement.split())
+            log.warning("slow query (%.0f ms): %s | params %.200r", elapsed_ms, sql, params)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        started = context.connection.info.get("vtp_query_started") if context.connection is not None else None
+        if started:
+            started.pop()
+
+
 @lru_cache
 def get_engine(url: str | None = None) -> Engine:
-    url = _normalise(url or get_settings().db_url)
+    settings = get_settings()
+    url = _normalise(url or settings.db_url)
+    pool: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_s,
+    }
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if ":memory:" in url or url.rstrip("/") == "sqlite:":
+            pool = {}  # one shared in-memory connection (SingletonThreadPool/StaticPool): no sizing
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-            # WAL lets the web app, the worker and the API read while another process writes.
             cursor = dbapi_connection.cursor()
+            # WAL lets the web app, the worker and the API read while another process writes.
             cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL is still crash-safe (a power loss may drop the last commits, never
+            # corrupt); FULL's fsync per commit made each callback's commit wait on the disk.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            # How long a write waits for another process's write lock; past it the API answers 503.
+            cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
             cursor.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **pool)
+    _watch_slow_queries(engine, settings.slow_query_ms)
+    return engine
+
+
+def _pool_checked_out() -> float:
+    pool = get_engine().pool
+    return float(pool.checkedout()) if hasattr(pool, "checkedout") else 0.0
+
+
+POOL_CHECKED_OUT.set_function(_pool_checked_out)
+POOL_SIZE.set_function(lambda: float(get_settings().db_pool_size + get_settings().db_max_overflow))
+
+
+def is_lock_timeout(exc: OperationalError) -> bool:
+    """SQLite's answer when busy_timeout ran out waiting for another writer."""
+    return "database is locked" in str(exc.orig)
 
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error.
+
+    No connection within the pool timeout, or SQLite's write lock not within its busy timeout, is
+    overload, not a bug: it is raised as `Overloaded` (503 + Retry-After, "busy" in the UI).
+    """
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
+        except PoolTimeout as exc:
+            session.rollback()
+            raise Overloaded() from exc
+        except OperationalError as exc:
+            session.rollback()
+            if is_lock_timeout(exc):
+                raise Overloaded() from exc
+            raise
         except Exception:
             session.rollback()
             raise

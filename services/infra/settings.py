@@ -90,6 +90,31 @@ class Settings(BaseSettings):
     signup_limit_per_ip: str = "20 per hour"
     max_request_bytes: int = Field(default=1024 * 1024, description="Body limit for everything but uploads.")
 
+    # Capacity of one web process (see app/api/overload.py and services/infra/db.py): sized from
+    # bench/load_test.py on 2 cores; raise them with the cores, never above what the database allows.
+    api_max_concurrency: int = Field(
+        default=16, ge=1, description="REST requests (browsing, actions) served at once per web process."
+    )
+    callback_max_concurrency: int = Field(
+        default=8, ge=1, description="Trainer callbacks applied at once per web process (own lane)."
+    )
+    api_queue_wait_s: float = Field(
+        default=1.0, ge=0, description="How long a request waits for a free slot before a 503."
+    )
+    api_retry_after_s: float = Field(default=1.0, ge=1, description="Retry-After sent with a 503.")
+    web_spare_threads: int = Field(
+        default=8, ge=1, description="Worker threads beyond the lanes' slots (Reflex page events)."
+    )
+    db_pool_size: int = Field(default=20, ge=1, description="Connections a process keeps open.")
+    db_max_overflow: int = Field(default=20, ge=0, description="Extra connections opened under load.")
+    db_pool_timeout_s: float = Field(
+        default=1.0, gt=0, description="Longest wait for a free connection; past it the API answers 503."
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000, ge=0, description="Longest wait for SQLite's write lock held by another process."
+    )
+    slow_query_ms: float = Field(default=100.0, ge=0, description="Statements slower than this are logged.")
+
     # Single sign-on with any OpenID Connect provider; an empty issuer switches it off.
     oidc_issuer: str = Field(default="", description="Issuer URL; its discovery document must be reachable.")
     oidc_client_id: str = ""

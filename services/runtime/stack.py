@@ -193,6 +193,10 @@ def children(settings: Settings, *, ray: bool = False) -> list[Child]:
         # URLs, so a second stack from the same checkout must not overwrite it.
         "REFLEX_WEB_WORKDIR": str(data / "web"),
         "REFLEX_STATES_WORKDIR": str(data / "states"),
+        # gunicorn closes an idle keep-alive connection after 2 s by default; clients that pause
+        # 1-3 s between requests then reuse a connection the server is closing (a reset, seen as
+        # errors under load). Keep idle connections longer than any client's pause.
+        "GUNICORN_CMD_ARGS": os.environ.get("GUNICORN_CMD_ARGS", "--keep-alive 65"),
     }
     return [
         *([ray_head(settings, base_env)] if ray else []),
