@@ -45,7 +45,8 @@ class _Publisher:
     """Sends notices from one background thread, so a request that committed a change (a trainer
     callback, say) never waits on Redis, and a slow moment does not drop a notice."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str) -> None:
+        self._url = url
         self._queue: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -59,7 +60,7 @@ class _Publisher:
         self._queue.put(names)
 
     def _run(self) -> None:
-        client = redis.Redis.from_url(get_settings().redis_dsn, socket_timeout=5, socket_connect_timeout=2)
+        client = redis.Redis.from_url(self._url, socket_timeout=5, socket_connect_timeout=2)
         while True:
             names = set(self._queue.get())
             while not self._queue.empty():  # one round trip for everything that is waiting
@@ -77,15 +78,16 @@ class _Publisher:
 
 
 @lru_cache
-def _publisher() -> _Publisher:
-    return _Publisher()
+def _publisher(url: str) -> _Publisher:
+    """One sender per Redis URL (a process talks to one; tests start several in turn)."""
+    return _Publisher(url)
 
 
 def publish(channels: Iterable[str]) -> None:
     """Tell watching pages that these channels changed (sent in the background). Never raises."""
     names = sorted(set(channels))
     if names:
-        _publisher().put(names)
+        _publisher(get_settings().redis_dsn).put(names)
 
 
 class Hub:
