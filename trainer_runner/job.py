@@ -29,7 +29,7 @@ from trainer_runner.logs import TailHandler, configure_logging
 from trainer_runner.outbox import OUTBOX_DIR, CallbackOutbox
 from trainer_runner.plugins import JobContext, get_plugin, primary_device, resolve_device
 from trainer_runner.predictions import SAMPLE_IMAGES, draw
-from trainer_runner.schemas import CallbackError, CallbackEvent, StartJobRequest
+from trainer_runner.schemas import CallbackError, CallbackEvent, EventState, EventType, StartJobRequest
 from trainer_runner.settings import TrainerSettings
 from trainer_runner.storage import (
     S3Uri,
@@ -132,7 +132,7 @@ class JobRunner:
         return self.settings.s3_retry_budget_s
 
     # -- reporting ---------------------------------------------------------------------------
-    def _event(self, type_: str, state: str = "running", **fields: Any) -> CallbackEvent:
+    def _event(self, type_: EventType, state: EventState = "running", **fields: Any) -> CallbackEvent:
         """Every event carries the MLflow run id once it is known: training does not wait for
         MLflow to create the run (importing its client alone takes a second of CPU)."""
         if self.tracker is not None:
@@ -262,7 +262,8 @@ class JobRunner:
             },
         )
 
-        state, error, heartbeat = "failed", None, None
+        state: EventState = "failed"
+        error, heartbeat = None, None
         artifacts: dict[str, Path] = {}
         final_metrics: dict[str, float] = {}
         try:
@@ -443,7 +444,7 @@ class JobRunner:
 
     def _finish(
         self,
-        state: str,
+        state: EventState,
         error: CallbackError | None,
         artifacts: dict[str, Path],
         metrics: dict[str, float],

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field
 JobState = Literal["accepted", "running", "succeeded", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 EventType = Literal["started", "heartbeat", "epoch", "finished"]
+EventState = Literal["running", "succeeded", "failed", "cancelled"]
 # lost (v1.4): the attempt's process or node died without reporting; resume from the checkpoint.
 ErrorKind = Literal["transient", "permanent", "user", "lost"]
 PROTOCOL_VERSION = "1.4"
@@ -114,7 +115,7 @@ class CallbackEvent(BaseModel):
     job_id: str
     attempt: int
     type: EventType
-    state: Literal["running", "succeeded", "failed", "cancelled"]
+    state: EventState
     epoch: int | None = None
     total_epochs: int | None = None
     metrics: dict[str, float] | None = None

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from services.domain import catalog, datasets, fleet
-from services.domain.models import Job, JobEvent, JobMetric, JobState, Project, User, utcnow
+from services.domain.models import Job, JobEvent, JobMetric, JobState, Project, User, id_of, utcnow
 from services.errors import Conflict, InvalidInput, NotFound
 from services.infra import storage
 from services.infra.signing import new_secret
@@ -64,7 +64,7 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
     session.add(job)
     session.add(
         JobEvent(
-            job_id=job.id,
+            job_id=id_of(job),
             event_id=f"state-{current.value}-{new.value}-{job.attempt}-{now.timestamp()}",
             type="state",
             payload={"from": current.value, "to": new.value, "reason": reason},
@@ -122,8 +122,8 @@ def new_job(
     asks = fleet.parse_resources(resources)
     job = Job(
         project_id=project_id,
-        dataset_version_id=version.id,
-        created_by=user.id,
+        dataset_version_id=id_of(version),
+        created_by=id_of(user),
         name=(name.strip() or f"{model.removesuffix('.yaml')} on dataset v{version.version}")[:120],
         framework=framework,
         task=task,
@@ -166,11 +166,13 @@ def list_jobs(session: Session, *, project_id: int, limit: int = 200) -> list[Jo
 
 
 def metrics_for(session: Session, *, job_id: int) -> list[JobMetric]:
-    return list(session.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.epoch)))
+    return list(
+        session.exec(select(JobMetric).where(JobMetric.job_id == job_id).order_by(col(JobMetric.epoch)))
+    )
 
 
 def last_checkpoint_uri(job: Job) -> str:
-    return storage.uri(storage.job_prefix(job.project_id, job.id) + "checkpoints/last.pt")
+    return storage.uri(storage.job_prefix(job.project_id, id_of(job)) + "checkpoints/last.pt")
 
 
 def _in_queue_order(*columns: Any) -> Any:
@@ -228,7 +230,7 @@ def dispatch_spec(
         "hyperparameters": job.hyperparameters,
         "device": job.device,
         "dataset_uri": dataset_uri,
-        "output_uri": storage.uri(storage.job_prefix(job.project_id, job.id)),
+        "output_uri": storage.uri(storage.job_prefix(job.project_id, id_of(job))),
         "resume_from_uri": resume_from_uri,
         "callback_url": callback_url,
         "callback_secret": job.callback_secret,
@@ -278,7 +280,7 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
             select(JobMetric).where(JobMetric.job_id == job.id, JobMetric.epoch == epoch)
         ).first()
         if stored is None:
-            session.add(JobMetric(job_id=job.id, epoch=epoch, metrics=metrics))
+            session.add(JobMetric(job_id=id_of(job), epoch=epoch, metrics=metrics))
         else:
             stored.metrics = metrics
             session.add(stored)
@@ -294,7 +296,7 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
             job.error_message = (error.get("message") or "")[:2000] or None
             transition(session, job, JobState(event["state"]), reason="trainer finished")
     session.add(job)
-    session.add(JobEvent(job_id=job.id, event_id=event_id, type=kind, payload=_slim(event)))
+    session.add(JobEvent(job_id=id_of(job), event_id=event_id, type=kind, payload=_slim(event)))
     try:
         session.flush()
     except IntegrityError:
@@ -363,7 +365,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
     new = Job(
         project_id=job.project_id,
         dataset_version_id=job.dataset_version_id,
-        created_by=user.id,
+        created_by=id_of(user),
         name=f"{job.name} ({verb} of #{job.id})"[:120],
         framework=job.framework,
         task=job.task,
@@ -378,15 +380,15 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
     session.add(new)
     session.flush()
     if resume:
-        target = storage.job_prefix(new.project_id, new.id) + "checkpoints/last.pt"
+        target = storage.job_prefix(new.project_id, id_of(new)) + "checkpoints/last.pt"
         storage.copy(checkpoint, target)
-        for metric in metrics_for(session, job_id=job.id):
-            session.add(JobMetric(job_id=new.id, epoch=metric.epoch, metrics=dict(metric.metrics)))
+        for metric in metrics_for(session, job_id=id_of(job)):
+            session.add(JobMetric(job_id=id_of(new), epoch=metric.epoch, metrics=dict(metric.metrics)))
         new.current_epoch = job.current_epoch
         new.checkpoint_epoch = job.checkpoint_epoch
     session.add(
         JobEvent(
-            job_id=new.id,
+            job_id=id_of(new),
             event_id=f"{verb}-of-{job.id}",
             type="state",
             payload={"from": None, "to": "queued", "reason": f"{verb} of job {job.id} by {user.username}"},

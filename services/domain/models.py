@@ -22,6 +22,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def id_of(row: SQLModel) -> int:
+    """A stored row's primary key. Ids are None only before the first flush, which is a bug here."""
+    found = getattr(row, "id", None)
+    if not isinstance(found, int):
+        raise ValueError(f"{type(row).__name__} has no id yet: flush it first")
+    return found
+
+
 class Role(StrEnum):
     owner = "owner"
     admin = "admin"

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.domain.fleet import Resources
-from services.domain.models import MAX_QUOTA, DatasetVersion, Job, JobMetric, Project
+from services.domain.models import MAX_QUOTA, DatasetVersion, Job, JobMetric, Project, id_of
 
 
 class LoginRequest(BaseModel):
@@ -45,7 +45,7 @@ class ProjectPublic(BaseModel):
     @classmethod
     def of(cls, project: Project, role: str) -> ProjectPublic:
         return cls(
-            id=project.id,
+            id=id_of(project),
             name=project.name,
             description=project.description,
             role=role,

@@ -8,9 +8,10 @@ costs one quick refusal per job instead of a timeout each (docs/failure-handling
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from circuitbreaker import CircuitBreaker, CircuitBreakerError
@@ -78,14 +79,14 @@ class TrainerClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One call through the breaker; only transport failures (no answer) count against it."""
 
-        @breaker()
         async def send() -> httpx.Response:
             if self.http is not None:
                 return await self.http.request(method, path, **kwargs)
             async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
                 return await client.request(method, path, **kwargs)
 
-        return await send()
+        guarded = cast(Callable[[], Awaitable[httpx.Response]], breaker()(send))
+        return await guarded()
 
     async def capacity(self) -> dict[str, Any] | None:
         """GET /capacity (v1.4): nodes and what each has free; None from a trainer before v1.4."""
@@ -103,7 +104,7 @@ class TrainerClient:
         if 400 <= response.status_code < 500:
             raise TrainerRejected(f"trainer refused the job ({response.status_code}): {response.text[:500]}")
         response.raise_for_status()
-        return response.json()
+        return _object(response)
 
     async def job_status(self, job_id: int) -> dict[str, Any] | None:
         """The trainer's view of a job (`state`, `attempt`, `epoch`); None if it does not know it."""
@@ -111,7 +112,7 @@ class TrainerClient:
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        return response.json()
+        return _object(response)
 
     async def cancel_job(self, job_id: int) -> None:
         response = await self._request("POST", f"/jobs/{job_id}/cancel")
@@ -135,8 +136,8 @@ class TrainerClient:
         with httpx.Client(base_url=self.base_url, timeout=self.timeout_s) as client:
             response = client.get("/plugins")
         response.raise_for_status()
-        body = response.json()
-        if not isinstance(body, dict) or not isinstance(body.get("frameworks"), list):
+        body = _object(response)
+        if not isinstance(body.get("frameworks"), list):
             raise ValueError("trainer /plugins answered something that is not a catalogue")
         return body
 
@@ -146,7 +147,7 @@ class TrainerClient:
         with httpx.Client(base_url=self.base_url, timeout=max(self.timeout_s, 300.0)) as client:
             response = client.post("/export", json=body)
         _raise_for_trainer(response)
-        return response.json()
+        return _object(response)
 
     def predict_sync(self, *, model_uri: str, image_uri: str, conf: float = 0.25) -> dict[str, Any]:
         """POST /predict: boxes/classes/scores (or class probabilities) for one image."""
@@ -154,7 +155,15 @@ class TrainerClient:
         with httpx.Client(base_url=self.base_url, timeout=max(self.timeout_s, 120.0)) as client:
             response = client.post("/predict", json=body)
         _raise_for_trainer(response)
-        return response.json()
+        return _object(response)
+
+
+def _object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object; anything else means the URL is not a trainer."""
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ValueError(f"the trainer answered {type(body).__name__}, not a JSON object")
+    return body
 
 
 def _raise_for_trainer(response: httpx.Response) -> None:

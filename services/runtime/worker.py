@@ -20,7 +20,7 @@ from arq.cron import cron
 from sqlmodel import Session
 
 from services.domain import jobs
-from services.domain.models import Job, JobState, utcnow
+from services.domain.models import Job, JobState, id_of, utcnow
 from services.infra.db import session_scope
 from services.infra.queue import QUEUE_NAME, redis_settings, wake
 from services.infra.settings import get_settings
@@ -50,7 +50,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
     client: TrainerClient = ctx["trainer"]
     cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
     with session_scope() as session:
-        silent = [(j.id, j.attempt) for j in jobs.silent_jobs(session, silent_since=cutoff)]
+        silent = [(id_of(j), j.attempt) for j in jobs.silent_jobs(session, silent_since=cutoff)]
     if not silent:
         return None  # nothing to do: keep the worker's log quiet
     views = {job_id: await _trainer_view(client, job_id) for job_id, _ in silent}

@@ -24,7 +24,7 @@ def load_plugin(ref: str) -> TrainerPlugin:
     module_name, _, attr = ref.strip().partition(":")
     if not module_name or not attr:
         raise ValueError(f"plugin reference {ref!r} is not 'module:Name'")
-    plugin = getattr(importlib.import_module(module_name), attr)()
+    plugin: TrainerPlugin = getattr(importlib.import_module(module_name), attr)()
     for needed in ("name", "spec", "validate", "train"):
         if not hasattr(plugin, needed):
             raise TypeError(f"plugin {ref!r} has no {needed!r}: see docs/plugins.md")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trainer_runner.errors import JobCancelled, UserError
 from trainer_runner.plugins.base import ExportResult, JobContext
@@ -56,8 +56,10 @@ class TemplatePlugin:
         imgsz, nc = int(hyper["imgsz"]), len(ctx.classes)
         train = FolderDataset(ctx.dataset_root / "train", imgsz, mean, std, 0.5)
         val = FolderDataset(ctx.dataset_root / "val", imgsz, mean, std, 0.0)
-        train_dl = torch.utils.data.DataLoader(train, batch_size=int(hyper["batch"]), shuffle=True)
-        val_dl = torch.utils.data.DataLoader(val, batch_size=int(hyper["batch"]))
+        train_dl: Any = torch.utils.data.DataLoader(
+            cast(Any, train), batch_size=int(hyper["batch"]), shuffle=True
+        )
+        val_dl: Any = torch.utils.data.DataLoader(cast(Any, val), batch_size=int(hyper["batch"]))
         model = _tiny_cnn(nc)
         start = 0
         if ctx.resume_checkpoint is not None:  # resume: continue after the saved epoch

@@ -13,7 +13,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trainer_runner.errors import JobCancelled
 from trainer_runner.plugins.base import ExportResult, JobContext, primary_device
@@ -109,10 +109,11 @@ class TimmPlugin:
         train_ds = FolderDataset(ctx.dataset_root / "train", imgsz, mean, std, float(hyper["fliplr"]))
         val_ds = FolderDataset(ctx.dataset_root / "val", imgsz, mean, std, 0.0)
         generator = torch.Generator().manual_seed(int(hyper["seed"]))
-        train_dl = torch.utils.data.DataLoader(
-            train_ds, batch_size=int(hyper["batch"]), shuffle=True, generator=generator
+        # FolderDataset is a map-style dataset (len + getitem) without importing torch at module load.
+        train_dl: Any = torch.utils.data.DataLoader(
+            cast(Any, train_ds), batch_size=int(hyper["batch"]), shuffle=True, generator=generator
         )
-        val_dl = torch.utils.data.DataLoader(val_ds, batch_size=int(hyper["batch"]))
+        val_dl: Any = torch.utils.data.DataLoader(cast(Any, val_ds), batch_size=int(hyper["batch"]))
 
         epochs = int(hyper["epochs"])
         lr0, wd = float(hyper["lr0"]), float(hyper["weight_decay"])
@@ -230,7 +231,8 @@ class TimmPlugin:
                 )
             elif fmt == "torchscript":
                 with torch.no_grad():
-                    torch.jit.trace(loaded.model, x).save(str(target))
+                    traced = torch.jit.trace(loaded.model, x)  # type: ignore[no-untyped-call]
+                    traced.save(str(target))
             else:
                 raise FieldError(("formats",), f"unsupported format {fmt!r}", list(SPEC.export_formats))
             results.append(ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x))))
@@ -291,8 +293,8 @@ class FolderDataset:
         from PIL import Image, ImageOps
 
         path, label = self.samples[index]
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
             if self.flip and random.random() < self.flip:
                 image = ImageOps.mirror(image)
             return _to_tensor(image, self.imgsz, self.mean, self.std), label
