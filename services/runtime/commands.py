@@ -1,4 +1,4 @@
-"""The backend's commands on the one `vtp` app: `up`, `migrate`, `set-password`.
+"""The backend's commands on the one `vtp` app: `up`, `migrate`, `set-password`, `backup`, `restore`.
 
 `vtp` is the client's command line (`vtp_client.cli`: login, datasets, train, jobs, ...). The
 backend adds these through the `vtp.commands` entry point (pyproject.toml). This module stays
@@ -50,3 +50,43 @@ def register(app: typer.Typer) -> None:
         from services.runtime import cli
 
         raise typer.Exit(cli.set_password(username))
+
+    @app.command(
+        "backup",
+        epilog=example(
+            "vtp backup /backups/vtp",
+            "vtp backup /backups/vtp --keep 14",
+            "vtp backup /backups/vtp --schedule --every 3600 --keep 48",
+        ),
+    )
+    def backup_command(
+        dest: Annotated[str, typer.Argument(help="Backup directory; its snapshots share one object store.")],
+        schedule: Annotated[
+            bool, typer.Option(help="Keep running: one backup every --every seconds.")
+        ] = False,
+        every: Annotated[float, typer.Option(help="Seconds between scheduled backups.")] = 3600.0,
+        keep: Annotated[
+            int, typer.Option(help="Keep only the newest N snapshots (0: all; 7 with --schedule).")
+        ] = 0,
+    ) -> None:
+        """Back up the database, the bucket and MLflow's store into DEST, while the platform runs."""
+        from services.runtime import cli
+
+        raise typer.Exit(cli.backup_run(dest, schedule=schedule, every_s=every, keep=keep))
+
+    @app.command(
+        "restore",
+        epilog=example(
+            "VTP_DATA_DIR=/srv/vtp-new vtp restore /backups/vtp\nvtp restore /backups/vtp --verify-only"
+        ),
+    )
+    def restore_command(
+        src: Annotated[
+            str, typer.Argument(help="A backup directory (its newest snapshot) or one snapshot in it.")
+        ],
+        verify_only: Annotated[bool, typer.Option(help="Check every checksum; restore nothing.")] = False,
+    ) -> None:
+        """Rebuild a fresh data directory (or an empty database and bucket) from a backup."""
+        from services.runtime import cli
+
+        raise typer.Exit(cli.restore_run(src, verify_only=verify_only))
