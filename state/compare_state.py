@@ -14,7 +14,7 @@ from services.errors import DomainError
 from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import format_time
-from state.training_helpers import project_from_path
+from state.page_helpers import project_from_path
 
 COMPARE_ROUTE = "/projects/[project_id]/compare"
 PAGE_SIZE = 25

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from components.charts import flatten_points, metrics_figure
+from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
 from services.actions import views
 from services.domain import jobs as job_service
@@ -19,9 +20,9 @@ from services.errors import DomainError
 from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
-from state.page_helpers import role_allows
+from state.page_helpers import human_bytes, role_allows
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
-from state.training_helpers import human_size, mlflow_run_url, per_class_rows, staleness
+from state.training_helpers import mlflow_run_url, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
 
@@ -87,7 +88,8 @@ class JobExtras:
     signed_in: bool = True
     error: str = ""
     epoch: int | None = None
-    per_class: list[dict[str, str]] = field(default_factory=list)
+    per_class_headers: list[str] = field(default_factory=list)
+    per_class: list[list[str]] = field(default_factory=list)
     confusion: dict | None = None
     pr_curve: dict | None = None
     gallery: list[dict[str, str]] = field(default_factory=list)
@@ -126,7 +128,7 @@ def load_extras(token: str, job_id: int) -> JobExtras:
             artifacts = [
                 {
                     "name": r["key"],
-                    "size": human_size(r["size"]),
+                    "size": human_bytes(r["size"]),
                     "kind": r["kind"],
                     "url": model_ops.download_url(session, key=r["key"], **args),
                 }
@@ -152,7 +154,8 @@ def load_extras(token: str, job_id: int) -> JobExtras:
     url = mlflow_run_url(get_settings().mlflow_uri, run_id, _mlflow_experiment(run_id) if run_id else None)
     return JobExtras(
         epoch=docs.epoch,
-        per_class=per_class_rows(docs.per_class),
+        per_class_headers=per_class_headers(detail.task, docs.per_class),
+        per_class=per_class_table(detail.task, docs.per_class),
         confusion=docs.confusion_matrix,
         pr_curve=docs.pr_curve,
         gallery=gallery,
@@ -182,6 +185,7 @@ class JobPageState(AuthState):
     job_name: str = ""
     job_state: str = ""
     model: str = ""
+    task: str = ""
     epoch_text: str = ""
     checkpoint_text: str = ""
     device: str = ""
@@ -200,7 +204,8 @@ class JobPageState(AuthState):
     retrying: bool = False
     retry_message: str = ""
     validation_epoch: str = ""
-    per_class: list[dict[str, str]] = []
+    per_class_headers: list[str] = []
+    per_class: list[list[str]] = []
     confusion_figure: go.Figure = empty_figure("No confusion matrix yet")
     pr_figure: go.Figure = empty_figure("No precision-recall curve yet")
     has_confusion: bool = False
@@ -222,7 +227,11 @@ class JobPageState(AuthState):
 
     @rx.var
     def figure(self) -> go.Figure:
-        return metrics_figure(self.points)
+        return metrics_figure(self.points, self.task)
+
+    @rx.var
+    def chart_title(self) -> str:
+        return chart_title(self.task)
 
     @rx.var
     def finished(self) -> bool:
@@ -253,6 +262,7 @@ class JobPageState(AuthState):
         job = snap.detail
         self.not_found = ""
         self.job_name, self.job_state, self.model, self.role = job.name, job.state, job.model, snap.role
+        self.task = job.task
         self.own_job = snap.own
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
         self.checkpoint_text = checkpoint_progress(job.checkpoint_epoch)
@@ -268,7 +278,7 @@ class JobPageState(AuthState):
 
     def _apply_extras(self, extras: JobExtras) -> None:
         self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)
-        self.per_class = extras.per_class
+        self.per_class_headers, self.per_class = extras.per_class_headers, extras.per_class
         self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
         self.confusion_figure = confusion_matrix_figure(extras.confusion)
         self.pr_figure = pr_curve_figure(extras.pr_curve)

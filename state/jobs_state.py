@@ -13,8 +13,9 @@ from services.errors import DomainError
 from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.formatting import epoch_progress, format_time
+from state.page_helpers import project_from_path
 from state.polling import DisconnectTimer, client_connected, route_id
-from state.training_helpers import project_from_path, queue_text
+from state.training_helpers import queue_text
 
 JOBS_ROUTE = "/projects/[project_id]/jobs"
 _JOBS_ROUTE_ID = route_id(JOBS_ROUTE)

@@ -15,13 +15,13 @@ from services.infra.db import session_scope
 from services.infra.queue import enqueue_dispatch
 from state.auth_state import AuthState, login_redirect, resolve_user
 from state.dashboard_state import _create_job
+from state.page_helpers import project_from_path
 from state.training_helpers import (
     error_field,
     form_errors,
     form_hyperparameters,
     param_choices,
     param_fields,
-    project_from_path,
 )
 
 TRAIN_ROUTE = "/projects/[project_id]/train"
