@@ -7,13 +7,15 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import views
+from components.project_card import ProjectCardData
+from services.actions import overview, views
+from services.actions.core import Actor
 from services.domain import jobs as job_service
 from services.domain.permissions import Action, authorize
 from services.errors import DomainError
 from services.infra.db import session_scope
 from state.auth_state import AuthState, login_redirect, resolve_user
-from state.formatting import dataset_option, dataset_row, job_row
+from state.formatting import dataset_option, dataset_row, job_row, project_card
 from state.page_helpers import role_allows
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
 
@@ -45,6 +47,7 @@ def _jobs_rows(token: str, project_id: int) -> list[dict[str, str]] | None:
 
 class DashboardState(AuthState):
     projects: list[dict[str, str]] = []
+    project_cards: list[ProjectCardData] = []
     selected_project_id: str = ""
     project_role: str = ""
     datasets: list[dict[str, str]] = []
@@ -89,12 +92,14 @@ class DashboardState(AuthState):
             user = self._current_user(session)
             if user is None:
                 return login_redirect(self.router.url.path)
+            actor = Actor.of(user, channel="web")
             projects = views.user_projects(session, user=user)
             self.projects = [{"value": str(p.id), "label": p.name, "role": p.role} for p in projects]
             ids = [p["value"] for p in self.projects]
             if self.selected_project_id not in ids:
                 self.selected_project_id = ids[0] if ids else ""
             self._load_project(session, user)
+        self.project_cards = [project_card(p) for p in overview.project_overviews(actor)]
         self._watch_generation += 1
         return DashboardState.watch_jobs(self._watch_generation)
 
