@@ -51,7 +51,7 @@ def dataset_row(version: DatasetVersionPublic) -> dict[str, str]:
 def dataset_option(version: DatasetVersionPublic) -> dict[str, str]:
     return {
         "value": str(version.id),
-        "label": f"{version.name} v{version.version} ({version.num_images} images)",
+        "label": f"{version.name} v{version.version} ({plural(version.num_images, 'image')})",
     }
 
 

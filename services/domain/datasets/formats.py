@@ -102,7 +102,14 @@ class ImageReader:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             self.report.error(name, f"image is too large to decode safely ({exc})")
             return None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except UnidentifiedImageError:
+            # Pillow's own text names its in-memory buffer ("<_io.BytesIO object at 0x...>"),
+            # which tells the user nothing: say what is wrong with their file instead.
+            self.report.error(
+                name, "corrupt or unreadable image (no image format recognised): replace or remove it"
+            )
+            return None
+        except (OSError, SyntaxError, ValueError) as exc:
             self.report.error(name, f"corrupt or unreadable image ({exc}): replace or remove it")
             return None
         digest = hashlib.sha256(data).hexdigest()
