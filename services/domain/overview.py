@@ -11,9 +11,11 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
+from services.domain.datasets import list_datasets, thumbnails
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, Role, User
 from services.domain.permissions import RANK
 from services.domain.projects import projects_for
+from services.infra import storage
 
 ACTIVE_STATES = (JobState.dispatching, JobState.running)
 FACES = 5  # avatars shown per card; the rest are counted
@@ -120,3 +122,95 @@ def project_overviews(session: Session, *, user: User) -> list[ProjectOverview]:
             )
         )
     return overviews
+
+
+class RunContext(BaseModel):
+    """What a run's card shows besides the run itself: its data and who launched it."""
+
+    job_id: int
+    dataset: str  # "shapes v2"
+    owner: MemberFace
+
+
+def run_contexts(session: Session, *, project_id: int, job_ids: list[int]) -> dict[int, RunContext]:
+    """Dataset name/version and owner face of the project's runs `job_ids` (one query).
+
+    The caller authorizes reading the project's jobs; runs of other projects are left out.
+    """
+    if not job_ids:
+        return {}
+    rows = session.exec(
+        select(Job.id, Dataset.name, DatasetVersion.version, User)
+        .join(DatasetVersion, col(DatasetVersion.id) == Job.dataset_version_id)
+        .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id)
+        .join(User, col(User.id) == Job.created_by)
+        .where(Job.project_id == project_id, col(Job.id).in_(job_ids))
+    ).all()
+    return {
+        job_id: RunContext(
+            job_id=job_id,
+            dataset=f"{name} v{version}",
+            owner=MemberFace(
+                username=owner.username, avatar_name=owner.avatar_name, badge_color=owner.badge_color, role=""
+            ),
+        )
+        for job_id, name, version, owner in rows
+        if job_id is not None
+    }
+
+
+class PreviewImage(BaseModel):
+    """One thumbnail of a dataset preview, drawn with its boxes as the gallery draws them."""
+
+    path: str
+    caption: str  # "circle, square · 2 objects"
+    jpeg: bytes
+
+
+class DatasetPreview(BaseModel):
+    dataset_id: int
+    name: str
+    version: int
+    task: str
+    num_images: int
+    classes: list[str]
+    images: list[PreviewImage]
+
+
+PREVIEW_DATASETS = 12  # newest datasets previewed on one page; the list below names them all
+PREVIEW_IMAGES = 4
+
+
+def dataset_previews(
+    session: Session, *, project_id: int, images: int = PREVIEW_IMAGES, limit: int = PREVIEW_DATASETS
+) -> list[DatasetPreview]:
+    """The first `images` thumbnails of each dataset's latest version (the caller authorizes).
+
+    Thumbnails come from services.domain.datasets.thumbnails, the gallery's own renderer, so a
+    preview and the gallery draw the same boxes in the same class colours.
+    """
+    previews = []
+    for dataset, version in list_datasets(session, project_id=project_id)[:limit]:
+        _count, items = thumbnails.gallery_page(version, limit=images) if version.num_images else (0, [])
+        shown = [
+            PreviewImage(
+                path=item["path"],
+                caption=(", ".join(item["classes"]) or "no objects")
+                + f" · {item['num_objects']} object{'' if item['num_objects'] == 1 else 's'}",
+                jpeg=storage.get_bytes(item["thumbnail_uri"]),
+            )
+            for item in items
+        ]
+        assert dataset.id is not None
+        previews.append(
+            DatasetPreview(
+                dataset_id=dataset.id,
+                name=dataset.name,
+                version=version.version,
+                task=version.task,
+                num_images=version.num_images,
+                classes=list(version.classes),
+                images=shown,
+            )
+        )
+    return previews
