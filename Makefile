@@ -42,7 +42,7 @@ install: $(VENV)/.installed $(BUN) $(AXE) $(OIDC) .tools/.system
 	fi
 	@touch $@
 
-# torch/torchvision first, pinned to the builds ENVIRONMENT.md says lie on this machine's disk.
+# torch/torchvision first, pinned to the builds the machine's package cache holds (a CUDA build that runs on CPU too).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

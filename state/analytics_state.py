@@ -9,20 +9,19 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from components.training_charts import empty_figure, grouped_bars
+from services.actions import experiments as usage_actions
+from services.actions.core import optional_web_actor
 from services.domain import experiments
-from services.infra.db import session_scope
-from state.auth_state import AuthState, login_redirect, resolve_user
+from state.auth_state import AuthState, login_redirect
 
 ANALYTICS_ROUTE = "/analytics"
 
 
 def load_usage(token: str, group_by: str, days: int) -> dict[str, Any]:
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return {"signed_in": False}
-        usage = experiments.analytics(session, user=user, group_by=group_by, days=days)
-        admin = user.is_platform_admin
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    usage, admin = usage_actions.analytics(actor, group_by=group_by, days=days)
     return {"signed_in": True, "usage": usage, "admin": admin}
 
 
@@ -101,8 +100,7 @@ class AnalyticsState(AuthState):
     @rx.event(background=True)
     async def load(self):
         async with self:
-            with session_scope() as session:
-                self._current_user(session)
+            self._refresh_user()
         return await self._reload()
 
     @rx.event(background=True)

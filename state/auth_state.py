@@ -8,7 +8,9 @@ import reflex as rx
 from sqlmodel import Session
 
 from components import tokens
+from services.actions.core import Actor, web_user
 from services.domain import auth, oidc
+from services.domain import tokens as credentials
 from services.domain.auth import safe_next
 from services.domain.models import User
 from services.errors import DomainError, Unauthorized
@@ -20,7 +22,7 @@ def resolve_user(session: Session, token: str) -> User | None:
     if not token:
         return None
     try:
-        return tokens.user_for_session(session, token)
+        return credentials.user_for_session(session, token)
     except Unauthorized:
         return None
 
@@ -56,6 +58,20 @@ class AuthState(rx.State):
             self.user_id, self.username = user.id, user.username
             self.avatar_name, self.badge_color = user.avatar_name, user.badge_color
 
+    def _refresh_user(self) -> Actor | None:
+        """Resolve the token (one quick read) and refresh the displayed user; None when signed out.
+
+        Blocking: background events call it outside `async with self` or accept the short read.
+        """
+        found = web_user(self.token)
+        if found is None:
+            self._remember(None)
+            return None
+        assert found.actor.user_id is not None
+        self.user_id, self.username = found.actor.user_id, found.actor.username
+        self.avatar_name, self.badge_color = found.avatar_name, found.badge_color
+        return found.actor
+
     def _current_user(self, session: Session) -> User | None:
         """Resolve the token and refresh the displayed user (call inside a state lock)."""
         user = resolve_user(session, self.token)
@@ -72,7 +88,7 @@ class AuthState(rx.State):
         try:
             with session_scope() as session:
                 user = auth.authenticate(session, username=username, password=password)
-                token = tokens.issue_session(session, user=user)
+                token = credentials.issue_session(session, user=user)
                 self._remember(user)
         except DomainError as exc:
             self.login_error = exc.message
@@ -85,7 +101,7 @@ class AuthState(rx.State):
     def sign_out(self):
         if self.token:
             with session_scope() as session:
-                tokens.revoke_session(session, self.token)
+                credentials.revoke_session(session, self.token)
         self.token = ""
         self._remember(None)
         return rx.redirect("/login")
@@ -101,7 +117,7 @@ class AuthState(rx.State):
         with session_scope() as session:
             if code := query.get("sso"):
                 try:
-                    user, self.token = tokens.redeem_handoff(session, code)
+                    user, self.token = credentials.redeem_handoff(session, code)
                 except DomainError as exc:
                     self.login_error = exc.message
                     return

@@ -10,12 +10,12 @@ import reflex as rx
 
 from components.experiment_card import ExperimentCardData, experiment_card_data
 from components.training_charts import compare_figure, empty_figure, parallel_figure
+from services.actions import experiments as runs_actions
 from services.actions import overview
-from services.actions.core import web_actor
+from services.actions.core import optional_web_actor
 from services.domain import experiments
 from services.errors import DomainError
-from services.infra.db import session_scope
-from state.auth_state import AuthState, login_redirect, resolve_user
+from state.auth_state import AuthState, login_redirect
 from state.formatting import format_time
 from state.page_helpers import project_from_path
 
@@ -24,13 +24,10 @@ PAGE_SIZE = 25
 
 
 def load_runs(token: str, project_id: int, search: str, state: str) -> dict[str, Any]:
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return {"signed_in": False}
-        runs = experiments.list_runs(
-            session, user=user, project_id=project_id, search=search, states=[state] if state else None
-        )
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    runs = runs_actions.runs(actor, project_id=project_id, search=search, states=[state] if state else None)
     rows = [
         {
             "id": str(r["id"]),
@@ -47,16 +44,15 @@ def load_runs(token: str, project_id: int, search: str, state: str) -> dict[str,
 
 def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, Any]:
     """All chosen runs' metrics in two queries (services.domain.experiments.compare_runs)."""
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return {"signed_in": False}
-        found = experiments.compare_runs(session, user=user, project_id=project_id, job_ids=ids)
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    found = runs_actions.compare(actor, project_id=project_id, job_ids=ids)
     final = experiments.final_metrics(found.curves)
     for run in found.runs:
         run["final"] = final.get(run["id"], {})
     ids = [int(r["id"]) for r in found.runs]
-    contexts = overview.run_contexts(web_actor(token), project_id=project_id, job_ids=ids)
+    contexts = overview.run_contexts(actor, project_id=project_id, job_ids=ids)
     cards = []
     for run in found.runs:
         context = contexts.get(int(run["id"]))
@@ -155,8 +151,7 @@ class CompareState(AuthState):
                 self.curves_figure = empty_figure("Pick two or more runs to compare")
                 self.parallel = empty_figure("Pick runs to compare")
             self.project_id = project_id
-            with session_scope() as session:
-                self._current_user(session)
+            self._refresh_user()
         return await self._load_runs()
 
     @rx.event(background=True)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import reflex as rx
 
 from components.project_card import ProjectCardData
-from services.actions import overview, views
-from services.actions.core import Actor
-from services.domain import jobs as job_service
-from services.domain.permissions import Action, authorize
+from services.actions import jobs, overview
+from services.actions.core import Actor, optional_web_actor
+from services.domain.permissions import Action
 from services.errors import DomainError
-from services.infra.db import session_scope
-from state.auth_state import AuthState, login_redirect, resolve_user
-from state.formatting import dataset_option, dataset_row, job_row, project_card
+from state.auth_state import AuthState, login_redirect
+from state.formatting import dataset_row, job_row, project_card
 from state.page_helpers import role_allows
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
 
@@ -24,25 +21,11 @@ DASHBOARD_ROUTE = "/"
 _DASHBOARD_ROUTE_ID = route_id(DASHBOARD_ROUTE)
 
 
-def _create_job(token: str, project_id: int, request: dict[str, Any]) -> tuple[int, int]:
-    """Create and commit a queued job; returns (job id, attempt)."""
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            raise DomainError("Your session has ended: sign in again")
-        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
-        job = job_service.create_job(session, project_id=project_id, user=user, **request)
-        assert job.id is not None
-        return job.id, job.attempt
-
-
 def _jobs_rows(token: str, project_id: int) -> list[dict[str, str]] | None:
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return None
-        authorize(session, user=user, project_id=project_id, action=Action.project_read)
-        return [job_row(j) for j in views.project_jobs(session, project_id=project_id)]
+    actor = optional_web_actor(token)
+    if actor is None:
+        return None
+    return [job_row(j) for j in jobs.project_jobs(actor, project_id=project_id)]
 
 
 class DashboardState(AuthState):
@@ -51,11 +34,8 @@ class DashboardState(AuthState):
     selected_project_id: str = ""
     project_role: str = ""
     datasets: list[dict[str, str]] = []
-    dataset_options: list[dict[str, str]] = []
     jobs: list[dict[str, str]] = []
     load_error: str = ""
-    form_error: str = ""
-    submitting: bool = False
     _watch_generation: int = 0
 
     @rx.var
@@ -69,49 +49,44 @@ class DashboardState(AuthState):
                 return project["label"]
         return ""
 
-    def _load_project(self, session: Any, user: Any) -> None:
-        self.datasets, self.dataset_options, self.jobs, self.project_role = [], [], [], ""
+    def _load(self, actor: Actor) -> None:
+        """The projects list and the selected project's role, datasets and jobs (one short read)."""
+        self.datasets, self.jobs, self.project_role = [], [], ""
+        found = jobs.project_overview(actor, project_id=None)
+        self.projects = [{"value": str(p.id), "label": p.name, "role": p.role} for p in found.projects]
+        ids = [p["value"] for p in self.projects]
+        if self.selected_project_id not in ids:
+            self.selected_project_id = ids[0] if ids else ""
         if not self.selected_project_id:
             return
-        project_id = int(self.selected_project_id)
         try:
-            role = authorize(session, user=user, project_id=project_id, action=Action.project_read)
+            found = jobs.project_overview(actor, project_id=int(self.selected_project_id))
         except DomainError as exc:
             self.load_error = exc.message
             return
-        self.project_role = role.value
-        versions = views.project_datasets(session, project_id=project_id)
-        self.datasets = [dataset_row(v) for v in versions]
-        self.dataset_options = [dataset_option(v) for v in versions]
-        self.jobs = [job_row(j) for j in views.project_jobs(session, project_id=project_id)]
+        self.project_role = found.role
+        self.datasets = [dataset_row(v) for v in found.datasets]
+        self.jobs = [job_row(j) for j in found.jobs]
 
     @rx.event
     def load(self):
-        self.load_error, self.form_error = "", ""
-        with session_scope() as session:
-            user = self._current_user(session)
-            if user is None:
-                return login_redirect(self.router.url.path)
-            actor = Actor.of(user, channel="web")
-            projects = views.user_projects(session, user=user)
-            self.projects = [{"value": str(p.id), "label": p.name, "role": p.role} for p in projects]
-            ids = [p["value"] for p in self.projects]
-            if self.selected_project_id not in ids:
-                self.selected_project_id = ids[0] if ids else ""
-            self._load_project(session, user)
+        self.load_error = ""
+        actor = self._refresh_user()
+        if actor is None:
+            return login_redirect(self.router.url.path)
+        self._load(actor)
         self.project_cards = [project_card(p) for p in overview.project_overviews(actor)]
         self._watch_generation += 1
         return DashboardState.watch_jobs(self._watch_generation)
 
     @rx.event
     def select_project(self, project_id: str):
-        self.load_error, self.form_error = "", ""
-        with session_scope() as session:
-            user = self._current_user(session)
-            if user is None:
-                return login_redirect(self.router.url.path)
-            self.selected_project_id = project_id
-            self._load_project(session, user)
+        self.load_error = ""
+        actor = self._refresh_user()
+        if actor is None:
+            return login_redirect(self.router.url.path)
+        self.selected_project_id = project_id
+        self._load(actor)
 
     @rx.event(background=True)
     async def watch_jobs(self, generation: int):

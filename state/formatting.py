@@ -48,13 +48,6 @@ def dataset_row(version: DatasetVersionPublic) -> dict[str, str]:
     }
 
 
-def dataset_option(version: DatasetVersionPublic) -> dict[str, str]:
-    return {
-        "value": str(version.id),
-        "label": f"{version.name} v{version.version} ({plural(version.num_images, 'image')})",
-    }
-
-
 def job_row(job: JobPublic) -> dict[str, str]:
     return {
         "id": str(job.id),

@@ -11,14 +11,13 @@ import reflex as rx
 from components.charts import flatten_points, metrics_figure
 from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
-from services.actions import views
-from services.domain import jobs as job_service
-from services.domain import model_ops
-from services.domain.permissions import Action, authorize
+from services.actions import jobs, models
+from services.actions.core import optional_web_actor, web_actor
+from services.domain.permissions import Action
 from services.domain.schemas import JobDetail
 from services.errors import DomainError
-from services.infra.db import session_scope
-from state.auth_state import AuthState, login_redirect, resolve_user
+from services.infra.settings import get_settings
+from state.auth_state import AuthState, login_redirect
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
 from state.page_helpers import human_bytes, role_allows
 from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
@@ -51,34 +50,21 @@ class JobSnapshot:
 
 def load_job(token: str, job_id: int) -> JobSnapshot:
     """Read one job for the user behind `token`, checking the viewer role (blocking; run in a thread)."""
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return JobSnapshot(signed_in=False)
-        try:
-            project_id = views.project_of_job(session, job_id=job_id)
-            role = authorize(session, user=user, project_id=project_id, action=Action.project_read)
-            detail = views.job_detail(session, project_id=project_id, job_id=job_id)
-            own = job_service.get_job(session, project_id=project_id, job_id=job_id).created_by == user.id
-        except DomainError:
-            # Same answer for "no such job" and "not your project": existence is not leaked.
-            return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
-        return JobSnapshot(detail=detail, role=role.value, own=own, points=flatten_points(detail.metrics))
+    actor = optional_web_actor(token)
+    if actor is None:
+        return JobSnapshot(signed_in=False)
+    try:
+        view = jobs.job_view(actor, job_id=job_id)
+    except DomainError:
+        # Same answer for "no such job" and "not your project": existence is not leaked.
+        return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
+    return JobSnapshot(
+        detail=view.detail, role=view.role, own=view.own, points=flatten_points(view.detail.metrics)
+    )
 
 
 def parse_job_id(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and 0 < int(raw) < 2**63 else None
-
-
-async def _cancel(token: str, job_id: int) -> str:
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            raise DomainError("Your session has ended: sign in again")
-        project_id = views.project_of_job(session, job_id=job_id)
-        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
-        job = await views.cancel_job(session, user=user, project_id=project_id, job_id=job_id)
-        return job.state
 
 
 @dataclass
@@ -88,8 +74,7 @@ class JobExtras:
     signed_in: bool = True
     error: str = ""
     epoch: int | None = None
-    per_class_headers: list[str] = field(default_factory=list)
-    per_class: list[list[str]] = field(default_factory=list)
+    per_class: dict | None = None  # per_class.json; its columns follow the job's task
     confusion: dict | None = None
     pr_curve: dict | None = None
     gallery: list[dict[str, str]] = field(default_factory=list)
@@ -99,8 +84,6 @@ class JobExtras:
 
 def _mlflow_experiment(run_id: str) -> str | None:
     import httpx
-
-    from services.infra.settings import get_settings
 
     try:
         response = httpx.get(
@@ -113,69 +96,29 @@ def _mlflow_experiment(run_id: str) -> str | None:
 
 def load_extras(token: str, job_id: int) -> JobExtras:
     """Validation documents, prediction images, artifacts with download links (blocking; a thread)."""
-    from services.infra.settings import get_settings
     from state.page_helpers import data_uri
 
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return JobExtras(signed_in=False)
-        try:
-            project_id = views.project_of_job(session, job_id=job_id)
-            args = {"user": user, "project_id": project_id, "job_id": job_id}
-            docs = model_ops.validation_docs(session, **args)
-            rows = model_ops.artifact_rows(session, **args)
-            artifacts = [
-                {
-                    "name": r["key"],
-                    "size": human_bytes(r["size"]),
-                    "kind": r["kind"],
-                    "url": model_ops.download_url(session, key=r["key"], **args),
-                }
-                for r in rows
-            ]
-            gallery = []
-            for item in (docs.predictions or [])[:8]:
-                uri = str(item.get("drawn_uri") or "")
-                if not uri:
-                    continue
-                image = model_ops.read_image(session, uri=uri, **args)
-                boxes = item.get("boxes") or item.get("probabilities") or []
-                gallery.append(
-                    {
-                        "src": data_uri(image, "image/png"),
-                        "caption": f"{item.get('image', uri.rsplit('/', 1)[-1])}: {len(boxes)} prediction(s)",
-                    }
-                )
-            detail = views.job_detail(session, project_id=project_id, job_id=job_id)
-        except DomainError:
-            return JobExtras(error=f"Job {job_id} was not found, or you do not have access to it.")
-    run_id = detail.mlflow_run_id
-    url = mlflow_run_url(get_settings().mlflow_uri, run_id, _mlflow_experiment(run_id) if run_id else None)
+    actor = optional_web_actor(token)
+    if actor is None:
+        return JobExtras(signed_in=False)
+    try:
+        found = models.job_extras(actor, job_id=job_id)
+    except DomainError:
+        return JobExtras(error=f"Job {job_id} was not found, or you do not have access to it.")
+    run_id = found.mlflow_run_id
+    mlflow = get_settings().mlflow_uri
     return JobExtras(
-        epoch=docs.epoch,
-        per_class_headers=per_class_headers(detail.task, docs.per_class),
-        per_class=per_class_table(detail.task, docs.per_class),
-        confusion=docs.confusion_matrix,
-        pr_curve=docs.pr_curve,
-        gallery=gallery,
-        artifacts=artifacts,
-        mlflow_url=url,
+        epoch=found.docs.epoch,
+        per_class=found.docs.per_class,
+        confusion=found.docs.confusion_matrix,
+        pr_curve=found.docs.pr_curve,
+        gallery=[{"src": data_uri(g["image"], "image/png"), "caption": g["caption"]} for g in found.gallery],
+        artifacts=[
+            {"name": r["key"], "size": human_bytes(r["size"]), "kind": r["kind"], "url": r["download_url"]}
+            for r in found.artifacts
+        ],
+        mlflow_url=mlflow_run_url(mlflow, run_id, _mlflow_experiment(run_id) if run_id else None),
     )
-
-
-def _retry(token: str, job_id: int, resume: bool) -> tuple[int, int]:
-    """Start a failed/cancelled job again (services.domain.jobs.retry checks the role); (new id, attempt)."""
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            raise DomainError("Your session has ended: sign in again")
-        project_id = views.project_of_job(session, job_id=job_id)
-        authorize(session, user=user, project_id=project_id, action=Action.project_read)
-        job = job_service.get_job(session, project_id=project_id, job_id=job_id)
-        new = job_service.retry(session, job, user, resume=resume)
-        assert new.id is not None
-        return new.id, new.attempt
 
 
 class JobPageState(AuthState):
@@ -278,7 +221,8 @@ class JobPageState(AuthState):
 
     def _apply_extras(self, extras: JobExtras) -> None:
         self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)
-        self.per_class_headers, self.per_class = extras.per_class_headers, extras.per_class
+        self.per_class_headers = per_class_headers(self.task, extras.per_class)
+        self.per_class = per_class_table(self.task, extras.per_class)
         self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
         self.confusion_figure = confusion_matrix_figure(extras.confusion)
         self.pr_figure = pr_curve_figure(extras.pr_curve)
@@ -311,24 +255,21 @@ class JobPageState(AuthState):
             self.retrying, self.retry_message = True, ""
             token, job_id = self.token, self.page_job_id
         try:
-            new_id, attempt = await asyncio.to_thread(_retry, token, job_id, bool(resume))
+            actor = await asyncio.to_thread(web_actor, token)
+            submitted = await jobs.retry(actor, job_id=job_id, resume=bool(resume))
         except DomainError as exc:
             async with self:
                 self.retrying, self.retry_message = False, exc.message
             return
-        from services.infra.queue import enqueue_dispatch
-
-        await enqueue_dispatch(new_id, attempt)
         async with self:
             self.retrying = False
-        return rx.redirect(f"/jobs/{new_id}")
+        return rx.redirect(f"/jobs/{submitted.job.id}")
 
     @rx.event
     async def load(self):
         self.cancel_message, self.loaded = "", False
-        with session_scope() as session:
-            if self._current_user(session) is None:
-                return login_redirect(self.router.url.path)
+        if self._refresh_user() is None:
+            return login_redirect(self.router.url.path)
         job_id = parse_job_id(str(self.router.url.path).rstrip("/").rsplit("/", 1)[-1])
         if job_id is None:
             self.page_job_id, self.loaded, self.job_state = 0, True, ""
@@ -390,7 +331,8 @@ class JobPageState(AuthState):
             self.cancelling, self.cancel_message = True, ""
             token, job_id = self.token, self.page_job_id
         try:
-            state = await _cancel(token, job_id)
+            actor = await asyncio.to_thread(web_actor, token)
+            state = (await jobs.cancel(actor, job_id=job_id)).state
             message = (
                 "Job cancelled."
                 if state == "cancelled"

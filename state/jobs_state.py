@@ -7,11 +7,11 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import views
+from services.actions import jobs
+from services.actions.core import optional_web_actor
 from services.domain.schemas import JobListItem
 from services.errors import DomainError
-from services.infra.db import session_scope
-from state.auth_state import AuthState, login_redirect, resolve_user
+from state.auth_state import AuthState, login_redirect
 from state.formatting import epoch_progress, format_time
 from state.page_helpers import project_from_path
 from state.polling import DisconnectTimer, client_connected, route_id
@@ -40,20 +40,18 @@ def list_row(job: JobListItem) -> dict[str, str]:
 
 def load_jobs(token: str, project_id: int, filters: dict[str, str]) -> dict[str, Any]:
     """Rows and filter options for the user behind `token` (blocking: run in a thread)."""
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return {"signed_in": False}
-        options = views.job_filter_options(session, user=user, project_id=project_id)
-        items = views.job_list(
-            session,
-            user=user,
-            project_id=project_id,
-            states=[filters["state"]] if filters.get("state") else None,
-            owner_id=int(filters["owner"]) if filters.get("owner") else None,
-            dataset_version_ids=[int(filters["dataset"])] if filters.get("dataset") else None,
-            search=filters.get("search", ""),
-        )
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    options = jobs.job_filter_options(actor, project_id=project_id)
+    items = jobs.job_list(
+        actor,
+        project_id=project_id,
+        states=[filters["state"]] if filters.get("state") else None,
+        owner_id=int(filters["owner"]) if filters.get("owner") else None,
+        dataset_version_ids=[int(filters["dataset"])] if filters.get("dataset") else None,
+        search=filters.get("search", ""),
+    )
     return {"signed_in": True, "rows": [list_row(i) for i in items], **options}
 
 
@@ -111,8 +109,7 @@ class JobsListState(AuthState):
                 self.rows, self.loaded = [], False
                 self.state_filter = self.owner_filter = self.dataset_filter = self.search = ""
             self.project_id = project_id
-            with session_scope() as session:
-                self._current_user(session)
+            self._refresh_user()
             self._generation += 1
             generation = self._generation
         redirect = await self._reload()

@@ -7,12 +7,12 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import views
+from services.actions import models
+from services.actions.core import optional_web_actor, web_actor
 from services.domain import model_ops
-from services.domain.permissions import Action, authorize
+from services.domain.permissions import Action
 from services.errors import DomainError
-from services.infra.db import session_scope
-from state.auth_state import AuthState, login_redirect, resolve_user
+from state.auth_state import AuthState, login_redirect
 from state.page_helpers import data_uri, project_from_path, role_allows
 from state.training_helpers import box_overlays, prediction_rows
 
@@ -36,39 +36,11 @@ def model_row(job: Any) -> dict[str, str]:
 
 
 def load_models(token: str, project_id: int) -> dict[str, Any]:
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return {"signed_in": False}
-        role = authorize(session, user=user, project_id=project_id, action=Action.job_read)
-        items = views.job_list(session, user=user, project_id=project_id, states=["succeeded"])
-    return {"signed_in": True, "role": role.value, "rows": [model_row(j) for j in items]}
-
-
-def export_model(token: str, project_id: int, job_id: int, formats: list[str]) -> dict[str, Any]:
-    """Authorize, call the trainer's POST /export (no session held meanwhile), record the files."""
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            raise DomainError("Your session has ended: sign in again")
-        plan = model_ops.prepare_export(
-            session, user=user, project_id=project_id, job_id=job_id, formats=formats
-        )
-    result = model_ops.run_export(plan)
-    with session_scope() as session:
-        model_ops.record_export(session, plan=plan, result=result)
-    return result
-
-
-def predict_image(token: str, project_id: int, job_id: int, image: bytes, filename: str) -> dict[str, Any]:
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            raise DomainError("Your session has ended: sign in again")
-        plan = model_ops.prepare_predict(
-            session, user=user, project_id=project_id, job_id=job_id, image=image, filename=filename
-        )
-    return model_ops.run_predict(plan)
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    role, items = models.succeeded_jobs(actor, project_id=project_id)
+    return {"signed_in": True, "role": role, "rows": [model_row(j) for j in items]}
 
 
 def export_summary(result: dict[str, Any]) -> str:
@@ -139,8 +111,7 @@ class ModelsState(AuthState):
             if project_id != self.project_id:
                 self.rows, self.image_src, self.overlays, self.predictions = [], "", [], []
             self.project_id, self.export_message, self.predict_error = project_id, "", ""
-            with session_scope() as session:
-                self._current_user(session)
+            self._refresh_user()
         return await self._reload()
 
     @rx.event(background=True)
@@ -151,7 +122,10 @@ class ModelsState(AuthState):
             self.exporting, self.export_message = job_id, ""
             token, project_id = self.token, self.project_id
         try:
-            result = await asyncio.to_thread(export_model, token, project_id, int(job_id), list(formats))
+            actor = await asyncio.to_thread(web_actor, token)
+            result = await asyncio.to_thread(
+                models.export, actor, project_id=project_id, job_id=int(job_id), formats=list(formats)
+            )
             message = f"Job #{job_id}: " + export_summary(result)
         except DomainError as exc:
             message = f"Job #{job_id}: {exc.message}"
@@ -187,7 +161,10 @@ class ModelsState(AuthState):
             token, project_id, job_id = self.token, self.project_id, int(self.chosen_job)
             image, filename = self._image, self._filename
         try:
-            result = await asyncio.to_thread(predict_image, token, project_id, job_id, image, filename)
+            actor = await asyncio.to_thread(web_actor, token)
+            result = await models.predict(
+                actor, project_id=project_id, job_id=job_id, image=image, filename=filename
+            )
         except DomainError as exc:
             async with self:
                 self.predicting, self.predict_error = False, exc.message

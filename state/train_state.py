@@ -7,15 +7,14 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import views
+from services.actions import jobs
+from services.actions.core import optional_web_actor, web_actor
 from services.domain import catalog
-from services.domain.permissions import Action, authorize
+from services.domain.permissions import Action
+from services.domain.schemas import JobCreate
 from services.errors import DomainError, InvalidInput
-from services.infra.db import session_scope
-from services.infra.queue import enqueue_dispatch
-from state.auth_state import AuthState, login_redirect, resolve_user
-from state.dashboard_state import _create_job
-from state.page_helpers import project_from_path
+from state.auth_state import AuthState, login_redirect
+from state.page_helpers import project_from_path, role_allows
 from state.training_helpers import (
     error_field,
     form_errors,
@@ -29,18 +28,16 @@ TRAIN_ROUTE = "/projects/[project_id]/train"
 
 def load_train_context(token: str, project_id: int) -> dict[str, Any]:
     """Dataset versions the user may train on, and the catalogue (blocking: run in a thread)."""
-    with session_scope() as session:
-        user = resolve_user(session, token)
-        if user is None:
-            return {"signed_in": False}
-        role = authorize(session, user=user, project_id=project_id, action=Action.job_read)
-        versions = views.project_dataset_versions(session, project_id=project_id)
-        project = next((p for p in views.user_projects(session, user=user) if p.id == project_id), None)
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    context = jobs.train_context(actor, project_id=project_id)
+    versions = context.versions
     doc = catalog.get_catalog().doc
     return {
         "signed_in": True,
-        "role": role.value,
-        "project_name": project.name if project else "",
+        "role": context.role,
+        "project_name": context.project_name,
         "versions": [
             {"value": str(v.id), "label": f"{v.name} v{v.version} ({v.num_images} images)", "task": v.task}
             for v in versions
@@ -73,8 +70,6 @@ class TrainState(AuthState):
 
     @rx.var
     def can_train(self) -> bool:
-        from state.page_helpers import role_allows
-
         return role_allows(self.role, Action.job_create)
 
     @rx.var
@@ -135,8 +130,7 @@ class TrainState(AuthState):
             if not context["signed_in"]:
                 self._remember(None)
                 return login_redirect(path)
-            with session_scope() as session:
-                self._current_user(session)
+            self._refresh_user()
             self.project_id, self.role = project_id, context["role"]
             self.project_name, self.versions, self._doc = (
                 context["project_name"],
@@ -185,27 +179,28 @@ class TrainState(AuthState):
                 self.errors, self.submitting = errors, False
                 self.form_error = f"{len(errors)} field(s) need attention before the job can start."
             return
-        request = {
-            "dataset_version_id": int(form_data["dataset_version_id"]),
-            "name": str(form_data.get("name", "")),
-            "framework": framework,
-            "task": task,
-            "model": model,
-            "device": str(form_data.get("device") or "auto"),
-            "hyperparameters": form_hyperparameters(specs, form_data),
-        }
+        request = JobCreate(
+            dataset_version_id=int(form_data["dataset_version_id"]),
+            name=str(form_data.get("name", ""))[:120],
+            framework=framework,
+            task=task,
+            model=model,
+            device=str(form_data.get("device") or "auto"),
+            hyperparameters=form_hyperparameters(specs, form_data),
+        )
         try:
-            job_id, attempt = await asyncio.to_thread(_create_job, token, project_id, request)
+            actor = await asyncio.to_thread(web_actor, token)
+            submitted = await jobs.create(actor, project_id=project_id, request=request)
         except DomainError as exc:
             async with self:
                 field = error_field(exc, [s["name"] for s in specs]) if isinstance(exc, InvalidInput) else ""
                 self.errors = {field: exc.message} if field else {}
                 self.form_error, self.submitting = exc.message, False
             return
-        queued = await enqueue_dispatch(job_id, attempt)
+        job_id = submitted.job.id
         async with self:
             self.submitting = False
-            if not queued:
+            if not submitted.queued:
                 self.form_error = (
                     f"Job {job_id} is saved but the queue is unreachable right now; it starts by itself "
                     "once the queue is back."

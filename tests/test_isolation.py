@@ -1,4 +1,4 @@
-"""The isolation principle (DESIGN.md): backend and trainer share only HTTP and s3:// URIs."""
+"""The isolation principle (ARCHITECTURE.md): backend and trainer share only HTTP and s3:// URIs."""
 
 from __future__ import annotations
 

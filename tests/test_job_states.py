@@ -12,7 +12,7 @@ from services.domain.models import Job, JobEvent, JobState
 from tests.utils.rows import job_row
 
 S = JobState
-# Written out independently of services.domain.jobs.ALLOWED, from DESIGN.md's lifecycle.
+# Written out independently of services.domain.jobs.ALLOWED, from ARCHITECTURE.md's lifecycle.
 EXPECTED = {
     (S.queued, S.dispatching),
     (S.queued, S.cancelled),

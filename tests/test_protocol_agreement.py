@@ -65,19 +65,25 @@ def test_trainer_signatures_verify_on_the_backend() -> None:
     assert trainer_callbacks.sign("k", now, body) == signing.sign("k", now, body)
 
 
-def test_trainer_events_carry_what_the_backend_reads() -> None:
-    fields = set(CallbackEvent.model_fields)
-    assert {
-        "event_id",
-        "type",
-        "attempt",
-        "state",
-        "epoch",
-        "metrics",
-        "artifacts",
-        "error",
-        "mlflow_run_id",
-        "log_tail",
-        "device",
-        "total_epochs",
-    } <= fields
+def test_both_copies_of_the_callback_event_have_the_same_fields() -> None:
+    """The backend validates every callback against its own model: a field the trainer sends that the
+    backend's copy lacks would be dropped without a word, and one only the backend has is never sent."""
+    from services.infra.trainer_protocol import TrainerError, TrainerEvent
+    from trainer_runner.schemas import CallbackError
+
+    assert set(TrainerEvent.model_fields) == set(CallbackEvent.model_fields)
+    assert set(TrainerError.model_fields) == set(CallbackError.model_fields)
+
+
+def test_every_trainer_event_validates_on_the_backend() -> None:
+    from services.infra.trainer_protocol import TrainerEvent
+
+    for event in (
+        CallbackEvent(job_id="1", attempt=1, type="started", state="running"),
+        CallbackEvent(job_id="1", attempt=1, type="epoch", state="running", epoch=3, checkpoint_epoch=2),
+        CallbackEvent(
+            job_id="1", attempt=2, type="finished", state="failed", error={"kind": "user", "message": "m"}
+        ),
+    ):
+        parsed = TrainerEvent.model_validate_json(event.model_dump_json())
+        assert parsed.model_dump() == event.model_dump()

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from services.actions.core import Actor
 from services.domain import audit, tokens
 from services.domain.models import User
 from services.errors import Unauthorized
@@ -59,3 +60,10 @@ def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def current_actor(user: CurrentUser, ip: ClientIp) -> Actor:
+    return Actor.of(user, channel="rest", source_ip=ip)
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -78,6 +78,27 @@ def web_actor(token: str, *, source_ip: str = "") -> Actor:
         return Actor.of(user, channel="web", source_ip=source_ip)
 
 
+@dataclass(frozen=True)
+class WebUser:
+    """The signed-in user as every page's header shows them."""
+
+    actor: Actor
+    avatar_name: str
+    badge_color: str
+
+
+def web_user(token: str) -> WebUser | None:
+    """Who the web UI's token belongs to, for the page header; None when signed out."""
+    if not token:
+        return None
+    with session_scope() as session:
+        try:
+            user = tokens.user_for_session(session, token)
+        except Unauthorized:
+            return None
+        return WebUser(Actor.of(user, channel="web"), user.avatar_name, user.badge_color)
+
+
 def optional_web_actor(token: str) -> Actor | None:
     """Like `web_actor`, but None instead of SessionEnded (pages that show a sign-in prompt)."""
     try:
@@ -180,8 +201,9 @@ def operation(
                 )
     except DomainError as exc:
         if record is not Audit.none:
+            # Not `op.user`: the rollback expired it. The actor carries the id and name.
             audit.record_now(
-                actor=op.user if op else None,
+                actor=None,
                 actor_id=actor.user_id,
                 actor_name=actor.username,
                 action=name,

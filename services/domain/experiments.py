@@ -16,7 +16,6 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from services.domain.models import Job, JobMetric, Membership, Project, User
-from services.domain.permissions import Action, authorize
 
 MAX_COMPARE = 500
 # A metric the compare page opens on, first one a run reported wins.
@@ -54,14 +53,12 @@ def run_summary(job: Job, owner: str) -> dict[str, Any]:
 def list_runs(
     session: Session,
     *,
-    user: User,
     project_id: int,
     search: str = "",
     states: list[str] | None = None,
     limit: int = MAX_COMPARE,
 ) -> list[dict[str, Any]]:
     """Runs of a project for the picker, newest first (one query, owner names joined)."""
-    authorize(session, user=user, project_id=project_id, action=Action.job_read)
     query = (
         select(Job, User.username).join(User, User.id == Job.created_by).where(Job.project_id == project_id)
     )
@@ -74,9 +71,8 @@ def list_runs(
     return [run_summary(job, owner) for job, owner in rows]
 
 
-def compare_runs(session: Session, *, user: User, project_id: int, job_ids: Iterable[int]) -> RunSet:
+def compare_runs(session: Session, *, project_id: int, job_ids: Iterable[int]) -> RunSet:
     """The chosen runs with every epoch's metrics: two queries whatever the number of runs."""
-    authorize(session, user=user, project_id=project_id, action=Action.job_read)
     ids = sorted({int(i) for i in job_ids})[:MAX_COMPARE]
     if not ids:
         return RunSet()
@@ -228,10 +224,7 @@ def usage(facts: list[dict[str, Any]], *, group_key: str, today: date, days: int
 
 def analytics(session: Session, *, user: User, group_by: str = "project", days: int = 30) -> Usage:
     """Usage over the user's projects (all projects for platform admins), grouped by project or user."""
-    projects = visible_projects(session, user=user)
-    for project_id in projects:
-        if not user.is_platform_admin:
-            authorize(session, user=user, project_id=project_id, action=Action.project_read)
+    projects = visible_projects(session, user=user)  # membership decides what a user sees
     now = datetime.now(UTC)
     facts = job_facts(session, project_ids=projects, since=now - timedelta(days=days))
     if group_by == "project":

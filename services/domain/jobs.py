@@ -87,7 +87,7 @@ def validate_hyperparameters(
     return catalog.validate_hyperparameters(plugins.hyperparameters(framework, task), values)
 
 
-def create_job(
+def new_job(
     session: Session,
     *,
     project_id: int,
@@ -100,13 +100,12 @@ def create_job(
     hyperparameters: dict[str, Any] | None = None,
     device: str = "auto",
 ) -> Job:
-    """Write a queued job. The caller enqueues it after commit (see services.infra.queue).
+    """A validated queued job, not yet added to the session: the caller checks the project's quota
+    between validation and the write, so input errors come first. See `create_job`.
 
-    Raises InvalidInput (the message names the field), NotFound, and quotas.QuotaExceeded when the
-    project already has its `max_queued_jobs` waiting (checked last, so input errors come first).
+    Raises InvalidInput (the message names the field) or NotFound. The project's quota is the
+    caller's to check (services.actions.jobs checks it after the input, so input errors come first).
     """
-    from services.domain import quotas  # quotas reads this module's state sets
-
     version = datasets.get_version(session, project_id=project_id, version_id=dataset_version_id)
     plugins = catalog.get_catalog()
     plugins.check_model(framework, task, model)
@@ -117,7 +116,6 @@ def create_job(
     if device not in DEVICES:
         raise InvalidInput(f"device: unknown device {device!r}; allowed: {list(DEVICES)}")
     params = validate_hyperparameters(hyperparameters or {}, framework=framework, task=task, plugins=plugins)
-    quotas.check_room_to_queue(session, project_id=project_id)
     job = Job(
         project_id=project_id,
         dataset_version_id=version.id,
@@ -131,6 +129,12 @@ def create_job(
         total_epochs=params.get("epochs"),
         callback_secret=new_secret(),
     )
+    return job
+
+
+def create_job(session: Session, *, project_id: int, user: User, **request: Any) -> Job:
+    """Validate and write a queued job (no quota check). The caller enqueues it after commit."""
+    job = new_job(session, project_id=project_id, user=user, **request)
     session.add(job)
     session.flush()
     return job
@@ -283,32 +287,23 @@ RETRYABLE = frozenset({S.failed, S.cancelled})
 QUEUE_STATES = (S.queued, S.retrying)
 
 
+def check_retryable(job: Job) -> None:
+    if JobState(job.state) not in RETRYABLE:
+        raise Conflict(
+            f"Job {job.id} is {JobState(job.state).value}; only failed or cancelled jobs can be retried"
+        )
+
+
 def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job:
     """Start a failed or cancelled job again, as a new job with the same settings.
 
     `resume=True` continues from the old job's `checkpoints/last.pt` (copied under the new job's
     prefix, with the epochs already reported, and dispatched as attempt 2 so the worker passes the
     checkpoint to the trainer); `resume=False` (or no checkpoint) trains from scratch.
-    Members may retry their own jobs, admins anyone's (Action.job_retry). The caller commits and
-    enqueues `(new.id, new.attempt)`. Raises NotFound, PermissionDenied, Conflict (including
-    quotas.QuotaExceeded: the new job would be over the project's `max_queued_jobs`).
+    The caller has authorized it and checks the project's quota; it commits and enqueues
+    `(new.id, new.attempt)`. Raises Conflict when the job is not failed or cancelled.
     """
-    from services.domain import quotas
-    from services.domain.permissions import Action, authorize
-
-    authorize(
-        session,
-        user=user,
-        project_id=job.project_id,
-        action=Action.job_retry,
-        owner_id=job.created_by,
-        target=f"job:{job.id}",
-    )
-    if JobState(job.state) not in RETRYABLE:
-        raise Conflict(
-            f"Job {job.id} is {JobState(job.state).value}; only failed or cancelled jobs can be retried"
-        )
-    quotas.check_room_to_queue(session, project_id=job.project_id)
+    check_retryable(job)
     checkpoint = last_checkpoint_uri(job)
     resume = resume and storage.exists(checkpoint)
     verb = "resumed" if resume else "retry"

@@ -1,13 +1,13 @@
 """Trained models: artifacts of a job, its validation documents, export and inference.
 
 The trainer does the work over HTTP (POST /export, POST /predict, docs/trainer-protocol.md);
-this module decides who may ask (services.domain.permissions), which s3:// URIs cross, and what is
-kept (exports land in the job's `artifacts`). Slow calls are split from database work so no
-session is held while the trainer computes: `prepare_*` (session) -> `run_*` (HTTP) ->
-`record_*` (session).
+this module decides which s3:// URIs cross and what is kept (exports land in the job's
+`artifacts`); who may ask is decided by the application layer (services.actions.models). Slow
+calls are split from database work so no session is held while the trainer computes:
+`prepare_*` (session) -> `run_*` (HTTP) -> `record_*` (session).
 
-Errors: NotFound, PermissionDenied, InvalidInput (bad format / image), Conflict (the job has no
-model yet), TrainerUnavailable (trainer unreachable or refusing).
+Errors: InvalidInput (bad format / image), Conflict (the job has no model yet),
+TrainerUnavailable (trainer unreachable or refusing).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from sqlmodel import Session, col, select
 
 from services.domain import jobs
 from services.domain.catalog import TrainerUnavailable
-from services.domain.models import Job, JobEvent, JobState, User
-from services.domain.permissions import Action, authorize
+from services.domain.models import Job, JobEvent, JobState
 from services.errors import Conflict, InvalidInput
 from services.infra import storage
 from services.infra.trainer_client import TrainerBusy, TrainerClient, TrainerRejected
@@ -39,14 +38,6 @@ IMAGE_TYPES = {
 }
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _EPOCH_DIR = re.compile(r"artifacts/epoch-(\d{3,})/")
-
-
-def _job(session: Session, user: User, project_id: int, job_id: int, action: Action) -> Job:
-    authorize(session, user=user, project_id=project_id, action=Action.job_read)
-    job = jobs.get_job(session, project_id=project_id, job_id=job_id)
-    if action != Action.job_read:
-        authorize(session, user=user, project_id=project_id, action=action, target=f"job:{job_id}")
-    return job
 
 
 def model_uri(job: Job) -> str | None:
@@ -65,9 +56,8 @@ def model_uri(job: Job) -> str | None:
 # --- artifacts ----------------------------------------------------------------------------------
 
 
-def artifact_rows(session: Session, *, user: User, project_id: int, job_id: int) -> list[dict[str, Any]]:
+def artifact_rows(job: Job) -> list[dict[str, Any]]:
     """Every object under the job's prefix: {"key" (relative), "uri", "size", "kind"}."""
-    job = _job(session, user, project_id, job_id, Action.job_read)
     prefix = storage.job_prefix(job.project_id, job.id)
     rows = []
     for key, size in storage.list_objects(prefix):
@@ -77,9 +67,8 @@ def artifact_rows(session: Session, *, user: User, project_id: int, job_id: int)
     return sorted(rows, key=lambda r: (r["kind"] != "checkpoints", r["kind"] != "exports", r["key"]))
 
 
-def download_url(session: Session, *, user: User, project_id: int, job_id: int, key: str) -> str:
+def download_url(job: Job, key: str) -> str:
     """A short-lived presigned URL for one object of the job (relative `key`, no escaping the prefix)."""
-    job = _job(session, user, project_id, job_id, Action.job_read)
     if ".." in key.split("/") or key.startswith("/"):
         raise InvalidInput("key: must be a path inside the job's folder")
     full = storage.uri(storage.job_prefix(job.project_id, job.id) + key)
@@ -139,8 +128,7 @@ def latest_validation_uris(session: Session, job: Job) -> tuple[int | None, dict
     return epoch, by_epoch[epoch]
 
 
-def validation_docs(session: Session, *, user: User, project_id: int, job_id: int) -> ValidationDocs:
-    job = _job(session, user, project_id, job_id, Action.job_read)
+def validation_docs(session: Session, job: Job) -> ValidationDocs:
     epoch, uris = latest_validation_uris(session, job)
     docs = ValidationDocs(
         epoch=epoch,
@@ -160,9 +148,8 @@ def validation_docs(session: Session, *, user: User, project_id: int, job_id: in
     return docs
 
 
-def read_image(session: Session, *, user: User, project_id: int, job_id: int, uri: str) -> bytes:
+def read_image(job: Job, uri: str) -> bytes:
     """Bytes of an image stored under the job's prefix (prediction drawings)."""
-    job = _job(session, user, project_id, job_id, Action.job_read)
     _bucket, key = storage.parse_uri(uri)
     if not key.startswith(storage.job_prefix(job.project_id, job.id)) or ".." in key:
         raise InvalidInput("uri: not an object of this job")
@@ -181,10 +168,9 @@ class ExportPlan:
     formats: tuple[str, ...]
 
 
-def prepare_export(
-    session: Session, *, user: User, project_id: int, job_id: int, formats: list[str]
-) -> ExportPlan:
-    job = _job(session, user, project_id, job_id, Action.model_export)
+def prepare_export(job: Job, formats: list[str]) -> ExportPlan:
+    assert job.id is not None
+    job_id = job.id
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if not formats or bad:
         raise InvalidInput(f"formats: choose from {list(EXPORT_FORMATS)}; got {formats}")
@@ -194,7 +180,7 @@ def prepare_export(
     if uri is None:
         raise Conflict(f"Job {job_id} saved no checkpoint to export")
     output = storage.uri(storage.job_prefix(job.project_id, job.id) + "exports/")
-    return ExportPlan(project_id, job_id, uri, output, tuple(dict.fromkeys(formats)))
+    return ExportPlan(job.project_id, job_id, uri, output, tuple(dict.fromkeys(formats)))
 
 
 def _trainer_call(call: Any, what: str) -> dict[str, Any]:
@@ -245,20 +231,17 @@ class PredictPlan:
     image_uri: str
 
 
-def prepare_predict(
-    session: Session, *, user: User, project_id: int, job_id: int, image: bytes, filename: str
-) -> PredictPlan:
-    """Check access, then store the uploaded image under the project's `inference/` prefix."""
-    job = _job(session, user, project_id, job_id, Action.model_predict)
+def prepare_predict(job: Job, image: bytes, filename: str) -> PredictPlan:
+    """Check the image, then store it under the project's `inference/` prefix."""
     uri = model_uri(job)
     if uri is None:
-        raise Conflict(f"Job {job_id} has no checkpoint yet: wait until it saves one")
+        raise Conflict(f"Job {job.id} has no checkpoint yet: wait until it saves one")
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if extension not in IMAGE_TYPES:
         raise InvalidInput(f"image: use one of {sorted(IMAGE_TYPES)} (got {filename!r})")
     if not image or len(image) > MAX_IMAGE_BYTES:
         raise InvalidInput(f"image: must be 1 byte to {MAX_IMAGE_BYTES // 1024**2} MB")
-    key = storage.inference_key(project_id, f"{uuid.uuid4().hex}.{extension}")
+    key = storage.inference_key(job.project_id, f"{uuid.uuid4().hex}.{extension}")
     return PredictPlan(model_uri=uri, image_uri=storage.put_bytes(key, image, IMAGE_TYPES[extension]))
 
 

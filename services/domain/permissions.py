@@ -62,7 +62,6 @@ MINIMUM_ROLE: dict[Action, Role] = {
 OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member, Action.job_retry: Role.member}
 
 
-
 def role_in(session: Session, *, user: User, project_id: int) -> Role | None:
     """The user's role in a live project, or None (not a member, or the project is deleted)."""
     row = session.exec(

@@ -64,7 +64,7 @@ def parse_uri(s3_uri: str) -> tuple[str, str]:
     return bucket_name, key
 
 
-# --- key layout (DESIGN.md, "Data layout in object storage") -------------------------------
+# --- key layout (ARCHITECTURE.md, "Object storage") ----------------------------------------
 
 
 def dataset_version_prefix(project_id: int, dataset_id: int, version: int) -> str:

@@ -470,19 +470,21 @@ def _ui_jobs_rows(w: World, token: str) -> bool:
 
 
 def _ui_create_job(w: World, token: str) -> bool:
+    from services.actions import jobs
+    from services.actions.core import web_actor
+    from services.domain.schemas import JobCreate
     from services.errors import DomainError
-    from state.dashboard_state import _create_job
 
-    request = {
-        "dataset_version_id": w.version_id,
-        "name": "ui",
-        "framework": "ultralytics",
-        "task": "detect",
-        "model": "yolo11n.yaml",
-        "hyperparameters": {"epochs": 1},
-    }
+    request = JobCreate(
+        dataset_version_id=w.version_id,
+        name="ui",
+        framework="ultralytics",
+        task="detect",
+        model="yolo11n.yaml",
+        hyperparameters={"epochs": 1},
+    )
     try:
-        _create_job(token, w.cast.project_id, request)
+        asyncio.run(jobs.create(web_actor(token), project_id=w.cast.project_id, request=request))
     except DomainError:
         return False
     return True
@@ -496,11 +498,12 @@ def _ui_load_job(w: World, token: str) -> bool:
 
 def _ui_cancel(creator: str) -> Callable[[World, str], bool]:
     def check(w: World, token: str) -> bool:
+        from services.actions import jobs
+        from services.actions.core import web_actor
         from services.errors import DomainError
-        from state.job_state import _cancel
 
         try:
-            asyncio.run(_cancel(token, w.job(w.cast.project_id, creator)))
+            asyncio.run(jobs.cancel(web_actor(token), job_id=w.job(w.cast.project_id, creator)))
         except DomainError:
             return False
         return True
@@ -559,18 +562,28 @@ def _ui_models(w: World, token: str) -> bool:
 
 
 def _ui_export(w: World, token: str) -> bool:
-    from state.models_state import export_model
+    from services.actions import models
+    from services.actions.core import web_actor
 
     # A job without a checkpoint: allowed callers get past authorization to "nothing to export".
     job_id = w.job(w.cast.project_id, "owner")
-    return _allowed_by_authorization(lambda: export_model(token, w.cast.project_id, job_id, ["onnx"]))
+    return _allowed_by_authorization(
+        lambda: models.export(web_actor(token), project_id=w.cast.project_id, job_id=job_id, formats=["onnx"])
+    )
 
 
 def _ui_predict(w: World, token: str) -> bool:
-    from state.models_state import predict_image
+    from services.actions import models
+    from services.actions.core import web_actor
 
     job_id = w.job(w.cast.project_id, "owner")
-    return _allowed_by_authorization(lambda: predict_image(token, w.cast.project_id, job_id, b"x", "a.png"))
+    return _allowed_by_authorization(
+        lambda: asyncio.run(
+            models.predict(
+                web_actor(token), project_id=w.cast.project_id, job_id=job_id, image=b"x", filename="a.png"
+            )
+        )
+    )
 
 
 def _ui_extras(w: World, token: str) -> bool:
@@ -582,10 +595,13 @@ def _ui_extras(w: World, token: str) -> bool:
 
 def _ui_retry(creator: str) -> Callable[[World, str], bool]:
     def check(w: World, token: str) -> bool:
-        from state.job_state import _retry
+        from services.actions import jobs
+        from services.actions.core import web_actor
 
         prepared, _ = _finished_job(creator)(w, "")
-        return _allowed_by_authorization(lambda: _retry(token, prepared["job_id"], False))
+        return _allowed_by_authorization(
+            lambda: asyncio.run(jobs.retry(web_actor(token), job_id=prepared["job_id"], resume=False))
+        )
 
     return check
 
@@ -719,7 +735,6 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "DashboardState.load": [(VIEWER_UP, _ui_jobs_rows)],
     "DashboardState.select_project": [(VIEWER_UP, _ui_jobs_rows)],
     "DashboardState.watch_jobs": [(VIEWER_UP, _ui_jobs_rows)],
-    "DashboardState.start_training": [(MEMBER_UP, _ui_create_job)],
     "JobPageState.load": [(VIEWER_UP, _ui_load_job)],
     "JobPageState.watch": [(VIEWER_UP, _ui_load_job)],
     "JobPageState.cancel": [(ADMIN_UP, _ui_cancel("owner")), (MEMBER_UP, _ui_cancel("member"))],

@@ -1,53 +1,26 @@
-"""Trainer callbacks: signed per job; the signature is checked before anything is read or written."""
+"""Trainer callbacks: signed per job; services.actions.callbacks checks the signature first."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import asyncio
 
 from fastapi import APIRouter, Request
 
-from app.api.deps import PathId, SessionDep
-from services.domain import jobs
-from services.domain.models import Job
-from services.errors import InvalidInput, NotFound, Unauthorized
+from app.api.deps import PathId
+from services.actions import callbacks
 from services.infra import signing
 
 router = APIRouter(prefix="/trainer/callbacks", tags=["trainer"])
 
-REQUIRED = ("event_id", "type")
-TYPES = {"started", "heartbeat", "epoch", "finished"}
-FINAL_STATES = {"succeeded", "failed", "cancelled"}
-
 
 @router.post("/{job_id}")
-async def trainer_callback(job_id: PathId, request: Request, session: SessionDep) -> dict[str, str]:
+async def trainer_callback(job_id: PathId, request: Request) -> dict[str, str]:
     body = await request.body()
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"Job {job_id} does not exist")
-    if not signing.verify(
-        job.callback_secret,
-        request.headers.get(signing.TIMESTAMP_HEADER),
-        request.headers.get(signing.SIGNATURE_HEADER),
-        body,
-    ):
-        raise Unauthorized("Bad or stale callback signature")
-    event = _parse(body)
-    return {"result": jobs.apply_callback(session, job, event)}
-
-
-def _parse(body: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"Callback body is not JSON: {exc}") from exc
-    if not isinstance(event, dict) or any(k not in event for k in REQUIRED):
-        raise InvalidInput(f"Callback needs fields {list(REQUIRED)}")
-    if event["type"] not in TYPES:
-        raise InvalidInput(f"Unknown callback type {event['type']!r}; allowed: {sorted(TYPES)}")
-    if event["type"] == "epoch" and not isinstance(event.get("epoch"), int):
-        raise InvalidInput("An epoch callback needs an integer 'epoch'")
-    if event["type"] == "finished" and event.get("state") not in FINAL_STATES:
-        raise InvalidInput(f"A finished callback needs 'state' in {sorted(FINAL_STATES)}")
-    return event
+    result = await asyncio.to_thread(
+        callbacks.apply,
+        job_id=job_id,
+        body=body,
+        timestamp=request.headers.get(signing.TIMESTAMP_HEADER),
+        signature=request.headers.get(signing.SIGNATURE_HEADER),
+    )
+    return {"result": result}

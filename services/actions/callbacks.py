@@ -1,0 +1,42 @@
+"""Trainer callbacks: the one place that checks a callback's signature and applies it.
+
+Callbacks are not user actions: the trainer proves it speaks for one job with that job's secret
+(HMAC over the timestamp and body, services.infra.signing). The signature is checked before the
+body is parsed or anything is written. Refused callbacks answer 401, which the REST middleware
+audits; accepted ones are recorded as job events, not audit rows.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from services.domain import jobs
+from services.domain.models import Job
+from services.errors import InvalidInput, NotFound, Unauthorized
+from services.infra import signing
+from services.infra.db import session_scope
+from services.infra.trainer_protocol import TrainerEvent
+
+
+def parse_event(body: bytes) -> TrainerEvent:
+    try:
+        return TrainerEvent.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        if where == "type" and first["type"] == "literal_error":
+            allowed = sorted(TrainerEvent.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
+            raise InvalidInput(f"Unknown callback type {first['input']!r}; allowed: {allowed}") from exc
+        raise InvalidInput(f"Callback {where or 'body'}: {first['msg']}") from exc
+
+
+def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
+    """Verify and store one callback; 'applied', 'duplicate' or 'ignored' (see jobs.apply_callback)."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id} does not exist")
+        if not signing.verify(job.callback_secret, timestamp, signature, body):
+            raise Unauthorized("Bad or stale callback signature")
+        event = parse_event(body)
+        return jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))

@@ -1,0 +1,299 @@
+"""Jobs as users act on them: list, read, create, cancel, retry. One function per action, both channels.
+
+Creating and retrying commit the job first and enqueue its dispatch only after the commit, so the
+worker never picks up a job it cannot read. Cancelling a running job asks the trainer outside any
+transaction. Raises NotFound, PermissionDenied, InvalidInput, Conflict (quota, finished job) and
+DomainError (trainer unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlmodel import Session, col, select
+
+from services.actions.core import Actor, Audit, operation
+from services.domain import audit, jobs, quotas
+from services.domain.datasets import list_datasets
+from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
+from services.domain.permissions import Action
+from services.domain.projects import projects_for
+from services.domain.schemas import (
+    DatasetVersionPublic,
+    JobCreate,
+    JobDetail,
+    JobListItem,
+    JobPublic,
+    MetricPoint,
+    ProjectPublic,
+)
+from services.errors import DomainError, NotFound
+from services.infra.queue import enqueue_dispatch
+from services.infra.trainer_client import CircuitBreakerError, TrainerClient
+
+
+def _job_in(session: Session, *, project_id: int | None, job_id: int) -> Job:
+    """The job, checked to be in `project_id` when the caller names one (the REST path does)."""
+    job = session.get(Job, job_id)
+    if job is None or (project_id is not None and job.project_id != project_id):
+        raise NotFound(f"Job {job_id} does not exist")
+    return job
+
+
+def _detail(session: Session, job: Job) -> JobDetail:
+    assert job.id is not None
+    points = [MetricPoint.of(m) for m in jobs.metrics_for(session, job_id=job.id)]
+    return JobDetail(**JobPublic.of(job).model_dump(), metrics=points)
+
+
+# --- reads ----------------------------------------------------------------------------------------
+
+
+def project_jobs(actor: Actor, *, project_id: int, limit: int = 200) -> list[JobPublic]:
+    """The project's newest jobs (the projects page's table)."""
+    with operation(actor, "job.list", record=Audit.refusals) as op:
+        op.authorize(Action.job_read, project_id=project_id)
+        return [JobPublic.of(j) for j in jobs.list_jobs(op.session, project_id=project_id, limit=limit)]
+
+
+def job_detail(actor: Actor, *, project_id: int, job_id: int) -> JobDetail:
+    with operation(actor, "job.read", target=f"job:{job_id}", record=Audit.refusals) as op:
+        op.authorize(Action.job_read, project_id=project_id)
+        return _detail(op.session, _job_in(op.session, project_id=project_id, job_id=job_id))
+
+
+@dataclass
+class JobView:
+    """What the job page shows: the job with its metrics, the viewer's role, and whether it is theirs."""
+
+    detail: JobDetail
+    role: str
+    own: bool
+
+
+def job_view(actor: Actor, *, job_id: int) -> JobView:
+    """The job page's read: the project comes from the job. An outsider gets the same NotFound as
+    for a job that does not exist, so existence is not leaked."""
+    with operation(actor, "job.read", target=f"job:{job_id}", record=Audit.refusals) as op:
+        job = _job_in(op.session, project_id=None, job_id=job_id)
+        try:
+            role = op.authorize(Action.job_read, project_id=job.project_id)
+        except NotFound as exc:
+            raise NotFound(f"Job {job_id} does not exist", reason=exc.reason) from exc
+        return JobView(detail=_detail(op.session, job), role=role.value, own=job.created_by == op.me.id)
+
+
+def job_list(
+    actor: Actor,
+    *,
+    project_id: int,
+    states: list[str] | None = None,
+    owner_id: int | None = None,
+    dataset_version_ids: list[int] | None = None,
+    search: str = "",
+) -> list[JobListItem]:
+    """Jobs of a project matching the filters, newest first, each with its owner's name and, for
+    waiting jobs, its 1-based place in the trainer queue (shared by every project)."""
+    with operation(actor, "job.list", record=Audit.refusals) as op:
+        op.authorize(Action.job_read, project_id=project_id)
+        session = op.session
+        rows = jobs.filter_jobs(
+            session,
+            project_id=project_id,
+            states=states,
+            owner_id=owner_id,
+            dataset_version_ids=dataset_version_ids,
+            search=search,
+        )
+        positions = jobs.queue_positions(session) if any(j.state in jobs.QUEUE_STATES for j in rows) else {}
+        owners = {
+            u.id: u.username
+            for u in session.exec(select(User).where(col(User.id).in_({j.created_by for j in rows}))).all()
+        }
+        return [
+            JobListItem(
+                **JobPublic.of(j).model_dump(),
+                owner=owners.get(j.created_by, "?"),
+                owner_id=j.created_by,
+                queue_position=positions.get(j.id),
+            )
+            for j in rows
+        ]
+
+
+def _dataset_versions(session: Session, *, project_id: int) -> list[DatasetVersionPublic]:
+    """Every version of every dataset of the project, newest first."""
+    rows = session.exec(
+        select(DatasetVersion, Dataset.name)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .where(Dataset.project_id == project_id)
+        .order_by(col(DatasetVersion.id).desc())
+    ).all()
+    return [DatasetVersionPublic.of(v, name) for v, name in rows]
+
+
+def job_filter_options(actor: Actor, *, project_id: int) -> dict[str, list[dict[str, str]]]:
+    """Owners (members and anyone who launched a job) and dataset versions, for the filter selects."""
+    with operation(actor, "job.list", record=Audit.refusals) as op:
+        op.authorize(Action.job_read, project_id=project_id)
+        session = op.session
+        owner_ids = set(session.exec(select(Job.created_by).where(Job.project_id == project_id)).all())
+        owner_ids |= set(
+            session.exec(select(Membership.user_id).where(Membership.project_id == project_id)).all()
+        )
+        owners = session.exec(
+            select(User).where(col(User.id).in_(owner_ids)).order_by(col(User.username))
+        ).all()
+        versions = _dataset_versions(session, project_id=project_id)
+    return {
+        "owners": [{"value": str(u.id), "label": u.username} for u in owners],
+        "datasets": [
+            {"value": str(v.id), "label": f"{v.name} v{v.version}", "task": v.task} for v in versions
+        ],
+    }
+
+
+@dataclass
+class TrainContext:
+    """What the training form needs: the viewer's role and the versions they may train on."""
+
+    role: str
+    project_name: str
+    versions: list[DatasetVersionPublic] = field(default_factory=list)
+
+
+def train_context(actor: Actor, *, project_id: int) -> TrainContext:
+    from services.domain.models import Project
+
+    with operation(actor, "job.list", record=Audit.refusals) as op:
+        role = op.authorize(Action.job_read, project_id=project_id)
+        project = op.session.get(Project, project_id)
+        return TrainContext(
+            role=role.value,
+            project_name=project.name if project else "",
+            versions=_dataset_versions(op.session, project_id=project_id),
+        )
+
+
+# --- actions that change something ------------------------------------------------------------------
+
+
+@dataclass
+class Submitted:
+    """A job saved and (unless the queue was unreachable) enqueued; the worker's reconciler enqueues
+    a saved job by itself once the queue is back, so `queued=False` is a notice, not a failure."""
+
+    job: JobPublic
+    queued: bool
+
+
+def _create(actor: Actor, project_id: int, request: JobCreate) -> JobPublic:
+    with operation(actor, "job.create", target=f"project:{project_id}") as op:
+        op.authorize(Action.job_create, project_id=project_id)
+        job = jobs.new_job(op.session, project_id=project_id, user=op.me, **request.model_dump())
+        quotas.check_room_to_queue(op.session, project_id=project_id)
+        op.session.add(job)
+        op.session.flush()
+        op.target = f"job:{job.id}"
+        return JobPublic.of(job)
+
+
+async def create(actor: Actor, *, project_id: int, request: JobCreate) -> Submitted:
+    job = await asyncio.to_thread(_create, actor, project_id, request)
+    return Submitted(job=job, queued=await enqueue_dispatch(job.id, job.attempt))
+
+
+def _retry(actor: Actor, project_id: int | None, job_id: int, resume: bool) -> JobPublic:
+    with operation(actor, "job.retry", target=f"job:{job_id}") as op:
+        job = _job_in(op.session, project_id=project_id, job_id=job_id)
+        op.authorize(Action.job_retry, project_id=job.project_id, owner_id=job.created_by)
+        jobs.check_retryable(job)
+        quotas.check_room_to_queue(op.session, project_id=job.project_id)
+        new = jobs.retry(op.session, job, op.me, resume=resume)
+        op.detail = f"new job:{new.id}" + (" (resumed)" if new.attempt > 1 else "")
+        return JobPublic.of(new)
+
+
+async def retry(
+    actor: Actor, *, job_id: int, project_id: int | None = None, resume: bool = True
+) -> Submitted:
+    """A failed or cancelled job again, as a new job; `resume` continues from its last checkpoint."""
+    job = await asyncio.to_thread(_retry, actor, project_id, job_id, resume)
+    return Submitted(job=job, queued=await enqueue_dispatch(job.id, job.attempt))
+
+
+def _cancel(actor: Actor, project_id: int | None, job_id: int) -> tuple[JobPublic, bool]:
+    """Cancel a waiting job at once, or say that the trainer must be asked (True)."""
+    with operation(actor, "job.cancel", target=f"job:{job_id}", record=Audit.refusals) as op:
+        job = _job_in(op.session, project_id=project_id, job_id=job_id)
+        op.authorize(Action.job_cancel, project_id=job.project_id, owner_id=job.created_by)
+        state = JobState(job.state)
+        if state in jobs.FINISHED:
+            raise DomainError(f"Job {job_id} already {state.value}; nothing to cancel")
+        ask_trainer = state not in {JobState.queued, JobState.retrying}
+        if not ask_trainer:
+            jobs.transition(op.session, job, JobState.cancelled, reason=f"cancelled by {op.me.username}")
+        op.project_id = job.project_id
+        return JobPublic.of(job), ask_trainer
+
+
+async def cancel(actor: Actor, *, job_id: int, project_id: int | None = None) -> JobPublic:
+    """Queued/retrying jobs are cancelled at once; dispatching/running ones are asked to stop through
+    the trainer (after the transaction), whose final callback records `cancelled`.
+
+    Members cancel the jobs they launched; admins and owners cancel anyone's (Action.job_cancel).
+    """
+    job, ask_trainer = await asyncio.to_thread(_cancel, actor, project_id, job_id)
+    outcome: dict[str, Any] = {"result": audit.ALLOWED, "detail": ""}
+    if ask_trainer:
+        outcome["detail"] = "asked the trainer to stop"
+        try:
+            await TrainerClient.from_settings().cancel_job(job_id)
+        except (httpx.HTTPError, CircuitBreakerError) as exc:
+            message = f"Could not reach the trainer to cancel job {job_id}: {exc}"
+            outcome = {"result": audit.FAILED, "detail": message}
+    await asyncio.to_thread(
+        audit.record_now,
+        actor=None,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action="job.cancel",
+        target=f"job:{job_id}",
+        project_id=job.project_id,
+        channel=actor.channel,
+        source_ip=actor.source_ip,
+        **outcome,
+    )
+    if outcome["result"] == audit.FAILED:
+        raise DomainError(outcome["detail"])
+    return job
+
+
+@dataclass
+class ProjectOverview:
+    """The projects page: the user's projects and, for the selected one, role, datasets and jobs."""
+
+    projects: list[ProjectPublic] = field(default_factory=list)
+    role: str = ""
+    datasets: list[DatasetVersionPublic] = field(default_factory=list)
+    jobs: list[JobPublic] = field(default_factory=list)
+
+
+def project_overview(actor: Actor, *, project_id: int | None) -> ProjectOverview:
+    """One read for the projects page; `project_id=None` lists the projects only."""
+    with operation(actor, "project.read", record=Audit.refusals) as op:
+        session = op.session
+        found = ProjectOverview(
+            projects=[ProjectPublic.of(p, role.value) for p, role in projects_for(session, user=op.me)]
+        )
+        if project_id is None:
+            return found
+        found.role = op.authorize(Action.project_read, project_id=project_id).value
+        found.datasets = [
+            DatasetVersionPublic.of(v, d.name) for d, v in list_datasets(session, project_id=project_id)
+        ]
+        found.jobs = [JobPublic.of(j) for j in jobs.list_jobs(session, project_id=project_id)]
+        return found
