@@ -43,19 +43,23 @@ def read_previews(token: str, project_id: int) -> list[DatasetPreviewData]:
 class DatasetPreviewState(AuthState):
     previews: list[DatasetPreviewData] = []
     previews_for: int = 0
+    previews_message: str = ""  # why there is nothing to show, once the load has ended
 
     @rx.event(background=True)
     async def load_previews(self):
         async with self:
             project_id = project_from_path(self.router.url.path)
             if project_id != self.previews_for:
-                self.previews = []
+                self.previews, self.previews_message = [], ""
             token = self.token
         if project_id is None:
             return
         try:
             previews = await asyncio.to_thread(read_previews, token, project_id)
-        except DomainError:
-            return  # the datasets list beside it says what is wrong (signed out, no access)
+        except DomainError as exc:
+            async with self:
+                self.previews_message = f"No previews: {exc.message}"
+            return
         async with self:
             self.previews, self.previews_for = previews, project_id
+            self.previews_message = "" if previews else "No datasets to preview."

@@ -235,7 +235,11 @@ def previews_card() -> rx.Component:
             rx.cond(
                 P.previews.length() > 0,
                 dataset_previews(P.previews, id="dataset-previews"),
-                loading_state("Loading previews…", "previews-loading"),
+                rx.cond(
+                    P.previews_message != "",
+                    rx.text(P.previews_message, color=tokens.TEXT_MUTED, id="previews-message"),
+                    loading_state("Loading previews…", "previews-loading"),
+                ),
             ),
             title="Previews",
             on_mount=P.load_previews,
