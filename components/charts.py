@@ -132,7 +132,7 @@ def metrics_figure(rows: Iterable[Mapping[str, float]], task: str = "detect") ->
         )
     figure.update_xaxes(tick0=1, dtick=1 if len(rows) <= 20 else None)
     if len(rows) == 1:
-        # One epoch: centre the point in a unit-wide range instead of Plotly's zero-width guess.
+        # One epoch: centre the point, with only its own tick (no epoch 0 or 2 that never ran).
         epoch = int(rows[0]["epoch"]) + 1
-        figure.update_xaxes(range=[epoch - 1, epoch + 1])
+        figure.update_xaxes(range=[epoch - 0.5, epoch + 0.5])
     return figure

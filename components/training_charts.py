@@ -102,6 +102,11 @@ def compare_figure(
             )
         )
     figure.update_layout(hovermode="closest", showlegend=len(curves) <= 20)
+    epochs = {int(r["epoch"]) + 1 for rows in curves.values() for r in rows if metric in r}
+    if len(epochs) == 1:
+        # Runs of one epoch: centre it with its own tick only, like the job page's chart.
+        (epoch,) = epochs
+        figure.update_xaxes(range=[epoch - 0.5, epoch + 0.5], tick0=1, dtick=1)
     return figure
 
 

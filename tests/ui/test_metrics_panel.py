@@ -44,7 +44,7 @@ def test_one_epoch_is_drawn_as_visible_markers_in_a_range_around_it():
     for trace in figure.data:
         assert list(trace.x) == [1]
         assert "markers" in trace.mode and trace.marker.size >= 8
-    assert list(figure.layout.xaxis.range) == [0, 2]
+    assert list(figure.layout.xaxis.range) == [0.5, 1.5]
 
 
 def test_many_epochs_are_lines_without_markers():

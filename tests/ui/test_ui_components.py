@@ -107,3 +107,27 @@ def test_classification_job_page_is_labelled_for_its_task_and_shows_its_one_epoc
     first_row = page.locator("#per-class-table tbody tr").first.locator("td").all_inner_texts()
     assert first_row[-1].isdigit(), f"support is a count of images: {first_row}"
     page.locator("#per-class-table").screenshot(path=str(output_dir / "job-classify-per-class.png"))
+
+
+def test_dataset_previews_and_experiment_cards(
+    page: Page, stack: StackProcess, api: Api, classify_job: dict[str, Any], output_dir: Path
+) -> None:
+    pid = api.project_id()
+    page.goto(f"{stack.web_url}/projects/{pid}/datasets")
+    previews = page.locator("#dataset-previews .dataset-preview")
+    expect(previews).to_have_count(len(api.datasets(pid)))
+    digits = page.locator(".dataset-preview", has_text="digits (ui)")
+    assert digits.locator(".preview-strip img").count() == 4
+    assert "10 classes" in digits.locator(".preview-facts").inner_text()
+    page.screenshot(path=str(output_dir / "datasets-previews.png"), full_page=True)
+
+    page.goto(f"{stack.web_url}/projects/{pid}/compare")
+    page.wait_for_selector(f"#pick-{classify_job['id']}")
+    page.check(f"#pick-{classify_job['id']}")
+    page.click("#compare-runs")
+    card = page.locator(f"#run-cards .experiment-card[data-run-id='{classify_job['id']}']")
+    expect(card).to_be_visible()
+    text = card.inner_text()
+    assert "yolo11n-cls" in text and "digits (ui) v1" in text and "Top-1 accuracy" in text
+    assert card.locator(".avatar").count() == 1
+    page.screenshot(path=str(output_dir / "compare-run-cards.png"), full_page=True)
