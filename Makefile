@@ -15,14 +15,18 @@ export REFLEX_CHECK_LATEST_VERSION := 0
 export REFLEX_USE_SYSTEM_BUN := 1
 export PATH := $(CURDIR)/$(dir $(BUN)):$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test install lint format clean-data
+.PHONY: up test test-fast install lint format clean-data
 
 up: install
 	$(BIN)/vtp up
 
-test: install
-	$(BIN)/ruff check .
+test: install lint
 	$(BIN)/pytest -q -ra
+
+# The inner loop: no browser, no real training, no whole stack (under two minutes).
+FAST := not (ui or e2e or trainer or reliability or postgres or fleet or compose or client or deploy or ops or sweeps or models)
+test-fast: install lint
+	$(BIN)/pytest -q -ra -m "$(FAST)"
 
 AXE := .tools/axe/node_modules/axe-core/axe.min.js
 OIDC := .tools/oidc/node_modules/oidc-provider/package.json
@@ -65,8 +69,10 @@ $(OIDC):
 	npm install --prefix .tools/oidc --no-audit --no-fund oidc-provider@9.13.3
 	@test -f $@
 
-lint:
+lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services trainer_runner
 
 format:
 	$(BIN)/ruff format .

@@ -52,7 +52,8 @@ def image_sizes_figure(stats: Mapping[str, Any]) -> go.Figure:
                 "opacity": 0.7,
             },
             customdata=[s["count"] for s in sizes],
-            hovertemplate="%{x}×%{y}px: %{customdata} images<extra></extra>",
+            # "images: N" reads right for any N (no "1 images").
+            hovertemplate="%{x}×%{y}px, images: %{customdata}<extra></extra>",
         )
     )
     figure.update_layout(hovermode="closest")
@@ -72,7 +73,7 @@ def boxes_per_image_figure(stats: Mapping[str, Any]) -> go.Figure:
                     "color": SPLIT_COLOURS.get(split, "#475569"),
                     "pattern": {"shape": SPLIT_PATTERNS.get(split, "")},
                 },
-                hovertemplate=f"{split}: %{{y}} images<extra></extra>",
+                hovertemplate=f"{split}, images: %{{y}}<extra></extra>",
             )
         )
     figure.update_layout(barmode="group")

@@ -11,12 +11,12 @@ from services.actions import jobs, overview
 from services.actions.core import Actor, optional_web_actor
 from services.domain.permissions import Action
 from services.errors import DomainError
+from services.infra import live
 from state.auth_state import AuthState, login_redirect
 from state.formatting import dataset_row, job_row, project_card
 from state.page_helpers import role_allows
-from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
+from state.polling import DisconnectTimer, client_connected, next_change, route_id, watch
 
-JOBS_POLL_INTERVAL_S = 2 * POLL_INTERVAL_S
 DASHBOARD_ROUTE = "/"
 _DASHBOARD_ROUTE_ID = route_id(DASHBOARD_ROUTE)
 
@@ -87,27 +87,34 @@ class DashboardState(AuthState):
             return login_redirect(self.router.url.path)
         self.selected_project_id = project_id
         self._load(actor)
+        self._watch_generation += 1
+        return DashboardState.watch_jobs(self._watch_generation)
 
     @rx.event(background=True)
     async def watch_jobs(self, generation: int):
-        """Refresh the jobs table while this dashboard is open (newest load wins)."""
-        gone = DisconnectTimer(interval_s=JOBS_POLL_INTERVAL_S)
-        while True:
-            await asyncio.sleep(JOBS_POLL_INTERVAL_S)
-            async with self:
-                if generation != self._watch_generation or self.router.route_id != _DASHBOARD_ROUTE_ID:
+        """Refresh the jobs table when a job of the selected project changes (pushed; newest load wins)."""
+        async with self:
+            project = self.selected_project_id
+        if not project:
+            return
+        gone = DisconnectTimer()
+        with watch([live.project_channel(int(project))]) as watching:
+            while True:
+                await next_change(watching)
+                async with self:
+                    if generation != self._watch_generation or self.router.route_id != _DASHBOARD_ROUTE_ID:
+                        return
+                    if gone.update(client_connected(self.router.session.client_token)):
+                        return
+                    if project != self.selected_project_id:
+                        return
+                    token = self.token
+                try:
+                    rows = await asyncio.to_thread(_jobs_rows, token, int(project))
+                except DomainError:
                     return
-                if gone.update(client_connected(self.router.session.client_token)):
+                if rows is None:
                     return
-                token, project = self.token, self.selected_project_id
-            if not project:
-                continue
-            try:
-                rows = await asyncio.to_thread(_jobs_rows, token, int(project))
-            except DomainError:
-                return
-            if rows is None:
-                return
-            async with self:
-                if generation == self._watch_generation and project == self.selected_project_id:
-                    self.jobs = rows
+                async with self:
+                    if generation == self._watch_generation and project == self.selected_project_id:
+                        self.jobs = rows

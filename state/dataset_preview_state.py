@@ -16,8 +16,7 @@ from services.actions.core import web_actor
 from services.domain.overview import DatasetPreview
 from services.errors import DomainError
 from state.auth_state import AuthState
-from state.formatting import plural
-from state.page_helpers import data_uri, project_from_path
+from state.page_helpers import data_uri, plural, project_from_path
 
 
 def preview_data(project_id: int, preview: DatasetPreview) -> DatasetPreviewData:
@@ -28,7 +27,7 @@ def preview_data(project_id: int, preview: DatasetPreview) -> DatasetPreviewData
         version=f"v{preview.version}",
         href=f"/projects/{project_id}/datasets/{preview.dataset_id}",
         images=plural(preview.num_images, "image"),
-        classes=plural(len(preview.classes), "class", "classes") + (f": {shown}" if shown else ""),
+        classes=plural(len(preview.classes), "class") + (f": {shown}" if shown else ""),
         task=preview.task,
         thumbs=[PreviewThumb(src=data_uri(i.jpeg), alt=f"{i.path}: {i.caption}") for i in preview.images],
     )

@@ -1,9 +1,9 @@
 """Datasets pages: `/projects/[project_id]/datasets` (list + upload with progress) and
 `/projects/[project_id]/datasets/[dataset_id]` (versions, split dialog, statistics, gallery).
 
-Every blocking function below resolves the user from the page token and calls
-`services.domain.permissions.authorize` before it reads or changes anything; the state classes run them
-in threads from background events.
+Handlers read the page's state, resolve the actor from the page token (`web_actor`, in a thread),
+call `services.actions.datasets` (which authorizes, audits and commits, the same functions the
+REST API calls) and turn the public results into the rows the page renders (pure helpers below).
 """
 
 from __future__ import annotations
@@ -12,28 +12,27 @@ import asyncio
 import os
 import shutil
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import plotly.graph_objects as go
 import reflex as rx
-from sqlmodel import Session
 
 from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
-from services.domain import datasets
-from services.domain.datasets import stats as dataset_stats
-from services.domain.datasets import thumbnails
-from services.domain.datasets.schemas import DatasetVersionDetail
-from services.domain.models import Project, User
-from services.domain.permissions import Action, authorize
+from services.actions import datasets as actions
+from services.actions.core import SessionEnded, web_actor
+from services.domain.datasets import DatasetRejected
+from services.domain.datasets.schemas import DatasetVersionDetail, GalleryImage, UploadResult
+from services.domain.permissions import Action
+from services.domain.schemas import DatasetVersionPublic
 from services.errors import DomainError, Unauthorized
-from services.infra import storage
-from services.infra.db import session_scope
-from state.auth_state import AuthState, login_redirect, resolve_user
+from state.auth_state import AuthState, login_redirect
 from state.formatting import format_time
 from state.page_helpers import (
     data_uri,
     human_bytes,
     parse_ratio,
+    plural,
     problem_rows,
     progress_percent,
     project_path_ids,
@@ -43,185 +42,93 @@ from state.page_helpers import (
 
 UPLOAD_ID = "dataset-upload"
 GALLERY_PAGE = 12
-FULL_SIZE = 1024
-SIGNED_OUT = "Your session has ended: sign in again."
+
+T = TypeVar("T")
 
 
-def _user(session: Session, token: str) -> User:
-    user = resolve_user(session, token)
-    if user is None:
-        raise Unauthorized(SIGNED_OUT)
-    return user
+async def _as_web_actor(token: str, action: Callable[..., T], /, **kwargs: Any) -> T:
+    """Resolve the page's actor and run one action, both in a thread (they block on the database)."""
+    return await asyncio.to_thread(lambda: action(web_actor(token), **kwargs))
 
 
-def _project_name(session: Session, project_id: int) -> str:
-    project = session.get(Project, project_id)
-    return project.name if project else ""
-
-
-def dataset_list(token: str, project_id: int) -> dict[str, Any]:
-    """The project's datasets (latest version of each) for a viewer or higher."""
-    with session_scope() as session:
-        user = _user(session, token)
-        role = authorize(session, user=user, project_id=project_id, action=Action.dataset_read)
-        rows = [
-            {
-                "id": str(d.id),
-                "name": d.name,
-                "version": f"v{v.version}",
-                "format": f"{v.format} · {v.task}",
-                "images": str(v.num_images),
-                "classes": str(len(v.classes)),
-                "splits": split_text(v.split_counts),
-                "size": human_bytes(v.size_bytes),
-                "created": format_time(v.created_at),
-                "href": f"/projects/{project_id}/datasets/{d.id}",
-            }
-            for d, v in datasets.list_datasets(session, project_id=project_id)
-        ]
-        return {"role": role.value, "project": _project_name(session, project_id), "rows": rows}
-
-
-def check_can_upload(token: str, project_id: int) -> None:
-    with session_scope() as session:
-        authorize(session, user=_user(session, token), project_id=project_id, action=Action.dataset_write)
-
-
-def ingest_upload(token: str, project_id: int, path: str, filename: str, name: str) -> dict[str, Any]:
-    """Validate and store an uploaded zip as a new dataset (member or higher).
-
-    Returns {"dataset_id", "version", "warnings": rows}; raises DatasetRejected with the problems.
-    """
-    with session_scope() as session:
-        user = _user(session, token)
-        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
-        with open(path, "rb") as fileobj:
-            version, report = datasets.ingest_zip(
-                session,
-                project_id=project_id,
-                user_id=user.id,
-                name=name or filename.rsplit(".", 1)[0],
-                fileobj=fileobj,
-                filename=filename,
-            )
-        return {
-            "dataset_id": version.dataset_id,
-            "version": version.version,
-            "images": version.num_images,
-            "warnings": problem_rows(p.to_dict() for p in report.warnings),
-        }
-
-
-def version_rows(token: str, project_id: int, dataset_id: int) -> dict[str, Any]:
-    with session_scope() as session:
-        user = _user(session, token)
-        role = authorize(session, user=user, project_id=project_id, action=Action.dataset_read)
-        dataset = datasets.get_dataset(session, project_id=project_id, dataset_id=dataset_id)
-        rows = []
-        for v in datasets.list_versions(session, project_id=project_id, dataset_id=dataset_id):
-            detail = DatasetVersionDetail.of(v, dataset.name)
-            rows.append(
-                {
-                    "version": str(v.version),
-                    "label": f"v{v.version}",
-                    "images": str(v.num_images),
-                    "labels": str(v.num_labels),
-                    "splits": split_text(v.split_counts),
-                    "note": detail.note or ("uploaded" if detail.split_method == "upload" else ""),
-                    "created": format_time(v.created_at),
-                }
-            )
-        return {
-            "role": role.value,
-            "project": _project_name(session, project_id),
-            "name": dataset.name,
-            "rows": rows,
-        }
-
-
-def _version_row(session: Session, token: str, project_id: int, dataset_id: int, version: int) -> Any:
-    user = _user(session, token)
-    authorize(session, user=user, project_id=project_id, action=Action.dataset_read)
-    return datasets.get_dataset_version(
-        session, project_id=project_id, dataset_id=dataset_id, version=version
-    )
-
-
-def version_stats(token: str, project_id: int, dataset_id: int, version: int) -> dict[str, Any]:
-    with session_scope() as session:
-        row = _version_row(session, token, project_id, dataset_id, version)
-        uri = row.uri
-    return dataset_stats.version_stats(uri)
-
-
-def gallery(
-    token: str,
-    project_id: int,
-    dataset_id: int,
-    version: int,
-    *,
-    split: str = "",
-    class_name: str = "",
-    offset: int = 0,
-    limit: int = GALLERY_PAGE,
-) -> tuple[int, list[dict[str, str]]]:
-    """One page of thumbnails (with boxes) as data URIs; a viewer or higher."""
-    with session_scope() as session:
-        row = _version_row(session, token, project_id, dataset_id, version)
-        session.expunge(row)
-    count, items = thumbnails.gallery_page(
-        row, split=split or None, class_name=class_name or None, offset=offset, limit=limit
-    )
-    return count, [
+def dataset_rows(project_id: int, found: list[DatasetVersionPublic]) -> list[dict[str, str]]:
+    """The dataset list's table rows (latest version of each dataset)."""
+    return [
         {
-            "index": str(i["index"]),
-            "path": i["path"],
-            "name": i["path"].rsplit("/", 1)[-1],
-            "split": i["split"],
-            "size": f"{i['width']}×{i['height']}",
-            "classes": ", ".join(i["classes"]) or "no objects",
-            "objects": str(i["num_objects"]),
-            "src": data_uri(storage.get_bytes(i["thumbnail_uri"])),
+            "id": str(v.dataset_id),
+            "name": v.name,
+            "version": f"v{v.version}",
+            "format": f"{v.format} · {v.task}",
+            "images": str(v.num_images),
+            "classes": str(len(v.classes)),
+            "splits": split_text(v.split_counts),
+            "size": human_bytes(v.size_bytes),
+            "created": format_time(v.created_at),
+            "href": f"/projects/{project_id}/datasets/{v.dataset_id}",
         }
-        for i in items
+        for v in found
     ]
 
 
-def full_image(token: str, project_id: int, dataset_id: int, version: int, index: int) -> str:
-    """The image at full size (longest side at most FULL_SIZE) with its boxes drawn, as a data URI."""
-    with session_scope() as session:
-        row = _version_row(session, token, project_id, dataset_id, version)
-        session.expunge(row)
-    _media, chunks = thumbnails.stream_image(row, index)
-    image = datasets.load_manifest(row.uri)["images"][index]
-    longest = max(int(image.get("width") or 0), int(image.get("height") or 0), 1)
-    return data_uri(thumbnails.render(b"".join(chunks), image, size=min(FULL_SIZE, longest)))
+def version_rows(found: list[DatasetVersionDetail]) -> list[dict[str, str]]:
+    """The versions table's rows, newest first."""
+    return [
+        {
+            "version": str(v.version),
+            "label": f"v{v.version}",
+            "images": str(v.num_images),
+            "labels": str(v.num_labels),
+            "splits": split_text(v.split_counts),
+            "note": v.note or ("uploaded" if v.split_method == "upload" else ""),
+            "created": format_time(v.created_at),
+        }
+        for v in found
+    ]
 
 
-def split_dataset(
-    token: str,
-    project_id: int,
-    dataset_id: int,
-    *,
-    ratios: dict[str, float],
-    seed: int,
-    method: str,
-    from_version: int | None,
-) -> int:
-    """A new version with a new split (member or higher); returns its number."""
-    with session_scope() as session:
-        user = _user(session, token)
-        authorize(session, user=user, project_id=project_id, action=Action.dataset_write)
-        version = datasets.split_version(
-            session,
-            project_id=project_id,
-            dataset_id=dataset_id,
-            ratios=ratios,
-            seed=seed,
-            method=method,
-            from_version=from_version,
+def gallery_tiles(items: list[GalleryImage], pictures: list[bytes]) -> list[dict[str, str]]:
+    """Gallery tiles with their thumbnails inline as data URIs."""
+    return [
+        {
+            "index": str(i.index),
+            "path": i.path,
+            "name": i.path.rsplit("/", 1)[-1],
+            "split": i.split,
+            "size": f"{i.width}×{i.height}",
+            "classes": ", ".join(i.classes) or "no objects",
+            "objects": plural(i.num_objects, "object"),
+            "src": data_uri(picture),
+        }
+        for i, picture in zip(items, pictures, strict=True)
+    ]
+
+
+def stats_sentence(stats: dict[str, Any]) -> str:
+    """One sentence over a version's statistics, above its charts."""
+    width, height = stats.get("width") or {}, stats.get("height") or {}
+    return (
+        f"{plural(int(stats.get('num_images', 0)), 'image')}, "
+        f"{plural(len(stats.get('classes') or []), 'class')}, "
+        f"{stats.get('background_images', 0)} without objects; width "
+        f"{width.get('min', 0):g}–{width.get('max', 0):g}px, height "
+        f"{height.get('min', 0):g}–{height.get('max', 0):g}px"
+    )
+
+
+def upload_message(result: UploadResult) -> str:
+    """What the upload panel says once a version is stored."""
+    warnings = len(result.report.warnings)
+    stored = f"Stored version {result.version} with {plural(result.num_images, 'image')}"
+    return stored + (f" and {plural(warnings, 'warning')} (below)." if warnings else "; no problems found.")
+
+
+def _ingest(token: str, project_id: int, path: str, filename: str, name: str) -> UploadResult:
+    """Validate and store the upload the browser sent (kept on disk at `path`) as a new dataset."""
+    actor = web_actor(token)
+    with open(path, "rb") as fileobj:
+        return actions.upload_dataset(
+            actor, project_id=project_id, fileobj=fileobj, filename=filename, name=name
         )
-        return version.version
 
 
 def _message(exc: Exception) -> str:
@@ -277,15 +184,15 @@ class DatasetsState(AuthState):
                 self.ds_rows, self.ds_role, self.ds_project_name = [], "", ""
                 self.upload_phase, self.report_rows, self.upload_message = "", [], ""
             self.ds_project_id = project_id or 0
-            token = self.token
-            with session_scope() as session:
-                self._current_user(session)
+            actor = self._refresh_user()
         if not project_id:
             async with self:
                 self.ds_loading, self.ds_error = False, "This address does not name a project."
             return
         try:
-            found = await asyncio.to_thread(dataset_list, token, project_id)
+            if actor is None:
+                raise SessionEnded()
+            found = await asyncio.to_thread(actions.list_datasets, actor, project_id=project_id)
         except Unauthorized:
             async with self:
                 self.ds_loading = False
@@ -296,8 +203,8 @@ class DatasetsState(AuthState):
             return
         async with self:
             if project_id == self.ds_project_id:
-                self.ds_rows, self.ds_role = found["rows"], found["role"]
-                self.ds_project_name = found["project"]
+                self.ds_rows, self.ds_role = dataset_rows(project_id, found.datasets), found.role
+                self.ds_project_name = found.project_name
             self.ds_loading = False
 
     @rx.event
@@ -333,7 +240,7 @@ class DatasetsState(AuthState):
             self.upload_phase, self.upload_message = "failed", "Choose a .zip file first."
             return
         try:
-            await asyncio.to_thread(check_can_upload, self.token, self.ds_project_id)
+            await _as_web_actor(self.token, actions.check_can_upload, project_id=self.ds_project_id)
         except DomainError as exc:
             self.upload_phase, self.upload_message = "failed", _message(exc)
             return
@@ -356,8 +263,8 @@ class DatasetsState(AuthState):
         if not path:
             return
         try:
-            result = await asyncio.to_thread(ingest_upload, token, project_id, path, filename, name)
-        except datasets.DatasetRejected as exc:
+            result = await asyncio.to_thread(_ingest, token, project_id, path, filename, name)
+        except DatasetRejected as exc:
             async with self:
                 self.upload_phase = "rejected"
                 self.upload_message = (
@@ -371,14 +278,11 @@ class DatasetsState(AuthState):
             return
         finally:
             await asyncio.to_thread(lambda: os.path.exists(path) and os.remove(path))
-        warnings = result["warnings"]
         async with self:
             self.upload_phase = "done"
-            self.upload_href = f"/projects/{project_id}/datasets/{result['dataset_id']}"
-            self.upload_message = f"Stored version {result['version']} with {result['images']} images" + (
-                f" and {len(warnings)} warnings (below)." if warnings else "; no problems found."
-            )
-            self.report_rows = warnings
+            self.upload_href = f"/projects/{project_id}/datasets/{result.dataset_id}"
+            self.upload_message = upload_message(result)
+            self.report_rows = problem_rows(p.model_dump() for p in result.report.warnings)
             self.upload_name = ""
         return DatasetsState.load
 
@@ -450,15 +354,17 @@ class DatasetDetailState(AuthState):
                 self.gallery_items, self.gallery_count, self.split_notice = [], 0, ""
             self.dd_project_id, self.dd_dataset_id = project_id or 0, dataset_id or 0
             self.dd_loading, self.dd_error = True, ""
-            token = self.token
-            with session_scope() as session:
-                self._current_user(session)
+            actor = self._refresh_user()
         if not project_id or not dataset_id:
             async with self:
                 self.dd_loading, self.dd_error = False, "This address does not name a dataset."
             return
         try:
-            found = await asyncio.to_thread(version_rows, token, project_id, dataset_id)
+            if actor is None:
+                raise SessionEnded()
+            found = await asyncio.to_thread(
+                actions.list_versions, actor, project_id=project_id, dataset_id=dataset_id
+            )
         except Unauthorized:
             async with self:
                 self.dd_loading = False
@@ -468,12 +374,12 @@ class DatasetDetailState(AuthState):
                 self.dd_loading = False
                 self.dd_error = f"{_message(exc)}. Check the address, or ask a project admin for access."
             return
+        rows = version_rows(found.versions)
         async with self:
-            self.dd_role, self.dd_name, self.dd_project_name = found["role"], found["name"], found["project"]
-            self.dd_versions = found["rows"]
-            known = {r["version"] for r in found["rows"]}
-            if self.dd_version not in known:
-                self.dd_version = found["rows"][0]["version"] if found["rows"] else ""
+            self.dd_role, self.dd_name, self.dd_project_name = found.role, found.name, found.project_name
+            self.dd_versions = rows
+            if self.dd_version not in {r["version"] for r in rows}:
+                self.dd_version = rows[0]["version"] if rows else ""
             self.dd_loading = False
         return DatasetDetailState.refresh_version
 
@@ -492,7 +398,9 @@ class DatasetDetailState(AuthState):
             token, project_id, dataset_id = self.token, self.dd_project_id, self.dd_dataset_id
             version = int(self.dd_version)
         try:
-            stats = await asyncio.to_thread(version_stats, token, project_id, dataset_id, version)
+            stats = await _as_web_actor(
+                token, actions.version_stats, project_id=project_id, dataset_id=dataset_id, version=version
+            )
         except DomainError as exc:
             async with self:
                 self.stats_loading, self.stats_error = False, _message(exc)
@@ -504,13 +412,7 @@ class DatasetDetailState(AuthState):
                 self.boxes_figure = boxes_per_image_figure(stats)
                 self.has_boxes = bool(stats.get("objects_per_image"))
                 self.class_options = list(stats.get("classes") or [])
-                width, height = stats.get("width") or {}, stats.get("height") or {}
-                self.stats_summary = (
-                    f"{stats.get('num_images', 0)} images, {len(self.class_options)} classes, "
-                    f"{stats.get('background_images', 0)} without objects; width "
-                    f"{width.get('min', 0):g}–{width.get('max', 0):g}px, height "
-                    f"{height.get('min', 0):g}–{height.get('max', 0):g}px"
-                )
+                self.stats_summary = stats_sentence(stats)
             self.stats_loading = False
         return DatasetDetailState.load_gallery
 
@@ -520,12 +422,23 @@ class DatasetDetailState(AuthState):
             if not self.dd_version:
                 return
             self.gallery_loading, self.gallery_error = True, ""
-            args = (self.token, self.dd_project_id, self.dd_dataset_id, int(self.dd_version))
+            token, project_id, dataset_id = self.token, self.dd_project_id, self.dd_dataset_id
+            version = int(self.dd_version)
             split, class_name, offset = self.gallery_split, self.gallery_class, self.gallery_offset
         try:
-            count, items = await asyncio.to_thread(
-                gallery, *args, split=split, class_name=class_name, offset=offset
+            found = await _as_web_actor(
+                token,
+                actions.gallery,
+                project_id=project_id,
+                dataset_id=dataset_id,
+                version=version,
+                split=split,
+                class_name=class_name,
+                offset=offset,
+                limit=GALLERY_PAGE,
+                with_thumbnails=True,
             )
+            count, items = found.page.count, gallery_tiles(found.page.data, found.thumbnails)
         except DomainError as exc:
             async with self:
                 self.gallery_loading, self.gallery_error = False, _message(exc)
@@ -559,9 +472,18 @@ class DatasetDetailState(AuthState):
         async with self:
             self.viewer_open, self.viewer_loading, self.viewer_src = True, True, ""
             self.viewer_title = title
-            args = (self.token, self.dd_project_id, self.dd_dataset_id, int(self.dd_version or 0))
+            token, project_id, dataset_id = self.token, self.dd_project_id, self.dd_dataset_id
+            version = int(self.dd_version or 0)
         try:
-            src = await asyncio.to_thread(full_image, *args, int(index))
+            preview = await _as_web_actor(
+                token,
+                actions.image_preview,
+                project_id=project_id,
+                dataset_id=dataset_id,
+                version=version,
+                index=int(index),
+            )
+            src = data_uri(preview)
         except (DomainError, ValueError) as exc:
             async with self:
                 self.viewer_loading, self.viewer_title = False, f"Could not open the image: {_message(exc)}"
@@ -593,16 +515,17 @@ class DatasetDetailState(AuthState):
             seed_text = str(form.get("seed") or "0").strip()
             if not seed_text.lstrip("-").isdigit():
                 raise ValueError("Seed must be a whole number")
-            number = await asyncio.to_thread(
-                split_dataset,
+            made = await _as_web_actor(
                 token,
-                project_id,
-                dataset_id,
+                actions.split,
+                project_id=project_id,
+                dataset_id=dataset_id,
                 ratios=ratios,
                 seed=int(seed_text),
                 method=method,
                 from_version=from_version,
             )
+            number = made.version
         except (DomainError, ValueError) as exc:
             async with self:
                 self.splitting, self.split_error = False, _message(exc)

@@ -8,6 +8,7 @@ from typing import Any
 from components.project_card import Face, ProjectCardData
 from services.domain.overview import ProjectOverview
 from services.domain.schemas import DatasetVersionPublic, JobPublic
+from state.page_helpers import plural
 
 FINISHED_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -68,11 +69,6 @@ def parse_int(value: Any, *, name: str) -> int:
         return int(str(value).strip())
     except ValueError as exc:
         raise ValueError(f"{name} must be a whole number") from exc
-
-
-def plural(count: int, singular: str, plural_form: str = "") -> str:
-    """'1 dataset', '3 datasets' (never '1 datasets')."""
-    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
 
 
 def project_card(project: ProjectOverview) -> ProjectCardData:

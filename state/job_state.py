@@ -16,11 +16,12 @@ from services.actions.core import optional_web_actor, web_actor
 from services.domain.permissions import Action
 from services.domain.schemas import JobDetail
 from services.errors import DomainError
+from services.infra import live as live_channels
 from services.infra.settings import get_settings
 from state.auth_state import AuthState, login_redirect
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
 from state.page_helpers import human_bytes, role_allows
-from state.polling import POLL_INTERVAL_S, DisconnectTimer, client_connected, route_id
+from state.polling import PAUSED_MESSAGE, DisconnectTimer, client_connected, next_change, route_id, watch
 from state.training_helpers import mlflow_run_url, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
@@ -144,6 +145,7 @@ class JobPageState(AuthState):
     cancel_message: str = ""
     cancelling: bool = False
     stale_message: str = ""
+    live_message: str = ""
     retrying: bool = False
     retry_message: str = ""
     validation_epoch: str = ""
@@ -287,41 +289,47 @@ class JobPageState(AuthState):
 
     @rx.event(background=True)
     async def watch(self, generation: int):
-        """Poll the database about once a second while this page is open and the job unfinished.
+        """Follow the job while this page is open and the job unfinished: pushed, not polled.
 
-        Each new epoch row adds a point to the chart without a reload. The loop ends when the
-        job finishes, the user leaves the page, the tab has been gone for a while, or a newer
-        page load started its own loop.
+        The page re-reads the job when the backend announces a change to it (an epoch, a state
+        move), so a new point shows without a reload; it also re-reads every LIVE_REFRESH_S (the
+        heartbeat's staleness is a matter of time). Without push it re-reads every few seconds
+        and says so. The loop ends when the job finishes, the user leaves the page, the tab has
+        been gone for a while, or a newer page load started its own loop.
         """
+        async with self:
+            job_id = self.page_job_id
         gone = DisconnectTimer()
-        while True:
-            async with self:
-                if generation != self._watch_generation or self.router.route_id != _JOB_ROUTE_ID:
+        with watch([live_channels.job_channel(job_id)]) as watching:
+            while True:
+                async with self:
+                    if generation != self._watch_generation or self.router.route_id != _JOB_ROUTE_ID:
+                        return
+                    if self.finished or not self.page_job_id or self.not_found:
+                        return
+                    if gone.update(client_connected(self.router.session.client_token)):
+                        return
+                    token = self.token
+                pushed = await next_change(watching)
+                snap = await asyncio.to_thread(load_job, token, job_id)
+                async with self:
+                    if generation != self._watch_generation or job_id != self.page_job_id:
+                        return
+                    self.live_message = "" if pushed else PAUSED_MESSAGE
+                    if not snap.signed_in:
+                        self._remember(None)
+                        redirect = login_redirect(self.router.url.path)
+                    else:
+                        redirect = None
+                if redirect is not None:
+                    yield redirect
                     return
-                if self.finished or not self.page_job_id or self.not_found:
-                    return
-                if gone.update(client_connected(self.router.session.client_token)):
-                    return
-                token, job_id = self.token, self.page_job_id
-            await asyncio.sleep(POLL_INTERVAL_S)
-            snap = await asyncio.to_thread(load_job, token, job_id)
-            async with self:
-                if generation != self._watch_generation or job_id != self.page_job_id:
-                    return
-                if not snap.signed_in:
-                    self._remember(None)
-                    redirect = login_redirect(self.router.url.path)
-                else:
-                    redirect = None
-            if redirect is not None:
-                yield redirect
-                return
-            async with self:
-                before = (len(self.points), self.job_state)
-                self._apply(snap)
-                changed = (len(self.points), self.job_state) != before
-            if changed:
-                yield JobPageState.load_extras
+                async with self:
+                    before = (len(self.points), self.job_state)
+                    self._apply(snap)
+                    changed = (len(self.points), self.job_state) != before
+                if changed:
+                    yield JobPageState.load_extras
 
     @rx.event(background=True)
     async def cancel(self):

@@ -11,15 +11,15 @@ from services.actions import jobs
 from services.actions.core import optional_web_actor
 from services.domain.schemas import JobListItem
 from services.errors import DomainError
+from services.infra import live
 from state.auth_state import AuthState, login_redirect
 from state.formatting import epoch_progress, format_time
 from state.page_helpers import project_from_path
-from state.polling import DisconnectTimer, client_connected, route_id
+from state.polling import DisconnectTimer, client_connected, next_change, route_id, watch
 from state.training_helpers import queue_text
 
 JOBS_ROUTE = "/projects/[project_id]/jobs"
 _JOBS_ROUTE_ID = route_id(JOBS_ROUTE)
-REFRESH_S = 2.0
 STATE_FILTERS = ("queued", "dispatching", "running", "retrying", "succeeded", "failed", "cancelled")
 
 
@@ -115,16 +115,18 @@ class JobsListState(AuthState):
         redirect = await self._reload()
         if redirect is not None:
             return redirect
-        gone = DisconnectTimer(interval_s=REFRESH_S)
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            async with self:
-                if generation != self._generation or self.router.route_id != _JOBS_ROUTE_ID:
+        # Pushed: the list re-reads when a job of this project changes (services.infra.live).
+        gone = DisconnectTimer()
+        with watch([live.project_channel(project_id)]) as watching:
+            while True:
+                await next_change(watching)
+                async with self:
+                    if generation != self._generation or self.router.route_id != _JOBS_ROUTE_ID:
+                        return
+                    if gone.update(client_connected(self.router.session.client_token)):
+                        return
+                if await self._reload() is not None:
                     return
-                if gone.update(client_connected(self.router.session.client_token)):
-                    return
-            if await self._reload() is not None:
-                return
 
     @rx.event(background=True)
     async def set_filter(self, name: str, value: str):

@@ -110,3 +110,10 @@ def name_fields(message: str, labels: Mapping[str, str]) -> str:
     label the page shows for that field instead."""
     field, sep, rest = message.partition(": ")
     return f"{labels[field]}: {rest}" if sep and field in labels else message
+
+
+def plural(count: int, noun: str, plural_form: str = "") -> str:
+    """'1 image', '3 images', '0 classes': the count with the noun in the right number."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {plural_form or (noun + 'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else noun + 's')}"

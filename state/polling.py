@@ -1,12 +1,25 @@
-"""Shared rules for the background polling loops of the page states."""
+"""Shared rules for the background loops of the page states that watch something live.
+
+Pages wait for pushed "changed" notices (services.infra.live) and re-read only then; without
+Redis they fall back to a slow re-read and say that live updates are paused.
+"""
 
 from __future__ import annotations
+
+import time
 
 from reflex.utils.format import format_route
 from reflex.utils.prerequisites import get_and_validate_app
 
+from services.infra import live
+
 POLL_INTERVAL_S = 1.0
-# A tab that has been gone this long (closed, or network lost) stops its poller.
+# With push working, a page still re-reads this often: heartbeat staleness is a matter of time.
+LIVE_REFRESH_S = 15.0
+# Without push (Redis unreachable), it re-reads this often and says live updates are paused.
+FALLBACK_REFRESH_S = 3.0
+PAUSED_MESSAGE = "Live updates are paused (reconnecting); this page refreshes every few seconds meanwhile."
+# A tab that has been gone this long (closed, or network lost) stops its watcher.
 DISCONNECT_GRACE_S = 30.0
 
 
@@ -27,12 +40,29 @@ def client_connected(client_token: str) -> bool:
 
 
 class DisconnectTimer:
-    """Counts how long a client has been gone; `expired` once the grace period has passed."""
+    """How long a client has been gone; `update` says True once the grace period has passed."""
 
     def __init__(self, grace_s: float = DISCONNECT_GRACE_S, interval_s: float = POLL_INTERVAL_S) -> None:
-        self._limit = max(1, int(grace_s / interval_s))
-        self._missed = 0
+        # interval_s: the shortest time between updates, so a watcher gets at least one more look.
+        self._grace = max(grace_s, interval_s)
+        self._gone_since: float | None = None
 
     def update(self, connected: bool) -> bool:
-        self._missed = 0 if connected else self._missed + 1
-        return self._missed >= self._limit
+        now = time.monotonic()
+        if connected:
+            self._gone_since = None
+            return False
+        if self._gone_since is None:
+            self._gone_since = now
+        return now - self._gone_since >= self._grace
+
+
+def watch(channels: list[str]) -> live.Watch:
+    """A page's standing subscription to pushed changes (see services.infra.live)."""
+    return live.hub().watch(channels)
+
+
+async def next_change(watching: live.Watch) -> bool:
+    """Wait for a pushed change, or until it is time to re-read anyway; False when push is down."""
+    await watching.changed(LIVE_REFRESH_S if watching.connected else FALLBACK_REFRESH_S)
+    return watching.connected

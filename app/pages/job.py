@@ -128,6 +128,12 @@ def summary_card() -> rx.Component:
         ),
         rx.cond(S.cancel_message != "", rx.text(S.cancel_message, id="cancel-message", role="status")),
         rx.cond(
+            S.live_message != "",
+            rx.callout(
+                S.live_message, icon="wifi_off", color_scheme="amber", role="status", id="job-live-paused"
+            ),
+        ),
+        rx.cond(
             S.stale_message != "",
             rx.callout(
                 S.stale_message, icon="clock_alert", color_scheme="amber", role="status", id="job-stale"

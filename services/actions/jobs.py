@@ -118,7 +118,7 @@ def job_list(
                 **JobPublic.of(j).model_dump(),
                 owner=owners.get(j.created_by, "?"),
                 owner_id=j.created_by,
-                queue_position=positions.get(j.id),
+                queue_position=positions.get(j.id or 0),
             )
             for j in rows
         ]
@@ -128,7 +128,7 @@ def _dataset_versions(session: Session, *, project_id: int) -> list[DatasetVersi
     """Every version of every dataset of the project, newest first."""
     rows = session.exec(
         select(DatasetVersion, Dataset.name)
-        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .join(Dataset, col(Dataset.id) == col(DatasetVersion.dataset_id))
         .where(Dataset.project_id == project_id)
         .order_by(col(DatasetVersion.id).desc())
     ).all()

@@ -58,7 +58,8 @@ class Catalog:
         tasks = self.framework(framework).get("tasks") or []
         for entry in tasks:
             if entry["name"] == task:
-                return entry
+                found: dict[str, Any] = entry
+                return found
         allowed = [t["name"] for t in tasks]
         raise InvalidInput(f"task: unknown task {task!r} for {framework}; allowed: {allowed}")
 

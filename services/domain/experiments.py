@@ -60,7 +60,9 @@ def list_runs(
 ) -> list[dict[str, Any]]:
     """Runs of a project for the picker, newest first (one query, owner names joined)."""
     query = (
-        select(Job, User.username).join(User, User.id == Job.created_by).where(Job.project_id == project_id)
+        select(Job, User.username)
+        .join(User, col(User.id) == col(Job.created_by))
+        .where(Job.project_id == project_id)
     )
     if search.strip():
         term = search.strip()
@@ -78,7 +80,7 @@ def compare_runs(session: Session, *, project_id: int, job_ids: Iterable[int]) -
         return RunSet()
     rows = session.exec(
         select(Job, User.username)
-        .join(User, User.id == Job.created_by)
+        .join(User, col(User.id) == col(Job.created_by))
         .where(Job.project_id == project_id, col(Job.id).in_(ids))
         .order_by(col(Job.id))
     ).all()
@@ -153,10 +155,10 @@ def visible_projects(session: Session, *, user: User) -> dict[int, str]:
     """Projects whose analytics the user may see: their own; platform admins see all."""
     query = select(Project.id, Project.name).where(col(Project.deleted_at).is_(None))
     if not user.is_platform_admin:
-        query = query.join(Membership, Membership.project_id == Project.id).where(
+        query = query.join(Membership, col(Membership.project_id) == col(Project.id)).where(
             Membership.user_id == user.id
         )
-    return {pid: name for pid, name in session.exec(query).all()}
+    return {pid: name for pid, name in session.exec(query).all() if pid is not None}
 
 
 def job_facts(session: Session, *, project_ids: Iterable[int], since: datetime) -> list[dict[str, Any]]:
@@ -165,7 +167,7 @@ def job_facts(session: Session, *, project_ids: Iterable[int], since: datetime) 
         return []
     rows = session.exec(
         select(Job, User.username)
-        .join(User, User.id == Job.created_by)
+        .join(User, col(User.id) == col(Job.created_by))
         .where(col(Job.project_id).in_(ids), Job.created_at >= since)
     ).all()
     return [

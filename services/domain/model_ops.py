@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +41,17 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _EPOCH_DIR = re.compile(r"artifacts/epoch-(\d{3,})/")
 
 
+def _prefix(job: Job) -> str:
+    assert job.id is not None, "only stored jobs have files"
+    return storage.job_prefix(job.project_id, job.id)
+
+
 def model_uri(job: Job) -> str | None:
     """The checkpoint to export or predict with: best, else last; None before the job saved any."""
     for name in ("best_checkpoint", "last_checkpoint"):
         if job.artifacts.get(name):
             return job.artifacts[name]
-    prefix = storage.job_prefix(job.project_id, job.id) + "checkpoints/"
+    prefix = _prefix(job) + "checkpoints/"
     for name in ("best.pt", "last.pt"):
         uri = storage.uri(prefix + name)
         if storage.exists(uri):
@@ -58,7 +64,7 @@ def model_uri(job: Job) -> str | None:
 
 def artifact_rows(job: Job) -> list[dict[str, Any]]:
     """Every object under the job's prefix: {"key" (relative), "uri", "size", "kind"}."""
-    prefix = storage.job_prefix(job.project_id, job.id)
+    prefix = _prefix(job)
     rows = []
     for key, size in storage.list_objects(prefix):
         relative = key[len(prefix) :]
@@ -71,7 +77,7 @@ def download_url(job: Job, key: str) -> str:
     """A short-lived presigned URL for one object of the job (relative `key`, no escaping the prefix)."""
     if ".." in key.split("/") or key.startswith("/"):
         raise InvalidInput("key: must be a path inside the job's folder")
-    full = storage.uri(storage.job_prefix(job.project_id, job.id) + key)
+    full = storage.uri(_prefix(job) + key)
     return storage.presigned_get(full, filename=key.rsplit("/", 1)[-1])
 
 
@@ -115,7 +121,7 @@ def latest_validation_uris(session: Session, job: Job) -> tuple[int | None, dict
         }
         if uris:
             return payload.get("epoch"), uris
-    prefix = storage.job_prefix(job.project_id, job.id) + "artifacts/"
+    prefix = _prefix(job) + "artifacts/"
     by_epoch: dict[int, dict[str, str]] = {}
     for key in storage.list_keys(prefix + "epoch-"):
         match = _EPOCH_DIR.search(key)
@@ -137,7 +143,7 @@ def validation_docs(session: Session, job: Job) -> ValidationDocs:
         pr_curve=_read_json(uris.get("pr_curve")),
     )
     predictions_uri = job.artifacts.get("predictions") or storage.uri(
-        storage.job_prefix(job.project_id, job.id) + "artifacts/predictions/predictions.json"
+        _prefix(job) + "artifacts/predictions/predictions.json"
     )
     if not predictions_uri.endswith(".json"):
         predictions_uri = predictions_uri.rstrip("/") + "/predictions.json"
@@ -151,7 +157,7 @@ def validation_docs(session: Session, job: Job) -> ValidationDocs:
 def read_image(job: Job, uri: str) -> bytes:
     """Bytes of an image stored under the job's prefix (prediction drawings)."""
     _bucket, key = storage.parse_uri(uri)
-    if not key.startswith(storage.job_prefix(job.project_id, job.id)) or ".." in key:
+    if not key.startswith(_prefix(job)) or ".." in key:
         raise InvalidInput("uri: not an object of this job")
     return storage.get_bytes(uri)
 
@@ -179,11 +185,11 @@ def prepare_export(job: Job, formats: list[str]) -> ExportPlan:
     uri = model_uri(job)
     if uri is None:
         raise Conflict(f"Job {job_id} saved no checkpoint to export")
-    output = storage.uri(storage.job_prefix(job.project_id, job.id) + "exports/")
+    output = storage.uri(_prefix(job) + "exports/")
     return ExportPlan(job.project_id, job_id, uri, output, tuple(dict.fromkeys(formats)))
 
 
-def _trainer_call(call: Any, what: str) -> dict[str, Any]:
+def _trainer_call(call: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
     try:
         return call()
     except TrainerRejected as exc:

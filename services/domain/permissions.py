@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.domain.models import Membership, Project, Role, User
 from services.errors import NotFound, PermissionDenied
@@ -66,7 +66,7 @@ def role_in(session: Session, *, user: User, project_id: int) -> Role | None:
     """The user's role in a live project, or None (not a member, or the project is deleted)."""
     row = session.exec(
         select(Membership.role)
-        .join(Project, Project.id == Membership.project_id)
+        .join(Project, col(Project.id) == col(Membership.project_id))
         .where(
             Membership.project_id == project_id,
             Membership.user_id == user.id,

@@ -107,7 +107,8 @@ def put_bytes(key: str, data: bytes, content_type: str = "application/octet-stre
 
 def get_bytes(s3_uri: str) -> bytes:
     bucket_name, key = parse_uri(s3_uri)
-    return s3_client().get_object(Bucket=bucket_name, Key=key)["Body"].read()
+    data: bytes = s3_client().get_object(Bucket=bucket_name, Key=key)["Body"].read()
+    return data
 
 
 def list_keys(prefix: str) -> Iterator[str]:
@@ -153,7 +154,8 @@ def presigned_get(s3_uri: str, *, expires_s: int = 900, filename: str | None = N
     params: dict[str, Any] = {"Bucket": bucket_name, "Key": key}
     if filename:
         params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-    return s3_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+    url: str = s3_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+    return url
 
 
 def object_size(s3_uri: str) -> int | None:

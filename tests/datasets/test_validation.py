@@ -166,6 +166,16 @@ def test_bad_archive_is_refused_with_every_problem_and_leaves_nothing(client: Te
     assert state() == before
 
 
+def test_a_corrupt_image_s_message_names_the_file_not_a_python_object(client: TestClient) -> None:
+    response = upload(client, _with(GOOD, images__train__0_dot_png=b"not an image at all"), "corrupt")
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("The dataset has 1 problem to fix: images/train/0.png")
+    (problem,) = response.json()["problems"]
+    assert problem["file"] == "images/train/0.png"
+    assert "cannot identify image file 'images/train/0.png'" in problem["message"], problem
+    assert "BytesIO" not in response.text and " at 0x" not in response.text
+
+
 def test_every_problem_is_reported_with_file_and_line(client: TestClient) -> None:
     entries = _with(
         GOOD,

@@ -197,6 +197,32 @@ def test_a_writer_that_loses_the_race_for_a_version_number_deletes_nothing(clien
     assert _snapshot(v1) == objects
 
 
+def test_a_version_whose_transaction_rolls_back_leaves_no_objects(client: TestClient) -> None:
+    """The objects are written before the caller's commit (which carries the audit row too): a
+    transaction that rolls back after the writes takes its objects with it."""
+    import io
+
+    before = state()
+    with pytest.raises(RuntimeError, match="after the writes"), session_scope() as session:
+        version, _report = ingest.ingest_zip(
+            session,
+            project_id=client.project_id,  # type: ignore[attr-defined]
+            user_id=_creator(
+                upload(client, sample_data.yolo_zip(train=2, val=1), "first").json()["dataset_id"]
+            ),
+            name="rolled back",
+            fileobj=io.BytesIO(sample_data.yolo_zip(train=3, val=1)),
+            filename="late.zip",
+        )
+        prefix = storage.parse_uri(version.uri)[1]
+        assert list(storage.list_keys(prefix)), "the objects exist until the transaction ends"
+        raise RuntimeError("something failed after the writes, before the commit")
+    assert not list(storage.list_keys(prefix))
+    datasets, versions, keys = state()
+    assert (datasets, versions) == (before[0] + 1, before[1] + 1)  # only the "first" upload remains
+    assert not [k for k in keys if k.startswith(prefix)]
+
+
 def test_a_job_can_be_created_on_every_kind_of_version(client: TestClient) -> None:
     from services.domain import jobs
     from services.domain.models import Job, User

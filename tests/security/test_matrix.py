@@ -625,43 +625,56 @@ def _denied_is_false(call: Callable[[], object]) -> bool:
     return True
 
 
-def _ui_dataset(fn_name: str, **kwargs: Any) -> Callable[[World, str], bool]:
-    def check(w: World, token: str) -> bool:
-        import state.datasets_state as ds
+def _ui_dataset(fn_name: str) -> Callable[[World, str], bool]:
+    """A datasets page handler's read: the actions function it calls, with the page's web actor."""
 
-        fn = getattr(ds, fn_name)
+    def check(w: World, token: str) -> bool:
+        from services.actions import datasets as actions
+        from services.actions.core import web_actor
+
+        project = {"project_id": w.cast.project_id}
+        dataset = {**project, "dataset_id": w.dataset_id}
+        version = {**dataset, "version": w.version}
         args = {
-            "dataset_list": (token, w.cast.project_id),
-            "version_rows": (token, w.cast.project_id, w.dataset_id),
-            "version_stats": (token, w.cast.project_id, w.dataset_id, w.version),
-            "gallery": (token, w.cast.project_id, w.dataset_id, w.version),
-            "full_image": (token, w.cast.project_id, w.dataset_id, w.version, 0),
-            "check_can_upload": (token, w.cast.project_id),
+            "list_datasets": project,
+            "list_versions": dataset,
+            "version_stats": version,
+            "gallery": {**version, "with_thumbnails": True},
+            "image_preview": {**version, "index": 0},
+            "check_can_upload": project,
         }[fn_name]
-        return _denied_is_false(lambda: fn(*args, **kwargs))
+        return _denied_is_false(lambda: getattr(actions, fn_name)(web_actor(token), **args))
 
     return check
 
 
 def _ui_ingest(w: World, token: str) -> bool:
+    """DatasetsState.process_upload: the browser's zip, kept on disk, ingested as the web actor."""
     import tempfile
 
-    from state.datasets_state import ingest_upload
+    from services.actions import datasets as actions
+    from services.actions.core import web_actor
 
     with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
         handle.write(sample_data.yolo_zip(train=2, val=1))
         handle.flush()
-        return _denied_is_false(lambda: ingest_upload(token, w.cast.project_id, handle.name, "m.zip", "ui"))
+        handle.seek(0)
+        return _denied_is_false(
+            lambda: actions.upload_dataset(
+                web_actor(token), project_id=w.cast.project_id, fileobj=handle, filename="m.zip", name="ui"
+            )
+        )
 
 
 def _ui_split(w: World, token: str) -> bool:
-    from state.datasets_state import split_dataset
+    from services.actions import datasets as actions
+    from services.actions.core import web_actor
 
     return _denied_is_false(
-        lambda: split_dataset(
-            token,
-            w.cast.project_id,
-            w.dataset_id,
+        lambda: actions.split(
+            web_actor(token),
+            project_id=w.cast.project_id,
+            dataset_id=w.dataset_id,
             ratios={"train": 0.8, "val": 0.2, "test": 0.0},
             seed=1,
             method="random",
@@ -774,7 +787,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "AnalyticsState.set_days": [(SIGNED_IN, _ui_analytics)],
     # Datasets pages (state/datasets_state.py).
     "DatasetsState.setvar": "sets a client-side var; every read of project data re-authorizes",
-    "DatasetsState.load": [(VIEWER_UP, _ui_dataset("dataset_list"))],
+    "DatasetsState.load": [(VIEWER_UP, _ui_dataset("list_datasets"))],
     "DatasetPreviewState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "DatasetPreviewState.load_previews": [(VIEWER_UP, _ui_dataset_previews)],
     "DatasetsState.set_upload_name": "sets a client-side var",
@@ -784,14 +797,14 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "DatasetsState.handle_upload": [(MEMBER_UP, _ui_dataset("check_can_upload"))],
     "DatasetsState.process_upload": [(MEMBER_UP, _ui_ingest)],
     "DatasetDetailState.setvar": "sets a client-side var; every read of project data re-authorizes",
-    "DatasetDetailState.load": [(VIEWER_UP, _ui_dataset("version_rows"))],
+    "DatasetDetailState.load": [(VIEWER_UP, _ui_dataset("list_versions"))],
     "DatasetDetailState.select_version": "sets a client-side var; refresh_version authorizes",
     "DatasetDetailState.refresh_version": [(VIEWER_UP, _ui_dataset("version_stats"))],
     "DatasetDetailState.load_gallery": [(VIEWER_UP, _ui_dataset("gallery"))],
     "DatasetDetailState.filter_split": "sets a client-side var; load_gallery authorizes",
     "DatasetDetailState.filter_class": "sets a client-side var; load_gallery authorizes",
     "DatasetDetailState.page": "sets a client-side var; load_gallery authorizes",
-    "DatasetDetailState.open_image": [(VIEWER_UP, _ui_dataset("full_image"))],
+    "DatasetDetailState.open_image": [(VIEWER_UP, _ui_dataset("image_preview"))],
     "DatasetDetailState.set_viewer_open": "sets a client-side var",
     "DatasetDetailState.set_split_open": "sets a client-side var",
     "DatasetDetailState.submit_split": [(MEMBER_UP, _ui_split)],

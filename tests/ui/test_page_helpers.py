@@ -13,6 +13,7 @@ from state.page_helpers import (
     human_bytes,
     name_fields,
     parse_ratio,
+    plural,
     problem_rows,
     progress_percent,
     project_from_path,
@@ -112,3 +113,67 @@ def test_dataset_charts_use_the_one_chart_style():
 
 def test_badge_colours_meet_aa_with_white_initials():
     assert all(tokens.contrast_ratio(tokens.PRIMARY_TEXT, c) >= 4.5 for c in BADGE_COLOURS)
+
+
+def test_plural_says_one_object_and_two_objects():
+    assert plural(1, "object") == "1 object"
+    assert plural(0, "object") == "0 objects"
+    assert plural(2, "image") == "2 images"
+    assert plural(1, "class") == "1 class"
+    assert plural(3, "class") == "3 classes"
+    assert plural(2, "box") == "2 boxes"
+    assert plural(2, "child", "children") == "2 children"
+
+
+def test_dataset_page_sentences_use_the_right_number():
+    from datetime import UTC, datetime
+
+    from services.domain.datasets.schemas import GalleryImage, ReportPublic, UploadResult
+    from state.datasets_state import gallery_tiles, stats_sentence, upload_message
+
+    one = {"num_images": 1, "classes": ["cat"], "background_images": 0, "width": {"min": 8, "max": 8}}
+    assert stats_sentence(one).startswith("1 image, 1 class, 0 without objects")
+    two = {**one, "num_images": 2, "classes": ["cat", "dog"]}
+    assert stats_sentence(two).startswith("2 images, 2 classes,")
+
+    image = GalleryImage(
+        index=0,
+        path="a/b.png",
+        split="train",
+        width=4,
+        height=3,
+        classes=["cat"],
+        num_objects=1,
+        thumbnail_uri="s3://x",
+    )
+    (tile,) = gallery_tiles([image], [b"jpeg"])
+    assert (
+        tile["objects"] == "1 object"
+        and tile["name"] == "b.png"
+        and tile["src"].startswith("data:image/jpeg")
+    )
+
+    report = ReportPublic(format="yolo", task="detect", counts={}, errors=[], warnings=[])
+    result = UploadResult(
+        id=1,
+        dataset_id=1,
+        version=1,
+        format="yolo",
+        task="detect",
+        uri="s3://b/p/",
+        classes=["cat"],
+        num_images=1,
+        num_labels=1,
+        split_counts={"train": 1},
+        size_bytes=10,
+        created_at=datetime.now(UTC),
+        report=report,
+    )
+    assert upload_message(result) == "Stored version 1 with 1 image; no problems found."
+    warned = result.model_copy(
+        update={
+            "num_images": 5,
+            "report": report.model_copy(update={"warnings": [{"file": "a", "message": "m"}]}),
+        }
+    )
+    assert upload_message(warned) == "Stored version 1 with 5 images and 1 warning (below)."

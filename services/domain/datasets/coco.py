@@ -92,7 +92,7 @@ class _Resolver:
 
 
 def _file_name(doc: dict[str, Any], image_id: Any) -> str:
-    return next(i["file_name"] for i in doc["images"] if isinstance(i, dict) and i.get("id") == image_id)
+    return str(next(i["file_name"] for i in doc["images"] if isinstance(i, dict) and i.get("id") == image_id))
 
 
 def _box(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
+# Pillow names the file it could not read by its repr; ours is an in-memory copy of the zip entry
+# (`<_io.BytesIO object at 0x7f...>`), which means nothing to the user: the entry's name replaces it.
+_IN_MEMORY_FILE = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 EDGE_TOLERANCE = 1e-3  # normalised; rounding in exported labels may overshoot the edge a little
 
 
@@ -102,15 +106,9 @@ class ImageReader:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             self.report.error(name, f"image is too large to decode safely ({exc})")
             return None
-        except UnidentifiedImageError:
-            # Pillow's own text names its in-memory buffer ("<_io.BytesIO object at 0x...>"),
-            # which tells the user nothing: say what is wrong with their file instead.
-            self.report.error(
-                name, "corrupt or unreadable image (no image format recognised): replace or remove it"
-            )
-            return None
-        except (OSError, SyntaxError, ValueError) as exc:
-            self.report.error(name, f"corrupt or unreadable image ({exc}): replace or remove it")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            reason = _IN_MEMORY_FILE.sub(repr(name), str(exc))
+            self.report.error(name, f"corrupt or unreadable image ({reason}): replace or remove it")
             return None
         digest = hashlib.sha256(data).hexdigest()
         first = self.first_by_hash.setdefault(digest, name)

@@ -3,8 +3,9 @@ or a class rename becomes the next version. Versions never change once written.
 
 All or nothing: the archive is checked completely before anything is written; the version row
 is flushed first (so two writers cannot claim the same version prefix), then the objects are
-written, then the row is committed. On any failure the rows are rolled back and every object
-under the new version's prefix is deleted.
+written. The caller commits (the application layer's operation, together with the action's audit
+row). If the writes fail, or the caller's transaction rolls back instead of committing, every
+object under the new version's prefix is deleted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import posixpath
 import random
 from typing import IO, Any
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -69,7 +71,9 @@ def read_dataset_archive(fileobj: IO[bytes], limits: Limits = LIMITS) -> tuple[P
     )
     if report.errors:
         raise DatasetRejected(
-            f"The dataset has {len(report.errors)} problem(s) to fix", report.errors, report
+            f"The dataset has {len(report.errors)} problem{'' if len(report.errors) == 1 else 's'} to fix",
+            report.errors,
+            report,
         )
     if not parsed.images:
         raise DatasetRejected(
@@ -96,7 +100,7 @@ def _fill_counts(version: DatasetVersion, classes: list[str], images: list[dict[
 
 
 def _write_version(session: Session, version: DatasetVersion, prefix: str, writes: list[Any]) -> None:
-    """Flush the row, run the S3 writes, commit; on failure roll back and delete the prefix.
+    """Flush the row, run the S3 writes; the caller commits. On failure roll back, delete the prefix.
 
     The prefix is only deleted once the flush has claimed the version number: a writer that lost
     the race for that number must not delete the winner's objects.
@@ -112,15 +116,35 @@ def _write_version(session: Session, version: DatasetVersion, prefix: str, write
     except BaseException:
         session.rollback()
         raise
+    _delete_unless_committed(session, prefix)
     try:
         for write in writes:
             write()
-        session.commit()
     except BaseException:
-        session.rollback()
-        storage.delete_prefix(prefix)
+        session.rollback()  # deletes the prefix (see _delete_unless_committed)
         raise
-    session.refresh(version)
+
+
+def _delete_unless_committed(session: Session, prefix: str) -> None:
+    """Tie the objects under `prefix` to the session's transaction: a rollback deletes them.
+
+    The row that names them commits later, with whatever else the caller's transaction holds; if
+    that commit fails or the caller rolls back, no version row points at the objects, so they go.
+    """
+    settled = False  # listeners stay on the (short-lived) session; only the first outcome counts
+
+    def committed(_session: Session) -> None:
+        nonlocal settled
+        settled = True
+
+    def rolled_back(_session: Session) -> None:
+        nonlocal settled
+        if not settled:
+            settled = True
+            storage.delete_prefix(prefix)
+
+    event.listen(session, "after_commit", committed)
+    event.listen(session, "after_rollback", rolled_back)
 
 
 def ingest_zip(

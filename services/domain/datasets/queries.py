@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from services.domain.models import Dataset, DatasetVersion
 from services.errors import NotFound
@@ -22,18 +22,18 @@ def list_datasets(session: Session, *, project_id: int) -> list[tuple[Dataset, D
     """Each dataset of the project with its latest version, newest dataset first."""
     latest = (
         select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("v"))
-        .group_by(DatasetVersion.dataset_id)
+        .group_by(col(DatasetVersion.dataset_id))
         .subquery()
     )
     rows = session.exec(
         select(Dataset, DatasetVersion)
-        .join(DatasetVersion, DatasetVersion.dataset_id == Dataset.id)
+        .join(DatasetVersion, col(DatasetVersion.dataset_id) == Dataset.id)
         .join(
             latest,
             (latest.c.dataset_id == DatasetVersion.dataset_id) & (latest.c.v == DatasetVersion.version),
         )
         .where(Dataset.project_id == project_id)
-        .order_by(Dataset.id.desc())
+        .order_by(col(Dataset.id).desc())
     ).all()
     return [(d, v) for d, v in rows]
 
@@ -42,7 +42,7 @@ def get_version(session: Session, *, project_id: int, version_id: int) -> Datase
     """A version (by row id) of one of this project's datasets; another project's id is NotFound."""
     row = session.exec(
         select(DatasetVersion)
-        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id)
         .where(DatasetVersion.id == version_id, Dataset.project_id == project_id)
     ).first()
     if row is None:
@@ -64,7 +64,7 @@ def list_versions(session: Session, *, project_id: int, dataset_id: int) -> list
         session.exec(
             select(DatasetVersion)
             .where(DatasetVersion.dataset_id == dataset_id)
-            .order_by(DatasetVersion.version.desc())
+            .order_by(col(DatasetVersion.version).desc())
         ).all()
     )
 
@@ -77,7 +77,7 @@ def get_dataset_version(
     query = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id)
     if version is not None:
         query = query.where(DatasetVersion.version == version)
-    row = session.exec(query.order_by(DatasetVersion.version.desc())).first()
+    row = session.exec(query.order_by(col(DatasetVersion.version).desc())).first()
     if row is None:
         raise NotFound(f"Dataset {dataset_id} has no version {version}")
     return row
@@ -92,10 +92,12 @@ def load_manifest(version_uri: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=16)
 def _manifest(version_uri: str, etag: str) -> dict[str, Any]:
-    return json.loads(storage.get_bytes(version_uri + MANIFEST))
+    manifest: dict[str, Any] = json.loads(storage.get_bytes(version_uri + MANIFEST))
+    return manifest
 
 
 def load_json(version_uri: str, name: str) -> dict[str, Any] | None:
     if not storage.exists(version_uri + name):
         return None
-    return json.loads(storage.get_bytes(version_uri + name))
+    found: dict[str, Any] = json.loads(storage.get_bytes(version_uri + name))
+    return found

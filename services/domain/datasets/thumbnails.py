@@ -164,7 +164,8 @@ def _image(version: DatasetVersion, index: int) -> dict[str, Any]:
     manifest = load_manifest(version.uri)
     if not 0 <= index < len(manifest["images"]):
         raise NotFound(f"Image {index} does not exist in version {version.version}")
-    return manifest["images"][index]
+    image: dict[str, Any] = manifest["images"][index]
+    return image
 
 
 def thumbnail_bytes(version: DatasetVersion, index: int) -> bytes:

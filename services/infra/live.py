@@ -1,0 +1,170 @@
+"""Live updates by push: "this job changed" notices over Redis pub/sub, for pages that watch.
+
+Writers publish after their transaction commits (see services.domain.live); every web process
+keeps ONE subscription for all its open pages and wakes only the pages that watch the channel
+that changed. An idle page waits on an asyncio event, so idle viewers cost no CPU and no
+database reads; pages re-read the database only when something they show changed.
+
+Redis down: publishing is skipped (logged once), the hub reports `connected = False`, and the
+pages fall back to a slow re-read and tell the user that live updates are paused; when Redis
+comes back the hub re-subscribes and wakes every page once so it catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import lru_cache
+
+import redis
+import redis.asyncio as aioredis
+
+from services.infra.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+PREFIX = "vtp:live:"
+RECONNECT_S = 1.0
+
+
+def job_channel(job_id: int) -> str:
+    return f"job:{job_id}"
+
+
+def project_channel(project_id: int) -> str:
+    """Any job of the project changed (the jobs list and the projects page watch this)."""
+    return f"project:{project_id}"
+
+
+@lru_cache
+def _publisher() -> redis.Redis:
+    # Short timeouts: a callback must never wait on a dead Redis; the page falls back by itself.
+    return redis.Redis.from_url(get_settings().redis_dsn, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+_last_failure = 0.0
+
+
+def publish(channels: Iterable[str]) -> None:
+    """Tell watching pages that these channels changed. Never raises."""
+    global _last_failure
+    names = sorted(set(channels))
+    if not names:
+        return
+    try:
+        pipe = _publisher().pipeline(transaction=False)
+        for name in names:
+            pipe.publish(PREFIX + name, b"1")
+        pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        now = time.monotonic()
+        if now - _last_failure > 60:
+            log.warning("live updates not published (%s); pages fall back to re-reading", exc)
+        _last_failure = now
+
+
+class Hub:
+    """One Redis subscription per process and event loop, fanned out to waiting pages."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.connected = False
+        self.generation = 0  # bumped on every (re)connect, so pages know to catch up
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="vtp-live-hub")
+
+    async def _run(self) -> None:
+        while True:
+            client = aioredis.Redis.from_url(self._url, socket_connect_timeout=2)
+            try:
+                pubsub = client.pubsub()
+                await pubsub.psubscribe(PREFIX + "*")
+                self.connected, self.generation = True, self.generation + 1
+                self._wake_all()  # catch up on whatever was missed while disconnected
+                async for message in pubsub.listen():
+                    if message.get("type") != "pmessage":
+                        continue
+                    channel = message["channel"]
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    self._wake(channel.removeprefix(PREFIX))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect, pages fall back
+                if self.connected:
+                    log.warning("live updates lost their Redis subscription (%s); reconnecting", exc)
+                self.connected = False
+                self._wake_all()
+            finally:
+                await client.aclose()
+            await asyncio.sleep(RECONNECT_S)
+
+    def _wake(self, channel: str) -> None:
+        for event in self._waiters.get(channel, ()):
+            event.set()
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    def watch(self, channels: Iterable[str]) -> Watch:
+        """A standing subscription of one page: changes that arrive while it re-reads are kept."""
+        self._start()
+        return Watch(self, list(channels))
+
+    def _add(self, channels: list[str], event: asyncio.Event) -> None:
+        for name in channels:
+            self._waiters[name].add(event)
+
+    def _remove(self, channels: list[str], event: asyncio.Event) -> None:
+        for name in channels:
+            self._waiters[name].discard(event)
+            if not self._waiters[name]:
+                del self._waiters[name]
+
+
+class Watch:
+    """What one open page watches; use as a context manager around its loop."""
+
+    def __init__(self, hub: Hub, channels: list[str]) -> None:
+        self._hub, self._channels, self._event = hub, channels, asyncio.Event()
+        hub._add(channels, self._event)
+
+    @property
+    def connected(self) -> bool:
+        return self._hub.connected
+
+    async def changed(self, timeout: float) -> bool:
+        """True when a watched channel changed since the last call; False after `timeout`."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._hub._remove(self._channels, self._event)
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def hub() -> Hub:
+    """This event loop's hub (Reflex runs page tasks on one loop per worker process)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = Hub(get_settings().redis_dsn)
+    return found

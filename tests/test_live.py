@@ -1,0 +1,94 @@
+"""Push for live pages: a committed change to a job reaches a watching page through real Redis;
+a rolled-back one does not; without Redis the watcher says so and falls back to re-reading."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from services.domain.models import Dataset, DatasetVersion, Job
+from services.infra import live
+from services.infra.db import session_scope
+
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("backend")]
+
+
+def _job() -> int:
+    from services.domain import auth, projects
+
+    with session_scope() as session:
+        user = auth.create_user(
+            session, username=f"live-{uuid.uuid4().hex[:8]}", password="a-long-password-1"
+        )
+        project = projects.create_project(session, owner=user, name="live")
+        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
+        session.add(dataset)
+        session.flush()
+        version = DatasetVersion(
+            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
+        )
+        session.add(version)
+        session.flush()
+        job = Job(
+            project_id=project.id,
+            dataset_version_id=version.id,
+            created_by=user.id,
+            name="live",
+            framework="ultralytics",
+            task="detect",
+            model="yolo11n.yaml",
+            callback_secret=uuid.uuid4().hex,
+        )
+        session.add(job)
+        session.flush()
+        assert job.id is not None
+        return job.id
+
+
+def _touch(job_id: int, *, commit: bool) -> None:
+    class Rollback(Exception):
+        pass
+
+    try:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.current_epoch = (job.current_epoch or 0) + 1
+            session.add(job)
+            session.flush()
+            if not commit:
+                raise Rollback
+    except Rollback:
+        pass
+
+
+async def _watch_then(job_id: int, action: object, timeout: float) -> tuple[bool, bool]:
+    hub = live.hub()
+    with hub.watch([live.job_channel(job_id)]) as watching:
+        for _ in range(50):  # the hub subscribes in the background
+            if watching.connected:
+                break
+            await asyncio.sleep(0.05)
+        await watching.changed(0.2)  # the hub wakes everyone once when it (re)connects
+        await asyncio.to_thread(action)  # type: ignore[arg-type]
+        return await watching.changed(timeout), watching.connected
+
+
+def test_a_committed_change_is_pushed_and_a_rolled_back_one_is_not() -> None:
+    job_id = _job()
+    changed, connected = asyncio.run(_watch_then(job_id, lambda: _touch(job_id, commit=True), 5.0))
+    assert connected and changed
+    changed, _ = asyncio.run(_watch_then(job_id, lambda: _touch(job_id, commit=False), 1.0))
+    assert not changed, "a rolled-back write must not wake pages"
+
+
+def test_without_redis_the_watcher_reports_that_push_is_down() -> None:
+    async def check() -> bool:
+        hub = live.Hub("redis://127.0.0.1:1/0")
+        with hub.watch(["job:1"]) as watching:
+            await watching.changed(1.5)
+            return watching.connected
+
+    assert asyncio.run(check()) is False
