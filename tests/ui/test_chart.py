@@ -122,3 +122,9 @@ def test_job_row_links_to_the_job_page():
         "id": "7", "name": "run", "state": "running", "epoch": "2/3",
         "created": "2026-01-02 03:04 UTC", "href": "/jobs/7",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("colour", tokens.RUN_PALETTE)
+def test_run_palette_colours_are_readable_on_white(colour):
+    """The palette also colours text (class labels, legends), so each one needs AA on the surface."""
+    assert tokens.contrast_ratio(colour, tokens.SURFACE) >= 4.5
