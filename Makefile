@@ -47,11 +47,15 @@ install: $(VENV)/.installed $(BUN) $(AXE) $(OIDC) .tools/.system
 	@touch $@
 
 # torch/torchvision first, pinned to the builds the machine's package cache holds (a CUDA build that runs on CPU too).
-$(VENV)/.installed: pyproject.toml
+# The client (client/, its own package: httpx + pydantic, the `vtp` command) is installed
+# editable too, after the backend: the backend adds its stack commands to that `vtp`, and an
+# older backend install being replaced may take a `vtp` script with it.
+$(VENV)/.installed: pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[trainer,dev]'
+	$(BIN)/pip install -q -e './client[cli]'
 	@touch $@
 
 # Reflex's own bun download cannot work offline: take bun from the npm registry instead.
@@ -72,7 +76,7 @@ $(OIDC):
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services trainer_runner
+	$(BIN)/mypy services trainer_runner client/vtp_client
 
 format:
 	$(BIN)/ruff format .

@@ -110,32 +110,75 @@ def compare_figure(
     return figure
 
 
+PARALLEL_MAX_RUNS = 50
+
+
 def parallel_figure(runs: Sequence[Mapping[str, Any]], params: Sequence[str], metric: str) -> go.Figure:
-    """Parallel coordinates: numeric hyperparameters that vary, then the final `metric`."""
+    """Parallel coordinates: numeric hyperparameters that vary, then the final `metric`.
+
+    Drawn as plain SVG lines over axes scaled to 0..1 (no WebGL: it stays responsive in a browser
+    without a GPU). Past PARALLEL_MAX_RUNS runs it draws the best ones by `metric` and says so.
+    """
     if not runs:
         return empty_figure("Pick runs to compare")
-    dimensions = []
+    axes: list[tuple[str, list[float]]] = []
     for name in params:
         values = [r["hyperparameters"].get(name) for r in runs]
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            dimensions.append({"label": name, "values": [float(v) for v in values]})
+            axes.append((name, [float(v) for v in values]))
     final = [float(r.get("final", {}).get(metric, float("nan"))) for r in runs]
-    dimensions.append({"label": metric, "values": final})
-    figure = go.Figure(layout=chart_layout(height=360))
-    figure.add_trace(
-        go.Parcoords(
-            line={
-                "color": [v if v == v else 0 for v in final],
-                "colorscale": [[0, "#b45309"], [1, tokens.PRIMARY]],
-                "showscale": True,
-                "colorbar": {"title": {"text": metric}},
-            },
-            dimensions=dimensions,
-            labelfont={"color": tokens.TEXT, "size": 12},
-            tickfont={"color": tokens.TEXT_MUTED, "size": 11},
-        )
+    axes.append((metric, final))
+    order = sorted(
+        range(len(runs)), key=lambda i: (final[i] != final[i], -final[i] if final[i] == final[i] else 0)
     )
-    figure.update_layout(margin={"l": 60, "r": 60, "t": 48, "b": 32})
+    shown = order[:PARALLEL_MAX_RUNS]
+    title = (
+        f"{len(runs)} runs"
+        if len(runs) <= PARALLEL_MAX_RUNS
+        else (f"The best {PARALLEL_MAX_RUNS} of {len(runs)} runs by {metric}")
+    )
+    figure = go.Figure(layout=chart_layout(height=360, title=title))
+    scaled: list[list[float | None]] = []
+    for _name, values in axes:
+        finite = [v for v in values if v == v]
+        low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        span = (high - low) or 1.0
+        scaled.append([None if v != v else (v - low) / span for v in values])
+    known = [v for v in final if v == v]
+    low_metric, high_metric = (min(known), max(known)) if known else (0.0, 1.0)
+    for rank, i in enumerate(shown):
+        value = final[i]
+        share = (
+            0.0
+            if value != value or high_metric == low_metric
+            else (value - low_metric) / (high_metric - low_metric)
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=list(range(len(axes))),
+                y=[column[i] for column in scaled],
+                mode="lines",
+                line={"color": tokens.PRIMARY if share >= 0.5 else "#b45309", "width": 2 if rank < 5 else 1},
+                opacity=0.35 + 0.65 * share,
+                name=str(runs[i].get("name", runs[i].get("id"))),
+                hovertemplate=f"#{runs[i].get('id')} {runs[i].get('name', '')}: {metric} {value:.4f}"
+                + "<extra></extra>",
+                showlegend=False,
+            )
+        )
+    for index, (name, values) in enumerate(axes):
+        finite = [v for v in values if v == v]
+        low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
+        figure.add_annotation(x=index, y=1.08, text=f"<b>{name}</b>", showarrow=False, yref="y")
+        figure.add_annotation(x=index, y=-0.08, text=f"{low:.3g} – {high:.3g}", showarrow=False, yref="y")
+    figure.update_xaxes(
+        tickvals=list(range(len(axes))),
+        ticktext=[name for name, _ in axes],
+        showgrid=True,
+        range=[-0.3, len(axes) - 0.7],
+    )
+    figure.update_yaxes(visible=False, range=[-0.15, 1.15])
+    figure.update_layout(hovermode="closest", margin={"l": 40, "r": 40, "t": 56, "b": 40})
     return figure
 
 

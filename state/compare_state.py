@@ -12,8 +12,9 @@ from components.experiment_card import ExperimentCardData, experiment_card_data
 from components.training_charts import compare_figure, empty_figure, parallel_figure
 from services.actions import experiments as runs_actions
 from services.actions import overview
-from services.actions.core import optional_web_actor
+from services.actions.core import optional_web_actor, web_actor
 from services.domain import experiments
+from services.domain.schemas import SavedComparisonCreate
 from services.errors import DomainError
 from state.auth_state import AuthState, login_redirect
 from state.formatting import format_time
@@ -23,11 +24,22 @@ COMPARE_ROUTE = "/projects/[project_id]/compare"
 PAGE_SIZE = 25
 
 
-def load_runs(token: str, project_id: int, search: str, state: str) -> dict[str, Any]:
+def load_runs(
+    token: str, project_id: int, search: str, state: str, page: int = 0, sort: str = "newest"
+) -> dict[str, Any]:
+    """One page of runs (the database filters, sorts and pages: thousands of runs stay quick)."""
     actor = optional_web_actor(token)
     if actor is None:
         return {"signed_in": False}
-    runs = runs_actions.runs(actor, project_id=project_id, search=search, states=[state] if state else None)
+    runs, total = runs_actions.runs(
+        actor,
+        project_id=project_id,
+        search=search,
+        states=[state] if state else None,
+        offset=page * PAGE_SIZE,
+        limit=PAGE_SIZE,
+        sort=sort,
+    )
     rows = [
         {
             "id": str(r["id"]),
@@ -39,7 +51,7 @@ def load_runs(token: str, project_id: int, search: str, state: str) -> dict[str,
         }
         for r in runs
     ]
-    return {"signed_in": True, "rows": rows}
+    return {"signed_in": True, "rows": rows, "total": total}
 
 
 def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, Any]:
@@ -69,6 +81,10 @@ def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, An
     return {"signed_in": True, "runs": found.runs, "curves": found.curves, "final": final, "cards": cards}
 
 
+def view_path(project_id: int, comparison_id: int) -> str:
+    return f"/projects/{project_id}/compare?view={comparison_id}"
+
+
 def metric_table(runs: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
     return [{"id": str(r["id"]), "name": r["name"], **{m: r["final"].get(m) for m in metrics}} for r in runs]
 
@@ -88,7 +104,9 @@ class CompareState(AuthState):
     project_id: int = 0
     search: str = ""
     state_filter: str = ""
-    runs: list[dict[str, str]] = []
+    runs: list[dict[str, str]] = []  # the current page only
+    total_runs: int = 0
+    run_sort: str = "newest"
     page: int = 0
     selected: list[str] = []
     metrics: list[str] = []
@@ -96,6 +114,9 @@ class CompareState(AuthState):
     sort_key: str = ""
     sort_desc: bool = True
     hp_rows: list[dict[str, Any]] = []
+    only_differences: bool = True
+    view_name: str = ""
+    view_message: str = ""
     run_labels: list[str] = []
     run_cards: list[ExperimentCardData] = []
     metric_rows: list[dict[str, Any]] = []
@@ -106,25 +127,85 @@ class CompareState(AuthState):
     _data: dict[str, Any] = {}
 
     @rx.var
+    def shown_hp_rows(self) -> list[dict[str, Any]]:
+        """The hyperparameter table; by default only the parameters whose values differ."""
+        return [r for r in self.hp_rows if r.get("differs")] if self.only_differences else self.hp_rows
+
+    @rx.var
+    def hidden_hp_count(self) -> int:
+        return len(self.hp_rows) - len(self.shown_hp_rows)
+
+    @rx.event
+    def set_only_differences(self, value: bool):
+        self.only_differences = bool(value)
+
+    @rx.event
+    def set_view_name(self, value: str):
+        self.view_name = value[:120]
+
+    @rx.event(background=True)
+    async def save_view(self):
+        """Save the selection and view under a name; the page's URL with ?view= opens it for members."""
+        async with self:
+            token, project_id = self.token, self.project_id
+            request = (
+                SavedComparisonCreate(
+                    name=self.view_name.strip() or f"{len(self.selected)} runs",
+                    job_ids=[int(i) for i in self.selected],
+                    metric=self.metric,
+                    only_differences=self.only_differences,
+                )
+                if self.selected
+                else None
+            )
+            if request is None:
+                self.view_message = "Pick runs to compare first."
+                return
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            saved = await asyncio.to_thread(
+                runs_actions.save_comparison, actor, project_id=project_id, request=request
+            )
+        except DomainError as exc:
+            async with self:
+                self.view_message = exc.message
+            return
+        async with self:
+            self.view_message = f"Saved as \u201c{saved.name}\u201d: share {view_path(project_id, saved.id)}"
+
+    @rx.event(background=True)
+    async def download_csv(self):
+        """Every epoch of the compared runs, all metrics (the chart shows them downsampled)."""
+        async with self:
+            token, project_id, ids = self.token, self.project_id, [int(i) for i in self.selected]
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            body = await asyncio.to_thread(runs_actions.curves_csv, actor, project_id=project_id, job_ids=ids)
+        except DomainError as exc:
+            async with self:
+                self.view_message = exc.message
+            return
+        return rx.download(data=body, filename=f"project-{project_id}-runs.csv")
+
+    @rx.var
     def page_rows(self) -> list[dict[str, str]]:
-        start = self.page * PAGE_SIZE
-        return self.runs[start : start + PAGE_SIZE]
+        return self.runs
 
     @rx.var
     def page_label(self) -> str:
-        pages = max(1, -(-len(self.runs) // PAGE_SIZE))
-        return f"Page {self.page + 1} of {pages} · {len(self.runs)} runs · {len(self.selected)} selected"
+        pages = max(1, -(-self.total_runs // PAGE_SIZE))
+        return f"Page {self.page + 1} of {pages} · {self.total_runs} runs · {len(self.selected)} selected"
 
     @rx.var
     def last_page(self) -> bool:
-        return (self.page + 1) * PAGE_SIZE >= len(self.runs)
+        return (self.page + 1) * PAGE_SIZE >= self.total_runs
 
     async def _load_runs(self) -> Any:
         async with self:
             token, project_id, search, state = self.token, self.project_id, self.search, self.state_filter
-            path = self.router.url.path
+            page, sort, path = self.page, self.run_sort, self.router.url.path
         try:
-            found = await asyncio.to_thread(load_runs, token, project_id, search, state)
+            found = await asyncio.to_thread(load_runs, token, project_id, search, state, page, sort)
         except DomainError as exc:
             async with self:
                 self.load_error = exc.message
@@ -133,9 +214,22 @@ class CompareState(AuthState):
             if not found["signed_in"]:
                 self._remember(None)
                 return login_redirect(path)
-            self.runs, self.load_error = found["rows"], ""
-            self.page = min(self.page, max(0, (len(self.runs) - 1) // PAGE_SIZE))
+            self.runs, self.total_runs, self.load_error = found["rows"], found["total"], ""
+            last = max(0, (self.total_runs - 1) // PAGE_SIZE)
+            if self.page > last:  # the filter shrank the list under the current page
+                self.page = last
+                return CompareState.reload_runs
         return None
+
+    @rx.event(background=True)
+    async def reload_runs(self):
+        return await self._load_runs()
+
+    @rx.event(background=True)
+    async def set_run_sort(self, value: str):
+        async with self:
+            self.run_sort, self.page = value, 0
+        return await self._load_runs()
 
     @rx.event(background=True)
     async def load(self):
@@ -152,7 +246,25 @@ class CompareState(AuthState):
                 self.parallel = empty_figure("Pick runs to compare")
             self.project_id = project_id
             self._refresh_user()
-        return await self._load_runs()
+            token = self.token
+            view = str(self.router.url.query_parameters.get("view", ""))
+        redirect = await self._load_runs()
+        if redirect is not None or not view.isdigit():
+            return redirect
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            saved = await asyncio.to_thread(
+                runs_actions.get_comparison, actor, project_id=project_id, comparison_id=int(view)
+            )
+        except DomainError as exc:
+            async with self:
+                self.load_error = exc.message
+            return None
+        async with self:
+            self.selected = [str(i) for i in saved.job_ids]
+            self.metric, self.only_differences = saved.metric, saved.only_differences
+            self.view_name, self.view_message = saved.name, f"Saved comparison \u201c{saved.name}\u201d"
+        return CompareState.compare
 
     @rx.event(background=True)
     async def set_search(self, value: str):
@@ -166,14 +278,21 @@ class CompareState(AuthState):
             self.state_filter, self.page = value, 0
         return await self._load_runs()
 
-    @rx.event
-    def next_page(self):
-        if not self.last_page:
+    @rx.event(background=True)
+    async def next_page(self):
+        async with self:
+            if self.last_page:
+                return
             self.page += 1
+        return await self._load_runs()
 
-    @rx.event
-    def previous_page(self):
-        self.page = max(0, self.page - 1)
+    @rx.event(background=True)
+    async def previous_page(self):
+        async with self:
+            if self.page == 0:
+                return
+            self.page -= 1
+        return await self._load_runs()
 
     @rx.event
     def toggle(self, run_id: str):
@@ -224,7 +343,13 @@ class CompareState(AuthState):
         runs = self._data.get("runs") or []
         curves = self._data.get("curves") or {}
         labels = {str(r["id"]): f"#{r['id']} {r['name']}" for r in runs}
-        self.curves_figure = compare_figure({str(k): v for k, v in curves.items()}, labels, self.metric)
+        # The browser gets at most CHART_POINTS points per run (LTTB keeps peaks and dips); the
+        # full curves stay on the server and download as CSV.
+        shown = {}
+        for run_id, rows in curves.items():
+            xs, ys = experiments.chart_series(rows, self.metric)
+            shown[str(run_id)] = [{"epoch": x, self.metric: y} for x, y in zip(xs, ys, strict=True)]
+        self.curves_figure = compare_figure(shown, labels, self.metric)
         varying = [r["name"] for r in experiments.hyperparameter_rows(runs) if r["differs"]]
         self.parallel = parallel_figure(runs, varying, self.metric)
         rows = experiments.sort_rows(

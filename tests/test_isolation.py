@@ -13,7 +13,7 @@ pytestmark = pytest.mark.isolation
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = {"app", "state", "components", "services"}
 HEAVY = {"torch", "torchvision", "ultralytics", "timm"}
-PRODUCT = ["app", "components", "state", "services", "trainer_runner", "alembic", "rxconfig.py"]
+PRODUCT = ["app", "components", "state", "services", "trainer_runner", "client", "alembic", "rxconfig.py"]
 
 
 def _sources() -> list[Path]:

@@ -147,10 +147,37 @@ def test_compare_helpers() -> None:
     figure = compare_figure({"1": curves[1], "2": curves[2]}, {"1": "a", "2": "b"}, "map50")
     assert [len(t.x) for t in figure.data] == [2, 1]
     runs[0]["final"], runs[1]["final"] = {"map50": 0.3}, {"map50": 0.2}
-    assert [d["label"] for d in parallel_figure(runs, ["epochs"], "map50").data[0].dimensions] == [
-        "epochs",
-        "map50",
+    parallel = parallel_figure(runs, ["epochs"], "map50")
+    assert list(parallel.layout.xaxis.ticktext) == ["epochs", "map50"]
+    assert len(parallel.data) == 2 and all(t.type == "scatter" for t in parallel.data), (
+        "SVG, one line per run"
+    )
+
+
+def test_parallel_coordinates_say_what_they_leave_out() -> None:
+    many = [
+        {"id": i, "name": f"r{i}", "hyperparameters": {"lr": i / 100}, "final": {"map50": i / 60}}
+        for i in range(60)
     ]
+    figure = parallel_figure(many, ["lr"], "map50")
+    assert len(figure.data) == 50
+    assert "best 50 of 60" in figure.layout.title.text
+    drawn = {t.name for t in figure.data}
+    assert "r59" in drawn and "r0" not in drawn, "the best runs by the metric are the ones drawn"
+
+
+def test_lttb_bounds_points_and_keeps_the_extremes() -> None:
+    xs = [float(i) for i in range(1000)]
+    ys = [0.0] * 1000
+    ys[137], ys[801] = 5.0, -4.0  # a spike and a dip every-n-th sampling would likely miss
+    keep = experiments.lttb(xs, ys, 100)
+    assert len(keep) == 100 and keep[0] == 0 and keep[-1] == 999 and keep == sorted(keep)
+    assert 137 in keep and 801 in keep
+    assert experiments.lttb(xs[:10], ys[:10], 100) == list(range(10))
+    series_x, series_y = experiments.chart_series(
+        [{"epoch": x, "m": y} for x, y in zip(xs, ys, strict=True)], "m", 300
+    )
+    assert len(series_x) == 300 and max(series_y) == 5.0 and min(series_y) == -4.0
 
 
 def test_validation_figures() -> None:

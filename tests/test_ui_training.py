@@ -152,9 +152,25 @@ def test_compare_two_runs(page: Page, stack: StackProcess, api: Api, output_dir:
     assert runs >= 2
     assert page.locator("#compare-chart .scatterlayer .trace").count() >= 2
     assert page.locator("#hp-table tr[data-differs='true']").count() >= 1
+    # "Only show settings that differ" is on by default: equal settings are hidden until it is off.
+    assert page.locator("#hp-table tr[data-differs='false']").count() == 0
+    page.click("#only-differences")
+    page.wait_for_function("document.querySelectorAll(\"#hp-table tr[data-differs='false']\").length > 0")
     page.click("#sort-map50_95")
     page.wait_for_selector("#parallel-chart .main-svg")
     page.screenshot(path=str(output_dir / "compare.png"), full_page=True)
+
+    # Saved and shared: the URL opens the same runs and view in a fresh page.
+    page.fill("#view-name", "two runs")
+    page.click("#save-view")
+    page.wait_for_function("(document.querySelector('#view-message')?.innerText || '').includes('?view=')")
+    shared = page.inner_text("#view-message").rsplit("share ", 1)[-1].strip()
+    other = sign_in(page.context.browser.new_page(viewport=VIEWPORT), stack, shared)
+    other.wait_for_function(f"Number(document.querySelector('#compare-chart')?.dataset.runs) === {runs}")
+    assert other.locator("#hp-table tr[data-differs='false']").count() > 0, (
+        "the saved view (all settings) came along"
+    )
+    other.close()
 
 
 def test_export_and_inference_on_a_real_photo(

@@ -223,16 +223,16 @@ def prepare_dataset(client: S3Client, dataset_uri: S3Uri, dest: Path, task: str)
         _check_class_coverage(per_class, classes, val_split)
         if val_split == "train":
             shutil.copytree(root / "train", root / "val")
-    data: dict[str, Any] = {
+    spec: dict[str, Any] = {
         "path": str(root.resolve()),  # absolute: a relative one makes Ultralytics look elsewhere
         "train": "train" if task == "classify" else "images/train",
         "val": "val" if task == "classify" else f"images/{val_split}",
         "names": dict(enumerate(classes)),
     }
     if counts["test"]:
-        data["test"] = "test" if task == "classify" else "images/test"
+        spec["test"] = "test" if task == "classify" else "images/test"
     data_yaml = root / "data.yaml" if task != "classify" else dest / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
+    data_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
     log.info(
         "dataset prepared",
         extra={"counts": counts, "classes": len(classes), "skipped": len(skipped)},

@@ -53,7 +53,12 @@ class CallbackOutbox:
         self._thread = threading.Thread(target=self._run, name="callback-outbox", daemon=True)
         self._thread.start()
 
+    def _pause(self, seconds: float) -> None:
+        """Tenacity's sleep between tries, cut short when the run is asked to stop."""
+        self._stop.wait(seconds)
+
     # -- producers (training, heartbeat thread) ---------------------------------------------
+
     def put(self, event: CallbackEvent) -> Path:
         """Append an event; never blocks on the network."""
         body = event.model_dump_json().encode()
@@ -165,7 +170,7 @@ class CallbackOutbox:
             retry=retry_if_exception(retryable),
             wait=wait_exponential_jitter(multiplier=0.5, max=self.max_backoff_s, jitter=1),
             stop=lambda _: self._stop.is_set(),
-            sleep=self._stop.wait,
+            sleep=self._pause,
             before_sleep=before_sleep,
             reraise=True,
         )

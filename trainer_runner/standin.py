@@ -60,7 +60,9 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def synthetic_dataset(task: str, n_train: int = 24, n_val: int = 8, size: int = 64) -> tuple:
+def synthetic_dataset(
+    task: str, n_train: int = 24, n_val: int = 8, size: int = 64
+) -> tuple[dict[str, Any], bytes]:
     """(manifest, zip bytes): ellipses (class 0) and rectangles (class 1) on noise."""
     from PIL import Image, ImageDraw
 

@@ -153,6 +153,10 @@ class Tracker:
         if start_wait_s:
             self._wait(lambda: self.run_id is not None, start_wait_s)
 
+    def _pause(self, seconds: float) -> None:
+        """Tenacity's sleep between tries, cut short when the run is asked to stop."""
+        self._stop.wait(seconds)
+
     @property
     def enabled(self) -> bool:
         return self._thread is not None
@@ -258,7 +262,7 @@ class Tracker:
             retry=retry_if_exception(transient),
             wait=wait_exponential_jitter(multiplier=1, max=self.max_backoff_s, jitter=1),
             stop=stopped,
-            sleep=self._stop.wait,
+            sleep=self._pause,
             before_sleep=before_sleep,
             reraise=True,
         )

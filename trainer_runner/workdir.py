@@ -20,7 +20,8 @@ LOG_FILE = "trainer.jsonl"
 def read_status(work_dir: Path) -> dict[str, Any]:
     """The attempt's last recorded status; empty when none was written yet."""
     try:
-        return json.loads((work_dir / STATUS_FILE).read_text())
+        found: dict[str, Any] = json.loads((work_dir / STATUS_FILE).read_text())
+        return found
     except (OSError, ValueError):
         return {}
 

@@ -66,6 +66,26 @@ def picker() -> rx.Component:
                 ),
                 html_for="run-state",
             ),
+            field(
+                "Sort",
+                rx.el.select(
+                    *[
+                        rx.el.option(label, value=value)
+                        for value, label in (
+                            ("newest", "newest first"),
+                            ("oldest", "oldest first"),
+                            ("name", "name"),
+                            ("model", "model"),
+                            ("state", "state"),
+                        )
+                    ],
+                    id="run-sort",
+                    value=S.run_sort,
+                    on_change=S.set_run_sort,
+                    **STYLE,
+                ),
+                html_for="run-sort",
+            ),
             rx.button("Select all on page", on_click=S.select_page, variant="outline", id="select-page"),
             rx.button("Clear selection", on_click=S.clear_selection, variant="outline", id="clear-selection"),
             rx.button(
@@ -142,6 +162,36 @@ def results() -> rx.Component:
     return rx.vstack(
         card(experiment_grid(S.run_cards, id="run-cards"), title="Compared runs"),
         card(
+            rx.flex(
+                field(
+                    "Name this comparison",
+                    rx.input(
+                        id="view-name",
+                        value=S.view_name,
+                        on_change=S.set_view_name,
+                        placeholder="e.g. lr sweep, week 48",
+                        width="240px",
+                    ),
+                    html_for="view-name",
+                ),
+                rx.button("Save and share", on_click=S.save_view, variant="outline", id="save-view"),
+                rx.button(
+                    rx.icon("download", size=16, aria_hidden="true"),
+                    "Download all epochs (CSV)",
+                    on_click=S.download_csv,
+                    variant="outline",
+                    id="download-csv",
+                ),
+                rx.cond(
+                    S.view_message != "", rx.text(S.view_message, id="view-message", role="status", size="2")
+                ),
+                gap="12px",
+                align="end",
+                wrap="wrap",
+            ),
+            title="Saved comparisons",
+        ),
+        card(
             field(
                 "Metric",
                 rx.el.select(
@@ -187,6 +237,26 @@ def results() -> rx.Component:
             overflow_x="auto",
         ),
         card(
+            rx.hstack(
+                rx.switch(
+                    checked=S.only_differences,
+                    on_change=S.set_only_differences,
+                    id="only-differences",
+                    aria_label="Only show settings that differ",
+                ),
+                rx.text("Only show settings that differ", as_="label", html_for="only-differences", size="2"),
+                rx.cond(
+                    S.only_differences & (S.hidden_hp_count > 0),
+                    rx.text(
+                        S.hidden_hp_count.to_string() + " equal setting(s) hidden",
+                        size="1",
+                        color_scheme="gray",
+                    ),
+                ),
+                align="center",
+                spacing="2",
+                margin_bottom="8px",
+            ),
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
@@ -196,7 +266,7 @@ def results() -> rx.Component:
                         ),
                     )
                 ),
-                rx.table.body(rx.foreach(S.hp_rows, hp_row)),
+                rx.table.body(rx.foreach(S.shown_hp_rows, hp_row)),
                 id="hp-table",
                 width="100%",
                 variant="surface",

@@ -136,6 +136,12 @@ class Operation:
             raise SessionEnded()
         return self.user
 
+    @property
+    def me_id(self) -> int:
+        found = self.me.id
+        assert found is not None, "a loaded user has an id"
+        return found
+
     def authorize(
         self,
         action: Action,

@@ -8,12 +8,12 @@ plain data and are unit-tested without a database.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from services.domain.models import Job, JobMetric, Membership, Project, User
 
@@ -50,27 +50,47 @@ def run_summary(job: Job, owner: str) -> dict[str, Any]:
     }
 
 
+RUN_SORTS: dict[str, Any] = {
+    "newest": col(Job.id).desc(),
+    "oldest": col(Job.id).asc(),
+    "name": col(Job.name).asc(),
+    "model": col(Job.model).asc(),
+    "state": col(Job.state).asc(),
+}
+
+
 def list_runs(
     session: Session,
     *,
     project_id: int,
     search: str = "",
     states: list[str] | None = None,
-    limit: int = MAX_COMPARE,
-) -> list[dict[str, Any]]:
-    """Runs of a project for the picker, newest first (one query, owner names joined)."""
-    query = (
-        select(Job, User.username)
-        .join(User, col(User.id) == col(Job.created_by))
-        .where(Job.project_id == project_id)
-    )
+    offset: int = 0,
+    limit: int = 25,
+    sort: str = "newest",
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a project's runs for the picker and how many match in all.
+
+    Filtered, sorted and paged in the database (two queries whatever the project's size), so a
+    project with thousands of runs lists as fast as one with ten.
+    """
+    where: list[Any] = [Job.project_id == project_id]
     if search.strip():
         term = search.strip()
-        query = query.where(col(Job.name).icontains(term) | col(Job.model).icontains(term))
+        where.append(col(Job.name).icontains(term) | col(Job.model).icontains(term))
     if states:
-        query = query.where(col(Job.state).in_(states))
-    rows = session.exec(query.order_by(col(Job.id).desc()).limit(limit)).all()
-    return [run_summary(job, owner) for job, owner in rows]
+        where.append(col(Job.state).in_(states))
+    total = session.exec(select(func.count()).select_from(Job).where(*where)).one()
+    order = RUN_SORTS.get(sort, RUN_SORTS["newest"])
+    rows = session.exec(
+        select(Job, User.username)
+        .join(User, col(User.id) == col(Job.created_by))
+        .where(*where)
+        .order_by(order, col(Job.id).desc())
+        .offset(max(0, offset))
+        .limit(max(1, min(limit, MAX_COMPARE)))
+    ).all()
+    return [run_summary(job, owner) for job, owner in rows], int(total)
 
 
 def compare_runs(session: Session, *, project_id: int, job_ids: Iterable[int]) -> RunSet:
@@ -234,3 +254,49 @@ def analytics(session: Session, *, user: User, group_by: str = "project", days: 
             fact["project"] = projects.get(fact["project_id"], str(fact["project_id"]))
     key = "project" if group_by == "project" else "user"
     return usage(facts, group_key=key, today=now.date(), days=days, now=now)
+
+
+# --- downsampling for charts ----------------------------------------------------------------------
+
+CHART_POINTS = 300  # points per run and metric a chart receives, whatever the epoch count
+
+
+def lttb(xs: Sequence[float], ys: Sequence[float], threshold: int = CHART_POINTS) -> list[int]:
+    """Indices of the points Largest-Triangle-Three-Buckets keeps (Steinarsson, 2013).
+
+    Keeps the first and last points and, from each bucket between, the point that makes the
+    largest triangle with the point kept before and the next bucket's mean: peaks and dips
+    survive, unlike taking every n-th point.
+    """
+    n = len(xs)
+    if threshold >= n or threshold < 3:
+        return list(range(n))
+    kept = [0]
+    size = (n - 2) / (threshold - 2)
+    a = 0
+    for i in range(threshold - 2):
+        start, end = int(i * size) + 1, int((i + 1) * size) + 1
+        nxt_start, nxt_end = end, min(int((i + 2) * size) + 1, n)
+        if nxt_start >= nxt_end:
+            nxt_start, nxt_end = n - 1, n
+        avg_x = sum(xs[nxt_start:nxt_end]) / (nxt_end - nxt_start)
+        avg_y = sum(ys[nxt_start:nxt_end]) / (nxt_end - nxt_start)
+        best, best_area = start, -1.0
+        for j in range(start, min(end, n - 1)):
+            area = abs((xs[a] - avg_x) * (ys[j] - ys[a]) - (xs[a] - xs[j]) * (avg_y - ys[a]))
+            if area > best_area:
+                best, best_area = j, area
+        kept.append(best)
+        a = best
+    kept.append(n - 1)
+    return kept
+
+
+def chart_series(
+    rows: Sequence[Mapping[str, float]], metric: str, threshold: int = CHART_POINTS
+) -> tuple[list[float], list[float]]:
+    """One run's (epochs, values) of `metric`, downsampled with LTTB to at most `threshold` points."""
+    xs = [float(r["epoch"]) for r in rows if metric in r]
+    ys = [float(r[metric]) for r in rows if metric in r]
+    keep = lttb(xs, ys, threshold)
+    return [xs[i] for i in keep], [ys[i] for i in keep]

@@ -182,6 +182,19 @@ class JobMetric(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class SavedComparison(SQLModel, table=True):
+    """A named selection of runs and how to view them, shared by URL with the project's members."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str = Field(max_length=120)
+    job_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    metric: str = Field(default="", max_length=120)
+    only_differences: bool = True
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class RefreshToken(SQLModel, table=True):
     """One link of a rotating refresh-token chain; a second use of a link revokes its whole family."""
 

@@ -162,3 +162,20 @@ class ExportRequest(BaseModel):
 
 class RetryRequest(BaseModel):
     resume: bool = True
+
+
+class SavedComparisonPublic(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    job_ids: list[int]
+    metric: str
+    only_differences: bool
+    created_by: int
+
+
+class SavedComparisonCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    job_ids: list[int] = Field(min_length=1, max_length=500)
+    metric: str = Field(default="", max_length=120)
+    only_differences: bool = True

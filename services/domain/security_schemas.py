@@ -87,6 +87,7 @@ class PersonalTokenPublic(BaseModel):
 
     @classmethod
     def of(cls, row: ApiToken) -> PersonalTokenPublic:
+        assert row.id is not None
         return cls(
             id=row.id,
             name=row.name,
@@ -114,6 +115,7 @@ class MemberPublic(BaseModel):
 
     @classmethod
     def of(cls, user: User, role: Role) -> MemberPublic:
+        assert user.id is not None
         return cls(
             user_id=user.id,
             username=user.username,

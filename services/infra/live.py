@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -39,31 +41,51 @@ def project_channel(project_id: int) -> str:
     return f"project:{project_id}"
 
 
+class _Publisher:
+    """Sends notices from one background thread, so a request that committed a change (a trainer
+    callback, say) never waits on Redis, and a slow moment does not drop a notice."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._last_failure = 0.0
+
+    def put(self, names: list[str]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="vtp-live-publish", daemon=True)
+                self._thread.start()
+        self._queue.put(names)
+
+    def _run(self) -> None:
+        client = redis.Redis.from_url(get_settings().redis_dsn, socket_timeout=5, socket_connect_timeout=2)
+        while True:
+            names = set(self._queue.get())
+            while not self._queue.empty():  # one round trip for everything that is waiting
+                names.update(self._queue.get_nowait())
+            try:
+                pipe = client.pipeline(transaction=False)
+                for name in sorted(names):
+                    pipe.publish(PREFIX + name, b"1")
+                pipe.execute()
+            except (redis.RedisError, OSError) as exc:
+                now = time.monotonic()
+                if now - self._last_failure > 60:
+                    log.warning("live updates not published (%s); pages fall back to re-reading", exc)
+                self._last_failure = now
+
+
 @lru_cache
-def _publisher() -> redis.Redis:
-    # Short timeouts: a callback must never wait on a dead Redis; the page falls back by itself.
-    return redis.Redis.from_url(get_settings().redis_dsn, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-
-_last_failure = 0.0
+def _publisher() -> _Publisher:
+    return _Publisher()
 
 
 def publish(channels: Iterable[str]) -> None:
-    """Tell watching pages that these channels changed. Never raises."""
-    global _last_failure
+    """Tell watching pages that these channels changed (sent in the background). Never raises."""
     names = sorted(set(channels))
-    if not names:
-        return
-    try:
-        pipe = _publisher().pipeline(transaction=False)
-        for name in names:
-            pipe.publish(PREFIX + name, b"1")
-        pipe.execute()
-    except (redis.RedisError, OSError) as exc:
-        now = time.monotonic()
-        if now - _last_failure > 60:
-            log.warning("live updates not published (%s); pages fall back to re-reading", exc)
-        _last_failure = now
+    if names:
+        _publisher().put(names)
 
 
 class Hub:

@@ -1,8 +1,11 @@
-"""`vtp` command line: run the local stack and the one-off operator tasks."""
+"""The operator tasks behind `vtp up`, `vtp migrate` and `vtp set-password`.
+
+The commands themselves are declared in `services.runtime.commands`, which adds them to the
+client's `vtp` app; this module does the work and is imported only when one of them runs.
+"""
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import signal
 import sys
@@ -79,23 +82,3 @@ def set_password(username: str) -> int:
         session.add(user)
     print("Password changed.")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vtp", description="Vision AI Training Platform")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the whole local stack (Ctrl-C stops it)")
-    sub.add_parser("migrate", help="apply database migrations")
-    reset = sub.add_parser("set-password", help="set a user's password")
-    reset.add_argument("username")
-    args = parser.parse_args(argv)
-    if args.command == "up":
-        return up()
-    if args.command == "migrate":
-        migrate()
-        return 0
-    return set_password(args.username)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

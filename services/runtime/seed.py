@@ -28,6 +28,7 @@ def seed_demo() -> str | None:
             session, owner=user, name=DEMO_PROJECT, description="Circles and squares, ready to train."
         )
         session.commit()
+        assert project.id is not None and user.id is not None
         _sample_dataset(session, project_id=project.id, user_id=user.id)
         return password
 

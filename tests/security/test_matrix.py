@@ -211,6 +211,26 @@ def _trained_job(w: World) -> tuple[int, int]:
     return w.cast.project_id, job_id
 
 
+def _save_comparison(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    body = {"name": "view", "job_ids": [w.job(w.cast.project_id, "owner")], "metric": "map50"}
+    return {"project_id": w.cast.project_id}, {"json": body}
+
+
+def _saved_comparison(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.domain.models import SavedComparison
+
+    with session_scope() as session:
+        row = SavedComparison(
+            project_id=w.cast.project_id,
+            name="shared view",
+            job_ids=[w.job(w.cast.project_id, "owner")],
+            created_by=w.cast.users["owner"],
+        )
+        session.add(row)
+        session.flush()
+        return {"project_id": w.cast.project_id, "comparison_id": row.id}, {}
+
+
 def _export(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     project_id, job_id = _trained_job(w)
     return {"project_id": project_id, "job_id": job_id}, {"json": {"formats": ["torchscript"]}}
@@ -325,6 +345,10 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
     ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
+    ("GET", P + "/compare.csv"): [Rule(VIEWER_UP, shared())],
+    ("POST", P + "/comparisons"): [Rule(VIEWER_UP, _save_comparison)],
+    ("GET", P + "/comparisons"): [Rule(VIEWER_UP, shared())],
+    ("GET", P + "/comparisons/{comparison_id}"): [Rule(VIEWER_UP, _saved_comparison)],
     ("GET", V1 + "/plugins"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     ("GET", V1 + "/analytics"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     # Trainer callbacks carry an HMAC per job, never a bearer token: no user may post one.
@@ -555,6 +579,27 @@ def _ui_dataset_previews(w: World, token: str) -> bool:
     return _allowed_by_authorization(lambda: read_previews(token, w.cast.project_id))
 
 
+def _ui_save_view(w: World, token: str) -> bool:
+    from services.actions import experiments
+    from services.actions.core import web_actor
+    from services.domain.schemas import SavedComparisonCreate
+
+    request = SavedComparisonCreate(name="ui", job_ids=[w.job(w.cast.project_id, "owner")])
+    return _allowed_by_authorization(
+        lambda: experiments.save_comparison(web_actor(token), project_id=w.cast.project_id, request=request)
+    )
+
+
+def _ui_csv(w: World, token: str) -> bool:
+    from services.actions import experiments
+    from services.actions.core import web_actor
+
+    job_id = w.job(w.cast.project_id, "owner")
+    return _allowed_by_authorization(
+        lambda: experiments.curves_csv(web_actor(token), project_id=w.cast.project_id, job_ids=[job_id])
+    )
+
+
 def _ui_models(w: World, token: str) -> bool:
     from state.models_state import load_models
 
@@ -768,12 +813,18 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "CompareState.set_search": [(VIEWER_UP, _ui_runs)],
     "CompareState.set_state_filter": [(VIEWER_UP, _ui_runs)],
     "CompareState.compare": [(VIEWER_UP, _ui_compare)],
-    "CompareState.next_page": "pages through runs already loaded",
-    "CompareState.previous_page": "pages through runs already loaded",
+    "CompareState.next_page": [(VIEWER_UP, _ui_runs)],
+    "CompareState.previous_page": [(VIEWER_UP, _ui_runs)],
+    "CompareState.reload_runs": [(VIEWER_UP, _ui_runs)],
+    "CompareState.set_run_sort": [(VIEWER_UP, _ui_runs)],
     "CompareState.toggle": "changes the client's selection",
     "CompareState.select_page": "changes the client's selection",
     "CompareState.clear_selection": "changes the client's selection",
     "CompareState.set_metric": "redraws data already loaded",
+    "CompareState.set_only_differences": "filters a table already loaded",
+    "CompareState.set_view_name": "sets a client-side var",
+    "CompareState.save_view": [(VIEWER_UP, _ui_save_view)],
+    "CompareState.download_csv": [(VIEWER_UP, _ui_csv)],
     "CompareState.sort_by": "re-sorts data already loaded",
     "ModelsState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "ModelsState.load": [(VIEWER_UP, _ui_models)],

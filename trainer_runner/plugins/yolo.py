@@ -377,7 +377,8 @@ def run_exported(fmt: str, path: Path, x: Any) -> Any:
         import torch
 
         with torch.no_grad():
-            return _first(torch.jit.load(str(path), map_location="cpu")(x)).numpy()
+            loaded = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+            return _first(loaded(x)).numpy()
     raise UserError(f"unsupported export format {fmt!r}")
 
 

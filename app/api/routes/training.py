@@ -7,12 +7,19 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import PlainTextResponse
 
 from app.api.deps import CurrentActor, CurrentUser, PathId
 from services.actions import experiments, jobs, models
 from services.domain import catalog, model_ops
 from services.domain.experiments import final_metrics, hyperparameter_rows
-from services.domain.schemas import ExportRequest, JobPublic, RetryRequest
+from services.domain.schemas import (
+    ExportRequest,
+    JobPublic,
+    RetryRequest,
+    SavedComparisonCreate,
+    SavedComparisonPublic,
+)
 from services.errors import InvalidInput
 
 router = APIRouter(tags=["training"])
@@ -77,11 +84,7 @@ def compare(
     ids: Annotated[str, Query(description="Comma-separated job ids", max_length=6000)] = "",
 ) -> dict[str, Any]:
     """Chosen runs with all their per-epoch metrics, final metrics and hyperparameter differences."""
-    try:
-        job_ids = [int(part) for part in ids.split(",") if part.strip()]
-    except ValueError as exc:
-        raise InvalidInput("ids: comma-separated whole numbers") from exc
-    found = experiments.compare(actor, project_id=project_id, job_ids=job_ids)
+    found = experiments.compare(actor, project_id=project_id, job_ids=_ids(ids))
     return {
         "runs": [
             {**r, "created_at": r["created_at"].isoformat() if r["created_at"] else None} for r in found.runs
@@ -90,6 +93,43 @@ def compare(
         "final": {str(k): v for k, v in final_metrics(found.curves).items()},
         "hyperparameters": hyperparameter_rows(found.runs),
     }
+
+
+def _ids(ids: str) -> list[int]:
+    try:
+        return [int(part) for part in ids.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InvalidInput("ids: comma-separated whole numbers") from exc
+
+
+@router.get("/projects/{project_id}/compare.csv", response_class=PlainTextResponse)
+def compare_csv(
+    project_id: PathId,
+    actor: CurrentActor,
+    ids: Annotated[str, Query(description="Comma-separated job ids", max_length=6000)] = "",
+) -> PlainTextResponse:
+    """Every epoch of the chosen runs with every metric (the compare chart shows them downsampled)."""
+    body = experiments.curves_csv(actor, project_id=project_id, job_ids=_ids(ids))
+    headers = {"Content-Disposition": f'attachment; filename="project-{project_id}-runs.csv"'}
+    return PlainTextResponse(body, media_type="text/csv", headers=headers)
+
+
+@router.post("/projects/{project_id}/comparisons", status_code=201)
+def save_comparison(
+    project_id: PathId, body: SavedComparisonCreate, actor: CurrentActor
+) -> SavedComparisonPublic:
+    """Save a named selection of runs and its view; open it at /projects/{p}/compare?view={id}."""
+    return experiments.save_comparison(actor, project_id=project_id, request=body)
+
+
+@router.get("/projects/{project_id}/comparisons")
+def list_comparisons(project_id: PathId, actor: CurrentActor) -> list[SavedComparisonPublic]:
+    return experiments.list_comparisons(actor, project_id=project_id)
+
+
+@router.get("/projects/{project_id}/comparisons/{comparison_id}")
+def get_comparison(project_id: PathId, comparison_id: PathId, actor: CurrentActor) -> SavedComparisonPublic:
+    return experiments.get_comparison(actor, project_id=project_id, comparison_id=comparison_id)
 
 
 @router.get("/analytics")

@@ -1,0 +1,41 @@
+"""The backend's commands on the one `vtp` app: `up`, `migrate`, `set-password`.
+
+`vtp` is the client's command line (`vtp_client.cli`: login, datasets, train, jobs, ...). The
+backend adds these through the `vtp.commands` entry point (pyproject.toml). This module stays
+light (typer only): it is loaded on every `vtp` call, and the stack's imports (alembic, boto3,
+SQLModel) happen only when a stack command runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from vtp_client.cli import example
+
+
+def register(app: typer.Typer) -> None:
+    """Add the stack commands to the `vtp` app."""
+
+    @app.command("up", epilog=example("vtp up   # Ctrl-C stops everything"))
+    def up_command() -> None:
+        """Start the whole local stack: Redis, S3, MLflow, trainer, worker and the web app."""
+        from services.runtime import cli
+
+        raise typer.Exit(cli.up())
+
+    @app.command("migrate", epilog=example("vtp migrate"))
+    def migrate_command() -> None:
+        """Apply database migrations."""
+        from services.runtime import cli
+
+        cli.migrate()
+
+    @app.command("set-password", epilog=example("vtp set-password admin"))
+    def set_password_command(
+        username: Annotated[str, typer.Argument(help="The account's username.")],
+    ) -> None:
+        """Set a user's password (prompts for it)."""
+        from services.runtime import cli
+
+        raise typer.Exit(cli.set_password(username))
