@@ -57,7 +57,7 @@ def project_overviews(session: Session, *, user: User) -> list[ProjectOverview]:
         session.exec(
             select(Dataset.project_id, func.count())
             .where(col(Dataset.project_id).in_(ids))
-            .group_by(Dataset.project_id)
+            .group_by(col(Dataset.project_id))
         ).all()
     )
     dataset_activity = dict(
@@ -65,29 +65,27 @@ def project_overviews(session: Session, *, user: User) -> list[ProjectOverview]:
             select(Dataset.project_id, func.max(DatasetVersion.created_at))
             .join(DatasetVersion, col(DatasetVersion.dataset_id) == Dataset.id)
             .where(col(Dataset.project_id).in_(ids))
-            .group_by(Dataset.project_id)
+            .group_by(col(Dataset.project_id))
         ).all()
     )
     running = dict(
         session.exec(
             select(Job.project_id, func.count())
             .where(col(Job.project_id).in_(ids), col(Job.state).in_([s.value for s in ACTIVE_STATES]))
-            .group_by(Job.project_id)
+            .group_by(col(Job.project_id))
         ).all()
     )
-    job_rows = session.exec(
-        select(
-            Job.project_id,
-            func.count(),
-            func.max(Job.created_at),
-            func.max(Job.started_at),
-            func.max(Job.finished_at),
-        )
-        .where(col(Job.project_id).in_(ids))
-        .group_by(Job.project_id)
-    ).all()
-    jobs = {row[0]: row[1:] for row in job_rows}
-    members: dict[int, list[MemberFace]] = {pid: [] for pid in ids}
+    # A job's newest event is when it finished, else started, else was created.
+    newest = func.coalesce(Job.finished_at, Job.started_at, Job.created_at)
+    jobs: dict[int, tuple[int, datetime | None]] = {
+        project_id: (count, latest)
+        for project_id, count, latest in session.exec(
+            select(col(Job.project_id), func.count(), func.max(newest))
+            .where(col(Job.project_id).in_(ids))
+            .group_by(col(Job.project_id))
+        ).all()
+    }
+    members: dict[int, list[MemberFace]] = {pid: [] for pid in ids if pid is not None}
     for project_id, role, member in session.exec(
         select(Membership.project_id, Membership.role, User)
         .join(User, col(User.id) == Membership.user_id)
@@ -105,7 +103,7 @@ def project_overviews(session: Session, *, user: User) -> list[ProjectOverview]:
     for project, role in projects:
         assert project.id is not None
         faces = sorted(members[project.id], key=lambda m: (-RANK[Role(m.role)], m.username))
-        total, created, started, finished = jobs.get(project.id, (0, None, None, None))
+        total, job_activity = jobs.get(project.id, (0, None))
         overviews.append(
             ProjectOverview(
                 id=project.id,
@@ -116,9 +114,7 @@ def project_overviews(session: Session, *, user: User) -> list[ProjectOverview]:
                 jobs_total=total,
                 members=len(faces),
                 faces=faces[:FACES],
-                last_activity=_latest(
-                    project.created_at, dataset_activity.get(project.id), created, started, finished
-                ),
+                last_activity=_latest(project.created_at, dataset_activity.get(project.id), job_activity),
             )
         )
     return overviews

@@ -51,12 +51,19 @@ def _dataset(session: Session, project: Project, owner: User, at: datetime) -> N
     )
 
 
-def _job(session: Session, project: Project, owner: User, state: JobState, at: datetime) -> None:
+def _job(
+    session: Session,
+    project: Project,
+    owner: User,
+    state: JobState,
+    at: datetime,
+    finished: datetime | None = None,
+) -> None:
     session.add(
         Job(
             project_id=project.id, dataset_version_id=1, created_by=owner.id, name="j",
             framework="ultralytics", task="detect", model="m", state=state, callback_secret="s",
-            created_at=at,
+            created_at=at, finished_at=finished,
         )
     )  # fmt: skip
 
@@ -72,7 +79,7 @@ def test_counts_roles_faces_and_last_activity(session: Session) -> None:
     _dataset(session, mine, me, T0 + timedelta(hours=2))
     _job(session, mine, me, JobState.running, T0 + timedelta(hours=3))
     _job(session, mine, me, JobState.dispatching, T0 + timedelta(hours=1))
-    _job(session, mine, me, JobState.succeeded, T0)
+    _job(session, mine, me, JobState.succeeded, T0, finished=T0 + timedelta(hours=4))
     _job(session, other, ann, JobState.running, T0 + timedelta(days=3))
     session.flush()
 
@@ -81,13 +88,13 @@ def test_counts_roles_faces_and_last_activity(session: Session) -> None:
     assert (card.jobs_running, card.jobs_total) == (2, 3), "dispatching counts as running"
     assert [f.username for f in card.faces] == ["ann", "me", "bob"], "owners first; deactivated left out"
     assert card.members == 3
-    assert card.last_activity == T0 + timedelta(hours=3)
+    assert card.last_activity == T0 + timedelta(hours=4), "a job finishing is activity too"
 
     shown = project_card(card)
     assert (shown.datasets, shown.running, shown.jobs, shown.members) == (
         "2 datasets", "2 jobs running", "3 jobs in all", "3 members",
     )  # fmt: skip
-    assert shown.last_activity == "2026-11-01 12:00 UTC"
+    assert shown.last_activity == "2026-11-01 13:00 UTC"
 
 
 def test_an_empty_project_and_many_members(session: Session) -> None:
