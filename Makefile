@@ -24,7 +24,7 @@ test: install lint
 	$(BIN)/pytest -q -ra
 
 # The inner loop: no browser, no real training, no whole stack (under two minutes).
-FAST := not (ui or e2e or trainer or reliability or postgres or fleet or compose or client or deploy or ops or sweeps or models)
+FAST := not (slow or ui or e2e or trainer or reliability or postgres or fleet or compose or client or deploy or ops or sweeps or models)
 test-fast: install lint
 	$(BIN)/pytest -q -ra -m "$(FAST)"
 

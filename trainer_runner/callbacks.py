@@ -28,6 +28,13 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
+def signature_ok(secret: str, timestamp: str | None, signature: str | None, body: bytes) -> bool:
+    """Whether a callback's headers sign `body` with `secret` (the stand-in backend checks with it)."""
+    if not timestamp or not timestamp.isdigit() or not signature:
+        return False
+    return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
+
+
 def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
     """Headers that authenticate `body`; the timestamp lets the backend refuse replays."""
     ts = int(time.time()) if timestamp is None else timestamp
@@ -51,9 +58,6 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
-_retryable = retryable  # the old private name
-
-
 class CallbackSender:
     """Sends events for one job; thread-safe (the heartbeat thread shares it)."""
 
@@ -65,11 +69,10 @@ class CallbackSender:
         self._client = httpx.Client(timeout=timeout_s)
 
     def post_once(self, body: bytes) -> httpx.Response:
-        """One signed POST; raises httpx.HTTPStatusError for a non-2xx answer."""
-        return self._post_once(body)
+        """One signed POST; raises httpx.HTTPStatusError for a non-2xx answer.
 
-    def _post_once(self, body: bytes) -> httpx.Response:
-        # Signed per try, so a retry after minutes still carries a fresh timestamp.
+        Signed per try, so a retry after minutes still carries a fresh timestamp.
+        """
         response = self._client.post(self.url, content=body, headers=signed_headers(self.secret, body))
         response.raise_for_status()
         return response
@@ -82,11 +85,11 @@ class CallbackSender:
         """
         body = event.model_dump_json().encode()
         post = retry(
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(retryable),
             stop=stop_after_attempt(self.tries),
             wait=wait_exponential(multiplier=0.5, max=8),
             reraise=True,
-        )(self._post_once)
+        )(self.post_once)
         try:
             post(body)
         except (httpx.HTTPError, OSError) as exc:

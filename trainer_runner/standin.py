@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import hmac
 import io
 import json
 import math
@@ -32,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from trainer_runner.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from trainer_runner.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_ok
 
 ACCESS_KEY = "standin-access"
 SECRET_KEY = "standin-secret-key"
@@ -145,9 +144,11 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                ts = self.headers.get(TIMESTAMP_HEADER, "")
-                ok = ts.isdigit() and hmac.compare_digest(
-                    sign(CALLBACK_SECRET, int(ts), body), self.headers.get(SIGNATURE_HEADER, "")
+                ok = signature_ok(
+                    CALLBACK_SECRET,
+                    self.headers.get(TIMESTAMP_HEADER),
+                    self.headers.get(SIGNATURE_HEADER),
+                    body,
                 )
                 if ok:
                     event = json.loads(body)

@@ -22,7 +22,7 @@ from services.infra.db import session_scope
 from tests.datasets.factories import digits_imagefolder, write_noise_imagefolder_zip, zip_bytes
 from tests.utils.servers import free_port
 
-pytestmark = [pytest.mark.datasets, pytest.mark.usefixtures("backend")]
+pytestmark = [pytest.mark.datasets, pytest.mark.slow, pytest.mark.usefixtures("backend")]
 
 LARGE_MB = int(os.environ.get("VTP_TEST_UPLOAD_MB", "400"))
 SMALL_MB = 100

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.security.conftest import login, new_user
 
-pytestmark = [pytest.mark.security, pytest.mark.usefixtures("backend")]
+pytestmark = [pytest.mark.security, pytest.mark.slow, pytest.mark.usefixtures("backend")]
 
 MAX_EXAMPLES = 15
 CHECKS = [not_a_server_error, response_schema_conformance]

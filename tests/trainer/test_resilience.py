@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -41,7 +39,7 @@ from tests.trainer.conftest import (
     start_mlflow_server,
     wait_until,
 )
-from trainer_runner.callbacks import CallbackSender
+from trainer_runner.callbacks import CallbackSender, signature_ok
 from trainer_runner.outbox import CallbackOutbox
 from trainer_runner.schemas import CallbackEvent
 from trainer_runner.settings import TrainerSettings
@@ -81,11 +79,12 @@ def flaky() -> Iterator[FlakyReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            ts = self.headers.get("X-VTP-Timestamp", "")
-            good = hmac.new(SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+            signed = signature_ok(
+                SECRET, self.headers.get("X-VTP-Timestamp"), self.headers.get("X-VTP-Signature"), body
+            )
             event = json.loads(body)
             with receiver.lock:
-                if not hmac.compare_digest(good, self.headers.get("X-VTP-Signature", "")):
+                if not signed:
                     code = 401
                 elif event["event_id"] in receiver.refuse_ids:
                     code = 422

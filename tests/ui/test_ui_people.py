@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from tests.test_ui_datasets import make_viewer, open_as
+from tests.ui.test_ui_datasets import make_viewer, open_as
 from tests.utils.browser import VIEWPORT
 from tests.utils.stack import Api, StackProcess
 

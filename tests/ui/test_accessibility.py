@@ -18,7 +18,7 @@ from tests.utils.stack import Api, StackProcess
 
 pytestmark = pytest.mark.ui
 
-AXE = Path(__file__).resolve().parents[1] / ".tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[2] / ".tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING = {"serious", "critical"}
 # Rules switched off, each with the reason it is a false positive here. Empty: none are.
 DISABLED_RULES: dict[str, str] = {}
