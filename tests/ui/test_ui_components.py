@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.datasets.factories import digits_imagefolder, zip_bytes
-from tests.utils.browser import VIEWPORT, sign_in
+from tests.utils.browser import VIEWPORT, sign_in, wait_hydrated
 from tests.utils.stack import Api, StackProcess
 
 pytestmark = pytest.mark.ui
@@ -122,8 +122,10 @@ def test_dataset_previews_and_experiment_cards(
     page.screenshot(path=str(output_dir / "datasets-previews.png"), full_page=True)
 
     page.goto(f"{stack.web_url}/projects/{pid}/compare")
-    page.wait_for_selector(f"#pick-{classify_job['id']}")
-    page.check(f"#pick-{classify_job['id']}")
+    pick = f"#pick-{classify_job['id']}"
+    wait_hydrated(page, pick)  # a click before hydration is lost
+    page.click(pick)  # a controlled checkbox: it shows the tick once the state has it
+    expect(page.locator(pick)).to_be_checked()
     page.click("#compare-runs")
     card = page.locator(f"#run-cards .experiment-card[data-run-id='{classify_job['id']}']")
     expect(card).to_be_visible()
