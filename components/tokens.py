@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
+# One WCAG formula for the whole code base (the avatars' badge check uses it too).
+from services.domain.avatars import contrast_ratio as contrast_ratio
+
 # Neutral palette (light theme).
 BACKGROUND: Final = "#f8fafc"
 SURFACE: Final = "#ffffff"
@@ -63,16 +66,3 @@ SERIES: Final = {
     "top1": "#047857",
     "top5": "#7c3aed",
 }
-
-
-def contrast_ratio(foreground: str, background: str) -> float:
-    """WCAG 2.x contrast ratio of two #rrggbb colours."""
-
-    def luminance(colour: str) -> float:
-        colour = colour.lstrip("#")
-        channels = [int(colour[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
-    return (high + 0.05) / (low + 0.05)

@@ -1,30 +1,28 @@
-"""Sign-in, sign-out and the signed-in user; every page state inherits from AuthState."""
+"""Sign-in, sign-out and the signed-in user; every page state inherits from AuthState.
+
+Handlers call services.actions.accounts with an actor: anonymous for signing in (with the
+browser's address, so the per-IP lockout counts web sign-ins too), `web_actor(token)` otherwise.
+"""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from urllib.parse import quote, urlencode
 
 import reflex as rx
-from sqlmodel import Session
 
 from components import tokens
-from services.actions.core import Actor, web_user
-from services.domain import auth, oidc
-from services.domain import tokens as credentials
+from services.actions import accounts
+from services.actions.core import Actor, optional_web_actor, web_user
+from services.domain import oidc
 from services.domain.auth import safe_next
-from services.domain.models import User
-from services.errors import DomainError, Unauthorized
-from services.infra.db import session_scope
+from services.domain.schemas import UserPublic
+from services.errors import DomainError
 
 
-def resolve_user(session: Session, token: str) -> User | None:
-    """The user an opaque token belongs to, or None when it is missing, expired or revoked."""
-    if not token:
-        return None
-    try:
-        return credentials.user_for_session(session, token)
-    except Unauthorized:
-        return None
+def error_message(exc: Exception) -> str:
+    """What a page shows for a refused or failed action: the error's own sentence."""
+    return getattr(exc, "message", None) or str(exc) or "Something went wrong; try again."
 
 
 def login_redirect(path: str) -> rx.event.EventSpec:
@@ -50,7 +48,7 @@ class AuthState(rx.State):
     def signed_in(self) -> bool:
         return self.user_id > 0
 
-    def _remember(self, user: User | None) -> None:
+    def _remember(self, user: UserPublic | None) -> None:
         if user is None:
             self.user_id, self.username, self.avatar_name, self.badge_color = 0, "", "", tokens.PRIMARY
         else:
@@ -72,11 +70,8 @@ class AuthState(rx.State):
         self.avatar_name, self.badge_color = found.avatar_name, found.badge_color
         return found.actor
 
-    def _current_user(self, session: Session) -> User | None:
-        """Resolve the token and refresh the displayed user (call inside a state lock)."""
-        user = resolve_user(session, self.token)
-        self._remember(user)
-        return user
+    def _client_ip(self) -> str:
+        return self.router.session.client_ip or ""
 
     @rx.event
     def sign_in(self, form_data: dict[str, str]):
@@ -85,23 +80,23 @@ class AuthState(rx.State):
         if not username or not password:
             self.login_error = "Enter your username and password."
             return
+        actor = Actor.anonymous(channel="web", source_ip=self._client_ip())
         try:
-            with session_scope() as session:
-                user = auth.authenticate(session, username=username, password=password)
-                token = credentials.issue_session(session, user=user)
-                self._remember(user)
+            user, token = accounts.sign_in_web(actor, username=username, password=password)
         except DomainError as exc:
             self.login_error = exc.message
             return
+        self._remember(user)
         self.token = token
         self.login_error = ""
         return rx.redirect(safe_next(self.router.url.query_parameters.get("next")))
 
     @rx.event
     def sign_out(self):
-        if self.token:
-            with session_scope() as session:
-                credentials.revoke_session(session, self.token)
+        actor = optional_web_actor(self.token)
+        if actor is not None:
+            with suppress(DomainError):  # the session ended meanwhile: signed out either way
+                accounts.sign_out(actor, session_token=self.token)
         self.token = ""
         self._remember(None)
         return rx.redirect("/login")
@@ -114,15 +109,14 @@ class AuthState(rx.State):
         self.login_error = oidc.MESSAGES.get(query.get("sso_error", ""), "")
         self.sso_name = oidc.display_name() if oidc.enabled() else ""
         self.sso_href = f"{oidc.LOGIN_PATH}?{urlencode({'next': target})}"
-        with session_scope() as session:
-            if code := query.get("sso"):
-                try:
-                    user, self.token = credentials.redeem_handoff(session, code)
-                except DomainError as exc:
-                    self.login_error = exc.message
-                    return
-                self._remember(user)
-                return rx.redirect(target)
-            user = self._current_user(session)
-        if user is not None:
+        if code := query.get("sso"):
+            actor = Actor.anonymous(channel="web", source_ip=self._client_ip())
+            try:
+                user, self.token = accounts.redeem_sso_handoff(actor, code=code)
+            except DomainError as exc:
+                self.login_error = exc.message
+                return
+            self._remember(user)
+            return rx.redirect(target)
+        if self._refresh_user() is not None:
             return rx.redirect(target)

@@ -13,6 +13,8 @@ from components.metrics_panel import chart_title, per_class_headers, per_class_t
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
 from services.actions import jobs, models
 from services.actions.core import optional_web_actor, web_actor
+from services.domain import fleet
+from services.domain.jobs import queue_text
 from services.domain.permissions import Action
 from services.domain.schemas import JobDetail
 from services.errors import DomainError
@@ -145,6 +147,8 @@ class JobPageState(AuthState):
     cancel_message: str = ""
     cancelling: bool = False
     stale_message: str = ""
+    queue_message: str = ""  # "Queued · position 2 · waiting for 1 GPU (A100)"
+    resources_text: str = ""
     live_message: str = ""
     retrying: bool = False
     retry_message: str = ""
@@ -220,6 +224,8 @@ class JobPageState(AuthState):
         if snap.points != self.points:
             self.points = snap.points
         self.stale_message = staleness(job.state, job.last_heartbeat_at, job.started_at, _now())
+        self.queue_message = queue_text(job.state, job.queue_position, job.waiting_for)
+        self.resources_text = fleet.describe_ask(fleet.Resources.model_validate(job.resources or {}))
 
     def _apply_extras(self, extras: JobExtras) -> None:
         self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)

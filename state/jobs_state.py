@@ -9,6 +9,7 @@ import reflex as rx
 
 from services.actions import jobs
 from services.actions.core import optional_web_actor
+from services.domain.jobs import queue_text
 from services.domain.schemas import JobListItem
 from services.errors import DomainError
 from services.infra import live
@@ -16,7 +17,6 @@ from state.auth_state import AuthState, login_redirect
 from state.formatting import epoch_progress, format_time
 from state.page_helpers import project_from_path
 from state.polling import DisconnectTimer, client_connected, next_change, route_id, watch
-from state.training_helpers import queue_text
 
 JOBS_ROUTE = "/projects/[project_id]/jobs"
 _JOBS_ROUTE_ID = route_id(JOBS_ROUTE)
@@ -32,7 +32,7 @@ def list_row(job: JobListItem) -> dict[str, str]:
         "model": job.model.removesuffix(".yaml"),
         "dataset": str(job.dataset_version_id),
         "epoch": epoch_progress(job.current_epoch, job.total_epochs),
-        "queue": queue_text(job.state, job.queue_position),
+        "queue": queue_text(job.state, job.queue_position, job.waiting_for),
         "created": format_time(job.created_at),
         "href": f"/jobs/{job.id}",
     }

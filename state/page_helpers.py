@@ -102,7 +102,10 @@ def quota_input(value: Any, *, field: str) -> int | None:
     try:
         return int(text)
     except ValueError as exc:
-        raise InvalidInput(f"{field}: enter a whole number of jobs, or leave it empty for no limit") from exc
+        unit = "GPUs" if field == "max_gpus" else "jobs"
+        raise InvalidInput(
+            f"{field}: enter a whole number of {unit}, or leave it empty for no limit"
+        ) from exc
 
 
 def name_fields(message: str, labels: Mapping[str, str]) -> str:

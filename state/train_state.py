@@ -9,7 +9,8 @@ import reflex as rx
 
 from services.actions import jobs
 from services.actions.core import optional_web_actor, web_actor
-from services.domain import catalog
+from services.actions.fleet import fleet_view
+from services.domain import catalog, fleet
 from services.domain.permissions import Action
 from services.domain.schemas import JobCreate
 from services.errors import DomainError, InvalidInput
@@ -24,6 +25,7 @@ from state.training_helpers import (
 )
 
 TRAIN_ROUTE = "/projects/[project_id]/train"
+RESOURCE_FIELDS = ("gpus", "cpus", "memory_gb", "accelerator")
 
 
 def load_train_context(token: str, project_id: int) -> dict[str, Any]:
@@ -34,7 +36,10 @@ def load_train_context(token: str, project_id: int) -> dict[str, Any]:
     context = jobs.train_context(actor, project_id=project_id)
     versions = context.versions
     doc = catalog.get_catalog().doc
+    free = fleet_view()
     return {
+        "fleet_free": free.summary,
+        "accelerators": free.accelerators,
         "signed_in": True,
         "role": context.role,
         "project_name": context.project_name,
@@ -66,6 +71,8 @@ class TrainState(AuthState):
     errors: dict[str, str] = {}
     form_error: str = ""
     submitting: bool = False
+    fleet_free: str = ""
+    accelerators: list[str] = []
     _doc: dict[str, Any] = {}
 
     @rx.var
@@ -137,6 +144,7 @@ class TrainState(AuthState):
                 context["versions"],
                 context["catalog"],
             )
+            self.fleet_free, self.accelerators = context["fleet_free"], context["accelerators"]
             self._refresh_choices()
 
     @rx.event
@@ -179,6 +187,13 @@ class TrainState(AuthState):
                 self.errors, self.submitting = errors, False
                 self.form_error = f"{len(errors)} field(s) need attention before the job can start."
             return
+        try:
+            resources = fleet.resources_from_form(form_data)
+        except InvalidInput as exc:
+            async with self:
+                self.errors, self.submitting = {exc.message.split(":")[0]: exc.message}, False
+                self.form_error = "1 field(s) need attention before the job can start."
+            return
         request = JobCreate(
             dataset_version_id=int(form_data["dataset_version_id"]),
             name=str(form_data.get("name", ""))[:120],
@@ -187,13 +202,15 @@ class TrainState(AuthState):
             model=model,
             device=str(form_data.get("device") or "auto"),
             hyperparameters=form_hyperparameters(specs, form_data),
+            resources=resources,
         )
         try:
             actor = await asyncio.to_thread(web_actor, token)
             submitted = await jobs.create(actor, project_id=project_id, request=request)
         except DomainError as exc:
             async with self:
-                field = error_field(exc, [s["name"] for s in specs]) if isinstance(exc, InvalidInput) else ""
+                names = [s["name"] for s in specs] + [f"resources.{n}" for n in RESOURCE_FIELDS]
+                field = error_field(exc, names) if isinstance(exc, InvalidInput) else ""
                 self.errors = {field: exc.message} if field else {}
                 self.form_error, self.submitting = exc.message, False
             return

@@ -93,7 +93,7 @@ def error_field(exc: InvalidInput, names: Iterable[str]) -> str:
     """Which form field a service error is about ('' when it is about the whole form)."""
     message = exc.message
     head = message.split(":", 1)[0].strip()
-    if head in {"framework", "task", "model", "device", "dataset_version_id"}:
+    if head in {"framework", "task", "model", "device", "dataset_version_id"} or head in names:
         return head
     for name in names:
         if message.startswith(f"{name} "):
@@ -141,12 +141,6 @@ def staleness(
         "The numbers below may be out of date; the platform checks on the trainer by itself "
         "and resumes the job if it was lost."
     )
-
-
-def queue_text(state: str, position: int | None) -> str:
-    if state in {"queued", "retrying"} and position:
-        return "next in queue" if position == 1 else f"#{position} in queue"
-    return ""
 
 
 def mlflow_run_url(base: str, run_id: str | None, experiment_id: str | None = None) -> str:

@@ -84,6 +84,71 @@ def test_every_trainer_event_validates_on_the_backend() -> None:
         CallbackEvent(
             job_id="1", attempt=2, type="finished", state="failed", error={"kind": "user", "message": "m"}
         ),
+        CallbackEvent(
+            job_id="1", attempt=1, type="finished", state="failed", error={"kind": "lost", "message": "-9"}
+        ),
     ):
         parsed = TrainerEvent.model_validate_json(event.model_dump_json())
         assert parsed.model_dump() == event.model_dump()
+
+
+def test_resources_and_capacity_models_agree() -> None:
+    """The backend's copies of the v1.4 models (services.infra.trainer_protocol) have the same fields
+    and defaults, and both sides' fit rule (services.domain.fleet, trainer_runner.resources) agree."""
+    from services.domain import fleet
+    from services.infra import trainer_protocol as wire
+    from trainer_runner import resources as trainer_rules
+    from trainer_runner.schemas import Capacity, NodeCapacity, Resources
+
+    for mine, theirs in (
+        (wire.Resources, Resources),
+        (wire.NodeCapacity, NodeCapacity),
+        (wire.Capacity, Capacity),
+    ):
+        assert set(mine.model_fields) == set(theirs.model_fields), mine
+    for name, field in Resources.model_fields.items():
+        assert wire.Resources.model_fields[name].default == field.default, name
+    spec = jobs.dispatch_spec(_job(), dataset_uri="s3://b/d/", callback_url="http://h/cb", heartbeat_s=5)
+    assert StartJobRequest.model_validate(spec).resources == Resources()
+    # The one fit rule, on both sides, over a small grid of asks and nodes.
+    asks = [
+        {},
+        {"cpus": 2},
+        {"gpus": 1},
+        {"gpus": 2, "cpus": 16},
+        {"gpus": 1, "accelerator": "A100"},
+        {"accelerator": "H100"},
+        {"cpus": 0.3},
+    ]
+    nodes = [
+        {
+            "node_id": "a",
+            "alive": True,
+            "cpus_total": 8,
+            "cpus_free": 8,
+            "gpus_total": 2,
+            "gpus_free": 1,
+            "accelerator": "A100",
+        },
+        {"node_id": "c", "alive": True, "cpus_total": 2, "cpus_free": 0.3, "gpus_total": 0, "gpus_free": 0},
+        {"node_id": "d", "alive": False, "cpus_total": 8, "cpus_free": 8, "gpus_total": 4, "gpus_free": 4},
+    ]
+    for ask in asks:
+        for node in nodes:
+            ours = fleet.fits(wire.Resources.model_validate(ask), wire.NodeCapacity.model_validate(node))
+            theirs = trainer_rules.fits(Resources.model_validate(ask), NodeCapacity.model_validate(node))
+            assert ours == theirs, (ask, node)
+
+
+def test_a_lost_attempt_is_what_the_backend_resumes() -> None:
+    """Kind `lost` (v1.4) and `transient` (older trainers' dead process, SIGTERM) both resume."""
+    from trainer_runner.schemas import CallbackError
+
+    assert "lost" in CallbackError.model_fields["kind"].annotation.__args__  # type: ignore[union-attr]
+    assert jobs.is_lost({"kind": "lost", "message": "job process killed by SIGKILL (-9)"})
+    assert jobs.is_lost({"kind": "transient", "message": "trainer job process exited with code -9"})
+    assert jobs.is_lost(
+        {"kind": "transient", "message": "trainer stopped (SIGTERM); resume from last checkpoint"}
+    )
+    assert not jobs.is_lost({"kind": "user", "message": "bad labels"})
+    assert not jobs.is_lost(None)

@@ -111,8 +111,6 @@ def test_overlays_queue_and_links() -> None:
         }
     ]
     assert h.prediction_rows(result)[0] == {"label": "cat", "score": "0.900", "box": "20, 10, 120, 60"}
-    assert h.queue_text("queued", 1) == "next in queue" and h.queue_text("queued", 3) == "#3 in queue"
-    assert h.queue_text("running", 3) == ""
     assert h.mlflow_run_url("http://m/", "r1", "7") == "http://m/#/experiments/7/runs/r1"
 
 

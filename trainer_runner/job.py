@@ -1,8 +1,12 @@
-"""One job attempt, run as a child of the trainer server: `python -m trainer_runner.job SPEC`.
+"""One job attempt: `python -m trainer_runner.job SPEC` (local executor: a child of the
+trainer server) or `python -m trainer_runner.job --spec-from-env` (Ray executor: the entrypoint
+of a Ray Job, on whichever node Ray placed it). The very same runner in both.
 
-A child per attempt means a crash, an OOM kill or a cancel never takes the server down, and
-the memory of torch is returned to the OS when the attempt ends. The child talks to the server
-only through the files of `trainer_runner.workdir` in its scratch folder.
+A process per attempt means a crash, an OOM kill or a cancel never takes the server down, and
+the memory of torch is returned to the OS when the attempt ends. A local child talks to the
+server through the files of `trainer_runner.workdir` in its scratch folder; a job on another
+machine learns of a cancel from a marker object in storage (`cancel_marker`), and tells its
+final state by its exit code (`EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from trainer_runner.dataset import PreparedDataset, prepare_dataset
 from trainer_runner.errors import JobCancelled, classify
 from trainer_runner.logs import TailHandler, configure_logging
 from trainer_runner.outbox import OUTBOX_DIR, CallbackOutbox
-from trainer_runner.plugins import JobContext, get_plugin, resolve_device
+from trainer_runner.plugins import JobContext, get_plugin, primary_device, resolve_device
 from trainer_runner.predictions import SAMPLE_IMAGES, draw
 from trainer_runner.schemas import CallbackError, CallbackEvent, StartJobRequest
 from trainer_runner.settings import TrainerSettings
 from trainer_runner.storage import (
+    S3Uri,
     download_file,
     make_s3_client,
     parse_s3_uri,
@@ -52,6 +57,16 @@ OUTPUT_KEYS = {
     "predictions": "artifacts/predictions/predictions.json",
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+# Final state -> exit code: how a job on a Ray node tells its end to a gateway that cannot read
+# its files. Any other code (a signal, a crash) means the attempt was lost.
+EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 4}
+SPEC_ENV = "TRAINER_JOB_SPEC"
+OOM_MESSAGE = "out of memory: lower batch or imgsz"
+
+
+def cancel_marker(output_uri: str, attempt: int) -> S3Uri:
+    """Object whose presence asks the attempt to stop at its next batch (checkpoint kept)."""
+    return parse_s3_uri(output_uri).join(f"control/attempt-{attempt}.cancel")
 
 
 class JobRunner:
@@ -80,6 +95,7 @@ class JobRunner:
         self.interrupted = False  # SIGTERM: the trainer is going away, not the user cancelling
         self._sigterm_at: float | None = None
         self._stop_heartbeat = threading.Event()
+        self._remote_cancel = threading.Event()
         self._upload_lock = threading.Lock()
         self._checkpoint_due = 0.0  # monotonic time the next last.pt upload is due
         # Newest epoch whose last.pt is in storage: what a resumed attempt would continue after.
@@ -89,7 +105,19 @@ class JobRunner:
 
     # -- signals from the server -------------------------------------------------------------
     def is_cancelled(self) -> bool:
-        return self.interrupted or (self.work_dir / CANCEL_FILE).exists()
+        return self.interrupted or self._remote_cancel.is_set() or (self.work_dir / CANCEL_FILE).exists()
+
+    def _cancel_poll_loop(self) -> None:
+        """Look for the cancel marker in storage every `cancel_poll_s` (a job on another node)."""
+        marker = cancel_marker(self.spec.output_uri, self.spec.attempt)
+        while not self._stop_heartbeat.wait(self.settings.cancel_poll_s):
+            try:
+                self.s3.head_object(Bucket=marker.bucket, Key=marker.key)
+            except Exception:  # absent (404) or storage down: keep training, look again later
+                continue
+            log.info("cancel marker found")
+            self._remote_cancel.set()
+            return
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         if not self.interrupted:
@@ -222,7 +250,17 @@ class JobRunner:
         )
         logging.getLogger().addHandler(self.tail)
         write_status(self.work_dir, state="running", epoch=None, pid=os.getpid())
-        log.info("job started", extra={"framework": self.spec.framework, "model": self.spec.model})
+        log.info(
+            "job started",
+            extra={
+                "framework": self.spec.framework,
+                "model": self.spec.model,
+                "resources": self.spec.resources.model_dump(),
+                # What this process was given: its own GPUs, or "" for a CPU job.
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "host": os.uname().nodename,
+            },
+        )
 
         state, error, heartbeat = "failed", None, None
         artifacts: dict[str, Path] = {}
@@ -231,7 +269,7 @@ class JobRunner:
             plugin = get_plugin(self.spec.framework)
             plugin.validate(self.spec)
             self.s3 = make_s3_client(self.settings)
-            self.device = resolve_device(self.spec.device)
+            self.device = resolve_device(self.spec.device, self.spec.resources.gpus)
             self.tracker = Tracker(
                 self.settings.mlflow_tracking_uri,
                 self.spec.mlflow_experiment,
@@ -245,6 +283,8 @@ class JobRunner:
             self.outbox.put(self._event("started", total_epochs=total))
             heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
             heartbeat.start()
+            if self.settings.cancel_poll_s > 0:
+                threading.Thread(target=self._cancel_poll_loop, name="cancel-poll", daemon=True).start()
 
             dataset = self.dataset = prepare_dataset(
                 self.s3,
@@ -293,7 +333,10 @@ class JobRunner:
                 state = "cancelled"
             log.info("job stopped", extra={"interrupted": self.interrupted})
         except Exception as exc:
-            error = CallbackError(kind=classify(exc), message=f"{type(exc).__name__}: {exc}"[:2000])
+            message = f"{type(exc).__name__}: {exc}"
+            if type(exc).__name__ == "OutOfMemoryError":  # torch's, on the GPU or the host
+                message = f"{OOM_MESSAGE} ({message})"
+            error = CallbackError(kind=classify(exc), message=message[:2000])
             log.exception("job failed", extra={"error_kind": error.kind})
         finally:
             self._stop_heartbeat.set()
@@ -358,7 +401,7 @@ class JobRunner:
         folder = root / split if self.spec.task == "classify" else root / "images" / split
         images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         try:
-            model = plugin.load_model(best, self.device or "cpu")
+            model = plugin.load_model(best, primary_device(self.device or "cpu"))
             items = []
             for index, path in enumerate(images[:SAMPLE_IMAGES]):
                 with Image.open(path) as opened:
@@ -472,13 +515,30 @@ class JobRunner:
                 target.unlink(missing_ok=True)
 
 
+def spec_from_env(settings: TrainerSettings) -> Path:
+    """Write the spec passed in `TRAINER_JOB_SPEC` to this node's scratch (0600): from here on
+    the attempt runs exactly as a local child does."""
+    request = StartJobRequest.model_validate_json(os.environ.pop(SPEC_ENV))
+    work_dir = settings.scratch_dir / "jobs" / f"{request.job_id}-{request.attempt}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    spec = work_dir / SPEC_FILE
+    fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(request.model_dump_json())
+    write_status(work_dir, job_id=request.job_id, attempt=request.attempt, state="accepted", epoch=None)
+    return spec
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit code: `EXIT_CODES` of the final state; 2 for a bad command line."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m trainer_runner.job SPEC_JSON", file=sys.stderr)
+        print("usage: python -m trainer_runner.job (SPEC_JSON | --spec-from-env)", file=sys.stderr)
         return 2
-    JobRunner(Path(args[0]), TrainerSettings()).run()
-    return 0
+    settings = TrainerSettings()
+    spec = spec_from_env(settings) if args[0] == "--spec-from-env" else Path(args[0])
+    state = JobRunner(spec, settings).run()
+    return EXIT_CODES.get(state, EXIT_CODES["failed"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1).
+"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1.4).
 
 The backend keeps its own copy (`services/infra/trainer_client.py`); a test checks they agree, so the
 two sides never import each other.
@@ -14,7 +14,9 @@ from pydantic import AfterValidator, BaseModel, Field
 JobState = Literal["accepted", "running", "succeeded", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 EventType = Literal["started", "heartbeat", "epoch", "finished"]
-ErrorKind = Literal["transient", "permanent", "user"]
+# lost (v1.4): the attempt's process or node died without reporting; resume from the checkpoint.
+ErrorKind = Literal["transient", "permanent", "user", "lost"]
+PROTOCOL_VERSION = "1.4"
 
 
 def _require_s3_uri(value: str) -> str:
@@ -32,6 +34,19 @@ def _require_http_url(value: str) -> str:
 
 S3UriStr = Annotated[str, AfterValidator(_require_s3_uri)]
 HttpUrlStr = Annotated[str, AfterValidator(_require_http_url)]
+
+
+class Resources(BaseModel):
+    """What one attempt needs (v1.4). The default is one CPU slot, as before v1.4."""
+
+    gpus: int = Field(default=0, ge=0, le=64)
+    cpus: float = Field(default=1.0, gt=0, le=1024)
+    memory_gb: float | None = Field(default=None, gt=0)
+    accelerator: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Accelerator type such as 'A100'; null takes any node.",
+    )
 
 
 class StartJobRequest(BaseModel):
@@ -52,6 +67,12 @@ class StartJobRequest(BaseModel):
     callback_secret: str = Field(min_length=1)
     mlflow_experiment: str | None = None
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    resources: Resources = Field(default_factory=Resources)
+
+
+class CallbackError(BaseModel):
+    kind: ErrorKind
+    message: str
 
 
 class JobStatus(BaseModel):
@@ -61,11 +82,29 @@ class JobStatus(BaseModel):
     attempt: int
     state: JobState
     epoch: int | None = None
+    # v1.4: why a failed attempt failed, when the trainer knows it (always for kind `lost`).
+    error: CallbackError | None = None
 
 
-class CallbackError(BaseModel):
-    kind: ErrorKind
-    message: str
+class NodeCapacity(BaseModel):
+    """One machine of the fleet as `GET /capacity` reports it (v1.4)."""
+
+    node_id: str
+    alive: bool
+    cpus_total: float
+    cpus_free: float
+    gpus_total: int
+    gpus_free: int
+    accelerator: str | None = None
+    memory_gb_free: float | None = None
+
+
+class Capacity(BaseModel):
+    """`GET /capacity`: what the fleet has free now, per node."""
+
+    executor: Literal["local", "ray"]
+    jobs_running: int
+    nodes: list[NodeCapacity]
 
 
 class CallbackEvent(BaseModel):

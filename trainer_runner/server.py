@@ -1,11 +1,14 @@
-"""HTTP API of the trainer (protocol v1): start, status, cancel, health, plugins, predict, export.
+"""HTTP API of the trainer (protocol v1.4): start, status, cancel, capacity, health, plugins,
+predict, export.
 
-Endpoints only parse and shape; `JobSupervisor` holds the rules. Nothing here imports torch,
-so the server starts in a fraction of a second and survives any job crash.
+Endpoints only parse and shape; the executor (`trainer_runner.executors`, chosen by
+`TRAINER_EXECUTOR`) holds the rules of placement. Nothing here imports torch, so the server
+starts in a fraction of a second and survives any job crash.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,40 +18,44 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from trainer_runner.errors import UserError
+from trainer_runner.executors import Executor, ExecutorUnavailable, NoCapacity, StaleAttempt, make_executor
 from trainer_runner.inference import ExportRequest, ModelService, PredictRequest
 from trainer_runner.plugins import PLUGINS, get_plugin
 from trainer_runner.plugins.spec import FieldError
-from trainer_runner.schemas import JobStatus, StartJobRequest
+from trainer_runner.schemas import PROTOCOL_VERSION, Capacity, JobStatus, StartJobRequest
 from trainer_runner.settings import TrainerSettings
-from trainer_runner.supervisor import JobSupervisor, StaleAttempt, TrainerBusy
 
-REAP_INTERVAL_S = 1.0
+POLL_INTERVAL_S = 1.0
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: TrainerSettings | None = None) -> FastAPI:
-    """Build the app around one supervisor; tests pass their own settings."""
+    """Build the app around one executor; tests pass their own settings."""
     settings = settings or TrainerSettings()
-    supervisor = JobSupervisor(settings)
+    executor: Executor = make_executor(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
 
-        def reap_loop() -> None:
-            # Finds children that died, so their attempt is reported even if nobody asks.
-            while not stop.wait(REAP_INTERVAL_S):
-                supervisor.reap()
+        def poll_loop() -> None:
+            # Finds attempts that died, so they are reported lost even if nobody asks.
+            while not stop.wait(POLL_INTERVAL_S):
+                try:
+                    executor.poll()
+                except Exception:  # a cluster that does not answer must not end the loop
+                    log.exception("executor poll failed")
 
-        reaper = threading.Thread(target=reap_loop, name="reaper", daemon=True)
-        reaper.start()
+        poller = threading.Thread(target=poll_loop, name="executor-poll", daemon=True)
+        poller.start()
         try:
             yield
         finally:
             stop.set()
-            supervisor.shutdown()
+            executor.shutdown()
 
-    app = FastAPI(title="vtp trainer", version="1", lifespan=lifespan)
-    app.state.supervisor = supervisor
+    app = FastAPI(title="vtp trainer", version=PROTOCOL_VERSION, lifespan=lifespan)
+    app.state.executor = executor
     app.state.settings = settings
     models = ModelService(settings)
     app.state.models = models
@@ -69,26 +76,42 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     def start_job(request: StartJobRequest) -> JobStatus:
         get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
         try:
-            return supervisor.start(request)
+            return executor.start(request)
         except StaleAttempt as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-        except TrainerBusy as exc:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                detail=str(exc),
-                headers={"Retry-After": str(settings.retry_after_s)},
-            ) from exc
+
+    @app.exception_handler(NoCapacity)
+    async def no_capacity(_: Request, exc: NoCapacity) -> JSONResponse:
+        # Never accepted and left pending: the backend keeps the job queued and says why.
+        return JSONResponse(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            content={"detail": exc.detail, "waiting_for": exc.waiting_for},
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    @app.exception_handler(ExecutorUnavailable)
+    async def executor_unavailable(_: Request, exc: ExecutorUnavailable) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": str(exc)},
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    @app.get("/capacity", response_model=Capacity)
+    def capacity() -> Capacity:
+        """Nodes with their CPUs and GPUs, total and free: what the dispatcher places by."""
+        return executor.capacity()
 
     @app.get("/jobs/{job_id}", response_model=JobStatus)
     def get_job(job_id: str) -> JobStatus:
-        found = supervisor.status(job_id)
+        found = executor.status(job_id)
         if found is None:
             raise _not_found(job_id)
         return found
 
     @app.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobStatus)
     def cancel_job(job_id: str) -> JobStatus:
-        found = supervisor.cancel(job_id)
+        found = executor.cancel(job_id)
         if found is None:
             raise _not_found(job_id)
         return found
@@ -110,7 +133,9 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     def healthz() -> dict[str, object]:
         return {
             "status": "ok",
-            "running_jobs": supervisor.running_count(),
+            "executor": executor.name,
+            "protocol": PROTOCOL_VERSION,
+            "running_jobs": executor.running_count(),
             "max_concurrent_jobs": settings.max_concurrent_jobs,
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +26,43 @@ class TrainerSettings(BaseSettings):
         default_factory=lambda: Path(tempfile.gettempdir()) / "vtp-trainer",
         description="Writable local space for datasets, runs and job specs; disposable.",
     )
-    max_concurrent_jobs: int = Field(default=1, ge=1)
+    # -- compute (docs/fleet.md) -----------------------------------------------------------
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where attempts run: 'local' child processes, or jobs on a Ray cluster.",
+    )
+    max_concurrent_jobs: int = Field(
+        default=0, ge=0, description="Cap on attempts running at once; 0: only resources limit them."
+    )
+    cpu_slots: float = Field(
+        default=1.0,
+        gt=0,
+        description="Local executor: CPU jobs running at once (each takes its resources.cpus).",
+    )
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        description="Local executor: GPUs to hand out; unset detects them with nvidia-smi. Tests "
+        "use fake ones: each job still gets its own CUDA_VISIBLE_DEVICES.",
+    )
+    accelerator: str | None = Field(
+        default=None, description="Local executor: accelerator type of this machine's GPUs (e.g. A100)."
+    )
+    ray_address: str = Field(
+        default="http://127.0.0.1:8265",
+        pattern=r"^https?://.+",
+        description="Ray executor: the dashboard (Job Submission API) of the cluster.",
+    )
+    ray_python: str = Field(
+        default="python",
+        description="Ray executor: the Python on each Ray node that has trainer_runner installed.",
+    )
+    cancel_poll_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="A job also stops when a cancel marker appears in object storage, checked this "
+        "often (0: off). Set for jobs whose node this server cannot reach (Ray).",
+    )
     retry_after_s: int = Field(default=15, ge=1, description="Retry-After sent with a 429.")
     s3_endpoint_url: str = ""
     s3_access_key: str = ""
@@ -99,5 +136,5 @@ class TrainerSettings(BaseSettings):
 
     def child_env(self) -> dict[str, str]:
         """These settings as `TRAINER_*` variables: a job child sees exactly what the server saw."""
-        values = self.model_dump(mode="json")
+        values = self.model_dump(mode="json", exclude_none=True)
         return {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in values.items()}

@@ -1,8 +1,11 @@
-"""Request dependencies: database session, the signed-in user, the caller's address."""
+"""Request dependencies: the acting caller (`CurrentActor`), the caller's address, path ids.
+
+`current_actor` is the one request dependency that opens a database session (briefly, to resolve
+the bearer credential); the routes call services.actions, which open their own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -23,16 +26,6 @@ _bearer = HTTPBearer(
 )
 
 
-def get_session() -> Iterator[Session]:
-    with session_scope() as session:
-        yield session
-
-
-# scope="function": commit before the response is sent. By default FastAPI runs a yield
-# dependency's exit code after sending, so a client could get its 201 and, on its very next
-# request, not find what it just created (seen as a flaky 404 under load).
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-
 # Database ids are signed 64-bit integers: a larger number in a path used to reach SQLite and fail
 # there with OverflowError (a 500, found by schemathesis); now it is a 422 like any malformed input.
 DB_INT_MIN, DB_INT_MAX = -(2**63), 2**63 - 1
@@ -47,9 +40,11 @@ def client_ip(request: Request) -> str:
 ClientIp = Annotated[str, Depends(client_ip)]
 
 
-def current_user(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> User:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _signed_in(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """The bearer's user: 401 without credentials, rate limited per token, noted for the audit trail."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("Send 'Authorization: Bearer <token>' (get one from POST /api/v1/auth/login)")
     token = credentials.credentials.strip()
@@ -59,11 +54,19 @@ def current_user(
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
-
-
-def current_actor(user: CurrentUser, ip: ClientIp) -> Actor:
-    return Actor.of(user, channel="rest", source_ip=ip)
+def current_actor(credentials: Credentials, ip: ClientIp) -> Actor:
+    """Who calls, resolved once per request in a short session of its own: the action opens the
+    request's one working session, so no request holds two pooled connections at once."""
+    with session_scope() as session:
+        return Actor.of(_signed_in(session, credentials), channel="rest", source_ip=ip)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def anonymous_actor(ip: ClientIp) -> Actor:
+    """The caller of an action that needs no sign-in (signing in or up, redeeming a reset token)."""
+    return Actor.anonymous(channel="rest", source_ip=ip)
+
+
+AnonymousActor = Annotated[Actor, Depends(anonymous_actor)]

@@ -8,6 +8,8 @@ from typing import Any
 
 import reflex as rx
 
+from app.pages.account import account_page
+from app.pages.admin import admin_page
 from app.pages.analytics import analytics_page
 from app.pages.compare import compare_page
 from app.pages.dashboard import dashboard_page
@@ -15,9 +17,12 @@ from app.pages.datasets import dataset_page, datasets_page
 from app.pages.job import job_page
 from app.pages.jobs_list import jobs_list_page
 from app.pages.login import login_page
+from app.pages.members import members_page
 from app.pages.models import models_page
-from app.pages.people import account_page, admin_page, members_page, signup_page
+from app.pages.signup import signup_page
 from app.pages.train import train_page
+from state.account_state import AccountState
+from state.admin_state import AdminState
 from state.analytics_state import ANALYTICS_ROUTE, AnalyticsState
 from state.auth_state import AuthState
 from state.compare_state import COMPARE_ROUTE, CompareState
@@ -25,8 +30,9 @@ from state.dashboard_state import DashboardState
 from state.datasets_state import DatasetDetailState, DatasetsState
 from state.job_state import JOB_ROUTE, JobPageState
 from state.jobs_state import JOBS_ROUTE, JobsListState
+from state.members_state import MembersState
 from state.models_state import MODELS_ROUTE, ModelsState
-from state.people_state import AccountState, AdminState, MembersState, SignupState
+from state.signup_state import SignupState
 from state.train_state import TRAIN_ROUTE, TrainState
 
 

@@ -82,6 +82,7 @@ def summary_card() -> rx.Component:
             _fact("Checkpoint", S.checkpoint_text, "job-checkpoint"),
             _fact("Model", S.model, "job-model"),
             _fact("Device", S.device, "job-device"),
+            _fact("Resources", S.resources_text, "job-resources"),
             _fact(
                 "MLflow run",
                 rx.cond(
@@ -105,6 +106,10 @@ def summary_card() -> rx.Component:
             _fact("Created", S.created, "job-created"),
             wrap="wrap",
             spacing="6",
+        ),
+        rx.cond(
+            S.queue_message != "",
+            rx.callout(S.queue_message, icon="hourglass", color_scheme="gray", role="status", id="job-queue"),
         ),
         rx.cond(
             S.error_message != "",

@@ -144,6 +144,58 @@ def choose_card() -> rx.Component:
     )
 
 
+def _number(label: str, name: str, placeholder: str, hint: str) -> rx.Component:
+    key = f"resources.{name}"
+    box = f"resources-{name.replace('_', '-')}"
+    return rx.vstack(
+        field(
+            label,
+            rx.input(
+                id=box,
+                name=f"resources_{name}",
+                placeholder=placeholder,
+                input_mode="decimal",
+                width="120px",
+                custom_attrs={"aria-describedby": box + "-hint"},
+            ),
+            html_for=box,
+        ),
+        rx.text(hint, size="1", color=tokens.TEXT_MUTED, id=box + "-hint"),
+        _error(key, box + "-error"),
+        spacing="1",
+    )
+
+
+def resources_card() -> rx.Component:
+    """What the job asks the fleet for, beside what the fleet has free now."""
+    return card(
+        rx.callout(S.fleet_free, icon="server", color_scheme="gray", id="fleet-free", role="status"),
+        rx.flex(
+            _number("GPUs", "gpus", "0", "Whole GPUs on one machine."),
+            _number("CPUs", "cpus", "1", "Cores (CPU slots)."),
+            _number("Memory (GB)", "memory_gb", "any", "Leave empty for no ask."),
+            rx.vstack(
+                field(
+                    "GPU type",
+                    rx.el.select(
+                        rx.el.option("any", value=""),
+                        rx.foreach(S.accelerators, lambda a: rx.el.option(a, value=a)),
+                        id="resources-accelerator",
+                        name="resources_accelerator",
+                        **SELECT_STYLE,
+                    ),
+                    html_for="resources-accelerator",
+                ),
+                _error("resources.accelerator", "resources-accelerator-error"),
+                spacing="1",
+            ),
+            wrap="wrap",
+            spacing="5",
+        ),
+        title="Resources",
+    )
+
+
 def form_card() -> rx.Component:
     return rx.form(
         rx.vstack(
@@ -192,6 +244,7 @@ def form_card() -> rx.Component:
                 ),
                 title="Data and device",
             ),
+            resources_card(),
             card(
                 rx.text(
                     "Every setting the trainer accepts for ",

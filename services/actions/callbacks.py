@@ -8,6 +8,8 @@ audits; accepted ones are recorded as job events, not audit rows.
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import ValidationError
 
 from services.domain import jobs
@@ -15,6 +17,7 @@ from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import signing
 from services.infra.db import session_scope
+from services.infra.queue import enqueue_dispatch
 from services.infra.trainer_protocol import TrainerEvent
 
 
@@ -30,8 +33,11 @@ def parse_event(body: bytes) -> TrainerEvent:
         raise InvalidInput(f"Callback {where or 'body'}: {first['msg']}") from exc
 
 
-def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
-    """Verify and store one callback; 'applied', 'duplicate' or 'ignored' (see jobs.apply_callback)."""
+def apply(
+    *, job_id: int, body: bytes, timestamp: str | None, signature: str | None
+) -> tuple[str, int | None]:
+    """Verify and store one callback: ('applied', 'duplicate' or 'ignored' (see
+    jobs.apply_callback), the new attempt when a lost one put the job back in the queue)."""
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -39,4 +45,16 @@ def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | N
         if not signing.verify(job.callback_secret, timestamp, signature, body):
             raise Unauthorized("Bad or stale callback signature")
         event = parse_event(body)
-        return jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))
+        result = jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))
+        return result, job.attempt if job.state in jobs.QUEUE_STATES else None
+
+
+async def receive(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
+    """`apply` (in a thread), then, when a lost attempt put the job back in the queue, wake the
+    dispatcher after the commit so the next attempt starts without waiting for its idle check."""
+    result, waiting = await asyncio.to_thread(
+        apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature
+    )
+    if waiting is not None:
+        await enqueue_dispatch(job_id, waiting)
+    return result

@@ -166,7 +166,9 @@ class Operation:
 
 
 def _result_for(exc: DomainError) -> str:
-    return audit.DENIED if isinstance(exc, NotFound | PermissionDenied | Unauthorized) else audit.FAILED
+    # A rate limit (429: too many sign-in attempts, a locked-out account) refuses who is asking.
+    refused = isinstance(exc, NotFound | PermissionDenied | Unauthorized) or exc.status_code == 429
+    return audit.DENIED if refused else audit.FAILED
 
 
 @contextmanager

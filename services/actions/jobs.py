@@ -46,7 +46,10 @@ def _job_in(session: Session, *, project_id: int | None, job_id: int) -> Job:
 def _detail(session: Session, job: Job) -> JobDetail:
     assert job.id is not None
     points = [MetricPoint.of(m) for m in jobs.metrics_for(session, job_id=job.id)]
-    return JobDetail(**JobPublic.of(job).model_dump(), metrics=points)
+    public = JobPublic.of(job)
+    if job.state in jobs.QUEUE_STATES:
+        public.queue_position = jobs.queue_positions(session).get(job.id)
+    return JobDetail(**public.model_dump(), metrics=points)
 
 
 # --- reads ----------------------------------------------------------------------------------------
@@ -115,7 +118,7 @@ def job_list(
         }
         return [
             JobListItem(
-                **JobPublic.of(j).model_dump(),
+                **JobPublic.of(j).model_dump(exclude={"queue_position"}),
                 owner=owners.get(j.created_by, "?"),
                 owner_id=j.created_by,
                 queue_position=positions.get(j.id or 0),
@@ -183,8 +186,8 @@ def train_context(actor: Actor, *, project_id: int) -> TrainContext:
 
 @dataclass
 class Submitted:
-    """A job saved and (unless the queue was unreachable) enqueued; the worker's reconciler enqueues
-    a saved job by itself once the queue is back, so `queued=False` is a notice, not a failure."""
+    """A job saved and (unless Redis was unreachable) the dispatcher woken; the dispatcher reads the
+    queue from the database, so `queued=False` only means it starts a few seconds later."""
 
     job: JobPublic
     queued: bool
@@ -194,6 +197,7 @@ def _create(actor: Actor, project_id: int, request: JobCreate) -> JobPublic:
     with operation(actor, "job.create", target=f"project:{project_id}") as op:
         op.authorize(Action.job_create, project_id=project_id)
         job = jobs.new_job(op.session, project_id=project_id, user=op.me, **request.model_dump())
+        quotas.check_gpu_quota(op.session, project_id=project_id, gpus=jobs.resources_of(job).gpus)
         quotas.check_room_to_queue(op.session, project_id=project_id)
         op.session.add(job)
         op.session.flush()
@@ -211,6 +215,7 @@ def _retry(actor: Actor, project_id: int | None, job_id: int, resume: bool) -> J
         job = _job_in(op.session, project_id=project_id, job_id=job_id)
         op.authorize(Action.job_retry, project_id=job.project_id, owner_id=job.created_by)
         jobs.check_retryable(job)
+        quotas.check_gpu_quota(op.session, project_id=job.project_id, gpus=jobs.resources_of(job).gpus)
         quotas.check_room_to_queue(op.session, project_id=job.project_id)
         new = jobs.retry(op.session, job, op.me, resume=resume)
         op.detail = f"new job:{new.id}" + (" (resumed)" if new.attempt > 1 else "")

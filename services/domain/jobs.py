@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from services.domain import catalog, datasets
-from services.domain.models import Job, JobEvent, JobMetric, JobState, User, utcnow
+from services.domain import catalog, datasets, fleet
+from services.domain.models import Job, JobEvent, JobMetric, JobState, Project, User, utcnow
 from services.errors import Conflict, InvalidInput, NotFound
 from services.infra import storage
 from services.infra.signing import new_secret
@@ -32,6 +32,8 @@ ALLOWED: dict[JobState, frozenset[JobState]] = {
 }
 FINISHED = frozenset({S.succeeded, S.failed, S.cancelled})
 ACTIVE = frozenset({S.dispatching, S.running})
+# Waiting for the fleet: in the one queue the dispatcher drains (`waiting_in_order`).
+QUEUE_STATES = (S.queued, S.retrying)
 
 # What may be trained (frameworks, tasks, models, hyperparameters) comes from the trainer's
 # catalogue (services.domain.catalog); only the device choice is the backend's own.
@@ -99,6 +101,7 @@ def new_job(
     model: str = "yolo11n.yaml",
     hyperparameters: dict[str, Any] | None = None,
     device: str = "auto",
+    resources: fleet.Resources | dict[str, Any] | None = None,
 ) -> Job:
     """A validated queued job, not yet added to the session: the caller checks the project's quota
     between validation and the write, so input errors come first. See `create_job`.
@@ -116,6 +119,7 @@ def new_job(
     if device not in DEVICES:
         raise InvalidInput(f"device: unknown device {device!r}; allowed: {list(DEVICES)}")
     params = validate_hyperparameters(hyperparameters or {}, framework=framework, task=task, plugins=plugins)
+    asks = fleet.parse_resources(resources)
     job = Job(
         project_id=project_id,
         dataset_version_id=version.id,
@@ -126,6 +130,7 @@ def new_job(
         model=model,
         hyperparameters=params,
         device=device,
+        resources=asks.model_dump(exclude_defaults=True),
         total_epochs=params.get("epochs"),
         callback_secret=new_secret(),
     )
@@ -138,6 +143,11 @@ def create_job(session: Session, *, project_id: int, user: User, **request: Any)
     session.add(job)
     session.flush()
     return job
+
+
+def resources_of(job: Job) -> fleet.Resources:
+    """What a stored job asks for (`{}`, as jobs from before v1.4 have: one CPU slot)."""
+    return fleet.Resources.model_validate(job.resources or {})
 
 
 def get_job(session: Session, *, project_id: int, job_id: int) -> Job:
@@ -163,16 +173,31 @@ def last_checkpoint_uri(job: Job) -> str:
     return storage.uri(storage.job_prefix(job.project_id, job.id) + "checkpoints/last.pt")
 
 
+def _in_queue_order(*columns: Any) -> Any:
+    """`columns` of every waiting job (`queued`, `retrying`) in dispatch order: the project's
+    priority (higher first), then submission time; a retrying job keeps its original place."""
+    return (
+        select(*columns)
+        .join(Project, col(Project.id) == col(Job.project_id))
+        .where(col(Job.state).in_(QUEUE_STATES))
+        .order_by(col(Project.priority).desc(), col(Job.created_at), col(Job.id))
+    )
+
+
+def waiting_queue(session: Session) -> list[tuple[fleet.WaitingJob, str | None]]:
+    """The queue the dispatcher drains, with each job's recorded `waiting_for`; only the columns
+    it needs, since it reads this once a second while jobs wait."""
+    rows = session.exec(_in_queue_order(Job.id, Job.project_id, Job.resources, Job.waiting_for)).all()
+    return [
+        (fleet.WaitingJob(job_id, project_id, fleet.Resources.model_validate(resources or {})), waiting_for)
+        for job_id, project_id, resources, waiting_for in rows
+    ]
+
+
 def silent_jobs(session: Session, *, silent_since: datetime) -> list[Job]:
     """Jobs a trainer should be reporting on but that have not been heard from since then."""
     heard = func.coalesce(Job.last_heartbeat_at, Job.started_at, Job.created_at)
     return list(session.exec(select(Job).where(col(Job.state).in_(ACTIVE), heard < silent_since)).all())
-
-
-def waiting_jobs(session: Session, *, created_before: datetime) -> list[Job]:
-    """Queued jobs old enough that their queue entry may have been lost (re-enqueue is idempotent)."""
-    waiting = (S.queued, S.retrying)
-    return list(session.exec(select(Job).where(col(Job.state).in_(waiting), Job.created_at < created_before)))
 
 
 def retry_or_fail(session: Session, job: Job, *, reason: str, max_attempts: int) -> bool:
@@ -209,6 +234,7 @@ def dispatch_spec(
         "callback_secret": job.callback_secret,
         "mlflow_experiment": f"project-{job.project_id}",
         "heartbeat_interval_s": heartbeat_s,
+        "resources": resources_of(job).model_dump(),
     }
 
 
@@ -259,9 +285,14 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
     if kind == "finished":
         job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
         error = event.get("error") or {}
-        job.error_kind = error.get("kind")
-        job.error_message = (error.get("message") or "")[:2000] or None
-        transition(session, job, JobState(event["state"]), reason="trainer finished")
+        if event["state"] == S.failed.value and is_lost(error):
+            # The attempt died under the job (killed process, dead node): resume it like a lost
+            # trainer, from the last stored checkpoint, within the attempt budget.
+            _apply_lost(session, job, str(error.get("message") or "attempt lost"))
+        else:
+            job.error_kind = error.get("kind")
+            job.error_message = (error.get("message") or "")[:2000] or None
+            transition(session, job, JobState(event["state"]), reason="trainer finished")
     session.add(job)
     session.add(JobEvent(job_id=job.id, event_id=event_id, type=kind, payload=_slim(event)))
     try:
@@ -271,6 +302,29 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
         session.rollback()
         return "duplicate"
     return "applied"
+
+
+# Failures a new attempt may get past: the attempt was lost (v1.4: killed process, dead node,
+# stopped Ray job) or hit trouble that passes (storage down past its budget, a trainer stopped by
+# SIGTERM). Both resume from the last checkpoint, as docs/failure-handling.md promises.
+RESUMABLE_KINDS = frozenset({"lost", "transient"})
+
+
+def is_lost(error: dict[str, Any] | None) -> bool:
+    """Whether a trainer's `failed` is a lost attempt to resume rather than a job that is wrong:
+    kind `lost`, or `transient` (older trainers report a killed job process that way)."""
+    return error is not None and str(error.get("kind")) in RESUMABLE_KINDS
+
+
+def _apply_lost(session: Session, job: Job, message: str) -> None:
+    from services.infra.settings import get_settings
+
+    retry_or_fail(
+        session,
+        job,
+        reason=f"attempt {job.attempt} lost: {message}"[:500],
+        max_attempts=get_settings().max_attempts,
+    )
 
 
 def _finite(value: Any) -> bool:
@@ -284,7 +338,6 @@ def _slim(event: dict[str, Any]) -> dict[str, Any]:
 # --- user actions on finished jobs, and the queue ------------------------------------------------
 
 RETRYABLE = frozenset({S.failed, S.cancelled})
-QUEUE_STATES = (S.queued, S.retrying)
 
 
 def check_retryable(job: Job) -> None:
@@ -317,6 +370,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         model=job.model,
         hyperparameters=dict(job.hyperparameters),
         device=job.device,
+        resources=dict(job.resources or {}),
         total_epochs=job.total_epochs,
         callback_secret=new_secret(),
         attempt=2 if resume else 1,
@@ -343,11 +397,21 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
 
 
 def queue_positions(session: Session) -> dict[int, int]:
-    """1-based position of every waiting job in the one trainer queue (oldest first)."""
-    rows = session.exec(
-        select(Job.id).where(col(Job.state).in_(QUEUE_STATES)).order_by(col(Job.created_at), col(Job.id))
-    ).all()
+    """1-based position of every waiting job in the one fleet queue (`waiting_in_order`)."""
+    rows = session.exec(_in_queue_order(Job.id)).all()
     return {job_id: position for position, job_id in enumerate(rows, start=1)}
+
+
+def queue_text(state: str, position: int | None, waiting_for: str | None) -> str:
+    """What a waiting job shows: "Queued · position 3 · waiting for 1 GPU (A100)"."""
+    if state not in {s.value for s in QUEUE_STATES}:
+        return ""
+    head = "Queued" if state == S.queued.value else "Waiting to retry"
+    parts = [head]
+    if position:
+        parts.append(f"position {position}")
+    parts.append(f"waiting for {waiting_for or fleet.THE_TRAINER}")
+    return " · ".join(parts)
 
 
 def filter_jobs(

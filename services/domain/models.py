@@ -13,6 +13,11 @@ from sqlalchemy import JSON, Column, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -76,6 +81,9 @@ class Project(SQLModel, table=True):
     # Job quotas (services.domain.quotas); None means no limit.
     max_running_jobs: int | None = None
     max_queued_jobs: int | None = None
+    max_gpus: int | None = None  # GPUs the project's dispatching/running jobs may hold at once
+    # Dispatch order across projects: higher first, then submission time (services.domain.fleet).
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Membership(SQLModel, table=True):
@@ -139,6 +147,10 @@ class Job(SQLModel, table=True):
     model: str = Field(max_length=120)
     hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     device: str = Field(default="auto", max_length=16)
+    # What the job asks the fleet for (services.domain.fleet.Resources); empty: one CPU slot.
+    resources: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     state: JobState = Field(default=JobState.queued, sa_type=String(16), index=True)
     attempt: int = 1
     callback_secret: str = Field(max_length=128)
@@ -155,6 +167,8 @@ class Job(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
+    # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
+    waiting_for: str | None = Field(default=None, max_length=200)
 
 
 class JobEvent(SQLModel, table=True):

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, func, select
 
-from services.domain import audit, auth
+from services.domain import auth
 from services.domain.models import User
 from services.errors import PermissionDenied
 from services.infra.settings import get_settings
@@ -44,8 +44,8 @@ MESSAGES: dict[str, str] = {
 class SsoRefused(PermissionDenied):
     """A refusal with the `MESSAGES` code the sign-in page shows."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(MESSAGES[code])
+    def __init__(self, code: str, *, reason: str = "") -> None:
+        super().__init__(MESSAGES[code], reason=reason or code)
         self.code = code
 
 
@@ -78,28 +78,21 @@ def _free_username(session: Session, claims: dict[str, Any], email: str) -> str:
     return candidate
 
 
-def account_for(session: Session, claims: dict[str, Any]) -> User:
-    """The account these verified claims sign in as, created when sign-up allows it."""
+def account_for(session: Session, claims: dict[str, Any]) -> tuple[User, bool]:
+    """The account these verified claims sign in as (created when sign-up allows it), and whether
+    it was created now. Raises SsoRefused, whose `reason` is for the audit log."""
     email = str(claims.get("email") or "").strip()
-    issuer = get_settings().oidc_issuer
-    target = f"oidc:{str(claims.get('sub', ''))[:64]}"
     if not email or not _verified(claims):
-        audit.denied(actor=None, action="auth.oidc", target=target, detail="email missing or unverified")
-        raise SsoRefused("unverified")
+        raise SsoRefused("unverified", reason="email missing or unverified")
     matches = session.exec(select(User).where(func.lower(User.email) == email.lower())).all()
     if len(matches) > 1:
-        audit.denied(actor=None, action="auth.oidc", target=target, detail="email matches several accounts")
-        raise SsoRefused("ambiguous")
+        raise SsoRefused("ambiguous", reason="email matches several accounts")
     if matches:
-        user = matches[0]
-        if not user.is_active:
-            audit.denied(actor=user, action="auth.oidc", target=target, detail="account deactivated")
-            raise SsoRefused("inactive")
-        audit.record(session, actor=user, action="auth.oidc", target=target, detail=f"issuer={issuer}")
-        return user
+        if not matches[0].is_active:
+            raise SsoRefused("inactive", reason="account deactivated")
+        return matches[0], False
     if not auth.signup_enabled(session):
-        audit.denied(actor=None, action="auth.oidc", target=target, detail="no account, sign-up off")
-        raise SsoRefused("no-account")
+        raise SsoRefused("no-account", reason="no account, sign-up off")
     # The account has no usable password until its owner sets one through a reset.
     user = auth.create_user(
         session,
@@ -107,5 +100,4 @@ def account_for(session: Session, claims: dict[str, Any]) -> User:
         password=secrets.token_urlsafe(32),
         email=email,
     )
-    audit.record(session, actor=user, action="auth.oidc_signup", target=target, detail=f"issuer={issuer}")
-    return user
+    return user, True

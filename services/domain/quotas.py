@@ -1,6 +1,6 @@
-"""Per-project job quotas: how many jobs may wait, and how many may run, at once.
+"""Per-project job quotas: how many jobs may wait, how many may run, and how many GPUs they hold.
 
-Two limits on the project row, each None for "no limit":
+Three limits on the project row, each None for "no limit":
 - `max_queued_jobs` counts the project's *waiting* jobs: `queued` and `retrying` (a job whose
   trainer was lost and that waits for its next attempt), i.e. `services.domain.jobs.QUEUE_STATES`.
   It is checked when a user adds a job to the queue (`jobs.create_job`, `jobs.retry`); over it,
@@ -22,13 +22,13 @@ once cannot both take the last place.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from services.domain import audit
+from services.domain import fleet
 from services.domain.jobs import ACTIVE, QUEUE_STATES
-from services.domain.models import MAX_QUOTA, Job, JobState, Project, User
-from services.domain.permissions import Action, authorize
+from services.domain.models import MAX_QUOTA, Job, JobState, Project
 from services.domain.schemas import QuotasPublic
 from services.errors import Conflict, InvalidInput, NotFound
 
@@ -70,61 +70,73 @@ def _public(session: Session, project: Project) -> QuotasPublic:
         project_id=project.id,
         max_running_jobs=project.max_running_jobs,
         max_queued_jobs=project.max_queued_jobs,
+        max_gpus=project.max_gpus,
         running=count_jobs(session, project_id=project.id, states=ACTIVE),
         queued=count_jobs(session, project_id=project.id, states=QUEUE_STATES),
+        gpus=gpus_in_use(session, project_id=project.id),
     )
 
 
-def get_quotas(session: Session, *, user: User, project_id: int) -> QuotasPublic:
-    """Any member may see the limits and the counts: they explain why a job waits or is refused."""
-    authorize(session, user=user, project_id=project_id, action=Action.project_read)
-    project = session.get(Project, project_id)
-    assert project is not None
-    return _public(session, project)
+def gpus_in_use(session: Session, *, project_id: int) -> int:
+    """GPUs asked for by the project's dispatching and running jobs."""
+    rows = session.exec(
+        select(Job.resources).where(
+            Job.project_id == project_id, col(Job.state).in_([s.value for s in ACTIVE])
+        )
+    ).all()
+    return sum(int((r or {}).get("gpus", 0)) for r in rows)
 
 
-def validate_quota(value: object, *, field: str) -> int | None:
-    """A quota is None (no limit) or a whole number of jobs from 1 to MAX_QUOTA; else InvalidInput."""
+def get_quotas(session: Session, *, project_id: int) -> QuotasPublic:
+    """The limits and the counts: any member may see them, they explain why a job waits or is refused."""
+    return _public(session, _live_project(session, project_id))
+
+
+def validate_quota(value: object, *, field: str, unit: str = "jobs") -> int | None:
+    """A quota is None (no limit) or a whole number from 1 to MAX_QUOTA; else InvalidInput."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{field}: enter a whole number of jobs, or leave it empty for no limit")
+        raise InvalidInput(f"{field}: enter a whole number of {unit}, or leave it empty for no limit")
     if not 1 <= value <= MAX_QUOTA:
         raise InvalidInput(
-            f"{field}: must be from 1 to {MAX_QUOTA} jobs (got {value}); leave it empty for no limit"
+            f"{field}: must be from 1 to {MAX_QUOTA} {unit} (got {value}); leave it empty for no limit"
         )
     return value
+
+
+# `set_quotas(max_gpus=UNCHANGED)`: callers that only know the job limits leave the GPU limit be.
+UNCHANGED: Any = object()
 
 
 def set_quotas(
     session: Session,
     *,
-    user: User,
     project_id: int,
     max_running_jobs: int | None,
     max_queued_jobs: int | None,
-) -> QuotasPublic:
-    """Replace both limits (admins and owners, Action.quotas_manage); audited with old and new values.
+    max_gpus: int | None = UNCHANGED,
+) -> tuple[QuotasPublic, str]:
+    """Replace the limits; the new quotas and the change in words (old and new, for the audit log).
 
-    Raises NotFound, PermissionDenied, InvalidInput (the message names the field).
+    `max_gpus` left UNCHANGED keeps the project's GPU limit as it is.
+
+    The caller has authorized it (Action.quotas_manage). Raises NotFound, InvalidInput (the message
+    names the field).
     """
-    authorize(session, user=user, project_id=project_id, action=Action.quotas_manage)
     running = validate_quota(max_running_jobs, field="max_running_jobs")
     queued = validate_quota(max_queued_jobs, field="max_queued_jobs")
     project = _live_project(session, project_id, lock=True)
-    before = f"{_text(project.max_running_jobs)}/{_text(project.max_queued_jobs)}"
-    project.max_running_jobs, project.max_queued_jobs = running, queued
-    session.add(project)
-    audit.record(
-        session,
-        actor=user,
-        action="project.quotas",
-        target=f"project:{project_id}",
-        project_id=project_id,
-        detail=f"running/queued {before} -> {_text(running)}/{_text(queued)}",
+    gpus = (
+        project.max_gpus if max_gpus is UNCHANGED else validate_quota(max_gpus, field="max_gpus", unit="GPUs")
     )
+    before = f"{_text(project.max_running_jobs)}/{_text(project.max_queued_jobs)}"
+    if gpus != project.max_gpus:
+        before += f", gpus {_text(project.max_gpus)} -> {_text(gpus)};"
+    project.max_running_jobs, project.max_queued_jobs, project.max_gpus = running, queued, gpus
+    session.add(project)
     session.flush()
-    return _public(session, project)
+    return _public(session, project), f"running/queued {before} -> {_text(running)}/{_text(queued)}"
 
 
 def _text(limit: int | None) -> str:
@@ -157,26 +169,39 @@ def check_room_to_queue(session: Session, *, project_id: int) -> None:
     )
 
 
-def may_dispatch(*, state: JobState, max_running_jobs: int | None, running: int) -> bool:
-    """The worker's decision: may a waiting job of a project with `running` active jobs start now?
+def check_gpu_quota(session: Session, *, project_id: int, gpus: int) -> None:
+    """Refuse (QuotaExceeded) a job that asks for more GPUs than the project may ever hold at once:
+    it would wait forever. Jobs within the limit are accepted and wait their turn in the queue."""
+    if not gpus:
+        return
+    limit = _live_project(session, project_id).max_gpus
+    if limit is not None and gpus > limit:
+        raise QuotaExceeded(
+            f"GPU quota: this project may hold at most {limit} GPU{'s' if limit != 1 else ''} at once, "
+            f"and this job asks for {gpus}. Ask for fewer GPUs, or ask a project admin to raise the quota."
+        )
 
-    A job already `dispatching` (its dispatch is being repeated) holds its place and always may.
+
+def project_rooms(session: Session, project_ids: Iterable[int]) -> dict[int, fleet.ProjectRoom]:
+    """For the dispatcher: each project's running limits and what its active jobs hold now.
+
+    Read without locks: the dispatcher is the only one that moves jobs to `dispatching`.
     """
-    if state == JobState.dispatching:
-        return True
-    return max_running_jobs is None or running < max_running_jobs
-
-
-def room_to_run(session: Session, job: Job) -> str:
-    """Empty when the worker may dispatch `job` now; otherwise why it stays queued (for the log)."""
-    project = _project(session, job.project_id)
-    if project is None or project.max_running_jobs is None:
-        return ""
-    project = _project(session, job.project_id, lock=True)
-    limit = project.max_running_jobs if project is not None else None
-    if limit is None:
-        return ""
-    running = count_jobs(session, project_id=job.project_id, states=ACTIVE)
-    if may_dispatch(state=JobState(job.state), max_running_jobs=limit, running=running):
-        return ""
-    return f"project {job.project_id} has {running} of at most {limit} jobs running"
+    ids = sorted(set(project_ids))
+    if not ids:
+        return {}
+    rooms = {
+        p.id: fleet.ProjectRoom(max_running_jobs=p.max_running_jobs, max_gpus=p.max_gpus)
+        for p in session.exec(select(Project).where(col(Project.id).in_(ids))).all()
+        if p.id is not None
+    }
+    active = session.exec(
+        select(Job.project_id, Job.resources).where(
+            col(Job.project_id).in_(ids), col(Job.state).in_([s.value for s in ACTIVE])
+        )
+    ).all()
+    for project_id, resources in active:
+        room = rooms.setdefault(project_id, fleet.ProjectRoom())
+        room.running += 1
+        room.gpus += int((resources or {}).get("gpus", 0))
+    return rooms

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from services.domain.fleet import Resources
 from services.domain.models import MAX_QUOTA, DatasetVersion, Job, JobMetric, Project
 
 
@@ -63,6 +64,14 @@ class QuotasUpdate(BaseModel):
 
     max_running_jobs: int | None = _quota("dispatching or running")
     max_queued_jobs: int | None = _quota("waiting (queued, or waiting to retry)")
+    max_gpus: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_QUOTA,
+        strict=True,
+        description="Most GPUs the project's dispatching or running jobs hold at once; null: no "
+        "limit. Left out: unchanged.",
+    )
 
 
 class QuotasPublic(BaseModel):
@@ -71,8 +80,10 @@ class QuotasPublic(BaseModel):
     project_id: int
     max_running_jobs: int | None
     max_queued_jobs: int | None
+    max_gpus: int | None = None
     running: int = Field(description="The project's jobs dispatching or running now.")
     queued: int = Field(description="The project's jobs waiting now (queued, or waiting to retry).")
+    gpus: int = Field(default=0, description="GPUs the project's dispatching or running jobs hold.")
 
 
 class DatasetVersionPublic(BaseModel):
@@ -103,6 +114,9 @@ class JobCreate(BaseModel):
     model: str = "yolo11n.yaml"
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     device: str = "auto"
+    resources: Resources = Field(
+        default_factory=Resources, description="What the job asks the fleet for; default one CPU slot."
+    )
 
 
 class MetricPoint(BaseModel):
@@ -124,7 +138,10 @@ class JobPublic(BaseModel):
     model: str
     hyperparameters: dict[str, Any]
     device: str
+    resources: dict[str, Any] = Field(default_factory=dict, description="What the job asked for.")
     state: str
+    waiting_for: str | None = Field(default=None, description="What a queued job waits for.")
+    queue_position: int | None = Field(default=None, description="1 = next to be dispatched.")
     attempt: int
     mlflow_run_id: str | None
     current_epoch: int | None
@@ -143,7 +160,10 @@ class JobPublic(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobPublic:
         # States load from the database as plain strings; skip pydantic's enum-type warning.
-        return cls.model_validate(job.model_dump(exclude={"callback_secret", "created_by"}, warnings=False))
+        row = job.model_dump(exclude={"callback_secret", "created_by"}, warnings=False)
+        if row["state"] not in ("queued", "retrying"):
+            row["waiting_for"] = None  # a reason left from its wait, no longer true
+        return cls.model_validate(row)
 
 
 class JobDetail(JobPublic):
@@ -153,7 +173,6 @@ class JobDetail(JobPublic):
 class JobListItem(JobPublic):
     owner: str
     owner_id: int
-    queue_position: int | None = None
 
 
 class ExportRequest(BaseModel):

@@ -16,17 +16,17 @@ import secrets
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from sqlmodel import Session, col, select
 
-from services.domain import audit
-from services.domain.models import ApiToken, RefreshToken, User, utcnow
+from services.domain.models import ApiToken, RefreshToken, User, aware, utcnow
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra.settings import get_settings
 
@@ -41,11 +41,6 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything here is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -73,7 +68,7 @@ def issue_access_token(*, user: User, family_id: str) -> tuple[str, int]:
     return jwt.encode({"alg": ALGORITHM, "typ": "JWT"}, claims, _key()), ttl
 
 
-def decode_access_token(token: str) -> dict:
+def decode_access_token(token: str) -> dict[str, Any]:
     """The claims of a valid, unexpired access token; Unauthorized for anything else."""
     try:
         decoded = jwt.decode(token, _key(), algorithms=[ALGORITHM])
@@ -85,12 +80,21 @@ def decode_access_token(token: str) -> dict:
     return decoded.claims
 
 
+def _user_id(user: User) -> int:
+    """A saved user's id (every user passed here was loaded from or flushed to the database)."""
+    assert user.id is not None
+    return user.id
+
+
 def _new_refresh(session: Session, *, user: User, family_id: str) -> str:
     token = REFRESH_PREFIX + secrets.token_urlsafe(32)
     ttl = timedelta(seconds=get_settings().refresh_token_ttl_s)
     session.add(
         RefreshToken(
-            user_id=user.id, family_id=family_id, token_hash=token_hash(token), expires_at=utcnow() + ttl
+            user_id=_user_id(user),
+            family_id=family_id,
+            token_hash=token_hash(token),
+            expires_at=utcnow() + ttl,
         )
     )
     session.flush()
@@ -128,40 +132,41 @@ def revoke_all_for_user(session: Session, *, user: User) -> None:
         session.delete(token)
 
 
-def rotate(session: Session, *, refresh_token: str) -> TokenPair:
+class RefreshReused(Unauthorized):
+    """A spent refresh token came back: it was copied, and its whole family is now signed out."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(
+            "This refresh token was already used; every session from it is signed out",
+            reason="refresh token reused: family revoked",
+        )
+        self.user_id = user_id
+
+
+def rotate(session: Session, *, refresh_token: str) -> tuple[User, TokenPair]:
     """Trade a refresh token for a new pair. A reused token revokes its family and is refused.
 
-    The revocation is committed before Unauthorized is raised, so the caller's rollback keeps it.
+    The revocation is committed before RefreshReused is raised, so the caller's rollback keeps it.
     """
     row = session.exec(
         select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
     ).first()
     if row is None:
-        raise Unauthorized("Unknown refresh token: sign in again")
-    user = session.get(User, row.user_id)
+        raise Unauthorized("Unknown refresh token: sign in again", reason="unknown refresh token")
     if row.used_at is not None or row.revoked_at is not None:
         revoke_family(session, family_id=row.family_id)
-        audit.record(
-            session,
-            actor=user,
-            action="auth.refresh",
-            target=f"user:{row.user_id}",
-            result=audit.DENIED,
-            detail="refresh token reused: family revoked",
-        )
         session.commit()
-        if audit.current_context() is not None:
-            audit.current_context().recorded = True  # type: ignore[union-attr]
-        raise Unauthorized("This refresh token was already used; every session from it is signed out")
+        raise RefreshReused(row.user_id)
     if aware(row.expires_at) < utcnow():
-        raise Unauthorized("The refresh token expired: sign in again")
+        raise Unauthorized("The refresh token expired: sign in again", reason="refresh token expired")
+    user = session.get(User, row.user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("Sign in again: the account is not active")
+        raise Unauthorized("Sign in again: the account is not active", reason="account deactivated")
     row.used_at = utcnow()
     session.add(row)
     refresh = _new_refresh(session, user=user, family_id=row.family_id)
     access, ttl = issue_access_token(user=user, family_id=row.family_id)
-    return TokenPair(access, refresh, ttl)
+    return user, TokenPair(access, refresh, ttl)
 
 
 def revoke_refresh(session: Session, *, refresh_token: str, user: User) -> None:
@@ -196,7 +201,7 @@ def create_personal_token(
         raise InvalidInput(f"expires_in_days must be between 1 and {limit}")
     token = PERSONAL_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
-        user_id=user.id,
+        user_id=_user_id(user),
         token_hash=token_hash(token),
         kind="personal",
         name=name,
@@ -220,8 +225,10 @@ def list_personal_tokens(session: Session, *, user: User) -> list[ApiToken]:
 def revoke_personal_token(session: Session, *, user: User, token_id: int) -> None:
     """Only the token's owner may revoke it; someone else's id is NotFound (not leaked)."""
     row = session.get(ApiToken, token_id)
-    if row is None or row.user_id != user.id or row.kind != "personal":
-        raise NotFound(f"Token {token_id} does not exist")
+    if row is None or row.kind != "personal":
+        raise NotFound(f"Token {token_id} does not exist", reason="no such personal token")
+    if row.user_id != user.id:
+        raise NotFound(f"Token {token_id} does not exist", reason="another user's token")
     session.delete(row)
 
 
@@ -299,7 +306,7 @@ def jwt_key() -> bytes:
 def issue_session(session: Session, *, user: User) -> str:
     token = secrets.token_urlsafe(32)
     ttl = timedelta(seconds=get_settings().access_token_ttl_s)
-    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=utcnow() + ttl))
+    session.add(ApiToken(user_id=_user_id(user), token_hash=token_hash(token), expires_at=utcnow() + ttl))
     session.flush()
     return token
 
@@ -312,7 +319,9 @@ def issue_handoff(session: Session, *, user: User) -> str:
     """
     code = secrets.token_urlsafe(32)
     expires = utcnow() + timedelta(seconds=HANDOFF_TTL_S)
-    session.add(ApiToken(user_id=user.id, token_hash=token_hash(code), expires_at=expires, kind="handoff"))
+    session.add(
+        ApiToken(user_id=_user_id(user), token_hash=token_hash(code), expires_at=expires, kind="handoff")
+    )
     session.flush()
     return code
 

@@ -1,17 +1,26 @@
-"""The job queue (arq on Redis): every Redis name the platform uses is defined here."""
+"""The job queue: every Redis name the platform uses is defined here.
+
+Waiting jobs wait in the database (state `queued` or `retrying`): that is the one queue, and the
+one dispatcher in the arq worker (services.runtime.dispatcher) drains it in order. Redis only
+carries a wake-up for the dispatcher and its lock, so a waiting job has no queue entry that could
+be lost, duplicated or retried on its own.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import RedisSettings
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.infra.settings import get_settings
 
-QUEUE_NAME = "vtp:queue"
-DISPATCH_TASK = "dispatch_job"
+QUEUE_NAME = "vtp:queue"  # arq's queue: the reconciler's cron runs through it
+# A list of at most one entry: "look at the queue now" (a new job, a retry, a freed place).
+DISPATCH_WAKE = "vtp:dispatch:wake"
+# Held by the dispatcher that runs; a second worker's dispatcher stands by while it is held.
+DISPATCH_LOCK = "vtp:dispatch:lock"
 log = logging.getLogger("vtp.queue")
 
 
@@ -19,27 +28,29 @@ def redis_settings() -> RedisSettings:
     return RedisSettings.from_dsn(get_settings().redis_dsn)
 
 
-async def enqueue_dispatch(job_id: int, attempt: int, *, nonce: str = "") -> bool:
-    """Queue the dispatch of one job attempt; the arq job id makes a second enqueue a no-op.
+async def wake(redis: Redis) -> None:
+    """Ask the dispatcher to look at the queue now; many wake-ups before it looks are one."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.lpush(DISPATCH_WAKE, "1")
+        pipe.ltrim(DISPATCH_WAKE, 0, 0)
+        await pipe.execute()
 
-    A `nonce` makes a fresh arq job for the same attempt: used when the previous dispatch was
-    lost with its worker, whose arq entry stays locked until it expires. Running two dispatches
-    of one attempt is safe: the trainer keys on `job_id:attempt` and starts it once.
 
-    Returns False when Redis is unreachable: the job row stays `queued` and the worker's
-    reconciler enqueues it once Redis is back, so callers report that instead of failing.
+async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
+    """Tell the dispatcher that job `job_id` (attempt `attempt`, for the log) waits; call it after
+    the job's row is committed.
+
+    The job is already in the queue by being `queued` in the database; this only makes the
+    dispatcher look at once instead of at its next idle check (a few seconds). Returns False when
+    Redis is unreachable: the job still starts, a little later, so callers may say so but must not
+    fail.
     """
-    settings = redis_settings()
-    settings.conn_retries = 1  # a request must not hang on a down queue; the reconciler catches up
+    redis = Redis.from_url(get_settings().redis_dsn, socket_timeout=2, socket_connect_timeout=2)
     try:
-        pool: ArqRedis = await create_pool(settings, default_queue_name=QUEUE_NAME)
-        try:
-            await pool.enqueue_job(
-                DISPATCH_TASK, job_id, attempt, _job_id=f"dispatch:{job_id}:{attempt}{nonce}"
-            )
-        finally:
-            await pool.aclose()
+        await wake(redis)
     except (RedisError, OSError) as exc:
-        log.warning("job %s not queued yet (%s); the reconciler will queue it", job_id, type(exc).__name__)
+        log.warning("job %s:%s saved; dispatcher not woken (%s)", job_id, attempt, type(exc).__name__)
         return False
+    finally:
+        await redis.aclose()
     return True

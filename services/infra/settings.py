@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     s3_port: int = 9100
     mlflow_port: int = 5100
     trainer_port: int = 8100
+    # `vtp up --ray`: a local Ray head (its GCS port and its dashboard, the Job Submission API).
+    ray_port: int = 6389
+    ray_dashboard_port: int = 8265
 
     # Service URLs; empty means "the local stack's process on host:port".
     database_url: str = ""
@@ -56,6 +59,12 @@ class Settings(BaseSettings):
         default=10, ge=1, le=60, description="How often the worker looks for silent or lost jobs."
     )
     max_attempts: int = Field(default=3, ge=1, description="Dispatches of one job before giving up.")
+    dispatch_interval_s: float = Field(
+        default=1.0, ge=0.05, le=60, description="While jobs wait, ask the trainer for room this often."
+    )
+    dispatch_idle_s: float = Field(
+        default=5.0, ge=0.1, le=300, description="With no job waiting, look at the queue this often."
+    )
     trainer_breaker_failures: int = Field(
         default=5, ge=1, description="Connection failures in a row that open the trainer circuit."
     )

@@ -32,9 +32,25 @@ def breaker() -> CircuitBreaker:
 
 
 class TrainerBusy(Exception):
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__(f"trainer busy, retry after {retry_after_s}s")
+    """429: the trainer cannot place the job now; `waiting_for` says what it lacks (v1.4)."""
+
+    def __init__(self, retry_after_s: float, waiting_for: str | None = None) -> None:
+        super().__init__(
+            f"trainer busy (waiting for {waiting_for or 'a free place'}), retry after {retry_after_s}s"
+        )
         self.retry_after_s = retry_after_s
+        self.waiting_for = waiting_for
+
+
+def _busy(response: httpx.Response) -> TrainerBusy:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    waiting_for = body.get("waiting_for") if isinstance(body, dict) else None
+    return TrainerBusy(
+        float(response.headers.get("Retry-After", "5")), str(waiting_for) if waiting_for else None
+    )
 
 
 class TrainerRejected(Exception):
@@ -45,25 +61,45 @@ class TrainerRejected(Exception):
 class TrainerClient:
     base_url: str
     timeout_s: float = 30.0
+    # A long-lived caller (the dispatcher, asking once a second) passes one client to reuse its
+    # connection; without one each call opens its own, which suits one-off calls from any loop.
+    http: httpx.AsyncClient | None = None
 
     @classmethod
-    def from_settings(cls) -> TrainerClient:
-        return cls(base_url=get_settings().trainer_base_url)
+    def from_settings(cls, *, keep_alive: bool = False) -> TrainerClient:
+        base_url = get_settings().trainer_base_url
+        http = httpx.AsyncClient(base_url=base_url, timeout=30.0) if keep_alive else None
+        return cls(base_url=base_url, http=http)
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One call through the breaker; only transport failures (no answer) count against it."""
 
         @breaker()
         async def send() -> httpx.Response:
+            if self.http is not None:
+                return await self.http.request(method, path, **kwargs)
             async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
                 return await client.request(method, path, **kwargs)
 
         return await send()
 
+    async def capacity(self) -> dict[str, Any] | None:
+        """GET /capacity (v1.4): nodes and what each has free; None from a trainer before v1.4."""
+        response = await self._request("GET", "/capacity")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
     async def start_job(self, spec: dict[str, Any]) -> dict[str, Any]:
         response = await self._request("POST", "/jobs", json=spec)
         if response.status_code == 429:
-            raise TrainerBusy(float(response.headers.get("Retry-After", "5")))
+            raise _busy(response)
         if 400 <= response.status_code < 500:
             raise TrainerRejected(f"trainer refused the job ({response.status_code}): {response.text[:500]}")
         response.raise_for_status()
@@ -83,6 +119,16 @@ class TrainerClient:
             response.raise_for_status()
 
     # --- v1.1: catalogue, export, predict (synchronous: callers run them in a worker thread) ---
+
+    def capacity_sync(self) -> dict[str, Any] | None:
+        """GET /capacity for the train form; None from a trainer before v1.4."""
+        with httpx.Client(base_url=self.base_url, timeout=min(self.timeout_s, 5.0)) as client:
+            response = client.get("/capacity")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
 
     def plugins_sync(self) -> dict[str, Any]:
         """GET /plugins: frameworks, tasks, models and typed hyperparameters."""
@@ -113,7 +159,7 @@ class TrainerClient:
 
 def _raise_for_trainer(response: httpx.Response) -> None:
     if response.status_code == 429:
-        raise TrainerBusy(float(response.headers.get("Retry-After", "5")))
+        raise _busy(response)
     if 400 <= response.status_code < 500:
         try:
             detail = response.json().get("detail")

@@ -1,4 +1,5 @@
-"""The backend's own copy of the trainer's callback event (docs/trainer-protocol.md).
+"""The backend's own copy of the trainer's wire models (docs/trainer-protocol.md): the callback
+event, and (v1.4) a job's resources and the gateway's capacity.
 
 The trainer has its copy (`trainer_runner/schemas.py`); the two sides never import each other,
 and tests/test_protocol_agreement.py checks that both copies have the same fields. Values the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EventType = Literal["started", "heartbeat", "epoch", "finished"]
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
@@ -51,3 +52,40 @@ class TrainerEvent(BaseModel):
         if self.type == "finished" and self.state not in FINAL_STATES:
             raise ValueError(f"a finished callback needs 'state' in {sorted(FINAL_STATES)}")
         return self
+
+
+# --- v1.4: resources per job, GET /capacity ----------------------------------------------------
+
+
+class Resources(BaseModel):
+    """What one job asks for (the `resources` of the job spec). Absent: one CPU slot, as before v1.4."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: int = Field(default=0, ge=0, le=64, description="Whole GPUs on one node.")
+    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPU cores (or local CPU slots).")
+    memory_gb: float | None = Field(default=None, gt=0, description="Memory; null: no ask.")
+    accelerator: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="GPU type, e.g. A100; null: any."
+    )
+
+
+class NodeCapacity(BaseModel):
+    """One node of `GET /capacity`."""
+
+    node_id: str
+    alive: bool = True
+    cpus_total: float = 0.0
+    cpus_free: float = 0.0
+    gpus_total: int = 0
+    gpus_free: int = 0
+    accelerator: str | None = None
+    memory_gb_free: float | None = None
+
+
+class Capacity(BaseModel):
+    """The trainer gateway's answer to `GET /capacity`."""
+
+    executor: str = "local"  # "local" or "ray"; loosely typed like the rest of this copy
+    jobs_running: int = 0
+    nodes: list[NodeCapacity] = Field(default_factory=list)

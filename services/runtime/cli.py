@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import signal
 import sys
+from pathlib import Path
 
 from alembic.config import Config
 from sqlmodel import select
@@ -42,9 +43,12 @@ def prepare() -> None:
         )
 
 
-def up() -> int:
+def up(*, ray: bool = False) -> int:
     settings = get_settings()
-    stack = Stack(settings)
+    if ray and not (Path(sys.executable).parent / "ray").exists():
+        print("vtp: --ray needs Ray: pip install -e '.[trainer]' (it brings ray[default])", file=sys.stderr)
+        return 1
+    stack = Stack(settings, ray=ray)
     signal.signal(signal.SIGINT, stack.request_stop)
     signal.signal(signal.SIGTERM, stack.request_stop)
     try:

@@ -17,12 +17,23 @@ from vtp_client.cli import example
 def register(app: typer.Typer) -> None:
     """Add the stack commands to the `vtp` app."""
 
-    @app.command("up", epilog=example("vtp up   # Ctrl-C stops everything"))
-    def up_command() -> None:
+    @app.command(
+        "up", epilog=example("vtp up   # Ctrl-C stops everything", "vtp up --ray   # and a local Ray cluster")
+    )
+    def up_command(
+        ray: Annotated[
+            bool,
+            typer.Option(
+                "--ray",
+                help="Also start a local Ray head and run the trainer gateway on it (cluster mode "
+                "on one machine; other machines join with `ray start --address`).",
+            ),
+        ] = False,
+    ) -> None:
         """Start the whole local stack: Redis, S3, MLflow, trainer, worker and the web app."""
         from services.runtime import cli
 
-        raise typer.Exit(cli.up())
+        raise typer.Exit(cli.up(ray=ray))
 
     @app.command("migrate", epilog=example("vtp migrate"))
     def migrate_command() -> None:

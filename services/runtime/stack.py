@@ -1,7 +1,8 @@
 """The local stack (tier 1): one supervisor starts, health-checks and stops every service.
 
 Redis, the S3 server, MLflow, the trainer, the arq worker and the Reflex app run as child
-processes with all their data under `VTP_DATA_DIR`. Other tiers run the same programs with the
+processes with all their data under `VTP_DATA_DIR`; `vtp up --ray` adds a local Ray head and runs
+the trainer gateway against it (TRAINER_EXECUTOR=ray). Other tiers run the same programs with the
 same settings from their own process managers (Compose, Kubernetes).
 """
 
@@ -47,6 +48,8 @@ class Child:
     ready: Callable[[], bool] = lambda: True
     ready_timeout_s: float = 60.0
     stop_timeout_s: float = 15.0
+    # SIGTERM the whole process group (default), or only the child, which then stops its own.
+    stop_group: bool = True
     process: subprocess.Popen[bytes] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     deaths: list[float] = field(default_factory=list)
@@ -103,7 +106,47 @@ def _npm_registry() -> str:
     return found.stdout.strip()
 
 
-def children(settings: Settings) -> list[Child]:
+def ray_temp_dir(settings: Settings) -> Path:
+    """Ray's session files: short and per stack, since Ray's socket paths must stay under the
+    107-character limit of Unix sockets (a data dir under pytest's tmp can be longer)."""
+    return Path("/tmp") / f"vtp-ray-{settings.ray_port}"
+
+
+def ray_head(settings: Settings, base_env: dict[str, str]) -> Child:
+    """A one-machine Ray cluster: the head node, in the foreground (`--block`) so the supervisor
+    watches and stops it like any other child. More machines join with `ray start --address`
+    (docs/fleet.md)."""
+    host = settings.host
+    dashboard = f"http://{host}:{settings.ray_dashboard_port}"
+    return Child(
+        "ray",
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--node-ip-address={host}",
+            f"--port={settings.ray_port}",
+            f"--dashboard-host={host}",
+            f"--dashboard-port={settings.ray_dashboard_port}",
+            "--include-dashboard=true",
+            "--disable-usage-stats",
+            f"--temp-dir={ray_temp_dir(settings)}",
+        ],
+        {**base_env, "RAY_USAGE_STATS_ENABLED": "0"},
+        settings.data_dir / "ray",
+        settings.ray_dashboard_port,
+        "VTP_RAY_DASHBOARD_PORT",
+        _http_ok(f"{dashboard}/api/version"),
+        120,
+        # On SIGTERM `ray start --block` drains the node (up to 30 s), then stops its own
+        # processes; signalled together with them it cannot, and is killed at the timeout.
+        stop_timeout_s=45,
+        stop_group=False,
+    )
+
+
+def children(settings: Settings, *, ray: bool = False) -> list[Child]:
     data = settings.data_dir
     host = settings.host
     base_env = {
@@ -135,6 +178,11 @@ def children(settings: Settings) -> list[Child]:
         "TRAINER_S3_REGION": settings.s3_region,
         "TRAINER_MLFLOW_TRACKING_URI": settings.mlflow_uri,
     }
+    if ray:
+        # The gateway places every attempt as a Ray job on the local cluster started below.
+        trainer_env["TRAINER_EXECUTOR"] = "ray"
+        trainer_env["TRAINER_RAY_ADDRESS"] = f"http://{host}:{settings.ray_dashboard_port}"
+        trainer_env["TRAINER_RAY_PYTHON"] = sys.executable
     web_env = {
         **base_env,
         "REFLEX_USE_SYSTEM_BUN": "1",
@@ -147,6 +195,7 @@ def children(settings: Settings) -> list[Child]:
         "REFLEX_STATES_WORKDIR": str(data / "states"),
     }
     return [
+        *([ray_head(settings, base_env)] if ray else []),
         Child(
             "redis",
             [
@@ -261,10 +310,10 @@ def children(settings: Settings) -> list[Child]:
 class Stack:
     """Starts children in order, waits for each to be healthy, and stops them in reverse."""
 
-    def __init__(self, settings: Settings, out: TextIO = sys.stdout) -> None:
+    def __init__(self, settings: Settings, out: TextIO = sys.stdout, *, ray: bool = False) -> None:
         self.settings = settings
         self.out = out
-        self.children = children(settings)
+        self.children = children(settings, ray=ray)
         self.log_dir = settings.data_dir / "logs"
         self._stopping = threading.Event()
 
@@ -330,8 +379,9 @@ class Stack:
         for name in ("redis", "s3"):
             self.start_child(by_name[name])
         before_app()
-        for name in ("mlflow", "trainer", "worker", "web"):
-            self.start_child(by_name[name])
+        for name in ("ray", "mlflow", "trainer", "worker", "web"):
+            if name in by_name:
+                self.start_child(by_name[name])
 
     def watch(self) -> int:
         """Block until a signal; restart a child that dies, as Compose or Kubernetes would.
@@ -368,7 +418,10 @@ class Stack:
             if process is None or process.poll() is not None:
                 continue
             try:
-                os.killpg(process.pid, signal.SIGTERM)
+                if child.stop_group:
+                    os.killpg(process.pid, signal.SIGTERM)
+                else:
+                    process.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 continue
             try:

@@ -175,12 +175,12 @@ def test_signup_can_be_switched_off(client: TestClient, cast: Cast) -> None:
 
 
 def test_avatar_defaults_pass_contrast_and_light_colours_are_refused(client: TestClient) -> None:
-    from services.domain import auth
+    from services.domain import avatars
 
     for name in ("alice", "bob_builder", "zz-top", "yellow", "x" * 40):
-        color = auth.default_badge_color(name)
-        assert auth.contrast_ratio(color, "#ffffff") >= 4.5, (name, color)
-    assert auth.default_avatar_name("jane_doe") == "JD" and auth.default_avatar_name("alice") == "AL"
+        color = avatars.default_badge_color(name)
+        assert avatars.contrast_ratio(color, "#ffffff") >= 4.5, (name, color)
+    assert avatars.default_avatar_name("jane_doe") == "JD" and avatars.default_avatar_name("alice") == "AL"
     _, name = new_user()
     headers = {"Authorization": f"Bearer {login(client, name)['access_token']}"}
     light = client.patch("/api/v1/auth/me", json={"badge_color": "#ffff00"}, headers=headers)
@@ -246,9 +246,9 @@ def test_audit_records_mutations_and_denials_and_is_append_only(client: TestClie
     ok = [
         r
         for r in rows
-        if r["result"] == "ok" and r["actor"] == cast.names["admin"] and "PATCH" in r["action"]
+        if r["result"] == "ok" and r["actor"] == cast.names["admin"] and r["action"] == "project.update"
     ]
-    assert ok and ok[0]["source_ip"] == "testclient" and ok[0]["target"] == f"project_id={pid}"
+    assert ok and ok[0]["source_ip"] == "testclient" and ok[0]["target"] == f"project:{pid}"
     denied = [r for r in rows if r["result"] == "denied"]
     assert any(r["actor"] == cast.names["viewer"] and r["action"] == "project.update" for r in denied)
     assert any(r["actor"] == cast.names["outsider"] and r["action"] == "members.read" for r in denied)

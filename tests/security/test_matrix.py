@@ -121,12 +121,10 @@ def _signup(_w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _reset(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     from services.domain import auth
-    from services.domain.models import User
 
     user_id, _name = new_user(prefix="reset")
     with session_scope() as session:
-        admin = session.get(User, w.cast.users["platform_admin"])
-        token = auth.issue_reset_token(session, admin=admin, user_id=user_id)
+        token = auth.issue_reset_token(session, user_id=user_id)
     return {}, {"json": {"token": token, "new_password": PASSWORD + "x"}}
 
 
@@ -657,7 +655,7 @@ def _ui_analytics(_w: World, token: str) -> bool:
     return _allowed_by_authorization(lambda: load_usage(token, "project", 7))
 
 
-# --- datasets and people pages (state/datasets_state.py, state/people_state.py) -----------------
+# --- datasets and people pages (state/datasets_state.py; state/members_state.py and its siblings) --
 
 
 def _denied_is_false(call: Callable[[], object]) -> bool:
@@ -728,57 +726,87 @@ def _ui_split(w: World, token: str) -> bool:
     )
 
 
-def _ui_members(w: World, token: str) -> bool:
-    from state.people_state import member_rows
+def _web(token: str) -> Any:
+    """The actor a people page's handler acts as: `web_actor(token)`, as in the background thread."""
+    from services.actions.core import web_actor
 
-    return _denied_is_false(lambda: member_rows(token, w.cast.project_id))
+    return web_actor(token)
+
+
+def _ui_members(w: World, token: str) -> bool:
+    from services.actions import projects
+
+    return _denied_is_false(lambda: projects.members_page(_web(token), project_id=w.cast.project_id))
 
 
 def _ui_member_change(kind: str) -> Callable[[World, str], bool]:
     def check(w: World, token: str) -> bool:
-        from state import people_state as ps
+        from services.actions import projects
+        from services.domain.models import Role
 
         project_id, spare = w.fresh_project(), w.cast.users["spare"]
         if kind == "invite":
             _uid, name = new_user(prefix="inv")
-            return _denied_is_false(lambda: ps.invite_member(token, project_id, name, "viewer"))
+            return _denied_is_false(
+                lambda: projects.add_member(
+                    _web(token), project_id=project_id, username=name, role=Role.viewer
+                )
+            )
         if kind == "role":
-            return _denied_is_false(lambda: ps.change_member_role(token, project_id, spare, "viewer"))
-        return _denied_is_false(lambda: ps.remove_member(token, project_id, spare))
+            return _denied_is_false(
+                lambda: projects.change_role(
+                    _web(token), project_id=project_id, user_id=spare, role=Role.viewer
+                )
+            )
+        return _denied_is_false(
+            lambda: projects.remove_member(_web(token), project_id=project_id, user_id=spare)
+        )
 
     return check
 
 
 def _ui_quotas(w: World, token: str) -> bool:
-    from state.people_state import save_project_quotas
+    from services.actions import projects
 
-    return _denied_is_false(lambda: save_project_quotas(token, w.fresh_project(), "2", ""))
+    return _denied_is_false(
+        lambda: projects.set_quotas(
+            _web(token), project_id=w.fresh_project(), max_running_jobs=2, max_queued_jobs=None
+        )
+    )
 
 
 def _ui_account(w: World, token: str) -> bool:
-    from state.people_state import account_view, create_token
+    from services.actions import accounts
 
-    return _denied_is_false(lambda: (account_view(token), create_token(token, "ui", 1)))
+    return _denied_is_false(
+        lambda: (
+            accounts.account(_web(token)),
+            accounts.create_token(_web(token), name="ui", expires_in_days=1),
+        )
+    )
 
 
 def _ui_profile(w: World, token: str) -> bool:
-    from state.people_state import save_profile
+    from services.actions import accounts
 
-    return _denied_is_false(lambda: save_profile(token, "AB", "#1d4ed8"))
+    return _denied_is_false(
+        lambda: accounts.update_profile(_web(token), avatar_name="AB", badge_color="#1d4ed8")
+    )
 
 
 def _ui_admin(fn_name: str) -> Callable[[World, str], bool]:
     def check(w: World, token: str) -> bool:
-        from state import people_state as ps
+        from services.actions import admin
 
-        if fn_name == "set_user_active":
+        if fn_name == "update_user":
             user_id, _ = new_user(prefix="tmp")
-            return _denied_is_false(lambda: ps.set_user_active(token, user_id, False))
-        if fn_name == "set_signup":
-            return _denied_is_false(lambda: ps.set_signup(token, True))
-        if fn_name == "audit_rows":
-            return _denied_is_false(lambda: ps.audit_rows(token, {"action": "members"}, 0))
-        return _denied_is_false(lambda: ps.admin_overview(token))
+            return _denied_is_false(lambda: admin.update_user(_web(token), user_id=user_id, is_active=False))
+        if fn_name == "set_signup_enabled":
+            return _denied_is_false(lambda: admin.set_signup_enabled(_web(token), enabled=True))
+        if fn_name == "audit_log":
+            filters = admin.AuditFilter(action="members")
+            return _denied_is_false(lambda: admin.audit_log(_web(token), filters=filters))
+        return _denied_is_false(lambda: admin.overview(_web(token)))
 
     return check
 
@@ -859,7 +887,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "DatasetDetailState.set_viewer_open": "sets a client-side var",
     "DatasetDetailState.set_split_open": "sets a client-side var",
     "DatasetDetailState.submit_split": [(MEMBER_UP, _ui_split)],
-    # People pages (state/people_state.py).
+    # People pages (state/members_state.py, signup_state.py, account_state.py, admin_state.py).
     "MembersState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "MembersState.load": [(VIEWER_UP, _ui_members)],
     "MembersState.invite": [(ADMIN_UP, _ui_member_change("invite"))],
@@ -875,20 +903,22 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "AccountState.save_profile": [(SIGNED_IN, _ui_profile)],
     "AccountState.change_password": "the caller's own account; the current password is checked",
     "AccountState.create_token": [(SIGNED_IN, _ui_account)],
-    "AccountState.revoke": "the caller's own tokens; services.domain.tokens answers NotFound for others'",
+    "AccountState.revoke": "the caller's own tokens; services.actions.accounts answers NotFound for others'",
     "AdminState.setvar": "sets a client-side var",
-    "AdminState.load": [(PLATFORM, _ui_admin("admin_overview"))],
-    "AdminState.set_active": [(PLATFORM, _ui_admin("set_user_active"))],
-    "AdminState.toggle_signup": [(PLATFORM, _ui_admin("set_signup"))],
+    "AdminState.load": [(PLATFORM, _ui_admin("overview"))],
+    "AdminState.set_active": [(PLATFORM, _ui_admin("update_user"))],
+    "AdminState.toggle_signup": [(PLATFORM, _ui_admin("set_signup_enabled"))],
     "AdminState.filter_audit": "sets a client-side var; load_audit authorizes",
     "AdminState.audit_page": "sets a client-side var; load_audit authorizes",
-    "AdminState.load_audit": [(PLATFORM, _ui_admin("audit_rows"))],
+    "AdminState.load_audit": [(PLATFORM, _ui_admin("audit_log"))],
 }
 
 
 def state_handlers() -> set[str]:
     import reflex as rx
 
+    import state.account_state
+    import state.admin_state
     import state.analytics_state
     import state.auth_state
     import state.compare_state
@@ -896,8 +926,9 @@ def state_handlers() -> set[str]:
     import state.datasets_state
     import state.job_state
     import state.jobs_state
+    import state.members_state
     import state.models_state
-    import state.people_state
+    import state.signup_state
     import state.train_state
 
     names = set()
@@ -911,7 +942,10 @@ def state_handlers() -> set[str]:
         state.models_state,
         state.analytics_state,
         state.datasets_state,
-        state.people_state,
+        state.members_state,
+        state.signup_state,
+        state.account_state,
+        state.admin_state,
     ):
         for value in vars(module).values():
             if (

@@ -1,5 +1,5 @@
 """Per-project job quotas (services.domain.quotas): who may set them, what is accepted, and the refusal a
-user sees when the queue is full; plus the worker's decision to hold a job at the running limit."""
+user sees when the queue is full; plus what the dispatcher reads to hold a job at the running limit."""
 
 from __future__ import annotations
 
@@ -108,8 +108,10 @@ def test_setting_quotas_by_role(
             "project_id": project_id,
             "max_running_jobs": 2,
             "max_queued_jobs": 5,
+            "max_gpus": None,
             "running": 0,
             "queued": 0,
+            "gpus": 0,
         }
         read = client.get(_quotas_url(project_id), headers=cast.bearer("viewer"))
         assert read.status_code == 200 and read.json() == body
@@ -118,40 +120,35 @@ def test_setting_quotas_by_role(
 
 
 def test_service_refuses_low_roles_and_audits_changes(backend: dict[str, str], cast: Cast) -> None:
-    from services.domain import audit, quotas
-    from services.domain.models import User
+    from services.actions import projects
+    from services.actions.core import Actor
+    from services.domain import audit
     from services.errors import NotFound, PermissionDenied
 
+    def actor(part: str) -> Actor:
+        return Actor(user_id=cast.users[part], username=cast.names[part], channel="rest")
+
     project_id = make_project(cast, name="service roles")
-    with session_scope() as session:
-        for part, error in (
-            ("member", PermissionDenied),
-            ("viewer", PermissionDenied),
-            ("outsider", NotFound),
-        ):
-            with pytest.raises(error):
-                quotas.set_quotas(
-                    session,
-                    user=session.get(User, cast.users[part]),
-                    project_id=project_id,
-                    max_running_jobs=1,
-                    max_queued_jobs=1,
-                )
-        found = quotas.set_quotas(
-            session,
-            user=session.get(User, cast.users["admin"]),
-            project_id=project_id,
-            max_running_jobs=3,
-            max_queued_jobs=None,
-        )
-        assert (found.max_running_jobs, found.max_queued_jobs) == (3, None)
+    for part, error in (("member", PermissionDenied), ("viewer", PermissionDenied), ("outsider", NotFound)):
+        with pytest.raises(error):
+            projects.set_quotas(actor(part), project_id=project_id, max_running_jobs=1, max_queued_jobs=1)
+    found = projects.set_quotas(
+        actor("admin"), project_id=project_id, max_running_jobs=3, max_queued_jobs=None
+    )
+    assert (found.max_running_jobs, found.max_queued_jobs) == (3, None)
     with session_scope() as session:
         rows = audit.query(session, project_id=project_id, action="project.quotas")
         assert [(r.result, r.actor, r.detail) for r in rows if r.result == audit.ALLOWED] == [
             ("ok", cast.names["admin"], "running/queued unlimited/unlimited -> 3/unlimited")
         ]
-        denied = audit.query(session, project_id=project_id, action="quotas.manage", result=audit.DENIED)
-        assert len(denied) == 3
+        denied = [(r.actor, r.detail) for r in rows if r.result == audit.DENIED]
+        assert sorted(denied) == sorted(
+            [
+                (cast.names["member"], "needs admin, has member"),
+                (cast.names["viewer"], "needs admin, has viewer"),
+                (cast.names["outsider"], "not a member"),
+            ]
+        )
 
 
 @pytest.mark.parametrize(
@@ -193,18 +190,11 @@ def test_service_validation_names_the_field(
     backend: dict[str, str], cast: Cast, value: Any, message: str
 ) -> None:
     from services.domain import quotas
-    from services.domain.models import User
     from services.errors import InvalidInput
 
     project_id = make_project(cast, name="service values")
     with session_scope() as session, pytest.raises(InvalidInput) as refused:
-        quotas.set_quotas(
-            session,
-            user=session.get(User, cast.users["owner"]),
-            project_id=project_id,
-            max_running_jobs=None,
-            max_queued_jobs=value,
-        )
+        quotas.set_quotas(session, project_id=project_id, max_running_jobs=None, max_queued_jobs=value)
     assert refused.value.status_code == 422
     assert refused.value.message.startswith("max_queued_jobs: ") and message in refused.value.message
 
@@ -282,68 +272,70 @@ def test_no_limit_when_null_and_the_running_quota_only_holds_jobs_back(
 
 
 def test_the_members_page_saves_quotas_with_the_labels_it_shows(backend: dict[str, str], cast: Cast) -> None:
+    from services.actions.core import web_actor
     from services.domain import tokens
     from services.domain.models import User
     from services.errors import InvalidInput, PermissionDenied
-    from state import people_state as ps
+    from state import members_state as ms
 
     project_id = make_project(cast, name="ui quotas")
     with session_scope() as session:
-        admin = tokens.issue_session(session, user=session.get(User, cast.users["admin"]))
-        member = tokens.issue_session(session, user=session.get(User, cast.users["member"]))
+        admin_token = tokens.issue_session(session, user=session.get(User, cast.users["admin"]))
+        member_token = tokens.issue_session(session, user=session.get(User, cast.users["member"]))
+    admin, member = web_actor(admin_token), web_actor(member_token)
     with pytest.raises(PermissionDenied):
-        ps.save_project_quotas(member, project_id, "2", "")
+        ms.save_project_quotas(member, project_id, "2", "")
     with pytest.raises(InvalidInput, match="^Jobs waiting in the queue: enter a whole number"):
-        ps.save_project_quotas(admin, project_id, "2", "many")
+        ms.save_project_quotas(admin, project_id, "2", "many")
     with pytest.raises(InvalidInput, match="^Jobs running at once: must be from 1 to 10000"):
-        ps.save_project_quotas(admin, project_id, "0", "")
-    view = ps.save_project_quotas(admin, project_id, " 2 ", "")
+        ms.save_project_quotas(admin, project_id, "0", "")
+    view = ms.save_project_quotas(admin, project_id, " 2 ", "")
     assert view["max_running_jobs"] == "2" and view["max_queued_jobs"] == ""
-    assert view["summary"] == "Running: 0 now (limit: 2). Waiting: 0 now (limit: no limit)."
-    assert ps.member_rows(member, project_id)["quotas"] == view
+    assert view["summary"] == (
+        "Running: 0 now (limit: 2). Waiting: 0 now (limit: no limit). GPUs: 0 in use (limit: no limit)."
+    )
+    assert ms.save_project_quotas(admin, project_id, "2", "", "4")["max_gpus"] == "4"
+    assert ms.save_project_quotas(admin, project_id, "2", "")["max_gpus"] == "4"  # left as it was
+    view = ms.save_project_quotas(admin, project_id, " 2 ", "", "")
+    assert ms.members_view(member, project_id)["quotas"] == view
 
 
 # --- the worker's running quota: the decision, without a trainer ---------------------------------
 
 
-def test_may_dispatch_decision() -> None:
-    from services.domain.quotas import may_dispatch
-
-    assert may_dispatch(state=S.queued, max_running_jobs=None, running=50)
-    assert may_dispatch(state=S.queued, max_running_jobs=2, running=1)
-    assert not may_dispatch(state=S.queued, max_running_jobs=2, running=2)
-    assert not may_dispatch(state=S.retrying, max_running_jobs=1, running=3)  # after the quota was lowered
-    # A repeated dispatch of a job already dispatching holds its own place.
-    assert may_dispatch(state=S.dispatching, max_running_jobs=1, running=1)
-
-
-def test_room_to_run_counts_dispatching_and_running_jobs_of_the_project() -> None:
-    from services.domain.quotas import room_to_run
+def test_project_rooms_count_dispatching_and_running_jobs_and_their_gpus() -> None:
+    from services.domain.fleet import Resources
+    from services.domain.quotas import project_rooms
 
     engine = create_engine("sqlite://")
     SQLModel.metadata.create_all(engine)
     with Session(engine) as session:
-        mine, other = Project(name="mine", max_running_jobs=2), Project(name="other")
+        mine, other = Project(name="mine", max_running_jobs=2, max_gpus=2), Project(name="other")
         session.add_all([mine, other])
         session.flush()
+        assert mine.id is not None and other.id is not None
 
-        def job(project: Project, state: JobState) -> Job:
+        def job(project: Project, state: JobState, gpus: int = 0) -> Job:
             assert project.id is not None
-            return job_row(session, state, project_id=project.id)
+            row = job_row(session, state, project_id=project.id)
+            row.resources = {"gpus": gpus} if gpus else {}
+            session.add(row)
+            session.flush()
+            return row
 
-        waiting = job(mine, S.queued)
-        for state in (S.queued, S.retrying, S.succeeded, S.failed, S.cancelled, S.running):
-            job(mine, state)
+        for state in (S.queued, S.retrying, S.succeeded, S.failed, S.cancelled):
+            job(mine, state, gpus=1)
+        job(mine, S.running, gpus=1)
         for _ in range(3):
             job(other, S.running)  # another project's jobs never count
-        assert room_to_run(session, waiting) == ""
+        room = project_rooms(session, [mine.id])[mine.id]
+        assert (room.running, room.gpus) == (1, 1)
+        assert room.blocks(Resources()) == ""
+        assert room.blocks(Resources(gpus=2)) == "the project's GPU quota (1 of 2 GPUs in use)"
         job(mine, S.dispatching)
-        assert room_to_run(session, waiting) == f"project {mine.id} has 2 of at most 2 jobs running"
-        assert room_to_run(session, job(other, S.queued)) == ""
-        mine.max_running_jobs = None
-        session.add(mine)
-        session.flush()
-        assert room_to_run(session, waiting) == ""
+        room = project_rooms(session, [mine.id])[mine.id]
+        assert room.blocks(Resources()) == "the project's quota (2 of 2 jobs running)"
+        assert project_rooms(session, [other.id])[other.id].blocks(Resources(gpus=8)) == ""
 
 
 @pytest.mark.postgres

@@ -1,4 +1,4 @@
-"""Failures are classified and reported: bad data is the user's, a killed child is transient."""
+"""Failures are classified and reported: bad data is the user's, a killed child is lost."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_bad_labels_fail_as_user_error(
     assert not callback_receiver.of("bad-labels", "epoch")
 
 
-def test_killed_job_process_is_reported_transient(
+def test_killed_job_process_is_reported_lost(
     trainer_service: TrainerService, callback_receiver: CallbackReceiver, dataset_uri: str
 ) -> None:
     request = trainer_service.job_request("killed", dataset_uri, callback_receiver)
@@ -53,6 +53,8 @@ def test_killed_job_process_is_reported_transient(
 
     (finished,) = callback_receiver.wait_for("killed", "finished", timeout_s=30)
     assert finished["state"] == "failed"
-    assert finished["error"]["kind"] == "transient"
-    assert trainer_service.client.get("/jobs/killed").json()["state"] == "failed"
+    assert finished["error"]["kind"] == "lost"  # the backend resumes it from its checkpoint
+    assert finished["error"]["message"].startswith("job process killed by SIGKILL (-9)")
+    status = trainer_service.client.get("/jobs/killed").json()
+    assert status["state"] == "failed" and status["error"] == finished["error"]
     wait_until(lambda: trainer_service.client.get("/healthz").json()["running_jobs"] == 0, 10, "slot")

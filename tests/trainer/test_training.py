@@ -46,6 +46,7 @@ def test_train_two_epochs_end_to_end(
         "attempt": 1,
         "state": "accepted",
         "epoch": None,
+        "error": None,
     }
 
     # Same job_id:attempt again: 202 with the current state, nothing new started.

@@ -9,6 +9,8 @@ from components.chart_style import chart_layout
 from components.dataset_charts import boxes_per_image_figure, class_counts_figure, image_sizes_figure
 from services.domain.permissions import Action
 from services.errors import InvalidInput
+from state.account_state import BADGE_COLOURS
+from state.admin_state import parse_day
 from state.page_helpers import (
     human_bytes,
     name_fields,
@@ -22,7 +24,6 @@ from state.page_helpers import (
     role_allows,
     split_text,
 )
-from state.people_state import BADGE_COLOURS, parse_day
 
 STATS = {
     "instances_per_class": {"train": {"cat": 3, "dog": 1}, "val": {"cat": 1, "dog": 0}},

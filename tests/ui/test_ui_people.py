@@ -57,6 +57,9 @@ def test_viewer_cannot_manage_members(
     pid = api.project_id()
     username, password = make_viewer(api, stack, pid)
     page = open_as(browser, stack, f"/projects/{pid}/members", username, password)
+    # The invite form is locked until the role is known, so wait for the members (and the role,
+    # which arrives with them) before counting what is locked.
+    page.wait_for_selector("#members-table .avatar")
     page.wait_for_selector("#invite-locked")
     assert page.locator("#invite-submit").count() == 0
     assert page.locator("#members-table select").count() == 0

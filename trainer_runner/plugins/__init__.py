@@ -10,7 +10,7 @@ import importlib
 import os
 
 from trainer_runner.errors import UserError
-from trainer_runner.plugins.base import JobContext, TrainerPlugin, resolve_device
+from trainer_runner.plugins.base import JobContext, TrainerPlugin, primary_device, resolve_device
 from trainer_runner.plugins.spec import FieldError
 from trainer_runner.plugins.timm_plugin import TimmPlugin
 from trainer_runner.plugins.yolo import UltralyticsPlugin
@@ -57,5 +57,6 @@ __all__ = [
     "get_plugin",
     "load_plugin",
     "register_from_env",
+    "primary_device",
     "resolve_device",
 ]

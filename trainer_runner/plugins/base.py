@@ -83,14 +83,22 @@ class TrainerPlugin(Protocol):
         """Write each format under `out_dir` and compare its output on `sample` (a PIL image)."""
 
 
-def resolve_device(requested: str) -> str:
-    """Map the protocol's `auto | cpu | cuda` to a torch device name."""
+def resolve_device(requested: str, gpus: int = 0) -> str:
+    """Map the protocol's `auto | cpu | cuda` to a torch device name. The executor made only the
+    job's own GPUs visible (`CUDA_VISIBLE_DEVICES`), so they are always `cuda:0..k-1`; a job that
+    asked for k > 1 GPUs gets them all ("cuda:0,1"), for data-parallel training."""
     import torch
 
     if requested == "cpu":
         return "cpu"
     if torch.cuda.is_available():
-        return "cuda:0"
+        count = min(max(gpus, 1), torch.cuda.device_count())
+        return "cuda:" + ",".join(str(i) for i in range(count))
     if requested == "cuda":
         raise RuntimeError("device 'cuda' was requested but this trainer sees no GPU")
     return "cpu"
+
+
+def primary_device(device: str) -> str:
+    """The first device of a multi-GPU device ("cuda:0,1" -> "cuda:0"), for code that runs on one."""
+    return device.split(",")[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_runner.errors import JobCancelled
-from trainer_runner.plugins.base import ExportResult, JobContext
+from trainer_runner.plugins.base import ExportResult, JobContext, primary_device
 from trainer_runner.plugins.spec import FieldError, HyperParam, PluginSpec
 from trainer_runner.plugins.yolo import parity, run_exported
 from trainer_runner.schemas import StartJobRequest
@@ -82,7 +82,11 @@ class TimmPlugin:
         torch.set_num_threads(ctx.torch_threads)
         hyper = {**SPEC.defaults("classify"), **ctx.spec.hyperparameters}
         _seed(int(hyper["seed"]))
-        device = torch.device(ctx.device)
+        if "," in ctx.device:
+            # Data-parallel timm (torch DDP, one process per GPU) is not built yet: train on the
+            # first GPU and say so (docs/fleet.md, "Multi-GPU jobs").
+            log.warning("timm trains on one GPU; the other GPUs of this job stay idle")
+        device = torch.device(primary_device(ctx.device))
         use_amp = device.type == "cuda"
         imgsz = int(hyper["imgsz"])
 

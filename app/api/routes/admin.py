@@ -1,4 +1,7 @@
-"""Platform administration (users, sign-up switch, the audit log) and a project's own audit trail."""
+"""Platform administration (users, sign-up switch, the audit log) and a project's own audit trail.
+
+Parse, call services.actions.admin, shape.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentUser, PathId, SessionDep
-from services.domain import audit, auth
-from services.domain.permissions import Action, authorize, require_platform_admin
+from app.api.deps import CurrentActor, PathId
+from services.actions import admin
+from services.actions.admin import AuditFilter
 from services.domain.security_schemas import (
     AuditEventPublic,
     ResetTokenPublic,
@@ -23,56 +26,46 @@ router = APIRouter(tags=["admin"])
 
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+ActionName = Annotated[str | None, Query(max_length=160)]
+Result = Annotated[str | None, Query(pattern="^(ok|denied|failed)$")]
 
 
 @router.get("/admin/users")
-def list_users(
-    session: SessionDep, user: CurrentUser, offset: Offset = 0, limit: Limit = 100
-) -> list[UserAdminPublic]:
-    return [UserAdminPublic.of(u) for u in auth.list_users(session, admin=user, offset=offset, limit=limit)]
+def list_users(actor: CurrentActor, offset: Offset = 0, limit: Limit = 100) -> list[UserAdminPublic]:
+    return admin.list_users(actor, offset=offset, limit=limit)
 
 
 @router.patch("/admin/users/{user_id}")
-def update_user(
-    user_id: PathId, body: UserAdminUpdate, session: SessionDep, user: CurrentUser
-) -> UserAdminPublic:
+def update_user(user_id: PathId, body: UserAdminUpdate, actor: CurrentActor) -> UserAdminPublic:
     """(De)activate an account (which signs it out everywhere) or grant platform admin."""
-    changed = auth.update_user(
-        session,
-        admin=user,
-        user_id=user_id,
-        is_active=body.is_active,
-        is_platform_admin=body.is_platform_admin,
+    return admin.update_user(
+        actor, user_id=user_id, is_active=body.is_active, is_platform_admin=body.is_platform_admin
     )
-    return UserAdminPublic.of(changed)
 
 
 @router.post("/admin/users/{user_id}/reset-token", status_code=201)
-def reset_token(user_id: PathId, session: SessionDep, user: CurrentUser) -> ResetTokenPublic:
+def reset_token(user_id: PathId, actor: CurrentActor) -> ResetTokenPublic:
     """A single-use password reset token to hand to the user (POST /auth/password-reset)."""
-    token = auth.issue_reset_token(session, admin=user, user_id=user_id)
+    token = admin.issue_reset_token(actor, user_id=user_id)
     return ResetTokenPublic(reset_token=token, expires_in=get_settings().password_reset_ttl_s)
 
 
 @router.get("/admin/settings")
-def get_platform_settings(session: SessionDep, user: CurrentUser) -> SignupSetting:
-    require_platform_admin(user)
-    return SignupSetting(signup_enabled=auth.signup_enabled(session))
+def get_platform_settings(actor: CurrentActor) -> SignupSetting:
+    return SignupSetting(signup_enabled=admin.signup_enabled(actor))
 
 
 @router.put("/admin/settings")
-def put_platform_settings(body: SignupSetting, session: SessionDep, user: CurrentUser) -> SignupSetting:
-    auth.set_signup_enabled(session, admin=user, enabled=body.signup_enabled)
-    return SignupSetting(signup_enabled=body.signup_enabled)
+def put_platform_settings(body: SignupSetting, actor: CurrentActor) -> SignupSetting:
+    return SignupSetting(signup_enabled=admin.set_signup_enabled(actor, enabled=body.signup_enabled))
 
 
 @router.get("/admin/audit")
 def platform_audit(
-    session: SessionDep,
-    user: CurrentUser,
-    actor: Annotated[str | None, Query(max_length=64)] = None,
-    action: Annotated[str | None, Query(max_length=160)] = None,
-    result: Annotated[str | None, Query(pattern="^(ok|denied|failed)$")] = None,
+    actor: CurrentActor,
+    by: Annotated[str | None, Query(alias="actor", max_length=64)] = None,
+    action: ActionName = None,
+    result: Result = None,
     project_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -80,45 +73,22 @@ def platform_audit(
     limit: Limit = 100,
 ) -> list[AuditEventPublic]:
     """The whole audit log, newest first; `action` matches as a substring."""
-    require_platform_admin(user)
-    rows = audit.query(
-        session,
-        actor=actor,
-        action=action,
-        result=result,
-        project_id=project_id,
-        since=since,
-        until=until,
-        offset=offset,
-        limit=limit,
-    )
-    return [AuditEventPublic.of(r) for r in rows]
+    filters = AuditFilter(by, action, result, project_id, since, until)
+    return admin.audit_log(actor, filters=filters, offset=offset, limit=limit)
 
 
 @router.get("/projects/{project_id}/audit")
 def project_audit(
     project_id: PathId,
-    session: SessionDep,
-    user: CurrentUser,
-    actor: Annotated[str | None, Query(max_length=64)] = None,
-    action: Annotated[str | None, Query(max_length=160)] = None,
-    result: Annotated[str | None, Query(pattern="^(ok|denied|failed)$")] = None,
+    actor: CurrentActor,
+    by: Annotated[str | None, Query(alias="actor", max_length=64)] = None,
+    action: ActionName = None,
+    result: Result = None,
     since: datetime | None = None,
     until: datetime | None = None,
     offset: Offset = 0,
     limit: Limit = 100,
 ) -> list[AuditEventPublic]:
     """One project's audit trail, for its admins and owners."""
-    authorize(session, user=user, project_id=project_id, action=Action.audit_read)
-    rows = audit.query(
-        session,
-        actor=actor,
-        action=action,
-        result=result,
-        project_id=project_id,
-        since=since,
-        until=until,
-        offset=offset,
-        limit=limit,
-    )
-    return [AuditEventPublic.of(r) for r in rows]
+    filters = AuditFilter(by, action, result, project_id, since, until)
+    return admin.project_audit(actor, project_id=project_id, filters=filters, offset=offset, limit=limit)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 
 from app.api.deps import PathId
@@ -16,8 +14,7 @@ router = APIRouter(prefix="/trainer/callbacks", tags=["trainer"])
 @router.post("/{job_id}")
 async def trainer_callback(job_id: PathId, request: Request) -> dict[str, str]:
     body = await request.body()
-    result = await asyncio.to_thread(
-        callbacks.apply,
+    result = await callbacks.receive(
         job_id=job_id,
         body=body,
         timestamp=request.headers.get(signing.TIMESTAMP_HEADER),

@@ -20,9 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp
 
+from app.api.deps import ClientIp
+from services.actions import accounts
+from services.actions.core import Actor
 from services.domain import auth, oidc, tokens
 from services.errors import DomainError
-from services.infra.db import session_scope
 from services.infra.settings import get_settings
 
 router = APIRouter(prefix="/auth/oidc", tags=["auth"])
@@ -87,7 +89,7 @@ async def oidc_login(request: Request, next: str = "/") -> RedirectResponse:
 
 
 @router.get("/callback", status_code=303, response_class=RedirectResponse, responses={303: {}})
-async def oidc_callback(request: Request) -> RedirectResponse:
+async def oidc_callback(request: Request, ip: ClientIp) -> RedirectResponse:
     """Where the provider sends the browser back; signs in as the account of the verified email."""
     if not oidc.enabled():
         return _to_login(sso_error="off")
@@ -103,13 +105,9 @@ async def oidc_callback(request: Request) -> RedirectResponse:
     except (OAuthError, OSError, ValueError, KeyError):
         return _to_login(sso_error="failed")
 
-    def sign_in() -> str:
-        with session_scope() as session:
-            user = oidc.account_for(session, claims)
-            return tokens.issue_handoff(session, user=user)
-
+    actor = Actor.anonymous(channel="rest", source_ip=ip)
     try:
-        code = await run_in_threadpool(sign_in)
+        code = await run_in_threadpool(accounts.sso_sign_in, actor, claims=claims)
     except oidc.SsoRefused as refused:
         return _to_login(sso_error=refused.code)
     except DomainError:

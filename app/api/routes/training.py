@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import CurrentActor, CurrentUser, PathId
+from app.api.deps import CurrentActor, PathId
 from services.actions import experiments, jobs, models
 from services.domain import catalog, model_ops
 from services.domain.experiments import final_metrics, hyperparameter_rows
@@ -27,7 +27,7 @@ JOB = "/projects/{project_id}/jobs/{job_id}"
 
 
 @router.get("/plugins")
-def plugins(_user: CurrentUser) -> dict[str, Any]:
+def plugins(_actor: CurrentActor) -> dict[str, Any]:
     """The trainer's catalogue (frameworks, tasks, models, hyperparameters with type/default/range)."""
     doc = catalog.get_catalog().doc
     return {**doc, "devices": list(catalog.DEVICES)}
