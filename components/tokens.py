@@ -45,10 +45,24 @@ STATUS: Final[dict[str, dict[str, str]]] = {
 }
 UNKNOWN_STATUS: Final = {"fg": "#374151", "bg": "#f3f4f6", "icon": "circle_help", "label": "Unknown"}
 
-# Chart series colours (distinguishable, and each also has its own dash/marker).
+# The one categorical palette: runs on the compare page, classes in predictions, series that
+# have no colour of their own. All eight keep >= 4.5:1 on white (they also label text), and
+# every chart also gives each line its own dash, so colour is never alone.
+RUN_PALETTE: Final = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#a21caf")
+
+# Chart series colours of the job page's live chart: a train/val pair of losses and two quality
+# metrics per task, so the same role keeps the same colour whichever task the job trains.
 SERIES: Final = {
     "train_box_loss": "#1d4ed8",
     "val_box_loss": "#b45309",
+    "train_seg_loss": "#0e7490",
+    "val_seg_loss": "#be123c",
+    "train_loss": "#1d4ed8",
+    "val_loss": "#b45309",
     "map50": "#047857",
     "map50_95": "#7c3aed",
+    "mask_map50": "#4d7c0f",
+    "mask_map50_95": "#a21caf",
+    "top1": "#047857",
+    "top5": "#7c3aed",
 }

@@ -13,8 +13,6 @@ import plotly.graph_objects as go
 from components import tokens
 from components.chart_style import chart_layout
 
-# Distinguishable on white, each also drawn with its own dash so colour is never alone.
-RUN_COLOURS = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#a21caf")
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
@@ -67,7 +65,7 @@ def pr_curve_figure(doc: Mapping[str, Any] | None) -> go.Figure:
                 name=str(name),
                 mode="lines",
                 line={
-                    "color": RUN_COLOURS[i % len(RUN_COLOURS)],
+                    "color": tokens.RUN_PALETTE[i % len(tokens.RUN_PALETTE)],
                     "dash": DASHES[i % len(DASHES)],
                     "width": 2,
                 },
@@ -97,13 +95,18 @@ def compare_figure(
                 name=labels.get(run_id, run_id),
                 mode="lines+markers" if len(curves) <= 12 else "lines",
                 line={
-                    "color": RUN_COLOURS[i % len(RUN_COLOURS)],
-                    "dash": DASHES[i // len(RUN_COLOURS) % len(DASHES)],
+                    "color": tokens.RUN_PALETTE[i % len(tokens.RUN_PALETTE)],
+                    "dash": DASHES[i // len(tokens.RUN_PALETTE) % len(DASHES)],
                 },
                 hovertemplate=f"{labels.get(run_id, run_id)}: %{{y:.4f}}<extra></extra>",
             )
         )
     figure.update_layout(hovermode="closest", showlegend=len(curves) <= 20)
+    epochs = {int(r["epoch"]) + 1 for rows in curves.values() for r in rows if metric in r}
+    if len(epochs) == 1:
+        # Runs of one epoch: centre it with its own tick only, like the job page's chart.
+        (epoch,) = epochs
+        figure.update_xaxes(range=[epoch - 0.5, epoch + 0.5], tick0=1, dtick=1)
     return figure
 
 
@@ -194,7 +197,7 @@ def grouped_bars(
                 x=list(x),
                 y=list(values),
                 name=name,
-                marker={"color": RUN_COLOURS[i % len(RUN_COLOURS)]},
+                marker={"color": tokens.RUN_PALETTE[i % len(tokens.RUN_PALETTE)]},
                 hovertemplate=f"{name}: %{{y}}<extra></extra>",
             )
         )

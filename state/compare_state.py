@@ -8,15 +8,17 @@ from typing import Any
 import plotly.graph_objects as go
 import reflex as rx
 
+from components.experiment_card import ExperimentCardData, experiment_card_data
 from components.training_charts import compare_figure, empty_figure, parallel_figure
 from services.actions import experiments as runs_actions
+from services.actions import overview
 from services.actions.core import optional_web_actor, web_actor
 from services.domain import experiments
 from services.domain.schemas import SavedComparisonCreate
 from services.errors import DomainError
 from state.auth_state import AuthState, login_redirect
 from state.formatting import format_time
-from state.training_helpers import project_from_path
+from state.page_helpers import project_from_path
 
 COMPARE_ROUTE = "/projects/[project_id]/compare"
 PAGE_SIZE = 25
@@ -61,7 +63,22 @@ def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, An
     final = experiments.final_metrics(found.curves)
     for run in found.runs:
         run["final"] = final.get(run["id"], {})
-    return {"signed_in": True, "runs": found.runs, "curves": found.curves, "final": final}
+    ids = [int(r["id"]) for r in found.runs]
+    contexts = overview.run_contexts(actor, project_id=project_id, job_ids=ids)
+    cards = []
+    for run in found.runs:
+        context = contexts.get(int(run["id"]))
+        extra = (
+            {
+                "dataset": context.dataset,
+                "owner_avatar": context.owner.avatar_name,
+                "owner_color": context.owner.badge_color,
+            }
+            if context
+            else {}
+        )
+        cards.append(experiment_card_data(run, **extra))
+    return {"signed_in": True, "runs": found.runs, "curves": found.curves, "final": final, "cards": cards}
 
 
 def view_path(project_id: int, comparison_id: int) -> str:
@@ -101,6 +118,7 @@ class CompareState(AuthState):
     view_name: str = ""
     view_message: str = ""
     run_labels: list[str] = []
+    run_cards: list[ExperimentCardData] = []
     metric_rows: list[dict[str, Any]] = []
     curves_figure: go.Figure = empty_figure("Pick two or more runs to compare")
     parallel: go.Figure = empty_figure("Pick runs to compare")
@@ -223,6 +241,7 @@ class CompareState(AuthState):
             if project_id != self.project_id:
                 self.selected, self.page, self._data = [], 0, {}
                 self.hp_rows, self.metric_rows, self.metrics = [], [], []
+                self.run_labels, self.run_cards = [], []
                 self.curves_figure = empty_figure("Pick two or more runs to compare")
                 self.parallel = empty_figure("Pick runs to compare")
             self.project_id = project_id
@@ -316,6 +335,7 @@ class CompareState(AuthState):
                 self.sort_key = self.metric
             runs = data["runs"]
             self.run_labels = [f"#{r['id']} {r['name']}" for r in runs]
+            self.run_cards = data["cards"]
             self.hp_rows = experiments.hyperparameter_rows(runs)
             self._redraw()
 

@@ -6,13 +6,14 @@ import asyncio
 
 import reflex as rx
 
-from services.actions import jobs
+from components.project_card import ProjectCardData
+from services.actions import jobs, overview
 from services.actions.core import Actor, optional_web_actor
 from services.domain.permissions import Action
 from services.errors import DomainError
 from services.infra import live
 from state.auth_state import AuthState, login_redirect
-from state.formatting import dataset_row, job_row
+from state.formatting import dataset_row, job_row, project_card
 from state.page_helpers import role_allows
 from state.polling import DisconnectTimer, client_connected, next_change, route_id, watch
 
@@ -29,6 +30,7 @@ def _jobs_rows(token: str, project_id: int) -> list[dict[str, str]] | None:
 
 class DashboardState(AuthState):
     projects: list[dict[str, str]] = []
+    project_cards: list[ProjectCardData] = []
     selected_project_id: str = ""
     project_role: str = ""
     datasets: list[dict[str, str]] = []
@@ -73,6 +75,7 @@ class DashboardState(AuthState):
         if actor is None:
             return login_redirect(self.router.url.path)
         self._load(actor)
+        self.project_cards = [project_card(p) for p in overview.project_overviews(actor)]
         self._watch_generation += 1
         return DashboardState.watch_jobs(self._watch_generation)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from components.project_card import Face, ProjectCardData
+from services.domain.overview import ProjectOverview
 from services.domain.schemas import DatasetVersionPublic, JobPublic
+from state.page_helpers import plural
 
 FINISHED_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -66,3 +69,23 @@ def parse_int(value: Any, *, name: str) -> int:
         return int(str(value).strip())
     except ValueError as exc:
         raise ValueError(f"{name} must be a whole number") from exc
+
+
+def project_card(project: ProjectOverview) -> ProjectCardData:
+    """A project summary as the display text of its card on the projects home."""
+    more = project.members - len(project.faces)
+    return ProjectCardData(
+        id=str(project.id),
+        name=project.name,
+        role=project.role,
+        datasets=plural(project.datasets, "dataset"),
+        running=f"{plural(project.jobs_running, 'job')} running"
+        if project.jobs_running
+        else "No jobs running",
+        running_count=project.jobs_running,
+        jobs=f"{plural(project.jobs_total, 'job')} in all",
+        members=plural(project.members, "member"),
+        more_members=f"+{more}" if more > 0 else "",
+        faces=[Face(**face.model_dump()) for face in project.faces],
+        last_activity=format_time(project.last_activity) or "—",
+    )

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from components.charts import flatten_points, metrics_figure
+from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
 from services.actions import jobs, models
 from services.actions.core import optional_web_actor, web_actor
@@ -21,9 +22,9 @@ from services.infra import live as live_channels
 from services.infra.settings import get_settings
 from state.auth_state import AuthState, login_redirect
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
-from state.page_helpers import role_allows
+from state.page_helpers import human_bytes, role_allows
 from state.polling import PAUSED_MESSAGE, DisconnectTimer, client_connected, next_change, route_id, watch
-from state.training_helpers import human_size, mlflow_run_url, per_class_rows, staleness
+from state.training_helpers import mlflow_run_url, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
 
@@ -87,7 +88,7 @@ class JobExtras:
     signed_in: bool = True
     error: str = ""
     epoch: int | None = None
-    per_class: list[dict[str, str]] = field(default_factory=list)
+    per_class: dict | None = None  # per_class.json; its columns follow the job's task
     confusion: dict | None = None
     pr_curve: dict | None = None
     gallery: list[dict[str, str]] = field(default_factory=list)
@@ -122,12 +123,12 @@ def load_extras(token: str, job_id: int) -> JobExtras:
     mlflow = get_settings().mlflow_uri
     return JobExtras(
         epoch=found.docs.epoch,
-        per_class=per_class_rows(found.docs.per_class),
+        per_class=found.docs.per_class,
         confusion=found.docs.confusion_matrix,
         pr_curve=found.docs.pr_curve,
         gallery=[{"src": data_uri(g["image"], "image/png"), "caption": g["caption"]} for g in found.gallery],
         artifacts=[
-            {"name": r["key"], "size": human_size(r["size"]), "kind": r["kind"], "url": r["download_url"]}
+            {"name": r["key"], "size": human_bytes(r["size"]), "kind": r["kind"], "url": r["download_url"]}
             for r in found.artifacts
         ],
         mlflow_url=mlflow_run_url(mlflow, run_id, _mlflow_experiment(run_id) if run_id else None),
@@ -142,6 +143,7 @@ class JobPageState(AuthState):
     job_name: str = ""
     job_state: str = ""
     model: str = ""
+    task: str = ""
     epoch_text: str = ""
     checkpoint_text: str = ""
     device: str = ""
@@ -163,7 +165,8 @@ class JobPageState(AuthState):
     retrying: bool = False
     retry_message: str = ""
     validation_epoch: str = ""
-    per_class: list[dict[str, str]] = []
+    per_class_headers: list[str] = []
+    per_class: list[list[str]] = []
     confusion_figure: go.Figure = empty_figure("No confusion matrix yet")
     pr_figure: go.Figure = empty_figure("No precision-recall curve yet")
     has_confusion: bool = False
@@ -185,7 +188,11 @@ class JobPageState(AuthState):
 
     @rx.var
     def figure(self) -> go.Figure:
-        return metrics_figure(self.points)
+        return metrics_figure(self.points, self.task)
+
+    @rx.var
+    def chart_title(self) -> str:
+        return chart_title(self.task)
 
     @rx.var
     def finished(self) -> bool:
@@ -219,6 +226,7 @@ class JobPageState(AuthState):
         job = snap.detail
         self.not_found = ""
         self.job_name, self.job_state, self.model, self.role = job.name, job.state, job.model, snap.role
+        self.task = job.task
         self.own_job = snap.own
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
         self.checkpoint_text = checkpoint_progress(job.checkpoint_epoch)
@@ -236,7 +244,8 @@ class JobPageState(AuthState):
 
     def _apply_extras(self, extras: JobExtras) -> None:
         self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)
-        self.per_class = extras.per_class
+        self.per_class_headers = per_class_headers(self.task, extras.per_class)
+        self.per_class = per_class_table(self.task, extras.per_class)
         self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
         self.confusion_figure = confusion_matrix_figure(extras.confusion)
         self.pr_figure = pr_curve_figure(extras.pr_curve)

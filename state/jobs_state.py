@@ -15,8 +15,8 @@ from services.errors import DomainError
 from services.infra import live
 from state.auth_state import AuthState, login_redirect
 from state.formatting import epoch_progress, format_time
+from state.page_helpers import project_from_path
 from state.polling import DisconnectTimer, client_connected, next_change, route_id, watch
-from state.training_helpers import project_from_path
 
 JOBS_ROUTE = "/projects/[project_id]/jobs"
 _JOBS_ROUTE_ID = route_id(JOBS_ROUTE)

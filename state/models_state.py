@@ -13,8 +13,8 @@ from services.domain import model_ops
 from services.domain.permissions import Action
 from services.errors import DomainError
 from state.auth_state import AuthState, login_redirect
-from state.page_helpers import data_uri, role_allows
-from state.training_helpers import box_overlays, prediction_rows, project_from_path
+from state.page_helpers import data_uri, project_from_path, role_allows
+from state.training_helpers import box_overlays, prediction_rows
 
 MODELS_ROUTE = "/projects/[project_id]/models"
 

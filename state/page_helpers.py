@@ -11,7 +11,8 @@ from services.domain.models import Role
 from services.domain.permissions import RANK, Action, needed_role
 from services.errors import InvalidInput
 
-_PROJECT_PATH = re.compile(r"^/projects/(\d{1,18})(?:/datasets/(\d{1,18}))?")
+# The one parser of project page addresses (/projects/<id>/..., /projects/<id>/datasets/<id>).
+_PROJECT_PATH = re.compile(r"^/projects/(\d{1,18})(?:/|$)(?:datasets/(\d{1,18})(?:/|$))?")
 
 
 def project_path_ids(path: str) -> tuple[int | None, int | None]:
@@ -21,6 +22,11 @@ def project_path_ids(path: str) -> tuple[int | None, int | None]:
         return None, None
     project, dataset = match.groups()
     return int(project), (int(dataset) if dataset else None)
+
+
+def project_from_path(path: str) -> int | None:
+    """The project id of a /projects/<id>/... page address (None elsewhere)."""
+    return project_path_ids(path)[0]
 
 
 def role_allows(role: str, action: Action, *, own: bool = False) -> bool:

@@ -15,14 +15,13 @@ from services.domain.permissions import Action
 from services.domain.schemas import JobCreate
 from services.errors import DomainError, InvalidInput
 from state.auth_state import AuthState, login_redirect
-from state.page_helpers import role_allows
+from state.page_helpers import project_from_path, role_allows
 from state.training_helpers import (
     error_field,
     form_errors,
     form_hyperparameters,
     param_choices,
     param_fields,
-    project_from_path,
 )
 
 TRAIN_ROUTE = "/projects/[project_id]/train"

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from components.tokens import RUN_PALETTE
 from services.domain.catalog import coerce, field_errors
 from services.errors import InvalidInput
 
-_PROJECT = re.compile(r"^/projects/(\d{1,18})(?:/|$)")
 STALE_AFTER_S = 15.0
 LIVE_STATES = frozenset({"dispatching", "running"})
-
-
-def project_from_path(path: str) -> int | None:
-    match = _PROJECT.match(path or "")
-    return int(match.group(1)) if match else None
 
 
 # --- the generated training form --------------------------------------------------------------------
@@ -149,15 +143,6 @@ def staleness(
     )
 
 
-def human_size(size: int | float) -> str:
-    value = float(max(0, size))
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"  # pragma: no cover
-
-
 def mlflow_run_url(base: str, run_id: str | None, experiment_id: str | None = None) -> str:
     """The MLflow UI link for a run ('' without a run id)."""
     if not run_id:
@@ -168,35 +153,6 @@ def mlflow_run_url(base: str, run_id: str | None, experiment_id: str | None = No
     return f"{base}/#/runs/{run_id}"
 
 
-def per_class_rows(doc: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    """per_class.json -> table rows {class, ap50_95|accuracy, ap50, precision, recall}, best first."""
-    if not doc:
-        return []
-    rows = []
-    for name, values in (doc.get("classes") or {}).items():
-
-        def fmt(key: str, v: Mapping[str, Any] = values) -> str:
-            value = v.get(key)
-            return f"{value:.3f}" if isinstance(value, int | float) else "—"
-
-        headline = "accuracy" if "accuracy" in values else "ap50_95"
-        rows.append(
-            {
-                "class": str(name),
-                "headline": fmt(headline),
-                "ap50": fmt("ap50") if "ap50" in values else fmt("support"),
-                "precision": fmt("precision"),
-                "recall": fmt("recall"),
-                "_sort": float(values.get(headline) or 0),
-            }
-        )
-    rows.sort(key=lambda r: -float(r["_sort"]))
-    return [{k: v for k, v in r.items() if k != "_sort"} for r in rows]
-
-
-PALETTE = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#a21caf")
-
-
 def box_overlays(result: Mapping[str, Any]) -> list[dict[str, str]]:
     """/predict boxes -> absolutely positioned overlays in percent of the image (CSS-ready)."""
     width, height = float(result.get("width") or 0), float(result.get("height") or 0)
@@ -205,7 +161,7 @@ def box_overlays(result: Mapping[str, Any]) -> list[dict[str, str]]:
     overlays = []
     for box in result.get("boxes") or []:
         x1, y1, x2, y2 = (float(v) for v in box["box"])
-        colour = PALETTE[int(box.get("class_id", 0)) % len(PALETTE)]
+        colour = RUN_PALETTE[int(box.get("class_id", 0)) % len(RUN_PALETTE)]
         overlays.append(
             {
                 "left": f"{100 * max(0.0, x1) / width:.2f}%",

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from components import tokens
 from components.training_charts import (
     compare_figure,
     confusion_matrix_figure,
@@ -106,12 +107,11 @@ def test_overlays_queue_and_links() -> None:
             "width": "50.00%",
             "height": "50.00%",
             "label": "cat 0.90",
-            "color": h.PALETTE[1],
+            "color": tokens.RUN_PALETTE[1],
         }
     ]
     assert h.prediction_rows(result)[0] == {"label": "cat", "score": "0.900", "box": "20, 10, 120, 60"}
     assert h.mlflow_run_url("http://m/", "r1", "7") == "http://m/#/experiments/7/runs/r1"
-    assert h.project_from_path("/projects/12/train") == 12 and h.project_from_path("/jobs/3") is None
 
 
 def test_compare_helpers() -> None:
@@ -183,8 +183,6 @@ def test_validation_figures() -> None:
     assert [list(row) for row in confusion_matrix_figure(doc).data[0].z] == [[3, 1], [0, 0]]
     assert len(pr_curve_figure({"recall": [0, 1], "precision": {"a": [1, 0.5]}}).data) == 1
     assert len(confusion_matrix_figure(None).data) == 0
-    rows = h.per_class_rows({"classes": {"a": {"ap50_95": 0.2, "ap50": 0.4}, "b": {"ap50_95": 0.5}}})
-    assert [r["class"] for r in rows] == ["b", "a"] and rows[1]["ap50"] == "0.400"
 
 
 def test_usage_per_group() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import reflex as rx
 
 from components import tokens
+from components.experiment_card import experiment_grid
 from components.layout import card, field, page_shell
 from components.status_indicator import status_indicator
 from state.compare_state import CompareState
@@ -159,6 +160,7 @@ def results() -> rx.Component:
         },
     )
     return rx.vstack(
+        card(experiment_grid(S.run_cards, id="run-cards"), title="Compared runs"),
         card(
             rx.flex(
                 field(

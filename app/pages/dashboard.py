@@ -1,12 +1,13 @@
-"""/: the user's projects; datasets, the Train form and jobs of the selected project."""
+"""/: the projects home, a grid of project cards; then datasets, Train links and jobs of the picked one."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from components import tokens
-from components.layout import card, field, native_select, page_shell
+from components.layout import card, page_shell
 from components.permission_gate import permission_gate
+from components.project_card import project_grid
 from components.status_indicator import status_indicator
 from services.domain.permissions import Action
 from state.dashboard_state import DashboardState
@@ -33,20 +34,20 @@ def _empty(text: str, id: str) -> rx.Component:
     return rx.text(text, color=tokens.TEXT_MUTED, id=id)
 
 
-def projects_bar() -> rx.Component:
+def projects_grid() -> rx.Component:
+    return rx.vstack(
+        rx.heading("Your projects", as_="h2", size="5", color=tokens.TEXT),
+        project_grid(S.project_cards, selected_id=S.selected_project_id, on_select=S.select_project),
+        spacing="3",
+        width="100%",
+        align="stretch",
+    )
+
+
+def selected_heading() -> rx.Component:
+    """Names the project whose datasets and jobs follow, so the panels are not anonymous."""
     return rx.hstack(
-        field(
-            "Project",
-            native_select(
-                S.projects,
-                id="project-select",
-                name="project",
-                value=S.selected_project_id,
-                on_change=S.select_project,
-                min_width="260px",
-            ),
-            html_for="project-select",
-        ),
+        rx.heading(S.selected_project_name, as_="h2", size="5", color=tokens.TEXT, id="selected-project"),
         rx.cond(
             S.project_role != "",
             rx.badge(
@@ -57,24 +58,9 @@ def projects_bar() -> rx.Component:
                 id="project-role",
             ),
         ),
-        rx.cond(
-            S.selected_project_id != "",
-            rx.hstack(
-                rx.link(
-                    "Datasets",
-                    href="/projects/" + S.selected_project_id + "/datasets",
-                    id="project-datasets-link",
-                ),
-                rx.link(
-                    "Members",
-                    href="/projects/" + S.selected_project_id + "/members",
-                    id="project-members-link",
-                ),
-                spacing="3",
-            ),
-        ),
-        align="end",
-        spacing="4",
+        align="center",
+        spacing="3",
+        padding_top=tokens.SPACE["md"],
     )
 
 
@@ -169,7 +155,8 @@ def dashboard_page() -> rx.Component:
         rx.cond(
             S.projects.length() > 0,
             rx.vstack(
-                projects_bar(),
+                projects_grid(),
+                selected_heading(),
                 datasets_card(),
                 train_card(),
                 jobs_card(),

@@ -7,6 +7,7 @@ import reflex as rx
 
 from components import tokens
 from components.a11y import labelled_upload
+from components.dataset_preview import dataset_previews
 from components.layout import card, field, page_shell
 from components.permission_gate import permission_gate
 from components.project_nav import (
@@ -18,10 +19,12 @@ from components.project_nav import (
     project_nav,
 )
 from services.domain.permissions import Action
+from state.dataset_preview_state import DatasetPreviewState
 from state.datasets_state import UPLOAD_ID, DatasetDetailState, DatasetsState
 
 S = DatasetsState
 D = DatasetDetailState
+P = DatasetPreviewState
 
 # --- the list page -----------------------------------------------------------------------------
 
@@ -224,13 +227,40 @@ def datasets_list_card() -> rx.Component:
     )
 
 
+def previews_card() -> rx.Component:
+    """A DatasetPreview per dataset (loaded after the list, in the background: S3 reads)."""
+    return rx.cond(
+        S.ds_rows.length() > 0,
+        card(
+            rx.cond(
+                P.previews.length() > 0,
+                dataset_previews(P.previews, id="dataset-previews"),
+                rx.cond(
+                    P.previews_message != "",
+                    rx.text(P.previews_message, color=tokens.TEXT_MUTED, id="previews-message"),
+                    loading_state("Loading previews…", "previews-loading"),
+                ),
+            ),
+            title="Previews",
+            on_mount=P.load_previews,
+        ),
+    )
+
+
 def datasets_page() -> rx.Component:
     return page_shell(
         project_nav(S.ds_project_id, "Datasets", S.ds_project_name),
         rx.cond(
             S.ds_error != "",
             error_state(S.ds_error, "datasets-error"),
-            rx.vstack(upload_card(), datasets_list_card(), spacing="5", align="stretch", width="100%"),
+            rx.vstack(
+                upload_card(),
+                datasets_list_card(),
+                previews_card(),
+                spacing="5",
+                align="stretch",
+                width="100%",
+            ),
         ),
         title="Datasets",
         username=S.username,

@@ -8,6 +8,7 @@ import reflex as rx
 
 from components import tokens
 from components.layout import card, page_shell
+from components.metrics_panel import metrics_panel, per_class_results
 from components.permission_gate import permission_gate
 from components.status_indicator import status_indicator
 from services.domain.permissions import Action
@@ -159,42 +160,13 @@ def summary_card() -> rx.Component:
 
 def chart_card() -> rx.Component:
     return card(
-        rx.hstack(
-            rx.heading("Loss and mAP per epoch", as_="h2", size="4", color=tokens.TEXT),
-            rx.text(
-                S.points_label,
-                id="points-count",
-                color=tokens.TEXT_MUTED,
-                size="2",
-                custom_attrs={"aria-live": "polite"},
-            ),
-            justify="between",
-            align="baseline",
-            width="100%",
-        ),
-        rx.box(
-            rx.cond(
-                S.points_count > 0,
-                rx.plotly(
-                    data=S.figure,
-                    config={"displaylogo": False, "responsive": True},
-                    width="100%",
-                    use_resize_handler=True,
-                ),
-                rx.center(
-                    rx.text(
-                        rx.cond(S.finished, "This job reported no epochs.", "Waiting for the first epoch…"),
-                        color=tokens.TEXT_MUTED,
-                    ),
-                    height="160px",
-                ),
-            ),
-            id="metrics-chart",
-            width="100%",
-            custom_attrs={"data-points": S.points_count.to_string()},
-            role="figure",
-            aria_label="Chart: " + S.points_label,
-        ),
+        metrics_panel(
+            figure=S.figure,
+            title=S.chart_title,
+            points_count=S.points_count,
+            points_label=S.points_label,
+            finished=S.finished,
+        )
     )
 
 
@@ -280,37 +252,7 @@ def validation_card() -> rx.Component:
         role="figure",
         aria_label=label,
     )
-    per_class = rx.cond(
-        S.per_class.length() > 0,
-        rx.table.root(
-            rx.el.caption("Per-class results of the newest validation", class_name="sr-only"),
-            rx.table.header(
-                rx.table.row(
-                    *[
-                        rx.table.column_header_cell(h, scope="col")
-                        for h in ("Class", "AP50-95 / accuracy", "AP50 / support", "Precision", "Recall")
-                    ]
-                )
-            ),
-            rx.table.body(
-                rx.foreach(
-                    S.per_class,
-                    lambda r: rx.table.row(
-                        rx.table.row_header_cell(r["class"]),
-                        rx.table.cell(r["headline"]),
-                        rx.table.cell(r["ap50"]),
-                        rx.table.cell(r["precision"]),
-                        rx.table.cell(r["recall"]),
-                    ),
-                )
-            ),
-            id="per-class-table",
-            width="100%",
-            variant="surface",
-            size="1",
-        ),
-        rx.text("No per-class results yet.", color=tokens.TEXT_MUTED, id="per-class-empty"),
-    )
+    per_class = per_class_results(headers=S.per_class_headers, rows=S.per_class)
     gallery = rx.cond(
         S.gallery.length() > 0,
         rx.flex(
@@ -347,7 +289,7 @@ def validation_card() -> rx.Component:
         ),
         rx.tabs.root(
             rx.tabs.list(
-                rx.tabs.trigger("Per-class AP", value="per-class", id="tab-per-class"),
+                rx.tabs.trigger("Per class", value="per-class", id="tab-per-class"),
                 rx.tabs.trigger("Confusion matrix", value="confusion", id="tab-confusion"),
                 rx.tabs.trigger("PR curve", value="pr", id="tab-pr"),
                 rx.tabs.trigger("Predictions", value="gallery", id="tab-gallery"),

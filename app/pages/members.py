@@ -6,7 +6,6 @@ import reflex as rx
 
 from app.pages.shared import maybe_error, notice, select, shell
 from components import tokens
-from components.avatar import avatar
 from components.layout import card, field
 from components.permission_gate import permission_gate
 from components.project_nav import (
@@ -17,6 +16,7 @@ from components.project_nav import (
     primary_button,
     project_nav,
 )
+from components.user_avatar_card import user_avatar_card
 from services.domain.models import MAX_QUOTA
 from services.domain.permissions import Action
 from state.members_state import QUOTA_LABELS, ROLES, MembersState
@@ -56,16 +56,13 @@ def members_table() -> rx.Component:
         )
         return rx.table.row(
             rx.table.row_header_cell(
-                rx.hstack(
-                    avatar(m["avatar_name"], m["badge_color"], username=m["username"]),
-                    rx.text(m["username"], weight="medium"),
-                    rx.cond(m["you"] != "", rx.badge("you", color_scheme="gray", variant="soft")),
-                    align="center",
-                    spacing="2",
+                user_avatar_card(
+                    username=m["username"],
+                    avatar_name=m["avatar_name"],
+                    badge_color=m["badge_color"],
+                    role=m["role"],
+                    you=m["you"] != "",
                 )
-            ),
-            rx.table.cell(
-                rx.badge(m["role"], variant="soft", color_scheme="indigo", class_name="member-role")
             ),
             rx.table.cell(
                 permission_gate(
@@ -79,7 +76,7 @@ def members_table() -> rx.Component:
         )
 
     return data_table(
-        ["Member", "Role", "Manage"],
+        ["Member and role", "Manage"],
         rx.foreach(M.mb_rows, row),
         id="members-table",
         caption="Project members",

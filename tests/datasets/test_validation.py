@@ -191,6 +191,7 @@ def test_every_problem_is_reported_with_file_and_line(client: TestClient) -> Non
     assert ("labels/train/0.txt", 2, "class id 7 is out of range 0..1") in rows
     assert ("labels/train/0.txt", 4, "box width and height must be positive") in rows
     assert ("images/val/1.png", None, "corrupt or unreadable image") in rows
+    assert not any("object at 0x" in p["message"] for p in body["problems"]), "no Python reprs for users"
     assert any(
         p["file"] == "images/val/x.gif.txt" and "not an image" in p["message"] for p in body["problems"]
     )

@@ -571,6 +571,12 @@ def _ui_compare(w: World, token: str) -> bool:
     return _allowed_by_authorization(lambda: load_comparison(token, w.cast.project_id, [job_id]))
 
 
+def _ui_dataset_previews(w: World, token: str) -> bool:
+    from state.dataset_preview_state import read_previews
+
+    return _allowed_by_authorization(lambda: read_previews(token, w.cast.project_id))
+
+
 def _ui_save_view(w: World, token: str) -> bool:
     from services.actions import experiments
     from services.actions.core import web_actor
@@ -861,6 +867,8 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     # Datasets pages (state/datasets_state.py).
     "DatasetsState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "DatasetsState.load": [(VIEWER_UP, _ui_dataset("list_datasets"))],
+    "DatasetPreviewState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "DatasetPreviewState.load_previews": [(VIEWER_UP, _ui_dataset_previews)],
     "DatasetsState.set_upload_name": "sets a client-side var",
     "DatasetsState.upload_progress": "records upload byte counts sent by the browser",
     "DatasetsState.start_upload": "resets the upload panel",

@@ -8,7 +8,7 @@ import pytest
 
 from components import tokens
 from components.chart_style import chart_layout
-from components.charts import METRIC_SERIES, flatten_points, metrics_figure
+from components.charts import TASK_CHARTS, chart_for, flatten_points, metrics_figure
 from services.domain.schemas import MetricPoint
 from state.formatting import epoch_progress, job_row
 
@@ -25,7 +25,7 @@ def test_figure_has_one_point_per_epoch_for_each_series():
     rows = flatten_points(points)
     figure = metrics_figure(rows)
     names = [trace.name for trace in figure.data]
-    assert names == [label for _key, label, _axis, _dash in METRIC_SERIES]
+    assert names == [series.label for series in chart_for("detect").series]
     for trace in figure.data:
         assert list(trace.x) == [1, 2, 3], "epochs are shown 1-based"
     assert list(figure.data[0].y) == pytest.approx([2.0, 1.9, 1.8])
@@ -77,8 +77,12 @@ def test_every_chart_uses_the_shared_layout():
 
 
 def test_series_colours_come_from_tokens():
-    figure = metrics_figure([])
-    assert [trace.line.color for trace in figure.data] == [tokens.SERIES[key] for key, *_ in METRIC_SERIES]
+    for task, chart in TASK_CHARTS.items():
+        figure = metrics_figure([], task)
+        assert [trace.line.color for trace in figure.data] == [tokens.SERIES[s.key] for s in chart.series]
+        assert len({(s.axis, tokens.SERIES[s.key], s.dash) for s in chart.series}) == len(chart.series), (
+            f"{task}: two series drawn alike"
+        )
 
 
 @pytest.mark.parametrize("state", sorted(tokens.STATUS))
@@ -118,3 +122,9 @@ def test_job_row_links_to_the_job_page():
         "id": "7", "name": "run", "state": "running", "epoch": "2/3",
         "created": "2026-01-02 03:04 UTC", "href": "/jobs/7",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("colour", tokens.RUN_PALETTE)
+def test_run_palette_colours_are_readable_on_white(colour):
+    """The palette also colours text (class labels, legends), so each one needs AA on the surface."""
+    assert tokens.contrast_ratio(colour, tokens.SURFACE) >= 4.5

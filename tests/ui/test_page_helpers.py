@@ -18,6 +18,7 @@ from state.page_helpers import (
     plural,
     problem_rows,
     progress_percent,
+    project_from_path,
     project_path_ids,
     quota_input,
     role_allows,
@@ -35,6 +36,11 @@ def test_project_path_ids():
     assert project_path_ids("/projects/7/datasets/12") == (7, 12)
     assert project_path_ids("/projects/7/members/") == (7, None)
     assert project_path_ids("/jobs/3") == (None, None)
+    assert project_path_ids("/projects/12x/train") == (None, None), "ids are whole path segments"
+
+
+def test_project_from_path_is_the_one_project_path_parser():
+    assert project_from_path("/projects/12/train") == 12 and project_from_path("/jobs/3") is None
 
 
 def test_role_allows_follows_the_permission_table():
