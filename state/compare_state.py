@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlencode
 from typing import Any
 
 import plotly.graph_objects as go
@@ -203,7 +204,10 @@ class CompareState(AuthState):
     async def _load_runs(self) -> Any:
         async with self:
             token, project_id, search, state = self.token, self.project_id, self.search, self.state_filter
-            page, sort, path = self.page, self.run_sort, self.router.url.path
+            page, sort = self.page, self.run_sort
+            # A shared view's address keeps its ?view= through the sign-in page.
+            query = urlencode(dict(self.router.url.query_parameters))
+            path = self.router.url.path + (f"?{query}" if query else "")
         try:
             found = await asyncio.to_thread(load_runs, token, project_id, search, state, page, sort)
         except DomainError as exc:

@@ -11,6 +11,7 @@ import pytest
 from services.domain.models import Dataset, DatasetVersion, Job
 from services.infra import live
 from services.infra.db import session_scope
+from tests.utils import aio
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("backend")]
 
@@ -78,9 +79,9 @@ async def _watch_then(job_id: int, action: object, timeout: float) -> tuple[bool
 
 def test_a_committed_change_is_pushed_and_a_rolled_back_one_is_not() -> None:
     job_id = _job()
-    changed, connected = asyncio.run(_watch_then(job_id, lambda: _touch(job_id, commit=True), 5.0))
+    changed, connected = aio.run(_watch_then(job_id, lambda: _touch(job_id, commit=True), 5.0))
     assert connected and changed
-    changed, _ = asyncio.run(_watch_then(job_id, lambda: _touch(job_id, commit=False), 1.0))
+    changed, _ = aio.run(_watch_then(job_id, lambda: _touch(job_id, commit=False), 1.0))
     assert not changed, "a rolled-back write must not wake pages"
 
 
@@ -91,4 +92,4 @@ def test_without_redis_the_watcher_reports_that_push_is_down() -> None:
             await watching.changed(1.5)
             return watching.connected
 
-    assert asyncio.run(check()) is False
+    assert aio.run(check()) is False

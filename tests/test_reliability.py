@@ -99,13 +99,15 @@ def test_worker_killed_mid_dispatch_neither_loses_nor_duplicates(tmp_path: Path,
         trainer = _trainer_pids(stack)
         worker = _pids(b"services.runtime.worker.WorkerSettings", f"VTP_DATA_DIR={stack.data_dir}".encode())
         # Hold the worker while the job is created (that asks the live trainer for its catalogue),
-        # then freeze the trainer so the worker's POST /jobs hangs mid-dispatch.
+        # then freeze the trainer so the worker's hand-over hangs: the dispatcher blocks on the
+        # trainer's GET /capacity (job still queued) or on its POST /jobs (dispatching).
         os.kill(worker[0], signal.SIGSTOP)
         job = api.start_job(pid, api.datasets(pid)[0]["id"], epochs=3)
         for p in trainer:
             os.kill(p, signal.SIGSTOP)
         os.kill(worker[0], signal.SIGCONT)
-        _wait_state(api, pid, job["id"], {"dispatching"})
+        time.sleep(3)  # the dispatcher wakes and is now stuck talking to the frozen trainer
+        assert api.job(pid, job["id"])["state"] in {"queued", "dispatching"}
         os.kill(worker[0], signal.SIGKILL)
         killed_at = time.monotonic()
         time.sleep(1)

@@ -77,7 +77,8 @@ def register(app: typer.Typer) -> None:
     @app.command(
         "restore",
         epilog=example(
-            "VTP_DATA_DIR=/srv/vtp-new vtp restore /backups/vtp\nvtp restore /backups/vtp --verify-only"
+            "VTP_DATA_DIR=/srv/vtp-new vtp restore /backups/vtp",
+            "vtp restore /backups/vtp --verify-only",
         ),
     )
     def restore_command(

@@ -26,7 +26,7 @@ from sqlalchemy import event, insert
 from starlette.types import Receive, Scope, Send
 
 from tests.conftest import reset_caches
-from tests.utils import servers
+from tests.utils import aio, servers
 
 pytestmark = pytest.mark.reliability
 
@@ -281,7 +281,7 @@ def test_requests_past_the_lane_wait_are_shed_and_the_rest_are_served() -> None:
 
             return list(await asyncio.gather(*(one() for _ in range(5))))
 
-    results = asyncio.run(burst())
+    results = aio.run(burst())
     assert sorted(status for status, _, _ in results) == [200, 200, 503, 503, 503]
     assert all(seconds < 0.5 and retry == "1" for status, seconds, retry in results if status == 503)
 

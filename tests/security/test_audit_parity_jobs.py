@@ -7,7 +7,6 @@ browser's session token); the REST path is a real HTTP request with a personal A
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import uuid
@@ -27,6 +26,7 @@ from services.errors import DomainError
 from services.infra.db import session_scope
 from services.runtime import sample_data
 from tests.security.conftest import Cast
+from tests.utils import aio
 
 pytestmark = [pytest.mark.security, pytest.mark.usefixtures("backend")]
 
@@ -102,7 +102,7 @@ RestCall = Callable[[Setup, str], Any]
 
 def _ui_create(s: Setup, part: str) -> Any:
     request = JobCreate(dataset_version_id=s.version_id, hyperparameters={"epochs": 1})
-    return asyncio.run(jobs.create(web_actor(s.token(part)), project_id=s.cast.project_id, request=request))
+    return aio.run(jobs.create(web_actor(s.token(part)), project_id=s.cast.project_id, request=request))
 
 
 def _rest_create(s: Setup, part: str) -> Any:
@@ -112,7 +112,7 @@ def _rest_create(s: Setup, part: str) -> Any:
 
 def _ui_cancel(creator: str) -> UiCall:
     def call(s: Setup, part: str) -> Any:
-        return asyncio.run(jobs.cancel(web_actor(s.token(part)), job_id=s.job(creator)))
+        return aio.run(jobs.cancel(web_actor(s.token(part)), job_id=s.job(creator)))
 
     return call
 
@@ -128,7 +128,7 @@ def _rest_cancel(creator: str) -> RestCall:
 def _ui_retry(creator: str) -> UiCall:
     def call(s: Setup, part: str) -> Any:
         job_id = s.job(creator, state="failed")
-        return asyncio.run(jobs.retry(web_actor(s.token(part)), job_id=job_id, resume=False))
+        return aio.run(jobs.retry(web_actor(s.token(part)), job_id=job_id, resume=False))
 
     return call
 

@@ -9,7 +9,6 @@ Denials: anonymous -> 401, member of another project -> 404 (existence not leake
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from fastapi.testclient import TestClient
 from services.infra.db import session_scope
 from services.runtime import sample_data
 from tests.security.conftest import PASSWORD, Cast, login, make_project, new_user
+from tests.utils import aio
 
 pytestmark = [pytest.mark.security, pytest.mark.usefixtures("backend")]
 
@@ -506,7 +506,7 @@ def _ui_create_job(w: World, token: str) -> bool:
         hyperparameters={"epochs": 1},
     )
     try:
-        asyncio.run(jobs.create(web_actor(token), project_id=w.cast.project_id, request=request))
+        aio.run(jobs.create(web_actor(token), project_id=w.cast.project_id, request=request))
     except DomainError:
         return False
     return True
@@ -525,7 +525,7 @@ def _ui_cancel(creator: str) -> Callable[[World, str], bool]:
         from services.errors import DomainError
 
         try:
-            asyncio.run(jobs.cancel(web_actor(token), job_id=w.job(w.cast.project_id, creator)))
+            aio.run(jobs.cancel(web_actor(token), job_id=w.job(w.cast.project_id, creator)))
         except DomainError:
             return False
         return True
@@ -621,7 +621,7 @@ def _ui_predict(w: World, token: str) -> bool:
 
     job_id = w.job(w.cast.project_id, "owner")
     return _allowed_by_authorization(
-        lambda: asyncio.run(
+        lambda: aio.run(
             models.predict(
                 web_actor(token), project_id=w.cast.project_id, job_id=job_id, image=b"x", filename="a.png"
             )
@@ -643,7 +643,7 @@ def _ui_retry(creator: str) -> Callable[[World, str], bool]:
 
         prepared, _ = _finished_job(creator)(w, "")
         return _allowed_by_authorization(
-            lambda: asyncio.run(jobs.retry(web_actor(token), job_id=prepared["job_id"], resume=False))
+            lambda: aio.run(jobs.retry(web_actor(token), job_id=prepared["job_id"], resume=False))
         )
 
     return check

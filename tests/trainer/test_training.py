@@ -145,7 +145,7 @@ def test_train_two_epochs_end_to_end(
             assert box["class_name"] in {"circle", "square"} and box["score"] >= 0.25
 
     status = trainer_service.client.get("/jobs/train-1").json()
-    assert status == {"job_id": "train-1", "attempt": 1, "state": "succeeded", "epoch": 1}
+    assert status == {"job_id": "train-1", "attempt": 1, "state": "succeeded", "epoch": 1, "error": None}
     # The slot is free again and the scratch data (dataset, runs, the secret-bearing spec) is gone.
     wait_until(lambda: trainer_service.client.get("/healthz").json()["running_jobs"] == 0, 10, "slot")
     work_dir = trainer_service.scratch / "jobs" / "train-1-1"

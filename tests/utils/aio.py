@@ -1,0 +1,25 @@
+"""Run a coroutine to completion from synchronous test code.
+
+`asyncio.run` fails in a thread whose event loop is already running, which is the case for the
+rest of the session once a test has started Playwright's sync API (it keeps a loop in the main
+thread). A fresh thread has no loop, so the coroutine runs there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio_run, coroutine).result()
+
+
+def asyncio_run(coroutine: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
+    return asyncio.run(coroutine)
