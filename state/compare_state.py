@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 import reflex as rx
