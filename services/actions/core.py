@@ -212,17 +212,40 @@ def operation(
     except DomainError as exc:
         if record is not Audit.none:
             # Not `op.user`: the rollback expired it. The actor carries the id and name.
-            audit.record_now(
-                actor=None,
-                actor_id=actor.user_id,
-                actor_name=actor.username,
-                action=name,
+            record_outcome(
+                actor,
+                name,
                 target=op.target if op else target,
-                result=_result_for(exc),
                 project_id=op.project_id if op else project_id,
+                result=_result_for(exc),
                 detail=getattr(exc, "reason", "") or exc.message,
                 status_code=exc.status_code,
-                channel=actor.channel,
-                source_ip=actor.source_ip,
             )
         raise
+
+
+def record_outcome(
+    actor: Actor,
+    name: str,
+    *,
+    target: str,
+    project_id: int | None,
+    result: str,
+    detail: str = "",
+    status_code: int | None = None,
+) -> None:
+    """The audit row of an action whose outcome is known only after its transaction: a refusal
+    (after the rollback) or a trainer call made once the work was committed. Own transaction."""
+    audit.record_now(
+        actor=None,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action=name,
+        target=target,
+        result=result,
+        project_id=project_id,
+        detail=detail,
+        status_code=status_code,
+        channel=actor.channel,
+        source_ip=actor.source_ip,
+    )

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
-from services.actions.core import Actor, Audit, operation
+from services.actions.core import Actor, Audit, operation, record_outcome
 from services.domain import audit, jobs, quotas
 from services.domain.datasets import list_datasets
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
@@ -261,16 +261,7 @@ async def cancel(actor: Actor, *, job_id: int, project_id: int | None = None) ->
             message = f"Could not reach the trainer to cancel job {job_id}: {exc}"
             outcome = {"result": audit.FAILED, "detail": message}
     await asyncio.to_thread(
-        audit.record_now,
-        actor=None,
-        actor_id=actor.user_id,
-        actor_name=actor.username,
-        action="job.cancel",
-        target=f"job:{job_id}",
-        project_id=job.project_id,
-        channel=actor.channel,
-        source_ip=actor.source_ip,
-        **outcome,
+        record_outcome, actor, "job.cancel", target=f"job:{job_id}", project_id=job.project_id, **outcome
     )
     if outcome["result"] == audit.FAILED:
         raise DomainError(outcome["detail"])

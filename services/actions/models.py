@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from services.actions.core import Actor, Audit, Operation, operation
+from services.actions.core import Actor, Audit, Operation, operation, record_outcome
 from services.domain import model_ops
 from services.domain.models import Job
 from services.domain.permissions import Action
@@ -103,17 +103,13 @@ def _record_export(actor: Actor, plan: model_ops.ExportPlan, result: dict[str, A
 def _failed_export(actor: Actor, plan: model_ops.ExportPlan, message: str) -> None:
     from services.domain import audit
 
-    audit.record_now(
-        actor=None,
-        actor_id=actor.user_id,
-        actor_name=actor.username,
-        action="model.export",
+    record_outcome(
+        actor,
+        "model.export",
         target=f"job:{plan.job_id}",
         project_id=plan.project_id,
         result=audit.FAILED,
         detail=message,
-        channel=actor.channel,
-        source_ip=actor.source_ip,
     )
 
 

@@ -207,10 +207,3 @@ def _refuse_change(session: Session, _flush_context: object, _instances: object)
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditEvent):
             raise AuditLogIsAppendOnly("Audit events are append-only")
-
-
-def denied(
-    *, actor: User | None, action: str, target: str = "", project_id: int | None = None, detail: str = ""
-) -> None:
-    """TEMPORARY while domain modules move their refusals to services.actions; removed when done."""
-    record_now(actor=actor, action=action, target=target, project_id=project_id, detail=detail)
