@@ -10,6 +10,11 @@ import reflex as rx
 from app.api.main import api
 from app.pages import PAGES
 from components import tokens
+from services.infra import errortracking, logs
+from services.infra.settings import get_settings
+
+logs.configure("web", fmt=get_settings().log_format)
+errortracking.init("web")
 
 app = rx.App(
     api_transformer=api,

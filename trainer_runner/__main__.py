@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from trainer_runner import errortracking
 from trainer_runner.logs import configure_logging
 from trainer_runner.server import create_app
 from trainer_runner.settings import TrainerSettings
@@ -12,6 +13,7 @@ from trainer_runner.settings import TrainerSettings
 def main() -> None:
     settings = TrainerSettings()
     configure_logging({"service": "trainer"})
+    errortracking.init(settings, "trainer")
     # log_config=None: uvicorn's own loggers go through the JSON root handler too.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 

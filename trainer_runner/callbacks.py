@@ -15,6 +15,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from trainer_runner.logs import REQUEST_ID_HEADER
 from trainer_runner.schemas import CallbackEvent
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,13 @@ def retryable(exc: BaseException) -> bool:
 class CallbackSender:
     """Sends events for one job; thread-safe (the heartbeat thread shares it)."""
 
-    def __init__(self, url: str, secret: str, *, tries: int = 5, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, url: str, secret: str, *, tries: int = 5, timeout_s: float = 10.0, request_id: str | None = None
+    ) -> None:
         self.url = url
+        # The id of the request that submitted the job: the backend's log lines of each callback
+        # carry it (X-Request-ID), like those of the request itself.
+        self.request_id = request_id
         self.secret = secret
         self.tries = tries
         self.timeout_s = timeout_s
@@ -73,7 +79,10 @@ class CallbackSender:
 
         Signed per try, so a retry after minutes still carries a fresh timestamp.
         """
-        response = self._client.post(self.url, content=body, headers=signed_headers(self.secret, body))
+        headers = signed_headers(self.secret, body)
+        if self.request_id:
+            headers[REQUEST_ID_HEADER] = self.request_id
+        response = self._client.post(self.url, content=body, headers=headers)
         response.raise_for_status()
         return response
 

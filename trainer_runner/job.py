@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainer_runner import errortracking
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.dataset import PreparedDataset, prepare_dataset
 from trainer_runner.errors import JobCancelled, classify
-from trainer_runner.logs import TailHandler, configure_logging
+from trainer_runner.logs import REQUEST_ID_ENV, TailHandler, configure_logging
 from trainer_runner.outbox import OUTBOX_DIR, CallbackOutbox
 from trainer_runner.plugins import JobContext, get_plugin, primary_device, resolve_device
 from trainer_runner.predictions import SAMPLE_IMAGES, draw
@@ -69,6 +70,12 @@ def cancel_marker(output_uri: str, attempt: int) -> S3Uri:
     return parse_s3_uri(output_uri).join(f"control/attempt-{attempt}.cancel")
 
 
+def progress_marker(output_uri: str, attempt: int) -> S3Uri:
+    """Object holding the attempt's speed as of its last epoch: how a job on a Ray node tells
+    its gateway's /metrics (a local child writes the same into its status file)."""
+    return parse_s3_uri(output_uri).join(f"control/attempt-{attempt}.progress.json")
+
+
 class JobRunner:
     """Runs one attempt end to end and reports it: callbacks, status file, uploads, MLflow."""
 
@@ -78,8 +85,12 @@ class JobRunner:
         self.settings = settings
         self.output = parse_s3_uri(self.spec.output_uri)
         self.tail = TailHandler()
+        self.request_id = os.environ.get(REQUEST_ID_ENV) or None
         self.sender = CallbackSender(
-            self.spec.callback_url, self.spec.callback_secret, timeout_s=settings.callback_timeout_s
+            self.spec.callback_url,
+            self.spec.callback_secret,
+            timeout_s=settings.callback_timeout_s,
+            request_id=self.request_id,
         )
         # Every callback goes through the on-disk outbox: training never waits for the backend.
         self.outbox = CallbackOutbox(
@@ -168,13 +179,15 @@ class JobRunner:
         """A finished epoch: status file and MLflow now; validation JSON in S3 and then the
         callback on the upload thread, after the checkpoints queued before it."""
         self.epoch = epoch
-        write_status(self.work_dir, state="running", epoch=epoch, pid=os.getpid())
+        speed: dict[str, float] = {k: metrics[k] for k in ("epoch_time_s", "images_per_s") if k in metrics}
+        write_status(self.work_dir, state="running", epoch=epoch, pid=os.getpid(), **speed)
         log.info("epoch finished", extra={"epoch": epoch, "metrics": metrics})
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step=epoch)
 
         def report() -> None:
             summary = self._upload_validation(epoch, validation) if validation else None
+            self._upload_progress(speed)
             self.outbox.put(
                 self._event(
                     "epoch",
@@ -186,6 +199,15 @@ class JobRunner:
             )
 
         self.uploads.submit(report)
+
+    def _upload_progress(self, speed: dict[str, float]) -> None:
+        if not speed or self.uploads.skipping:
+            return
+        marker = progress_marker(self.spec.output_uri, self.spec.attempt)
+        try:
+            upload_json(self.s3, speed, marker, budget_s=min(self._s3_budget(), 10.0))
+        except Exception as exc:  # only /metrics misses it
+            log.warning("progress upload failed", extra={"error": str(exc)})
 
     def _upload_validation(self, epoch: int, docs: dict[str, Any]) -> dict[str, Any] | None:
         """`artifacts/epoch-{n:03d}/{name}.json` per document; the summary for the callback."""
@@ -245,9 +267,9 @@ class JobRunner:
     def run(self) -> str:
         """Run the attempt; returns the final state. Never raises for a job failure."""
         signal.signal(signal.SIGTERM, self._on_sigterm)
-        configure_logging(
-            {"job_id": self.spec.job_id, "attempt": self.spec.attempt}, self.work_dir / LOG_FILE
-        )
+        ids = {"job_id": self.spec.job_id, "attempt": self.spec.attempt, "request_id": self.request_id}
+        configure_logging({k: v for k, v in ids.items() if v is not None}, self.work_dir / LOG_FILE)
+        errortracking.init(self.settings, "trainer-job", tags=ids)
         logging.getLogger().addHandler(self.tail)
         write_status(self.work_dir, state="running", epoch=None, pid=os.getpid())
         log.info(

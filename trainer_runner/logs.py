@@ -1,16 +1,23 @@
-"""JSON-lines logging for the trainer: one object per line on stdout and in the job log file."""
+"""Logging for the trainer: JSON lines (python-json-logger) on stdout and in the job log file,
+with the same ids as the backend's lines (`request_id`, `job_id`, `attempt`); human-readable
+lines on stdout when it is a terminal. The trainer keeps its own copy: it imports nothing of the
+backend."""
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
+import os
 import re
 import sys
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+
+import pythonjsonlogger.json
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {
@@ -28,26 +35,70 @@ def clean_message(record: logging.LogRecord) -> str:
     return _ANSI.sub("", record.getMessage()).strip()
 
 
-class JsonFormatter(logging.Formatter):
-    """Formats records as one JSON object, with static context (job id, attempt) on every line."""
+# The ids a line may concern; the same names as the backend's lines, so one grep follows a job.
+IDS = ("request_id", "job_id", "attempt", "user_id", "project_id")
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_ENV = "TRAINER_REQUEST_ID"  # the job child's copy of the header that started it
+_ids: ContextVar[dict[str, Any] | None] = ContextVar("trainer_log_ids", default=None)
+
+
+def log_id(value: Any) -> Any:
+    """Job ids are strings on the wire but numbers in the backend's lines: `"job_id": 42` in every
+    process's log, so `grep '"job_id": 42'` finds them all."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+@contextmanager
+def bound(**ids: Any) -> Iterator[None]:
+    """Ids for every line logged inside (a request, an attempt)."""
+    token = _ids.set({**(_ids.get() or {}), **{k: log_id(v) for k, v in ids.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _ids.reset(token)
+
+
+def current() -> dict[str, Any]:
+    return dict(_ids.get() or {})
+
+
+class JsonFormatter(pythonjsonlogger.json.JsonFormatter):
+    """One JSON object per line (python-json-logger), with static context (job id, attempt) and
+    the ids of the open scope on every line; terminal colours stripped from messages."""
 
     def __init__(self, context: dict[str, Any] | None = None) -> None:
-        super().__init__()
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+            static_fields={k: log_id(v) for k, v in (context or {}).items()},
+            json_default=str,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["message"] = clean_message(record)
+        for key, value in current().items():
+            log_data.setdefault(key, value)
+        for key in IDS:
+            if key in log_data:
+                log_data[key] = log_id(log_data[key])
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Human-readable lines for a terminal, the ids at the end."""
+
+    def __init__(self, context: dict[str, Any] | None = None) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
         self.context = context or {}
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": clean_message(record),
-            **self.context,
-        }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        record.msg, record.args = clean_message(record), None
+        line = super().format(record)
+        known = {**self.context, **current(), **{k: getattr(record, k) for k in IDS if hasattr(record, k)}}
+        ids = " ".join(f"{k}={known[k]}" for k in IDS if known.get(k) is not None)
+        return f"{line}  [{ids}]" if ids else line
 
 
 class TailHandler(logging.Handler):
@@ -70,20 +121,28 @@ class TailHandler(logging.Handler):
 
 
 def configure_logging(
-    context: dict[str, Any] | None = None, log_file: Path | None = None, level: int = logging.INFO
+    context: dict[str, Any] | None = None,
+    log_file: Path | None = None,
+    level: int = logging.INFO,
+    fmt: str | None = None,
 ) -> None:
-    """Route the root logger to JSON lines on stdout (and `log_file`), replacing other handlers."""
+    """Route the root logger to stdout (and `log_file`, always JSON lines), replacing other handlers.
+
+    stdout gets JSON unless it is a terminal (`fmt` or TRAINER_LOG_FORMAT: json, console, auto).
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter = JsonFormatter(context)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    fmt = fmt or os.environ.get("TRAINER_LOG_FORMAT", "auto")
+    console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    stdout = logging.StreamHandler(sys.stdout)
+    stdout.setFormatter(ConsoleFormatter(context) if console else JsonFormatter(context))
+    root.addHandler(stdout)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setFormatter(JsonFormatter(context))
+        root.addHandler(to_file)
     root.setLevel(level)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

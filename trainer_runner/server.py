@@ -12,14 +12,17 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from trainer_runner import metrics as trainer_metrics
 from trainer_runner.errors import UserError
 from trainer_runner.executors import Executor, ExecutorUnavailable, NoCapacity, StaleAttempt, make_executor
 from trainer_runner.inference import ExportRequest, ModelService, PredictRequest
+from trainer_runner.logs import REQUEST_ID_HEADER, bound
 from trainer_runner.plugins import PLUGINS, get_plugin
 from trainer_runner.plugins.spec import FieldError
 from trainer_runner.schemas import PROTOCOL_VERSION, Capacity, JobStatus, StartJobRequest
@@ -73,10 +76,13 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
         return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown job {job_id}")
 
     @app.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobStatus)
-    def start_job(request: StartJobRequest) -> JobStatus:
+    def start_job(
+        request: StartJobRequest, request_id: Annotated[str | None, Header(alias=REQUEST_ID_HEADER)] = None
+    ) -> JobStatus:
         get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
         try:
-            return executor.start(request)
+            with bound(request_id=request_id, job_id=request.job_id, attempt=request.attempt):
+                return executor.start(request, request_id=request_id)
         except StaleAttempt as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
 
@@ -101,6 +107,12 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     def capacity() -> Capacity:
         """Nodes with their CPUs and GPUs, total and free: what the dispatcher places by."""
         return executor.capacity()
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Slots, GPUs busy/free and the speed of running attempts, from the executor."""
+        body = trainer_metrics.exposition(executor, settings.max_concurrent_jobs)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/jobs/{job_id}", response_model=JobStatus)
     def get_job(job_id: str) -> JobStatus:

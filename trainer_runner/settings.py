@@ -53,6 +53,9 @@ class TrainerSettings(BaseSettings):
         pattern=r"^https?://.+",
         description="Ray executor: the dashboard (Job Submission API) of the cluster.",
     )
+    sentry_dsn: str = Field(
+        default="", description="Send errors of the server and its jobs to Sentry (empty: off)."
+    )
     ray_python: str = Field(
         default="python",
         description="Ray executor: the Python on each Ray node that has trainer_runner installed.",

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -16,7 +15,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app.api.overload import LoadShedding, overloaded
 from app.api.routes import admin, auth, callbacks, datasets, jobs, oidc, projects, training
 from app.api.security import SecurityMiddleware
+from app.api.telemetry import Telemetry
 from services.errors import DomainError, Overloaded
+from services.infra import metrics as vtp_metrics
 from services.infra.db import get_engine
 from services.infra.ratelimit import RateLimited
 
@@ -25,6 +26,8 @@ api.add_middleware(SecurityMiddleware)
 api.add_middleware(oidc.SsoCookie)
 # Outermost (added last): a request past capacity is answered 503 before any other work.
 api.add_middleware(LoadShedding)
+# Outside even that: a shed request still gets its request id, log line and latency sample.
+api.add_middleware(Telemetry)
 api.add_exception_handler(PoolTimeout, overloaded)
 api.add_exception_handler(OperationalError, overloaded)
 
@@ -90,4 +93,5 @@ def readyz() -> dict[str, str]:
 
 @api.get("/metrics", include_in_schema=False)
 def metrics() -> PlainTextResponse:
-    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Events of every web and worker process (multiprocess mode) plus the record's state."""
+    return PlainTextResponse(vtp_metrics.exposition(), media_type=vtp_metrics.CONTENT_TYPE_LATEST)

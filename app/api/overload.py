@@ -17,8 +17,9 @@ sender, the web UI's "busy, retrying") take as "try again shortly".
   `overloaded` does the same for SQLAlchemy's pool `TimeoutError` and SQLite's "database is
   locked" met outside a session scope.
 
-Every request's duration is observed per route template (`vtp_http_request_duration_seconds`),
-and requests slower than a second are logged with their route: cheap enough to leave on.
+Every request's duration, the wait for a slot included, is observed per route template by the
+outer `app.api.telemetry.Telemetry` (`vtp_http_request_duration_seconds`); requests slower than
+a second are logged here with their route: cheap enough to leave on.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from dataclasses import dataclass, field
 
 import anyio
 import anyio.to_thread
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.telemetry import ROUTE_OVERRIDE, template
 from services.errors import BUSY
 from services.infra.db import is_lock_timeout
 from services.infra.settings import get_settings
@@ -47,12 +49,6 @@ CALLBACK_PREFIX = "/api/v1/trainer/callbacks/"
 UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics"})
 SLOW_REQUEST_S = 1.0
 
-REQUEST_SECONDS = Histogram(
-    "vtp_http_request_duration_seconds",
-    "REST API request duration by route template, including the wait for a lane slot.",
-    ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
-)
 SHED = Counter(
     "vtp_http_shed_total", "Requests answered 503 because the server was saturated.", ["lane", "cause"]
 )
@@ -111,11 +107,6 @@ class Lane:
         self.limiter.release()
 
 
-def _route(scope: Scope) -> str:
-    route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
-
-
 class LoadShedding:
     """Pure ASGI middleware: a lane slot per `/api/` request, or 503 + Retry-After after the wait."""
 
@@ -145,22 +136,14 @@ class LoadShedding:
         method: str = scope.get("method", "GET")
         began = time.perf_counter()
         if not await lane.acquire():
+            scope[ROUTE_OVERRIDE] = "shed"  # the latency histogram's route label
             await busy_response(lane=lane.name, cause="queue_wait")(scope, receive, send)
-            REQUEST_SECONDS.labels(method, "shed", "503").observe(time.perf_counter() - began)
             return
-        status = {"code": 500}
-
-        async def observing_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, observing_send)
+            await self.app(scope, receive, send)
         finally:
             lane.release()
             elapsed = time.perf_counter() - began
-            route = _route(scope)
-            REQUEST_SECONDS.labels(method, route, str(status["code"])).observe(elapsed)
             if elapsed > SLOW_REQUEST_S:
+                route = template(scope)
                 log.warning("slow request: %s %s took %.0f ms", method, route, elapsed * 1000)

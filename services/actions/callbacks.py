@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from services.domain import jobs
 from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
-from services.infra import signing
+from services.infra import logs, signing
 from services.infra.db import session_scope
 from services.infra.queue import enqueue_dispatch
 from services.infra.trainer_protocol import TrainerEvent
@@ -38,10 +38,12 @@ def apply(
 ) -> tuple[str, int | None]:
     """Verify and store one callback: ('applied', 'duplicate' or 'ignored' (see
     jobs.apply_callback), the new attempt when a lost one put the job back in the queue)."""
+    logs.bind(job_id=job_id)
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise NotFound(f"Job {job_id} does not exist")
+        logs.bind(attempt=job.attempt, project_id=job.project_id)
         if not signing.verify(job.callback_secret, timestamp, signature, body):
             raise Unauthorized("Bad or stale callback signature")
         event = parse_event(body)

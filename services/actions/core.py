@@ -30,6 +30,7 @@ from services.domain import audit, tokens
 from services.domain.models import Role, User
 from services.domain.permissions import Action, authorize, require_platform_admin
 from services.errors import DomainError, NotFound, Overloaded, PermissionDenied, Unauthorized
+from services.infra import logs
 from services.infra.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class Operation:
     ) -> Role:
         """Check `action` in the project (NotFound for outsiders, PermissionDenied for low roles)."""
         self.project_id = project_id
+        logs.bind(project_id=project_id)
         if target is not None:
             self.target = target
         self.role = authorize(
@@ -186,6 +188,8 @@ def operation(
     rollback of the work it describes, and is then raised to the caller unchanged.
     """
     op: Operation | None = None
+    # The request's log lines (and its error reports) name who acted and in which project.
+    logs.bind(user_id=actor.user_id, project_id=project_id)
     try:
         with session_scope() as session:
             op = Operation(session=session, actor=actor, name=name, target=target, project_id=project_id)

@@ -31,6 +31,7 @@ from services.domain.schemas import (
     ProjectPublic,
 )
 from services.errors import DomainError, NotFound
+from services.infra import logs
 from services.infra.queue import enqueue_dispatch
 from services.infra.trainer_client import CircuitBreakerError, TrainerClient
 
@@ -202,6 +203,7 @@ def _create(actor: Actor, project_id: int, request: JobCreate) -> JobPublic:
         op.session.add(job)
         op.session.flush()
         op.target = f"job:{job.id}"
+        logs.bind(job_id=job.id, attempt=job.attempt)
         return JobPublic.of(job)
 
 

@@ -14,6 +14,7 @@ from arq.connections import RedisSettings
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.infra import logs
 from services.infra.settings import get_settings
 
 QUEUE_NAME = "vtp:queue"  # arq's queue: the reconciler's cron runs through it
@@ -21,6 +22,10 @@ QUEUE_NAME = "vtp:queue"  # arq's queue: the reconciler's cron runs through it
 DISPATCH_WAKE = "vtp:dispatch:wake"
 # Held by the dispatcher that runs; a second worker's dispatcher stands by while it is held.
 DISPATCH_LOCK = "vtp:dispatch:lock"
+# The request id that submitted a job: the dispatcher hands it to the trainer, whose callbacks
+# bring it back, so one id follows the job through every process's log.
+JOB_REQUEST_ID = "vtp:job:{job_id}:request-id"
+JOB_REQUEST_ID_TTL_S = 30 * 24 * 3600
 log = logging.getLogger("vtp.queue")
 
 
@@ -36,6 +41,11 @@ async def wake(redis: Redis) -> None:
         await pipe.execute()
 
 
+async def request_id_of(redis: Redis, job_id: int) -> str | None:
+    found = await redis.get(JOB_REQUEST_ID.format(job_id=job_id))
+    return found.decode() if isinstance(found, bytes) else found
+
+
 async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
     """Tell the dispatcher that job `job_id` (attempt `attempt`, for the log) waits; call it after
     the job's row is committed.
@@ -46,7 +56,9 @@ async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
     fail.
     """
     redis = Redis.from_url(get_settings().redis_dsn, socket_timeout=2, socket_connect_timeout=2)
+    request_id = logs.current().get("request_id") or logs.request_id()
     try:
+        await redis.set(JOB_REQUEST_ID.format(job_id=job_id), request_id, ex=JOB_REQUEST_ID_TTL_S)
         await wake(redis)
     except (RedisError, OSError) as exc:
         log.warning("job %s:%s saved; dispatcher not woken (%s)", job_id, attempt, type(exc).__name__)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,16 @@ class Settings(BaseSettings):
     s3_port: int = 9100
     mlflow_port: int = 5100
     trainer_port: int = 8100
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="Log lines: JSON, human-readable, or auto (console on a terminal)."
+    )
+    sentry_dsn: SecretStr = Field(
+        default=SecretStr(""), description="Send errors to Sentry (or a compatible server); empty: off."
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        description="Serve the worker's own /metrics on this port (0: off; the web app serves them).",
+    )
     # `vtp up --ray`: a local Ray head (its GCS port and its dashboard, the Job Submission API).
     ray_port: int = 6389
     ray_dashboard_port: int = 8265

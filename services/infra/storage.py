@@ -15,6 +15,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from services.infra import metrics
 from services.infra.settings import get_settings
 
 # Multipart in 8 MiB parts, 4 in flight: a multi-GB upload holds at most ~32 MiB, so many
@@ -28,10 +29,19 @@ class StorageError(RuntimeError):
     """Object storage refused or failed a request."""
 
 
+def _count_status(http_response: Any = None, **_: Any) -> None:
+    if http_response is not None and http_response.status_code >= 500:
+        metrics.call_error("s3", f"http_{http_response.status_code}")
+
+
+def _count_failure(exception: BaseException | None = None, **_: Any) -> None:
+    metrics.call_error("s3", type(exception).__name__ if exception else "unknown")
+
+
 @lru_cache
 def s3_client() -> Any:
     settings = get_settings()
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint,
         aws_access_key_id=settings.s3_access_key,
@@ -45,6 +55,10 @@ def s3_client() -> Any:
             read_timeout=60,
         ),
     )
+    # Failed calls show on /metrics (vtp_external_call_errors_total{service="s3"}).
+    client.meta.events.register("after-call.s3", _count_status)
+    client.meta.events.register("after-call-error.s3", _count_failure)
+    return client
 
 
 def bucket() -> str:

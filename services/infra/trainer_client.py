@@ -97,8 +97,11 @@ class TrainerClient:
         body: dict[str, Any] = response.json()
         return body
 
-    async def start_job(self, spec: dict[str, Any]) -> dict[str, Any]:
-        response = await self._request("POST", "/jobs", json=spec)
+    async def start_job(self, spec: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        """POST /jobs; `request_id` (X-Request-ID) travels with the attempt into the trainer's log
+        lines and comes back on its callbacks."""
+        headers = {"X-Request-ID": request_id} if request_id else None
+        response = await self._request("POST", "/jobs", json=spec, headers=headers)
         if response.status_code == 429:
             raise _busy(response)
         if 400 <= response.status_code < 500:

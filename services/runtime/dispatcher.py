@@ -35,11 +35,17 @@ from redis.exceptions import RedisError
 from services.domain import datasets, fleet, jobs, quotas
 from services.domain.models import Job, JobState, utcnow
 from services.errors import DomainError
-from services.infra import storage
+from services.infra import logs, metrics, storage
 from services.infra.db import session_scope
-from services.infra.queue import DISPATCH_LOCK, DISPATCH_WAKE
+from services.infra.queue import DISPATCH_LOCK, DISPATCH_WAKE, request_id_of
 from services.infra.settings import Settings, get_settings
-from services.infra.trainer_client import CircuitBreakerError, TrainerBusy, TrainerClient, TrainerRejected
+from services.infra.trainer_client import (
+    CircuitBreakerError,
+    TrainerBusy,
+    TrainerClient,
+    TrainerRejected,
+    breaker,
+)
 
 log = logging.getLogger("vtp.dispatcher")
 UNREACHABLE = f"{fleet.THE_TRAINER} (not reachable right now)"
@@ -120,7 +126,8 @@ class Dispatcher:
             chosen = fleet.plan(waiting, capacity, rooms)
         handed = 0
         for job_id in chosen.dispatch:
-            outcome, why = await self._hand_over(job_id)
+            with logs.bound(job_id=job_id, request_id=await self._request_id(job_id)):
+                outcome, why = await self._hand_over(job_id)
             if outcome == "dispatched":
                 handed += 1
                 continue
@@ -144,6 +151,7 @@ class Dispatcher:
         try:
             body = await self.trainer.capacity()
         except (httpx.HTTPError, CircuitBreakerError, ValueError) as exc:
+            metrics.trainer_error(exc)
             if self._reachable:
                 log.warning("trainer not reachable for capacity (%s); jobs wait", type(exc).__name__)
             self._reachable = False
@@ -165,6 +173,13 @@ class Dispatcher:
                     job.waiting_for = why[:200]
                     session.add(job)
 
+    async def _request_id(self, job_id: int) -> str | None:
+        """The id of the request that submitted the job (for the logs of every process)."""
+        try:
+            return await request_id_of(self.redis, job_id)
+        except (RedisError, OSError):
+            return None
+
     async def _hand_over(self, job_id: int) -> tuple[str, str]:
         """`dispatching` → POST /jobs → `running`; back to `queued` if the trainer has no room."""
         settings = self.settings
@@ -173,6 +188,9 @@ class Dispatcher:
             if job is None or job.state not in jobs.QUEUE_STATES:
                 return "skipped", ""  # cancelled meanwhile
             attempt = job.attempt
+            logs.bind(attempt=attempt, project_id=job.project_id)
+            if attempt == 1 and JobState(job.state) == JobState.queued:
+                metrics.QUEUE_WAIT.observe(max(0.0, (utcnow() - job.created_at).total_seconds()))
             jobs.transition(session, job, JobState.dispatching, reason="handed to the trainer")
             job.waiting_for = None
             job.last_heartbeat_at = utcnow()  # the reconciler's silence clock starts at the hand-over
@@ -192,24 +210,33 @@ class Dispatcher:
                 heartbeat_s=settings.heartbeat_interval_s,
                 resume_from_uri=checkpoint if attempt > 1 and storage.exists(checkpoint) else None,
             )
+        began, outcome = time.perf_counter(), "error"
         try:
-            await self.trainer.start_job(spec)
+            await self.trainer.start_job(spec, request_id=logs.current().get("request_id"))
+            outcome = "accepted"
         except TrainerBusy as exc:
+            outcome = "busy"
             why = exc.waiting_for or fleet.THE_TRAINER
             self._back_to_queue(job_id, attempt, f"trainer has no room: waiting for {why}")
             return "busy", why
         except (httpx.HTTPError, CircuitBreakerError) as exc:
+            metrics.trainer_error(exc)
             # Maybe accepted, maybe not: offering the same attempt again is safe (idempotent).
             self._back_to_queue(job_id, attempt, f"trainer did not answer ({type(exc).__name__})")
             return "busy", UNREACHABLE
         except TrainerRejected as exc:
+            outcome = "rejected"
             _fail(job_id, attempt, "permanent", str(exc))
             return "rejected", ""
+        finally:
+            metrics.DISPATCH_LATENCY.labels(outcome).observe(time.perf_counter() - began)
+            metrics.BREAKER_OPEN.labels("trainer").set(1 if breaker().opened else 0)
         with session_scope() as session:
             job = session.get(Job, job_id)
             if job is not None and job.attempt == attempt and JobState(job.state) == JobState.dispatching:
                 jobs.transition(session, job, JobState.running, reason="trainer accepted")
                 job.last_heartbeat_at = utcnow()
+        log.info("job handed to the trainer")
         return "dispatched", ""
 
     @staticmethod

@@ -9,6 +9,7 @@ same settings from their own process managers (Compose, Kubernetes).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -177,14 +178,17 @@ def children(settings: Settings, *, ray: bool = False) -> list[Child]:
         "TRAINER_S3_SECRET_KEY": settings.s3_secret_key,
         "TRAINER_S3_REGION": settings.s3_region,
         "TRAINER_MLFLOW_TRACKING_URI": settings.mlflow_uri,
+        "TRAINER_SENTRY_DSN": settings.sentry_dsn.get_secret_value(),
     }
     if ray:
         # The gateway places every attempt as a Ray job on the local cluster started below.
         trainer_env["TRAINER_EXECUTOR"] = "ray"
         trainer_env["TRAINER_RAY_ADDRESS"] = f"http://{host}:{settings.ray_dashboard_port}"
         trainer_env["TRAINER_RAY_PYTHON"] = sys.executable
+    # Web and worker write their metrics here; the web app's /metrics sums every process.
+    metrics_env = {**base_env, "PROMETHEUS_MULTIPROC_DIR": str(data / "metrics")}
     web_env = {
-        **base_env,
+        **metrics_env,
         "REFLEX_USE_SYSTEM_BUN": "1",
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_CHECK_LATEST_VERSION": "0",
@@ -285,7 +289,7 @@ def children(settings: Settings, *, ray: bool = False) -> list[Child]:
             # On SIGTERM its jobs stop at the next batch and upload last.pt: give them the time.
             stop_timeout_s=100,
         ),
-        Child("worker", [str(BIN / "arq"), "services.runtime.worker.WorkerSettings"], base_env, ROOT),
+        Child("worker", [str(BIN / "arq"), "services.runtime.worker.WorkerSettings"], metrics_env, ROOT),
         Child(
             "web",
             [
@@ -379,6 +383,9 @@ class Stack:
         self.check_ports()
         for sub in ("redis", "s3", "mlflow", "logs"):
             (self.settings.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        # Counters restart with their processes: files of a previous run would count twice.
+        shutil.rmtree(self.settings.data_dir / "metrics", ignore_errors=True)
+        (self.settings.data_dir / "metrics").mkdir()
         by_name = {c.name: c for c in self.children}
         for name in ("redis", "s3"):
             self.start_child(by_name[name])

@@ -17,14 +17,16 @@ from typing import Any
 
 import httpx
 from arq.cron import cron
+from prometheus_client import start_http_server
 from sqlmodel import Session
 
 from services.domain import jobs
 from services.domain.models import Job, JobState, id_of, utcnow
+from services.infra import errortracking, logs, metrics
 from services.infra.db import session_scope
 from services.infra.queue import QUEUE_NAME, redis_settings, wake
 from services.infra.settings import get_settings
-from services.infra.trainer_client import CircuitBreakerError, TrainerClient
+from services.infra.trainer_client import CircuitBreakerError, TrainerClient, breaker
 from services.runtime import dispatcher
 
 log = logging.getLogger("vtp.worker")
@@ -35,6 +37,7 @@ async def _trainer_view(client: TrainerClient, job_id: int) -> tuple[dict[str, A
     try:
         return await client.job_status(job_id), "trainer no longer knows this attempt"
     except (httpx.HTTPError, CircuitBreakerError) as exc:
+        metrics.trainer_error(exc)
         return None, f"trainer unreachable ({exc.__class__.__name__})"
 
 
@@ -48,6 +51,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
     """
     settings = get_settings()
     client: TrainerClient = ctx["trainer"]
+    # Every pass, so the breaker's gauge exists (and falls back to 0) even when all is quiet.
+    metrics.BREAKER_OPEN.labels("trainer").set(1 if breaker().opened else 0)
     cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_s)
     with session_scope() as session:
         silent = [(id_of(j), j.attempt) for j in jobs.silent_jobs(session, silent_since=cutoff)]
@@ -57,14 +62,19 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
     counts = {"alive": 0, "finished": 0, "retried": 0, "failed": 0, "requeued": 0}
     for job_id, attempt in silent:
         status, why = views[job_id]
-        with session_scope() as session:
+        with logs.bound(job_id=job_id, attempt=attempt), session_scope() as session:
             job = session.get(Job, job_id)
             if job is None or job.attempt != attempt or JobState(job.state) not in jobs.ACTIVE:
                 continue  # a callback moved it meanwhile
             outcome = _settle(session, job, status, why, settings.heartbeat_timeout_s, settings.max_attempts)
             counts[outcome] += 1
+            if outcome != "alive":
+                log.warning("silent job %s: %s", outcome, why, extra={"project_id": job.project_id})
     if counts["retried"] or counts["requeued"]:
         await wake(ctx["redis"])
+    for action, n in counts.items():
+        if n and action != "alive":
+            metrics.RECONCILER_ACTIONS.labels(action).inc(n)
     if not any(v for k, v in counts.items() if k != "alive"):
         return None
     log.warning("reconciled jobs: %s", counts)
@@ -99,7 +109,13 @@ def _settle(
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    logs.configure("worker", fmt=settings.log_format)
+    errortracking.init("worker")
     ctx["trainer"] = TrainerClient.from_settings()
+    if settings.worker_metrics_port:
+        # A worker in its own container has no web app to serve its metrics: it serves them itself.
+        start_http_server(settings.worker_metrics_port, addr=settings.host, registry=metrics.registry())
     await dispatcher.start(ctx)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fleet.conftest import CallbackReceiver
 from tests.trainer.conftest import S3Server, TrainerService, wait_until
@@ -24,6 +25,15 @@ def _job(
 
 def _gpus_free(service: TrainerService) -> int:
     return sum(node["gpus_free"] for node in service.client.get("/capacity").json()["nodes"])
+
+
+def _metrics(service: TrainerService) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = service.client.get("/metrics").text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_start_is_idempotent_and_runs_to_success(
@@ -67,6 +77,16 @@ def test_cancel_stops_at_the_next_batch_and_keeps_the_checkpoint(
     job_id = request["job_id"]
     assert fleet_trainer.client.post("/jobs", json=request).status_code == 202
     callback_receiver.wait_for(job_id, "epoch", timeout_s=240)
+    # /metrics reads both executors the same way: slots, GPUs per node, and the attempt's speed
+    # (a local child's status file; a Ray job's progress object in storage).
+    scraped = _metrics(fleet_trainer)
+    assert scraped[("vtp_trainer_executor_up", ())] == 1
+    assert scraped[("vtp_trainer_job_slots", (("state", "busy"),))] >= 1
+    gpus = {labels: v for (name, labels), v in scraped.items() if name == "vtp_trainer_gpus"}
+    assert sum(v for labels, v in gpus.items() if ("state", "free") in labels) == _gpus_free(fleet_trainer)
+    ours = (("attempt", "1"), ("job_id", job_id))
+    assert scraped[("vtp_trainer_epochs_per_second", ours)] > 0, scraped
+    assert scraped[("vtp_trainer_images_per_second", ours)] > 0
     response = fleet_trainer.client.post(f"/jobs/{job_id}/cancel")
     assert response.status_code == 202 and response.json()["attempt"] == 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from trainer_runner.executors.base import Executor, ExecutorUnavailable, NoCapacity, StaleAttempt
+from trainer_runner.executors.base import Executor, ExecutorUnavailable, NoCapacity, Progress, StaleAttempt
 from trainer_runner.settings import TrainerSettings
 
 # name -> "module:Class"; imported on use, so the local trainer never imports Ray's client.
@@ -21,4 +21,12 @@ def make_executor(settings: TrainerSettings) -> Executor:
     return executor
 
 
-__all__ = ["EXECUTORS", "Executor", "ExecutorUnavailable", "NoCapacity", "StaleAttempt", "make_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ExecutorUnavailable",
+    "NoCapacity",
+    "Progress",
+    "StaleAttempt",
+    "make_executor",
+]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
 
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.schemas import (
@@ -51,6 +53,30 @@ def effective_resources(request: StartJobRequest) -> Resources:
     return resources
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Training speed of one running attempt as of its last finished epoch (for /metrics)."""
+
+    job_id: str
+    attempt: int
+    epochs_per_s: float | None
+    images_per_s: float | None
+
+    @classmethod
+    def from_record(cls, job_id: str, attempt: int, record: dict[str, Any]) -> Progress | None:
+        """From what the job runner records per epoch (`epoch_time_s`, `images_per_s`); None
+        before its first epoch."""
+        epoch_time, images = record.get("epoch_time_s"), record.get("images_per_s")
+        if not epoch_time and images is None:
+            return None
+        return cls(
+            job_id=job_id,
+            attempt=attempt,
+            epochs_per_s=1.0 / float(epoch_time) if epoch_time else None,
+            images_per_s=float(images) if images is not None else None,
+        )
+
+
 class Executor(ABC):
     """Starts, watches and stops attempts; answers what the fleet has free.
 
@@ -60,8 +86,11 @@ class Executor(ABC):
     name: str
 
     @abstractmethod
-    def start(self, request: StartJobRequest) -> JobStatus:
+    def start(self, request: StartJobRequest, *, request_id: str | None = None) -> JobStatus:
         """Start an attempt, or answer the state of the same one (idempotent on job_id:attempt).
+
+        `request_id` (the backend's X-Request-ID) goes to the attempt as `TRAINER_REQUEST_ID`:
+        its log lines and callbacks carry it.
 
         Raises `NoCapacity` when it cannot be placed now (never accepts and leaves it pending)
         and `StaleAttempt` when a newer attempt of the job is known.
@@ -82,6 +111,10 @@ class Executor(ABC):
     @abstractmethod
     def running_count(self) -> int:
         """Attempts holding resources now."""
+
+    @abstractmethod
+    def progress(self) -> list[Progress]:
+        """Speed of the attempts running now (those that finished an epoch)."""
 
     @abstractmethod
     def poll(self) -> None:

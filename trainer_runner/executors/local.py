@@ -24,9 +24,11 @@ from trainer_runner.executors.base import (
     Executor,
     LostReporter,
     NoCapacity,
+    Progress,
     StaleAttempt,
     effective_resources,
 )
+from trainer_runner.logs import REQUEST_ID_ENV
 from trainer_runner.lost import MemoryWatch, describe_exit, own_cgroup_dir
 from trainer_runner.resources import cpus_needed, waiting_for
 from trainer_runner.schemas import (
@@ -160,6 +162,13 @@ class LocalExecutor(Executor):
         with self._lock:
             return len(self._holding())
 
+    def progress(self) -> list[Progress]:
+        """From each running child's status file, where it records its speed every epoch."""
+        with self._lock:
+            holding = self._holding()
+        found = (Progress.from_record(a.job_id, a.attempt, read_status(a.work_dir)) for a in holding)
+        return [p for p in found if p is not None]
+
     def _node(self) -> NodeCapacity:
         holding = self._holding()
         used_gpus = {gpu for a in holding for gpu in a.gpu_ids}
@@ -178,7 +187,7 @@ class LocalExecutor(Executor):
             self.poll()
             return Capacity(executor="local", jobs_running=len(self._holding()), nodes=[self._node()])
 
-    def start(self, request: StartJobRequest) -> JobStatus:
+    def start(self, request: StartJobRequest, *, request_id: str | None = None) -> JobStatus:
         with self._lock:
             self.poll()
             known = self._attempts.get((request.job_id, request.attempt))
@@ -202,7 +211,7 @@ class LocalExecutor(Executor):
                 raise NoCapacity(*refused)
             used = {gpu for a in self._holding() for gpu in a.gpu_ids}
             gpu_ids = [g for g in self.gpu_ids if g not in used][: resources.gpus]
-            item = self._spawn(request, gpu_ids, cpus_needed(resources, node))
+            item = self._spawn(request, gpu_ids, cpus_needed(resources, node), request_id)
             self._attempts[(request.job_id, request.attempt)] = item
             log.info(
                 "job accepted",
@@ -210,7 +219,9 @@ class LocalExecutor(Executor):
             )
             return item.status()
 
-    def _spawn(self, request: StartJobRequest, gpu_ids: list[str], cpus: float) -> Attempt:
+    def _spawn(
+        self, request: StartJobRequest, gpu_ids: list[str], cpus: float, request_id: str | None
+    ) -> Attempt:
         work_dir = self.jobs_dir / f"{request.job_id}-{request.attempt}"
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / CANCEL_FILE).unlink(missing_ok=True)
@@ -226,6 +237,7 @@ class LocalExecutor(Executor):
             "PYTHONPATH": _child_pythonpath(),
             # Only its own GPUs; "" hides every GPU from a CPU job.
             "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids),
+            REQUEST_ID_ENV: request_id or "",
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "trainer_runner.job", str(spec)],

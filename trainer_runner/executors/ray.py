@@ -23,22 +23,26 @@ and does not join the cluster:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from botocore.exceptions import ClientError
 
 from trainer_runner.executors.base import (
     Executor,
     ExecutorUnavailable,
     LostReporter,
     NoCapacity,
+    Progress,
     StaleAttempt,
     effective_resources,
 )
-from trainer_runner.job import EXIT_CODES, SPEC_ENV, cancel_marker
+from trainer_runner.job import EXIT_CODES, SPEC_ENV, cancel_marker, progress_marker
+from trainer_runner.logs import REQUEST_ID_ENV
 from trainer_runner.lost import OOM_HINT
 from trainer_runner.resources import cpus_needed, fits, waiting_for
 from trainer_runner.schemas import (
@@ -204,7 +208,7 @@ class RayExecutor(Executor):
             return 0
 
     # -- start, status, cancel ---------------------------------------------------------------
-    def start(self, request: StartJobRequest) -> JobStatus:
+    def start(self, request: StartJobRequest, *, request_id: str | None = None) -> JobStatus:
         sid = submission_id(request.job_id, request.attempt)
         with self._lock:
             known = self._job(sid)
@@ -222,7 +226,7 @@ class RayExecutor(Executor):
             refused = waiting_for(resources, self._capacity(jobs))
             if refused is not None:
                 raise NoCapacity(*refused)
-            self._submit(sid, request, resources)
+            self._submit(sid, request, resources, request_id)
             self._active[sid] = request
             log.info("ray job submitted", extra={"job_id": request.job_id, "submission_id": sid})
             found = self._job(sid)
@@ -232,9 +236,12 @@ class RayExecutor(Executor):
                 else JobStatus(job_id=request.job_id, attempt=request.attempt, state="accepted")
             )
 
-    def _submit(self, sid: str, request: StartJobRequest, resources: Resources) -> None:
+    def _submit(
+        self, sid: str, request: StartJobRequest, resources: Resources, request_id: str | None
+    ) -> None:
         env = {
             **self.settings.child_env(),
+            REQUEST_ID_ENV: request_id or "",
             "TRAINER_CANCEL_POLL_S": str(CANCEL_POLL_S),
             SPEC_ENV: request.model_dump_json(),
         }
@@ -284,16 +291,35 @@ class RayExecutor(Executor):
                 self._stop(submission_id(job_id, newest.attempt))
             return newest.status_model()
 
-    def _request_cancel(self, output_uri: str, attempt: int) -> None:
+    def _storage(self) -> Any:
         if self._s3 is None:
             self._s3 = make_s3_client(self.settings)
+        return self._s3
+
+    def _request_cancel(self, output_uri: str, attempt: int) -> None:
         marker = cancel_marker(output_uri, attempt)
-        upload_bytes(self._s3, b"", marker, "text/plain", budget_s=30)
+        upload_bytes(self._storage(), b"", marker, "text/plain", budget_s=30)
         log.info("cancel requested", extra={"marker": str(marker)})
 
     def _stop(self, sid: str) -> None:
         """Ray's own stop: SIGTERM now, SIGKILL a few seconds later."""
         self.http.post(f"/api/jobs/{sid}/stop")
+
+    def progress(self) -> list[Progress]:
+        """A job on a Ray node cannot share files with this gateway: it writes its speed to a
+        small object beside its cancel marker every epoch (`progress_marker`), read here."""
+        with self._lock:
+            active = list(self._active.values())
+        found = []
+        for request in active:
+            marker = progress_marker(request.output_uri, request.attempt)
+            try:
+                body = self._storage().get_object(Bucket=marker.bucket, Key=marker.key)["Body"].read()
+                record = json.loads(body)
+            except (ClientError, ValueError):
+                continue  # no epoch finished yet
+            found.append(Progress.from_record(request.job_id, request.attempt, record))
+        return [p for p in found if p is not None]
 
     # -- watching ----------------------------------------------------------------------------
     def poll(self) -> None:

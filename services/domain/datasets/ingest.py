@@ -36,7 +36,7 @@ from services.domain.datasets.splits import check_ratios, class_counts, split_co
 from services.domain.datasets.stats import compute as compute_stats
 from services.domain.models import Dataset, DatasetVersion
 from services.errors import Conflict, InvalidInput
-from services.infra import storage
+from services.infra import metrics, storage
 
 PARSERS = {"yolo": yolo.parse, "coco": coco.parse, "imagefolder": imagefolder.parse}
 SPLIT_METHODS = ("stratified", "random", "keep")
@@ -45,8 +45,10 @@ COPY_SINGLE_LIMIT = 5 * 1024**3
 
 
 def _upload_archive(fileobj: IO[bytes], key: str) -> None:
+    size = fileobj.seek(0, io.SEEK_END)  # counted before the upload, which may close the file
     fileobj.seek(0)
     storage.upload_fileobj(fileobj, key, "application/zip")
+    metrics.INGEST_BYTES.inc(size)
 
 
 def read_dataset_archive(fileobj: IO[bytes], limits: Limits = LIMITS) -> tuple[Parsed, Report]:
