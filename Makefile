@@ -33,13 +33,15 @@ OIDC := .tools/oidc/node_modules/oidc-provider/package.json
 
 install: $(VENV)/.installed $(BUN) $(AXE) $(OIDC) .tools/.system
 
-# Debian packages: redis-server (the queue), chromium (browser tests), PostgreSQL (parity test).
-.tools/.system:
+# Debian packages: redis-server (the queue), chromium (browser tests), PostgreSQL (parity test),
+# prometheus (promtool and a real Prometheus for the alert-rule and dashboard tests).
+.tools/.system: Makefile
 	@mkdir -p .tools
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

@@ -68,8 +68,9 @@ class JsonFormatter(pythonjsonlogger.json.JsonFormatter):
 
     def __init__(self, context: dict[str, Any] | None = None) -> None:
         super().__init__(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="ts",  # ISO 8601 in UTC
             static_fields={k: log_id(v) for k, v in (context or {}).items()},
             json_default=str,
         )

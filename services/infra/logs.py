@@ -14,6 +14,7 @@ back as `X-Request-ID`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -92,10 +93,26 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line}  [{ids}]" if ids else line
 
 
+def for_terminal(line: str) -> str:
+    """A JSON log line as the console format shows it (other lines unchanged): what `vtp up`
+    prints of its children's logs when a person watches."""
+    if not line.startswith("{"):
+        return line
+    try:
+        entry = json.loads(line)
+        when, level, logger, message = entry["ts"], entry["level"], entry["logger"], entry["message"]
+    except (ValueError, KeyError, TypeError):
+        return line
+    ids = " ".join(f"{k}={entry[k]}" for k in IDS if entry.get(k) is not None)
+    text = f"{str(when)[11:19]} {str(level).upper():<7} {logger}: {message}"
+    return f"{text}  [{ids}]" if ids else text
+
+
 def json_formatter(process: str) -> logging.Formatter:
     return JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="ts",  # ISO 8601 in UTC
         static_fields={"process": process},
         json_default=str,
     )

@@ -24,6 +24,7 @@ from typing import TextIO
 
 import httpx
 
+from services.infra import logs
 from services.infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,6 +325,9 @@ class Stack:
         self.children = children(settings, ray=ray)
         self.log_dir = settings.data_dir / "logs"
         self._stopping = threading.Event()
+        # The log files keep JSON lines; a person watching `vtp up` reads them as plain lines.
+        fmt = settings.log_format
+        self.human = fmt == "console" or (fmt == "auto" and out.isatty())
 
     def say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
@@ -343,7 +347,7 @@ class Stack:
             child.tail.append(line)
             log_file.write(line + "\n")
             log_file.flush()
-            self.say(f"[{child.name}] {line}")
+            self.say(f"[{child.name}] {logs.for_terminal(line) if self.human else line}")
 
     def start_child(self, child: Child) -> None:
         child.cwd.mkdir(parents=True, exist_ok=True)
