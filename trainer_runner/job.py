@@ -179,7 +179,9 @@ class JobRunner:
         """A finished epoch: status file and MLflow now; validation JSON in S3 and then the
         callback on the upload thread, after the checkpoints queued before it."""
         self.epoch = epoch
+        # What /metrics shows of this attempt (trainer_runner.metrics, through the executor).
         speed: dict[str, float] = {k: metrics[k] for k in ("epoch_time_s", "images_per_s") if k in metrics}
+        speed["mlflow_failures"] = self.tracker.failures if self.tracker is not None else 0
         write_status(self.work_dir, state="running", epoch=epoch, pid=os.getpid(), **speed)
         log.info("epoch finished", extra={"epoch": epoch, "metrics": metrics})
         if self.tracker is not None:

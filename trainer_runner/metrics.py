@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from trainer_runner.executors import Executor, ExecutorUnavailable
@@ -26,7 +26,7 @@ class ExecutorCollector(Collector):
     def describe(self) -> Iterator[Any]:
         return iter(())  # computed at scrape time
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily("vtp_trainer_executor_up", "1 when the executor (a Ray cluster) answered")
         try:
             capacity = self.executor.capacity()
@@ -46,13 +46,19 @@ class ExecutorCollector(Collector):
         images = GaugeMetricFamily(
             "vtp_trainer_images_per_second", "Images trained per second", labels=["job_id", "attempt"]
         )
+        mlflow = CounterMetricFamily(
+            "vtp_trainer_mlflow_failures",
+            "Failed MLflow calls of running attempts (buffered and retried; training goes on)",
+            labels=["job_id", "attempt"],
+        )
         for item in progress:
             labels = [item.job_id, str(item.attempt)]
+            mlflow.add_metric(labels, item.mlflow_failures)
             if item.epochs_per_s is not None:
                 epochs.add_metric(labels, item.epochs_per_s)
             if item.images_per_s is not None:
                 images.add_metric(labels, item.images_per_s)
-        yield from (epochs, images)
+        yield from (epochs, images, mlflow)
 
 
 def _capacity_gauges(capacity: Capacity, max_jobs: int) -> Iterator[GaugeMetricFamily]:

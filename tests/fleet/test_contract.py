@@ -87,6 +87,7 @@ def test_cancel_stops_at_the_next_batch_and_keeps_the_checkpoint(
     ours = (("attempt", "1"), ("job_id", job_id))
     assert scraped[("vtp_trainer_epochs_per_second", ours)] > 0, scraped
     assert scraped[("vtp_trainer_images_per_second", ours)] > 0
+    assert scraped[("vtp_trainer_mlflow_failures_total", ours)] == 0  # no MLflow here, so no failed call
     response = fleet_trainer.client.post(f"/jobs/{job_id}/cancel")
     assert response.status_code == 202 and response.json()["attempt"] == 1
 

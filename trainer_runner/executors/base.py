@@ -61,6 +61,7 @@ class Progress:
     attempt: int
     epochs_per_s: float | None
     images_per_s: float | None
+    mlflow_failures: int = 0  # failed MLflow calls of the attempt so far (retried, never fatal)
 
     @classmethod
     def from_record(cls, job_id: str, attempt: int, record: dict[str, Any]) -> Progress | None:
@@ -74,6 +75,7 @@ class Progress:
             attempt=attempt,
             epochs_per_s=1.0 / float(epoch_time) if epoch_time else None,
             images_per_s=float(images) if images is not None else None,
+            mlflow_failures=int(record.get("mlflow_failures") or 0),
         )
 
 
