@@ -12,7 +12,7 @@ from trainer_runner.settings import TrainerSettings
 
 def main() -> None:
     settings = TrainerSettings()
-    configure_logging({"service": "trainer"})
+    configure_logging({"service": "trainer"}, fmt=settings.log_format)
     errortracking.init(settings, "trainer")
     # log_config=None: uvicorn's own loggers go through the JSON root handler too.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)

@@ -270,7 +270,11 @@ class JobRunner:
         """Run the attempt; returns the final state. Never raises for a job failure."""
         signal.signal(signal.SIGTERM, self._on_sigterm)
         ids = {"job_id": self.spec.job_id, "attempt": self.spec.attempt, "request_id": self.request_id}
-        configure_logging({k: v for k, v in ids.items() if v is not None}, self.work_dir / LOG_FILE)
+        configure_logging(
+            {k: v for k, v in ids.items() if v is not None},
+            self.work_dir / LOG_FILE,
+            fmt=self.settings.log_format,
+        )
         errortracking.init(self.settings, "trainer-job", tags=ids)
         logging.getLogger().addHandler(self.tail)
         write_status(self.work_dir, state="running", epoch=None, pid=os.getpid())

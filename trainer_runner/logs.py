@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import re
 import sys
 import threading
@@ -125,16 +124,15 @@ def configure_logging(
     context: dict[str, Any] | None = None,
     log_file: Path | None = None,
     level: int = logging.INFO,
-    fmt: str | None = None,
+    fmt: str = "auto",
 ) -> None:
     """Route the root logger to stdout (and `log_file`, always JSON lines), replacing other handlers.
 
-    stdout gets JSON unless it is a terminal (`fmt` or TRAINER_LOG_FORMAT: json, console, auto).
+    stdout gets JSON unless it is a terminal (`fmt`, TRAINER_LOG_FORMAT: json, console, auto).
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    fmt = fmt or os.environ.get("TRAINER_LOG_FORMAT", "auto")
     console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     stdout = logging.StreamHandler(sys.stdout)
     stdout.setFormatter(ConsoleFormatter(context) if console else JsonFormatter(context))

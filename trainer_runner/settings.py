@@ -53,6 +53,9 @@ class TrainerSettings(BaseSettings):
         pattern=r"^https?://.+",
         description="Ray executor: the dashboard (Job Submission API) of the cluster.",
     )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="stdout log lines: JSON, human-readable, or auto (console on a terminal)."
+    )
     sentry_dsn: str = Field(
         default="", description="Send errors of the server and its jobs to Sentry (empty: off)."
     )

@@ -179,8 +179,9 @@ def children(settings: Settings, *, ray: bool = False) -> list[Child]:
         "TRAINER_S3_SECRET_KEY": settings.s3_secret_key,
         "TRAINER_S3_REGION": settings.s3_region,
         "TRAINER_MLFLOW_TRACKING_URI": settings.mlflow_uri,
-        "TRAINER_SENTRY_DSN": settings.sentry_dsn.get_secret_value(),
     }
+    if settings.sentry_dsn.get_secret_value():  # else an operator's own TRAINER_SENTRY_DSN stays
+        trainer_env["TRAINER_SENTRY_DSN"] = settings.sentry_dsn.get_secret_value()
     if ray:
         # The gateway places every attempt as a Ray job on the local cluster started below.
         trainer_env["TRAINER_EXECUTOR"] = "ray"

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+pytestmark = pytest.mark.ops
+
 RECORD = """
 from services.infra import metrics
 metrics.observe_http("/api/v1/trainer/callbacks/{job_id}", "POST", 401, 0.02)
