@@ -26,13 +26,21 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 from services.errors import Overloaded
+from services.infra import metrics
 from services.infra.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 SLOW_QUERIES = Counter("vtp_db_slow_queries_total", "Statements slower than VTP_SLOW_QUERY_MS.")
-POOL_CHECKED_OUT = Gauge("vtp_db_pool_checked_out", "Connections of the default engine in use now.")
-POOL_SIZE = Gauge("vtp_db_pool_capacity", "Connections the default engine may open (size + overflow).")
+# Per process, read when scraped (services.infra.metrics.PROCESS: the process answering /metrics).
+POOL_CHECKED_OUT = Gauge(
+    "vtp_db_pool_checked_out", "Connections of the default engine in use now.", registry=metrics.PROCESS
+)
+POOL_SIZE = Gauge(
+    "vtp_db_pool_capacity",
+    "Connections the default engine may open (size + overflow).",
+    registry=metrics.PROCESS,
+)
 
 
 def _normalise(url: str) -> str:

@@ -37,6 +37,10 @@ from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "exposition", "observe_http"]
 
+# Gauges only the answering process knows, read by a function at scrape time (its own database
+# pool): multiprocess mode cannot sum those through files, so they are served beside the rest.
+PROCESS = CollectorRegistry()
+
 # Seconds-scale buckets for waits that run from instant to hours (a job queued behind others).
 WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, float("inf"))
 
@@ -186,8 +190,9 @@ _STATE = StateCollector()
 
 
 def exposition(*, with_state: bool = True) -> bytes:
-    """The text a scrape gets: events, plus the record's state when `with_state`."""
-    body = generate_latest(registry())
+    """The text a scrape gets: events, this process's own gauges, plus the record's state when
+    `with_state`."""
+    body = generate_latest(registry()) + generate_latest(PROCESS)
     if with_state:
         state = CollectorRegistry(auto_describe=False)
         state.register(_STATE)

@@ -21,7 +21,7 @@ metrics.INGEST_BYTES.inc(1000)
 """
 EXPOSE = """
 import sys
-from services.infra import metrics
+from services.infra import db, metrics
 sys.stdout.write(metrics.exposition(with_state=False).decode())
 """
 
@@ -46,6 +46,8 @@ def test_two_processes_add_up_on_one_scrape(tmp_path: Path) -> None:
     route = (("method", "GET"), ("route", "/api/v1/projects/{project_id}"), ("status", "200"))
     assert samples[("vtp_http_request_duration_seconds_count", route)] == 2
     assert samples[("vtp_dataset_ingest_bytes_total", ())] == 2000
+    # The answering process's own pool (a gauge read by a function) is served beside the sums.
+    assert samples[("vtp_db_pool_capacity", ())] > 0
     assert not any(name.startswith("vtp_") and "projects/1" in str(labels) for name, labels in samples)
 
 
