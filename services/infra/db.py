@@ -19,28 +19,18 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 from services.errors import Overloaded
-from services.infra import metrics
 from services.infra.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 SLOW_QUERIES = Counter("vtp_db_slow_queries_total", "Statements slower than VTP_SLOW_QUERY_MS.")
-# Per process, read when scraped (services.infra.metrics.PROCESS: the process answering /metrics).
-POOL_CHECKED_OUT = Gauge(
-    "vtp_db_pool_checked_out", "Connections of the default engine in use now.", registry=metrics.PROCESS
-)
-POOL_SIZE = Gauge(
-    "vtp_db_pool_capacity",
-    "Connections the default engine may open (size + overflow).",
-    registry=metrics.PROCESS,
-)
 
 
 def _normalise(url: str) -> str:
@@ -105,13 +95,10 @@ def get_engine(url: str | None = None) -> Engine:
     return engine
 
 
-def _pool_checked_out() -> float:
+def pool_checked_out() -> float:
+    """Connections of this process's default engine in use now (services.infra.metrics)."""
     pool = get_engine().pool
     return float(pool.checkedout()) if hasattr(pool, "checkedout") else 0.0
-
-
-POOL_CHECKED_OUT.set_function(_pool_checked_out)
-POOL_SIZE.set_function(lambda: float(get_settings().db_pool_size + get_settings().db_max_overflow))
 
 
 def is_lock_timeout(exc: OperationalError) -> bool:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -34,12 +35,24 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from services.infra.db import get_engine, pool_checked_out
+from services.infra.settings import get_settings
 
 __all__ = ["CONTENT_TYPE_LATEST", "exposition", "observe_http"]
 
 # Gauges only the answering process knows, read by a function at scrape time (its own database
 # pool): multiprocess mode cannot sum those through files, so they are served beside the rest.
 PROCESS = CollectorRegistry()
+POOL_CHECKED_OUT = Gauge(
+    "vtp_db_pool_checked_out", "Connections of the default engine in use now.", registry=PROCESS
+)
+POOL_CHECKED_OUT.set_function(pool_checked_out)
+POOL_SIZE = Gauge(
+    "vtp_db_pool_capacity", "Connections the default engine may open (size + overflow).", registry=PROCESS
+)
+POOL_SIZE.set_function(lambda: float(get_settings().db_pool_size + get_settings().db_max_overflow))
 
 # Seconds-scale buckets for waits that run from instant to hours (a job queued behind others).
 WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, float("inf"))
@@ -113,10 +126,6 @@ class StateCollector(Collector):
 
 def _job_gauges() -> Iterator[GaugeMetricFamily]:
     # Plain SQL on the `job` table: infra sits below the domain models and must not import them.
-    from sqlalchemy import text
-
-    from services.infra.db import get_engine
-
     jobs = GaugeMetricFamily("vtp_jobs", "Jobs by state and project", labels=["state", "project_id"])
     age = GaugeMetricFamily(
         "vtp_job_heartbeat_age_seconds",
@@ -159,10 +168,6 @@ def _epoch(moment: datetime | str) -> float:
 
 
 def _queue_gauges() -> Iterator[GaugeMetricFamily]:
-    import redis
-
-    from services.infra.settings import get_settings
-
     up = GaugeMetricFamily("vtp_redis_up", "1 when Redis answered this scrape (the dispatcher's wake-ups)")
     try:
         client = redis.Redis.from_url(get_settings().redis_dsn, socket_timeout=2, socket_connect_timeout=2)
