@@ -75,12 +75,12 @@ QUEUE_WAIT = Histogram(
 )
 DISPATCH_LATENCY = Histogram(
     "vtp_dispatch_duration_seconds",
-    "Duration of the worker's start-job call to the trainer, by outcome",
+    "Duration of the dispatcher's POST /jobs to the trainer, by outcome",
     ["outcome"],
 )
 CALL_ERRORS = Counter(
     "vtp_external_call_errors_total",
-    "Failed calls to a dependency (s3, mlflow, trainer), by service and kind",
+    "Failed backend calls to a dependency (s3, trainer), by service and kind (MLflow: the trainer's)",
     ["service", "kind"],
 )
 RECONCILER_ACTIONS = Counter(
