@@ -25,6 +25,7 @@ from typing import Any
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.dataset import PreparedDataset, prepare_dataset
 from trainer_runner.errors import JobCancelled, classify
+from trainer_runner.evaluation import evaluate
 from trainer_runner.logs import TailHandler, configure_logging
 from trainer_runner.outbox import OUTBOX_DIR, CallbackOutbox
 from trainer_runner.plugins import JobContext, get_plugin, primary_device, resolve_device
@@ -55,6 +56,8 @@ OUTPUT_KEYS = {
     "log": "logs/trainer.jsonl",
     "dataset_report": "artifacts/dataset_report.json",
     "predictions": "artifacts/predictions/predictions.json",
+    "predictions_val": "artifacts/predictions/val.json",
+    "predictions_test": "artifacts/predictions/test.json",
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 # Final state -> exit code: how a job on a Ray node tells its end to a gateway that cannot read
@@ -90,6 +93,7 @@ class JobRunner:
         self.device: str | None = None
         self.epoch: int | None = None
         self.uploaded: dict[str, str] = {}
+        self.test_metrics: dict[str, float] = {}  # v1.5: best.pt on the test split
         self.ctx: JobContext | None = None
         self.dataset: PreparedDataset | None = None
         self.interrupted = False  # SIGTERM: the trainer is going away, not the user cancelling
@@ -324,6 +328,7 @@ class JobRunner:
             final_metrics = self.ctx.final_metrics
             state = "succeeded"
             self._sample_predictions(plugin, artifacts.get("best_checkpoint"))
+            self._evaluate(plugin, artifacts.get("best_checkpoint"))
         except JobCancelled:
             if self.interrupted:
                 error = CallbackError(
@@ -431,6 +436,35 @@ class JobRunner:
         except Exception as exc:  # the model is trained; a failed drawing must not fail the job
             log.warning("sample predictions failed", extra={"error": str(exc)})
 
+    def _evaluate(self, plugin: Any, best: Path | None) -> None:
+        """Test metrics (MLflow and the `finished` event) and the per-image predictions JSON
+        of val and test (`trainer_runner.evaluation`)."""
+        if best is None or not best.exists() or self.dataset is None or self.ctx is None:
+            return
+        try:
+            result = evaluate(
+                plugin,
+                self.ctx,
+                self.dataset,
+                best,
+                primary_device(self.device or "cpu"),
+                self.spec.predictions_max_images,
+                self.is_cancelled,
+            )
+            for split, doc in result.documents.items():
+                self.uploaded[f"predictions_{split}"] = upload_json(
+                    self.s3,
+                    doc,
+                    self.output.join(OUTPUT_KEYS[f"predictions_{split}"]),
+                    budget_s=self._s3_budget(),
+                )
+        except Exception as exc:  # the model is trained; its evaluation must not fail the job
+            log.warning("end-of-job evaluation failed", extra={"error": str(exc)})
+            return
+        self.test_metrics = result.test_metrics
+        if self.tracker is not None and self.test_metrics:
+            self.tracker.log_metrics(self.test_metrics, step=self.epoch or 0)
+
     def _params(self) -> dict[str, Any]:
         return {
             **self.spec.hyperparameters,
@@ -493,6 +527,7 @@ class JobRunner:
                 state=state,
                 epoch=self.epoch,
                 metrics=metrics or None,
+                test_metrics=self.test_metrics or None,
                 artifacts=dict(self.uploaded),
                 error=error,
                 log_tail=self.tail.tail(),

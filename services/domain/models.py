@@ -177,6 +177,21 @@ class Job(SQLModel, table=True):
     last_heartbeat_at: datetime | None = None
     # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
     waiting_for: str | None = Field(default=None, max_length=200)
+    # The finished job's own figures, each with the split it comes from: `final_metrics` is
+    # best.pt on the validation split (`metric_splits["final_metrics"]` says "train" when the
+    # dataset had no val images and the trainer validated on train), `test_metrics` best.pt on
+    # the test split, named `test/<metric>`.
+    final_metrics: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    metric_splits: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # How many val and test images get their predictions stored at the end (0: none).
+    predictions_max_images: int = Field(default=500, sa_column_kwargs={"server_default": "500"})
 
 
 class JobEvent(SQLModel, table=True):

@@ -216,6 +216,25 @@ class UltralyticsPlugin:
                 name=ctx.run_dir.name,
             )
 
+    def evaluate(self, ctx: JobContext, checkpoint: Path, split: str) -> dict[str, float]:
+        """Score `checkpoint` on `split` with Ultralytics' own validator: the same metrics, under
+        the same names, as the per-epoch validation."""
+        yolo_cls = import_ultralytics(ctx.cache_dir / "ultralytics-config", ctx.torch_threads)
+        data = ctx.dataset_root if ctx.spec.task == "classify" else ctx.data_yaml
+        model = yolo_cls(str(checkpoint))
+        metrics = model.val(
+            data=str(data.resolve()),
+            split=split,
+            device="cpu" if ctx.device == "cpu" else ctx.device.split(":")[-1].split(",")[0],
+            workers=0,
+            plots=False,
+            verbose=False,
+            project=str(ctx.work_dir.resolve() / "runs"),
+            name=f"eval-{split}",
+            exist_ok=True,
+        )
+        return normalise_metrics(dict(metrics.results_dict))
+
     @staticmethod
     def _add_callbacks(model: Any, ctx: JobContext) -> None:
         ended: dict[str, int] = {}
