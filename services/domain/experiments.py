@@ -47,6 +47,8 @@ def run_summary(job: Job, owner: str) -> dict[str, Any]:
         "dataset_version_id": job.dataset_version_id,
         "hyperparameters": dict(job.hyperparameters or {}),
         "created_at": _aware(job.created_at),
+        # best.pt on the test split (`test/<metric>`), beside the validation curves.
+        "test_metrics": dict(job.test_metrics or {}),
     }
 
 

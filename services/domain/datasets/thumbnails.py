@@ -98,8 +98,9 @@ def filter_images(
     ]
 
 
-def _thumb_key(version: DatasetVersion, index: int) -> str:
-    return storage.parse_uri(version.uri)[1] + THUMBS + f"{index:06d}.jpg"
+def _thumb_key(version: DatasetVersion, index: int, plain: bool = False) -> str:
+    folder = storage.DATASET_PLAIN_THUMBS if plain else THUMBS
+    return storage.parse_uri(version.uri)[1] + folder + f"{index:06d}.jpg"
 
 
 def _exists(key: str) -> bool:
@@ -112,18 +113,34 @@ def _exists(key: str) -> bool:
     return True
 
 
-def ensure_thumbnails(version: DatasetVersion, indexes: list[int]) -> None:
-    """Render and store the thumbnails among `indexes` that are not in S3 yet (once per image)."""
-    missing = [i for i in indexes if not _exists(_thumb_key(version, i))]
+def ensure_thumbnails(version: DatasetVersion, indexes: list[int], plain: bool = False) -> None:
+    """Render and store the thumbnails among `indexes` that are not in S3 yet (once per image).
+    `plain`: without the labels drawn (the prediction views overlay boxes themselves)."""
+    missing = [i for i in indexes if not _exists(_thumb_key(version, i, plain))]
     if not missing:
         return
     manifest = load_manifest(version.uri)
     with open_remote(version.uri + manifest["archive"]) as raw, zipfile.ZipFile(raw) as archive:
         for index in missing:
             image = manifest["images"][index]
+            drawn = {} if plain else image
             storage.put_bytes(
-                _thumb_key(version, index), render(archive.read(image["path"]), image), "image/jpeg"
+                _thumb_key(version, index, plain), render(archive.read(image["path"]), drawn), "image/jpeg"
             )
+
+
+# Plain thumbnails known to be in S3 already: a page of the prediction views skips their HEADs.
+_PLAIN_STORED: set[str] = set()
+
+
+def plain_thumbnail_uris(version: DatasetVersion, indexes: list[int]) -> list[str]:
+    """`s3://` URIs of the label-free thumbnails of `indexes`, rendered first where missing."""
+    keys = [_thumb_key(version, i, True) for i in indexes]
+    todo = [i for i, key in zip(indexes, keys, strict=True) if key not in _PLAIN_STORED]
+    if todo:
+        ensure_thumbnails(version, todo, plain=True)
+        _PLAIN_STORED.update(_thumb_key(version, i, True) for i in todo)
+    return [storage.uri(key) for key in keys]
 
 
 def gallery_page(
