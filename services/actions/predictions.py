@@ -183,10 +183,6 @@ def _finished_jobs(session: Session, project_id: int, job_ids: Sequence[int]) ->
         job = session.get(Job, job_id)
         if job is None or job.project_id != project_id:
             raise NotFound(f"Job {job_id} does not exist in this project")
-        if JobState(job.state) != JobState.succeeded:
-            raise InvalidInput(
-                f"job {job_id} ({job.name}) is {job.state}: only finished jobs have predictions"
-            )
         found.append(job)
     versions = {j.dataset_version_id for j in found}
     if len(versions) > 1:
@@ -195,6 +191,11 @@ def _finished_jobs(session: Session, project_id: int, job_ids: Sequence[int]) ->
             f"these jobs trained on different dataset versions ({detail}): predictions can only be "
             "compared on the same images; pick jobs of one dataset version"
         )
+    for job in found:
+        if JobState(job.state) != JobState.succeeded:
+            raise InvalidInput(
+                f"job {job.id} ({job.name}) is {job.state}: only succeeded jobs have predictions"
+            )
     return found
 
 
