@@ -301,6 +301,12 @@ def confusion_drill() -> rx.Component:
             align="center",
             wrap="wrap",
         ),
+        rx.text(
+            "Images come from the predictions stored at the end of the job (score 0.25 and up); "
+            "the matrix counts the last epoch's validation, so the two can differ.",
+            size="1",
+            color=tokens.TEXT_MUTED,
+        ),
         rx.cond(S.drill_message != "", rx.text(S.drill_message, size="2", role="status", id="drill-message")),
         rx.cond(
             S.drill_rows.length() > 0,
