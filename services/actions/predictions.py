@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -223,7 +224,9 @@ def compare(
         version = op.session.get(DatasetVersion, jobs[0].dataset_version_id)
         if version is None:
             raise NotFound(f"dataset version #{jobs[0].dataset_version_id} no longer exists")
-        sets = [_judged_for(job, split) for job in jobs]
+        # The documents are read and judged side by side (only the first visit does either).
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            sets = list(pool.map(lambda job: _judged_for(job, split), jobs))
         classes = sets[0].classes
         class_id: int | None = None
         if class_name:
