@@ -93,3 +93,14 @@ def test_the_predictions_cap_goes_to_the_trainer() -> None:
         _job(predictions_max_images=7), dataset_uri="s3://b/d/", callback_url="http://h/cb", heartbeat_s=5
     )
     assert spec["predictions_max_images"] == 7
+
+
+def test_the_train_form_cap_field() -> None:
+    from services.errors import InvalidInput
+    from state.train_state import predictions_cap
+
+    assert predictions_cap({}) == 500
+    assert predictions_cap({"predictions_max_images": " 0 "}) == 0
+    for bad in ("-1", "2.5", "10001", "many"):
+        with pytest.raises(InvalidInput, match="predictions_max_images: enter a whole number"):
+            predictions_cap({"predictions_max_images": bad})
