@@ -8,7 +8,9 @@ start -> the first page of images drawn with every thumbnail loaded and the filt
 
 - cold: the first visit (the server judges 4 x 500 images and renders the page's thumbnails);
 - warm: later visits in fresh browser contexts (judged sets cached, thumbnails stored);
-- filter: "models disagree" ticked -> the filtered page drawn.
+- filter: "models disagree" ticked -> the filtered page drawn;
+- server: `services.actions.predictions.compare` for one page, in this process: first call
+  (read and judge the four documents) and later calls (cached), to split the cold time.
 
 Starts its own stack. Usage:
 
@@ -153,6 +155,29 @@ def filter_disagree(page: Page) -> float:
     return time.perf_counter() - start
 
 
+def server_side(
+    stack: StackProcess, pid: int, ids: list[int], repeat: int
+) -> tuple[list[float], list[float]]:
+    """One page of `compare` in this process: the first call judges, later calls hit the cache."""
+    from sqlmodel import select
+
+    from services.actions import predictions
+    from services.actions.core import Actor
+    from services.domain.models import User
+    from services.infra.db import session_scope
+
+    with session_scope() as session:
+        user_id = session.exec(select(User.id).where(User.username == stack.username)).one()
+    actor = Actor(user_id=user_id, username=stack.username)
+    first, later = [], []
+    for rep in range(repeat + 1):
+        start = time.perf_counter()
+        page = predictions.compare(actor, project_id=pid, job_ids=ids, offset=12 * rep, limit=12)
+        (later if rep else first).append(time.perf_counter() - start)
+        assert len(page.rows) == 12
+    return first, later
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=500)
@@ -174,10 +199,13 @@ def main() -> int:
                 if rep:
                     filtered.append(filter_disagree(page))
                 page.context.close()
+        first, later = server_side(stack, pid, ids, args.repeat)
         print(f"images per page: 12 of {args.images}; models: {args.models}")
         print(summary("predictions page TTI, cold (judging + first thumbnails)", cold, target_s=2.0))
         print(summary("predictions page TTI, warm", warm, target_s=2.0))
         print(summary("'models disagree' click -> filtered page drawn", filtered, target_s=2.0))
+        print(summary("server: compare() first call (judges 4 documents)", first, target_s=2.0))
+        print(summary("server: compare() cached, next page (renders its 12 thumbnails)", later, target_s=2.0))
     return 0
 
 
