@@ -451,19 +451,20 @@ class JobRunner:
                 self.spec.predictions_max_images,
                 self.is_cancelled,
             )
-            for split, doc in result.documents.items():
-                self.uploaded[f"predictions_{split}"] = upload_json(
-                    self.s3,
-                    doc,
-                    self.output.join(OUTPUT_KEYS[f"predictions_{split}"]),
-                    budget_s=self._s3_budget(),
-                )
         except Exception as exc:  # the model is trained; its evaluation must not fail the job
             log.warning("end-of-job evaluation failed", extra={"error": str(exc)})
             return
         self.test_metrics = result.test_metrics
         if self.tracker is not None and self.test_metrics:
             self.tracker.log_metrics(self.test_metrics, step=self.epoch or 0)
+        for split, doc in result.documents.items():
+            key = OUTPUT_KEYS[f"predictions_{split}"]
+            try:
+                self.uploaded[f"predictions_{split}"] = upload_json(
+                    self.s3, doc, self.output.join(key), budget_s=self._s3_budget()
+                )
+            except Exception as exc:  # the other split and the test metrics still count
+                log.warning("predictions not uploaded", extra={"artifact": key, "error": str(exc)})
 
     def _params(self) -> dict[str, Any]:
         return {

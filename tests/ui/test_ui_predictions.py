@@ -209,3 +209,15 @@ def test_confusion_cell_lists_its_images(
     ]
     assert paths == expected[:12]
     page.screenshot(path=str(output_dir / "confusion-drill.png"), full_page=True)
+    # A click on a heatmap cell (Plotly's own click event: x the true class, y the predicted).
+    page.evaluate(
+        "() => document.querySelector('#confusion-matrix .js-plotly-plot')"
+        ".emit('plotly_click', {points: [{x: 'circle', y: 'background'}]})"
+    )
+    missed = predictions.cell_paths(judged, "background", "circle")
+    page.wait_for_function(
+        "t => (document.querySelector('#drill-message')?.innerText || '').startsWith(t)",
+        arg=f"{len(missed)} image{'' if len(missed) == 1 else 's'}: missed circle",
+        timeout=20_000,
+    )
+    assert page.input_value("#drill-true") == "circle"
