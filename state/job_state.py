@@ -145,7 +145,7 @@ def metric_rows(metrics: dict[str, float], split: str) -> list[dict[str, str]]:
 def final_figures(detail: JobDetail) -> list[dict[str, str]]:
     """best.pt's validation figures, then its test figures (`test/<metric>`), with their splits."""
     splits = detail.metric_splits or {}
-    return metric_rows(detail.final_metrics, splits.get("final_metrics", "val")) + metric_rows(
+    return metric_rows(detail.val_metrics, splits.get("val_metrics", "val")) + metric_rows(
         detail.test_metrics, splits.get("test_metrics", "test")
     )
 

@@ -75,15 +75,15 @@ def _job(**fields: object) -> Job:
 
 def test_a_finished_event_records_which_split_each_figure_comes_from() -> None:
     job = _job()
-    jobs._store_final_metrics(
+    jobs._store_best_metrics(
         job,
         {"metrics": {"map50": 0.4}, "test_metrics": {"test/map50": 0.3}, "dataset": {"counts": {"val": 4}}},
     )
-    assert (job.final_metrics, job.test_metrics) == ({"map50": 0.4}, {"test/map50": 0.3})
-    assert job.metric_splits == {"final_metrics": "val", "test_metrics": "test"}
+    assert (job.val_metrics, job.test_metrics) == ({"map50": 0.4}, {"test/map50": 0.3})
+    assert job.metric_splits == {"val_metrics": "val", "test_metrics": "test"}
     # No val images: the trainer validated on train, and the record says so.
-    jobs._store_final_metrics(job, {"metrics": {"map50": 0.9}, "dataset": {"counts": {"val": 0}}})
-    assert job.metric_splits == {"final_metrics": "train"} and job.test_metrics == {}
+    jobs._store_best_metrics(job, {"metrics": {"map50": 0.9}, "dataset": {"counts": {"val": 0}}})
+    assert job.metric_splits == {"val_metrics": "train"} and job.test_metrics == {}
     detail = JobDetail.model_validate({**JobDetail.of(job).model_dump(), "metrics": []})
     assert final_figures(detail) == [{"name": "map50", "value": "0.9000", "split": "train"}]
 

@@ -1,4 +1,4 @@
-"""evaluation: a job's final validation and test metrics, their splits, the predictions cap
+"""evaluation: a job's best.pt validation and test metrics, their splits, the predictions cap
 
 Revision ID: 0012
 Revises: 0008
@@ -17,10 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Jobs from before have no stored final figures (`{}`) and stored no predictions; 500 is
+    # Jobs from before have no stored best.pt figures (`{}`) and stored no predictions; 500 is
     # the cap a new job gets by default.
     with op.batch_alter_table('job', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('final_metrics', sa.JSON(), nullable=False, server_default='{}'))
+        batch_op.add_column(sa.Column('val_metrics', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(sa.Column('test_metrics', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(sa.Column('metric_splits', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(
@@ -33,4 +33,4 @@ def downgrade() -> None:
         batch_op.drop_column('predictions_max_images')
         batch_op.drop_column('metric_splits')
         batch_op.drop_column('test_metrics')
-        batch_op.drop_column('final_metrics')
+        batch_op.drop_column('val_metrics')

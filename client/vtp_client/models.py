@@ -205,8 +205,8 @@ class Job(_Model):
     finished_at: datetime | None
     last_heartbeat_at: datetime | None
     # best.pt's figures at the end, and the dataset split each set comes from
-    # (`metric_splits`: {"final_metrics": "val", "test_metrics": "test"}).
-    final_metrics: dict[str, float] = Field(default_factory=dict)
+    # (`metric_splits`: {"val_metrics": "val", "test_metrics": "test"}).
+    val_metrics: dict[str, float] = Field(default_factory=dict)
     test_metrics: dict[str, float] = Field(default_factory=dict)
     metric_splits: dict[str, str] = Field(default_factory=dict)
 

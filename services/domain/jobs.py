@@ -297,7 +297,7 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
             session.add(stored)
     if kind == "finished":
         job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
-        _store_final_metrics(job, event)
+        _store_best_metrics(job, event)
         error = event.get("error") or {}
         if event["state"] == S.failed.value and is_lost(error):
             # The attempt died under the job (killed process, dead node): resume it like a lost
@@ -341,15 +341,15 @@ def _apply_lost(session: Session, job: Job, message: str) -> None:
     )
 
 
-def _store_final_metrics(job: Job, event: dict[str, Any]) -> None:
+def _store_best_metrics(job: Job, event: dict[str, Any]) -> None:
     """The figures of a finished attempt, each with the split it was measured on: validation
     (the trainer validates on `train` when the dataset has no `val` images) and test (v1.5)."""
-    job.final_metrics = {k: float(v) for k, v in (event.get("metrics") or {}).items() if _finite(v)}
+    job.val_metrics = {k: float(v) for k, v in (event.get("metrics") or {}).items() if _finite(v)}
     job.test_metrics = {str(k): float(v) for k, v in (event.get("test_metrics") or {}).items() if _finite(v)}
     counts = (event.get("dataset") or {}).get("counts") or {}
     splits: dict[str, str] = {}
-    if job.final_metrics:
-        splits["final_metrics"] = "val" if counts.get("val", 1) else "train"
+    if job.val_metrics:
+        splits["val_metrics"] = "val" if counts.get("val", 1) else "train"
     if job.test_metrics:
         splits["test_metrics"] = "test"
     job.metric_splits = splits

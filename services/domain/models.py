@@ -183,11 +183,11 @@ class Job(SQLModel, table=True):
     last_heartbeat_at: datetime | None = None
     # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
     waiting_for: str | None = Field(default=None, max_length=200)
-    # The finished job's own figures, each with the split it comes from: `final_metrics` is
-    # best.pt on the validation split (`metric_splits["final_metrics"]` says "train" when the
+    # The finished job's best.pt figures, each with the split it comes from: `val_metrics` on
+    # the validation split (`metric_splits["val_metrics"]` says "train" when the
     # dataset had no val images and the trainer validated on train), `test_metrics` best.pt on
     # the test split, named `test/<metric>`.
-    final_metrics: dict[str, float] = Field(
+    val_metrics: dict[str, float] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
     )
     test_metrics: dict[str, float] = Field(

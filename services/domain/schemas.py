@@ -162,17 +162,17 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     last_heartbeat_at: datetime | None
-    final_metrics: dict[str, float] = Field(
-        default_factory=dict, description="best.pt on the split `metric_splits.final_metrics` names."
+    val_metrics: dict[str, float] = Field(
+        default_factory=dict, description="best.pt on the split `metric_splits.val_metrics` names."
     )
     test_metrics: dict[str, float] = Field(
         default_factory=dict, description="best.pt on the test split, named `test/<metric>`."
     )
     metric_splits: dict[str, str] = Field(
         default_factory=dict,
-        description="Which dataset split each set of figures comes from: `final_metrics` -> "
+        description="Which dataset split each set of figures comes from: `val_metrics` -> "
         "`val` (or `train` when the dataset had no val images), `test_metrics` -> `test`; "
-        "per-epoch `metrics` come from the same split as `final_metrics`.",
+        "per-epoch `metrics` come from the same split as `val_metrics`.",
     )
     predictions_max_images: int = 500
 

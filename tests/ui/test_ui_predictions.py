@@ -77,8 +77,8 @@ def page(browser: Browser, stack: StackProcess) -> Iterator[Page]:
 def test_test_metrics_reach_the_job_detail_and_mlflow(trained: dict[str, Any], stack: StackProcess) -> None:
     for detail in trained["jobs"]:
         assert set(detail["test_metrics"]) == TEST_METRICS, detail["test_metrics"]
-        assert detail["metric_splits"] == {"final_metrics": "val", "test_metrics": "test"}
-        assert {"map50", "map50_95"} <= set(detail["final_metrics"])
+        assert detail["metric_splits"] == {"val_metrics": "val", "test_metrics": "test"}
+        assert {"map50", "map50_95"} <= set(detail["val_metrics"])
         run = MlflowClient(tracking_uri=stack.mlflow_url).get_run(detail["mlflow_run_id"])
         for name in TEST_METRICS:
             assert run.data.metrics[name] == pytest.approx(detail["test_metrics"][name]), name
