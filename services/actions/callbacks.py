@@ -12,12 +12,12 @@ import asyncio
 
 from pydantic import ValidationError
 
-from services.domain import jobs
+from services.domain import jobs, notifications
 from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import signing
 from services.infra.db import session_scope
-from services.infra.queue import enqueue_dispatch
+from services.infra.queue import enqueue_dispatch, enqueue_notifications
 from services.infra.trainer_protocol import TrainerEvent
 
 
@@ -35,9 +35,10 @@ def parse_event(body: bytes) -> TrainerEvent:
 
 def apply(
     *, job_id: int, body: bytes, timestamp: str | None, signature: str | None
-) -> tuple[str, int | None]:
+) -> tuple[str, int | None, list[int]]:
     """Verify and store one callback: ('applied', 'duplicate' or 'ignored' (see
-    jobs.apply_callback), the new attempt when a lost one put the job back in the queue)."""
+    jobs.apply_callback), the new attempt when a lost one put the job back in the queue, the
+    notification events it wrote (a job that finished))."""
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -46,15 +47,19 @@ def apply(
             raise Unauthorized("Bad or stale callback signature")
         event = parse_event(body)
         result = jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))
-        return result, job.attempt if job.state in jobs.QUEUE_STATES else None
+        events = notifications.pending(session) if result == "applied" else []
+        return result, job.attempt if job.state in jobs.QUEUE_STATES else None, events
 
 
 async def receive(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
-    """`apply` (in a thread), then, when a lost attempt put the job back in the queue, wake the
-    dispatcher after the commit so the next attempt starts without waiting for its idle check."""
-    result, waiting = await asyncio.to_thread(
+    """`apply` (in a thread), then, after the commit: when a lost attempt put the job back in the
+    queue, wake the dispatcher so the next attempt starts without waiting for its idle check; when
+    the job finished, hand its notification to the worker."""
+    result, waiting, events = await asyncio.to_thread(
         apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature
     )
     if waiting is not None:
         await enqueue_dispatch(job_id, waiting)
+    if events:
+        await enqueue_notifications(events)
     return result
