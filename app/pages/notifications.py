@@ -171,9 +171,12 @@ def notifications_page() -> rx.Component:
                 rx.cond(
                     N.nt_secret != "",
                     rx.callout(
-                        rx.text("Signing secret of the new webhook (shown only now): "),
-                        rx.code(N.nt_secret, id="webhook-secret"),
+                        rx.vstack(
+                            rx.text("Signing secret of the new webhook: copy it now, it is shown only once."),
+                            rx.code(N.nt_secret, id="webhook-secret", word_break="break-all"),
+                        ),
                         icon="key_round",
+                        color_scheme="green",
                         role="status",
                     ),
                 ),
@@ -188,13 +191,19 @@ def notifications_page() -> rx.Component:
                     title="Rules",
                 ),
                 card(
-                    rx.button(
-                        rx.icon("refresh_cw", size=14, aria_hidden="true"),
-                        "Refresh",
-                        size="1",
-                        variant="outline",
-                        on_click=N.refresh_log,
-                        id="refresh-log",
+                    rx.hstack(
+                        rx.text("Every attempt to send, newest first.", size="2", color=tokens.TEXT_MUTED),
+                        rx.button(
+                            rx.icon("refresh_cw", size=14, aria_hidden="true"),
+                            "Refresh",
+                            size="1",
+                            variant="outline",
+                            on_click=N.refresh_log,
+                            id="refresh-log",
+                        ),
+                        justify="between",
+                        align="center",
+                        width="100%",
                     ),
                     delivery_log(),
                     title="Delivery log",

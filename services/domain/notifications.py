@@ -140,8 +140,12 @@ def check_target(kind: str, target: str) -> str:
     """The target URL, stripped, or InvalidInput saying what to fix."""
     url = target.strip()
     if kind == "webhook":
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme in {"http", "https"} and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a bad port or IPv6 address
+            usable = False
+        if not usable or any(c.isspace() for c in url):
             raise InvalidInput(
                 "target: a webhook needs an http:// or https:// URL with a host, "
                 "such as https://example.org/hooks/vtp"
