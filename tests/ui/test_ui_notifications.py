@@ -47,3 +47,21 @@ def test_add_a_webhook_rule_send_a_test_and_see_the_delivery(
         page.screenshot(path=str(output_dir / "notifications.png"), full_page=True)
         assert [r.headers["x-vtp-event"] for r in sink.at("/hooks/secret-path-1234")] == ["test"]
         page.close()
+
+
+def test_a_user_switches_notifications_for_their_own_jobs(
+    browser: Browser, stack: StackProcess, api: Api
+) -> None:
+    page = open_as(browser, stack, "/account")
+    switch = page.locator("#notify-own-jobs")
+    switch.wait_for()
+    wait_hydrated(page, "#notify-own-jobs")
+    page.wait_for_selector("#notification-bell")
+    assert switch.get_attribute("aria-checked") == "true"
+    try:
+        switch.click()
+        page.wait_for_selector("#notify-own-jobs[aria-checked='false']")
+        assert api.http.get("/me/notifications").json()["own_jobs"] is False
+    finally:
+        api.http.put("/me/notification-settings", json={"own_jobs": True}).raise_for_status()
+    page.close()
