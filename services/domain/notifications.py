@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -55,7 +55,6 @@ EVENT_LABELS = {
     SWEEP_FINISHED: "Sweep finished",
     QUOTA_REACHED: "Quota reached",
 }
-KINDS = ("apprise", "webhook")
 PENDING = "vtp_notification_events"  # session.info key: ids of events written in this transaction
 # One "quota reached" per project in this window: a script hammering a full queue is one message.
 QUOTA_QUIET = timedelta(minutes=10)
@@ -152,7 +151,7 @@ def check_target(kind: str, target: str) -> str:
             )
         return url
     if kind != "apprise":
-        raise InvalidInput(f"kind: unknown kind {kind!r}; choose apprise or webhook")
+        raise InvalidInput(f"kind: unknown kind {kind!r}; choose {' or '.join(get_args(Kind))}")
     if "://" not in url or notify.apprise_plugin(url) is None:
         scheme = url.split("://", 1)[0] if "://" in url else url[:20]
         raise InvalidInput(
