@@ -50,7 +50,7 @@ def test_add_a_webhook_rule_send_a_test_and_see_the_delivery(
 
 
 def test_a_user_switches_notifications_for_their_own_jobs(
-    browser: Browser, stack: StackProcess, api: Api
+    browser: Browser, stack: StackProcess, api: Api, output_dir: Path
 ) -> None:
     page = open_as(browser, stack, "/account")
     switch = page.locator("#notify-own-jobs")
@@ -58,6 +58,7 @@ def test_a_user_switches_notifications_for_their_own_jobs(
     wait_hydrated(page, "#notify-own-jobs")
     page.wait_for_selector("#notification-bell")
     assert switch.get_attribute("aria-checked") == "true"
+    page.screenshot(path=str(output_dir / "account-notifications.png"), full_page=True)
     try:
         switch.click()
         page.wait_for_selector("#notify-own-jobs[aria-checked='false']")
