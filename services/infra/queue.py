@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from arq.connections import RedisSettings
+from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -24,6 +24,9 @@ DISPATCH_WAKE = "vtp:dispatch:wake"
 WAKE_WORK, WAKE_ROOM = "work", "room"
 # Held by the dispatcher that runs; a second worker's dispatcher stands by while it is held.
 DISPATCH_LOCK = "vtp:dispatch:lock"
+# arq job ids of notification work: one fan-out per event, one delivery per (event, target).
+NOTIFY_EVENT_JOB = "vtp:notify:event:{event_id}"
+NOTIFY_DELIVERY_JOB = "vtp:notify:deliver:{event_id}:{target}"
 log = logging.getLogger("vtp.queue")
 
 
@@ -68,4 +71,33 @@ async def enqueue_dispatch(job_id: int, attempt: int) -> bool:
         return False
     finally:
         await redis.aclose()
+    return True
+
+
+async def enqueue_notifications(event_ids: list[int]) -> bool:
+    """Hand committed notification events (services.domain.notifications) to the worker; call it
+    after the commit that wrote them. Returns False when Redis is unreachable: the worker's sweep
+    of unsent events sends them a little later, so callers must not fail."""
+    if not event_ids:
+        return True
+    try:
+        settings = redis_settings()
+        settings.conn_retries = 0  # a web request must not wait for Redis to come back
+        pool = await create_pool(settings)
+    except (RedisError, OSError) as exc:
+        log.warning("notifications %s saved; worker not told (%s)", event_ids, type(exc).__name__)
+        return False
+    try:
+        for event_id in event_ids:
+            await pool.enqueue_job(
+                "notify_event",
+                event_id,
+                _job_id=NOTIFY_EVENT_JOB.format(event_id=event_id),
+                _queue_name=QUEUE_NAME,
+            )
+    except (RedisError, OSError) as exc:
+        log.warning("notifications %s saved; worker not told (%s)", event_ids, type(exc).__name__)
+        return False
+    finally:
+        await pool.aclose()
     return True
