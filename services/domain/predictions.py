@@ -44,10 +44,13 @@ def match_detections(
     truth: Sequence[dict[str, Any]],
     predictions: Sequence[dict[str, Any]],
     iou_threshold: float = IOU_THRESHOLD,
+    ious: np.ndarray | None = None,
 ) -> tuple[list[bool], list[bool]]:
     """(is each prediction a true positive, is each truth object matched), class-aware and
-    greedy by descending score: the usual way detections are counted right or wrong."""
-    ious = iou_matrix([p["box"] for p in predictions], [t["box"] for t in truth])
+    greedy by descending score: the usual way detections are counted right or wrong. `ious`:
+    the predictions x truth IoU matrix when the caller has it already."""
+    if ious is None:
+        ious = iou_matrix([p["box"] for p in predictions], [t["box"] for t in truth])
     matched_truth = [False] * len(truth)
     tp = [False] * len(predictions)
     order = sorted(range(len(predictions)), key=lambda i: -float(predictions[i].get("score", 0.0)))
@@ -69,11 +72,13 @@ def confusion_pairs(
     predictions: Sequence[dict[str, Any]],
     classes: Sequence[str],
     iou_threshold: float = IOU_THRESHOLD,
+    ious: np.ndarray | None = None,
 ) -> list[tuple[str, str]]:
     """The (predicted, true) cells one image adds to a detection confusion matrix: pairs matched
     class-agnostically by IoU (highest first), then `(background, A)` for each object left and
     `(B, background)` for each prediction left."""
-    ious = iou_matrix([p["box"] for p in predictions], [t["box"] for t in truth])
+    if ious is None:
+        ious = iou_matrix([p["box"] for p in predictions], [t["box"] for t in truth])
     pairs: list[tuple[str, str]] = []
     used_p: set[int] = set()
     used_t: set[int] = set()
@@ -161,7 +166,8 @@ def _judge_classification(
 
 def _judge_detection(record: dict[str, Any], preds: list[dict[str, Any]], classes: list[str]) -> JudgedImage:
     truth = list(record["truth"])
-    tp, found = match_detections(truth, preds)
+    ious = iou_matrix([p["box"] for p in preds], [t["box"] for t in truth])  # once for both
+    tp, found = match_detections(truth, preds, ious=ious)
     predictions = [{**p, "verdict": "tp" if ok else "fp"} for p, ok in zip(preds, tp, strict=True)]
     objects = [{**t, "verdict": "found" if ok else "missed"} for t, ok in zip(truth, found, strict=True)]
     return JudgedImage(
@@ -170,7 +176,7 @@ def _judge_detection(record: dict[str, Any], preds: list[dict[str, Any]], classe
         height=int(record["height"]),
         predictions=predictions,
         truth=objects,
-        cells=frozenset(confusion_pairs(truth, preds, classes)),
+        cells=frozenset(confusion_pairs(truth, preds, classes, ious=ious)),
         wrong=not all(tp) or not all(found),
         classes_seen=frozenset(int(p["class_id"]) for p in [*truth, *preds]),
         # Which objects it found and how many false detections, by class.
