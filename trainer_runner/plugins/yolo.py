@@ -174,6 +174,10 @@ class UltralyticsPlugin:
                 )
             SPEC.check_model(config.task, config.model)
 
+    def preload(self, cache_dir: Path, threads: int) -> None:
+        """Import Ultralytics (and torch) as `train` will, before the job is known."""
+        import_ultralytics(cache_dir / "ultralytics-config", threads)
+
     def train(self, ctx: JobContext) -> None:
         yolo_cls = import_ultralytics(ctx.cache_dir / "ultralytics-config", ctx.torch_threads)
         from ultralytics.cfg import get_cfg
