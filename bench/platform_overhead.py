@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -216,7 +217,12 @@ def process_tree_cpu(root_pid: int) -> dict[str, float]:
     return {name: cpu for pid, (name, cpu) in stats.items() if under_root(pid)}
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so `kill` stops the stack too (the `finally` below)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
