@@ -40,6 +40,7 @@ from trainer_runner.storage import (
     upload_file,
     upload_json,
 )
+from trainer_runner.threads import lower_this_thread
 from trainer_runner.tracking import Tracker
 from trainer_runner.uploads import UPLOADS_DIR, UploadQueue
 from trainer_runner.validation import summarise
@@ -110,6 +111,7 @@ class JobRunner:
 
     def _cancel_poll_loop(self) -> None:
         """Look for the cancel marker in storage every `cancel_poll_s` (a job on another node)."""
+        lower_this_thread()
         marker = cancel_marker(self.spec.output_uri, self.spec.attempt)
         while not self._stop_heartbeat.wait(self.settings.cancel_poll_s):
             try:
@@ -149,6 +151,7 @@ class JobRunner:
         )
 
     def _heartbeat_loop(self) -> None:
+        lower_this_thread()  # helper work yields to training (trainer_runner/threads.py)
         while not self._stop_heartbeat.wait(self.spec.heartbeat_interval_s):
             self.outbox.put_heartbeat(
                 self._event("heartbeat", epoch=self.ctx_epoch(), log_tail=self.tail.tail())
@@ -535,6 +538,7 @@ def warm_up(settings: TrainerSettings) -> None:
     """Import torch and the default framework as a job of this trainer would (same threads,
     same offline configuration), before there is a job: importing them is most of a short
     job's start-up, CPU-bound, and the same for every job."""
+    make_s3_client(settings)  # boto3 keeps the service models it loaded (0.2 s of CPU)
     preload = getattr(get_plugin(WARM_FRAMEWORK), "preload", None)
     if preload is not None:
         preload(settings.scratch_dir, settings.resolved_torch_threads())
