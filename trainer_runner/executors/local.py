@@ -234,11 +234,12 @@ class LocalExecutor(Executor):
             return
         if self._holding():
             return
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        # Outside jobs/: nothing it might write before its job is taken for an attempt folder.
+        self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
         self._warm = subprocess.Popen(
             [sys.executable, "-m", "trainer_runner.job", WARM_ARG],
             env=self._child_env([]),
-            cwd=self.jobs_dir,
+            cwd=self.settings.scratch_dir,
             stdin=subprocess.PIPE,
             start_new_session=True,
         )
