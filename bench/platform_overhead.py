@@ -18,6 +18,12 @@ comparable side by side, which is why (a) and (b) alternate. Usage:
     python bench/platform_overhead.py --repeat 3              # the 2-minute job (30 epochs)
     python bench/platform_overhead.py --repeat 3 --epochs 5   # the "20-second job"
     python bench/platform_overhead.py --profile /tmp/prof     # py-spy + per-thread CPU of (b)
+    TRAINER_WARM_JOB_PROCESS=false python bench/platform_overhead.py   # every job started cold
+
+`vtp up` passes the caller's TRAINER_* variables to the trainer, so a trainer setting can be
+compared this way. With the warm job process (the default on a trainer without GPUs) the job's
+process started, and imported torch and Ultralytics, before the job was submitted: its CPU
+figure includes that warm-up; its "start-up" does not.
 
 Targets (issue 18): median ratio <= 1.03 at 30 epochs, <= 1.05 at 5 epochs, on 2 cores.
 """
@@ -411,7 +417,9 @@ def report(i: int, a: Run, b: Run) -> None:
     ):
         print(f"  {name:27s} {x:8.2f} s {y:10.2f} s {y - x:+10.2f} s")
     print(f"  median epoch                {med_a:8.3f} s {med_b:10.3f} s   x{med_b / med_a:.3f}")
-    print(f"  map50                       {a.map50 or float('nan'):8.4f}   {b.map50 or float('nan'):10.4f}")
+    nan = float("nan")
+    map_a, map_b = nan if a.map50 is None else a.map50, nan if b.map50 is None else b.map50
+    print(f"  map50 (last epoch)          {map_a:8.4f}   {map_b:10.4f}")
     if b.extra:
         print(f"  job process CPU             {'':8s}   {b.extra['job_process_cpu_s']:10.1f} s")
         print(f"  other stack processes' CPU  {'':8s}   {b.extra['stack_cpu_s']:10.1f} s")
