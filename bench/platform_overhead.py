@@ -227,6 +227,21 @@ def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so `kill` stops the stack too (the `finally` below)
 
 
+def settle(root_pid: int, idle_share: float = 0.1, window_s: float = 2.0, limit_s: float = 90.0) -> float:
+    """Wait until the stack is idle (its processes together under `idle_share` of a core over
+    `window_s`): the finished job's process exiting, the next warm job process done importing.
+    Otherwise that work would land on the next run, whichever it is. Returns the seconds waited."""
+    started = time.monotonic()
+    before = sum(process_tree_cpu(root_pid).values())
+    while time.monotonic() - started < limit_s:
+        time.sleep(window_s)
+        now = sum(process_tree_cpu(root_pid).values())
+        if now - before < idle_share * window_s:
+            break
+        before = now
+    return time.monotonic() - started
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(
@@ -370,6 +385,8 @@ def main() -> int:
 
         if args.platform_only:
             for i in range(args.repeat):
+                assert stack.process is not None
+                settle(stack.process.pid)
                 run = platform(i)
                 print(
                     f"platform run {i}: total {run.total:.2f} s, queue {run.queue:.2f} s, start-up "
@@ -377,9 +394,12 @@ def main() -> int:
                     f"{statistics.median(run.epochs):.3f} s), end {run.end:.2f} s, load {run.load:.2f}"
                 )
             return 0
+        assert stack.process is not None
         pairs: list[tuple[Run, Run]] = []
         for i in range(args.repeat):
+            settle(stack.process.pid)
             a = direct(i)
+            settle(stack.process.pid)
             b = platform(i)
             pairs.append((a, b))
             report(i, a, b)
