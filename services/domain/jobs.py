@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from services.domain import catalog, datasets, fleet
+from services.domain import catalog, datasets, fleet, notifications
 from services.domain.models import Job, JobEvent, JobMetric, JobState, Project, User, id_of, utcnow
 from services.errors import Conflict, InvalidInput, NotFound
 from services.infra import storage
@@ -70,6 +70,9 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
             payload={"from": current.value, "to": new.value, "reason": reason},
         )
     )
+    if new in FINISHED:
+        # In this transaction (an outbox row): the caller hands it to the worker after the commit.
+        notifications.job_finished(session, job, reason=reason)
     return True
 
 

@@ -252,6 +252,25 @@ def _predict(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"project_id": project_id, "job_id": job_id}, {"files": files}
 
 
+def _notification_rule(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.domain import notifications
+    from services.domain.models import User
+
+    with session_scope() as session:
+        rule = notifications.create_rule(
+            session,
+            project_id=w.cast.project_id,
+            user=session.get(User, w.cast.users["owner"]),
+            kind="webhook",
+            target="http://127.0.0.1:9/hook",
+            events=["job.failed"],
+        )
+    return {"project_id": w.cast.project_id, "rule_id": rule.id}, {}
+
+
+_WEBHOOK = {"kind": "webhook", "target": "http://127.0.0.1:9/hook", "events": ["job.failed"]}
+
+
 @dataclass(frozen=True)
 class Rule:
     allowed: frozenset[str]
@@ -355,6 +374,16 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("POST", P + "/comparisons"): [Rule(VIEWER_UP, _save_comparison)],
     ("GET", P + "/comparisons"): [Rule(VIEWER_UP, shared())],
     ("GET", P + "/comparisons/{comparison_id}"): [Rule(VIEWER_UP, _saved_comparison)],
+    ("GET", P + "/notifications/rules"): [Rule(MEMBER_UP, shared())],
+    ("POST", P + "/notifications/rules"): [Rule(ADMIN_UP, shared(_WEBHOOK))],
+    ("DELETE", P + "/notifications/rules/{rule_id}"): [Rule(ADMIN_UP, _notification_rule)],
+    ("POST", P + "/notifications/rules/{rule_id}/test"): [Rule(ADMIN_UP, _notification_rule)],
+    ("GET", P + "/notifications/deliveries"): [Rule(MEMBER_UP, shared())],
+    ("GET", V1 + "/me/notifications"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
+    ("POST", V1 + "/me/notifications/read"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
+    ("PUT", V1 + "/me/notification-settings"): [
+        Rule(SIGNED_IN, shared({"own_jobs": True}), project_scoped=False)
+    ],
     ("GET", V1 + "/plugins"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     ("GET", V1 + "/analytics"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     # Trainer callbacks carry an HMAC per job, never a bearer token: no user may post one.
@@ -832,6 +861,39 @@ def _ui_admin(fn_name: str) -> Callable[[World, str], bool]:
     return check
 
 
+def _ui_notifications(kind: str) -> Callable[[World, str], bool]:
+    """A notifications page handler: the actions function it calls, with the page's web actor."""
+
+    def check(w: World, token: str) -> bool:
+        from services.actions import notifications
+        from services.domain.notifications import RuleCreate
+
+        project_id = w.cast.project_id
+        if kind == "list":
+            return _denied_is_false(lambda: notifications.list_deliveries(_web(token), project_id=project_id))
+        if kind == "create":
+            request = RuleCreate(**_WEBHOOK)
+            return _denied_is_false(
+                lambda: notifications.create_rule(_web(token), project_id=project_id, request=request)
+            )
+        rule_id = _notification_rule(w, "")[0]["rule_id"]
+        if kind == "test":
+            return _denied_is_false(
+                lambda: aio.run(notifications.send_test(_web(token), project_id=project_id, rule_id=rule_id))
+            )
+        return _denied_is_false(
+            lambda: notifications.delete_rule(_web(token), project_id=project_id, rule_id=rule_id)
+        )
+
+    return check
+
+
+def _ui_own_notifications(_w: World, token: str) -> bool:
+    from services.actions import notifications
+
+    return _denied_is_false(lambda: notifications.set_own_jobs_notifications(_web(token), enabled=True))
+
+
 UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | str] = {
     "AuthState.sign_in": "no project data (password check, rate limited, audited)",
     "AuthState.sign_out": "no project data",
@@ -926,6 +988,14 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "AccountState.change_password": "the caller's own account; the current password is checked",
     "AccountState.create_token": [(SIGNED_IN, _ui_account)],
     "AccountState.revoke": "the caller's own tokens; services.actions.accounts answers NotFound for others'",
+    "AccountState.set_notify_own_jobs": [(SIGNED_IN, _ui_own_notifications)],
+    "AccountState.mark_all_read": "the caller's own in-app list only (by the session's user id)",
+    "NotificationsState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "NotificationsState.load": [(MEMBER_UP, _ui_notifications("list"))],
+    "NotificationsState.refresh_log": [(MEMBER_UP, _ui_notifications("list"))],
+    "NotificationsState.add_rule": [(ADMIN_UP, _ui_notifications("create"))],
+    "NotificationsState.remove_rule": [(ADMIN_UP, _ui_notifications("delete"))],
+    "NotificationsState.send_test": [(ADMIN_UP, _ui_notifications("test"))],
     "AdminState.setvar": "sets a client-side var",
     "AdminState.load": [(PLATFORM, _ui_admin("overview"))],
     "AdminState.set_active": [(PLATFORM, _ui_admin("update_user"))],
@@ -950,6 +1020,7 @@ def state_handlers() -> set[str]:
     import state.jobs_state
     import state.members_state
     import state.models_state
+    import state.notifications_state
     import state.signup_state
     import state.train_state
 
@@ -965,6 +1036,7 @@ def state_handlers() -> set[str]:
         state.analytics_state,
         state.datasets_state,
         state.members_state,
+        state.notifications_state,
         state.signup_state,
         state.account_state,
         state.admin_state,
