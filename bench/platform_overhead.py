@@ -271,12 +271,18 @@ def main() -> int:
     hyper.update(json.loads(args.hyper))
     base = Path(tempfile.mkdtemp(prefix="vtp-platform-bench-"))
     # As `make up`: no test settings (the stack's heartbeat interval etc. stay at their defaults).
-    # As `make up`: the test fixture's 1-second heartbeat goes back to the default 5 seconds.
+    # As `make up`: the test fixture's settings go back to the defaults (5-second heartbeat,
+    # no e-mail).
     stack = StackProcess(
         data_dir=base / "data",
         trainer_dir=base / "trainer",
         log_path=base / "stack.log",
-        extra_env={"VTP_HEARTBEAT_INTERVAL_S": "5"},
+        extra_env={
+            "VTP_HEARTBEAT_INTERVAL_S": "5",
+            "VTP_SMTP_HOST": "",
+            "VTP_SMTP_STARTTLS": "true",
+            "VTP_NOTIFY_RETRY_BASE_S": "10",
+        },
     )
     print(f"stack starting (load {load_average():.2f}); logs in {base}", flush=True)
     stack.start()
