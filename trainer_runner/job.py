@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.dataset import PreparedDataset, prepare_dataset
@@ -41,10 +41,11 @@ from trainer_runner.storage import (
     upload_file,
     upload_json,
 )
+from trainer_runner.threads import lower_this_thread
 from trainer_runner.tracking import Tracker
 from trainer_runner.uploads import UPLOADS_DIR, UploadQueue
 from trainer_runner.validation import summarise
-from trainer_runner.workdir import CANCEL_FILE, LOG_FILE, SPEC_FILE, write_status
+from trainer_runner.workdir import CANCEL_FILE, LOG_FILE, SPEC_FILE, WARM_ARG, write_status
 
 log = logging.getLogger("trainer_runner.job")
 
@@ -64,6 +65,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 # its files. Any other code (a signal, a crash) means the attempt was lost.
 EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 4}
 SPEC_ENV = "TRAINER_JOB_SPEC"
+WARM_FRAMEWORK = "ultralytics"  # the default framework of a job: the one worth importing ahead
 OOM_MESSAGE = "out of memory: lower batch or imgsz"
 
 
@@ -113,6 +115,7 @@ class JobRunner:
 
     def _cancel_poll_loop(self) -> None:
         """Look for the cancel marker in storage every `cancel_poll_s` (a job on another node)."""
+        lower_this_thread()
         marker = cancel_marker(self.spec.output_uri, self.spec.attempt)
         while not self._stop_heartbeat.wait(self.settings.cancel_poll_s):
             try:
@@ -152,6 +155,7 @@ class JobRunner:
         )
 
     def _heartbeat_loop(self) -> None:
+        lower_this_thread()  # helper work yields to training (trainer_runner/threads.py)
         while not self._stop_heartbeat.wait(self.spec.heartbeat_interval_s):
             self.outbox.put_heartbeat(
                 self._event("heartbeat", epoch=self.ctx_epoch(), log_tail=self.tail.tail())
@@ -566,13 +570,44 @@ def spec_from_env(settings: TrainerSettings) -> Path:
     return spec
 
 
+def warm_up(settings: TrainerSettings) -> None:
+    """Import torch and the default framework as a job of this trainer would (same threads,
+    same offline configuration), before there is a job: importing them is most of a short
+    job's start-up, CPU-bound, and the same for every job."""
+    make_s3_client(settings)  # boto3 keeps the service models it loaded (0.2 s of CPU)
+    preload = getattr(get_plugin(WARM_FRAMEWORK), "preload", None)
+    if preload is not None:
+        preload(settings.scratch_dir, settings.resolved_torch_threads())
+
+
+def run_warm(settings: TrainerSettings, stdin: IO[str]) -> int:
+    """A job process started ahead of its job (the local executor's `warm_job_process`): warm
+    up, then wait for the path of a spec on stdin and run that attempt, in its folder, exactly
+    as a process started for it would. An empty line or a closed stdin: not needed, exit."""
+    try:
+        warm_up(settings)
+    except Exception as exc:  # the job imports again and reports what is wrong itself
+        print(f"warm-up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    line = stdin.readline().strip()
+    if not line:
+        return 0
+    spec = Path(line)
+    os.chdir(spec.parent)
+    state = JobRunner(spec, settings).run()
+    return EXIT_CODES.get(state, EXIT_CODES["failed"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit code: `EXIT_CODES` of the final state; 2 for a bad command line."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m trainer_runner.job (SPEC_JSON | --spec-from-env)", file=sys.stderr)
+        print(
+            f"usage: python -m trainer_runner.job (SPEC_JSON | --spec-from-env | {WARM_ARG})", file=sys.stderr
+        )
         return 2
     settings = TrainerSettings()
+    if args[0] == WARM_ARG:
+        return run_warm(settings, sys.stdin)
     spec = spec_from_env(settings) if args[0] == "--spec-from-env" else Path(args[0])
     state = JobRunner(spec, settings).run()
     return EXIT_CODES.get(state, EXIT_CODES["failed"])
