@@ -1,4 +1,4 @@
-"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1.4).
+"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1.5).
 
 The backend keeps its own copy (`services/infra/trainer_client.py`); a test checks they agree, so the
 two sides never import each other.
@@ -17,7 +17,7 @@ EventType = Literal["started", "heartbeat", "epoch", "finished"]
 EventState = Literal["running", "succeeded", "failed", "cancelled"]
 # lost (v1.4): the attempt's process or node died without reporting; resume from the checkpoint.
 ErrorKind = Literal["transient", "permanent", "user", "lost"]
-PROTOCOL_VERSION = "1.4"
+PROTOCOL_VERSION = "1.5"
 
 
 def _require_s3_uri(value: str) -> str:
@@ -64,6 +64,9 @@ class StartJobRequest(BaseModel):
     dataset_uri: S3UriStr
     output_uri: S3UriStr
     resume_from_uri: S3UriStr | None = None
+    # v1.5, additive: weights to start a new training from (fine-tuning): an Ultralytics .pt,
+    # a timm state_dict (.pt/.pth) or .safetensors. Ignored when resume_from_uri is set.
+    init_weights: S3UriStr | None = None
     callback_url: HttpUrlStr
     callback_secret: str = Field(min_length=1)
     mlflow_experiment: str | None = None
@@ -135,3 +138,13 @@ class CallbackEvent(BaseModel):
     # Additive (v1.3): the newest epoch whose last.pt is in storage (checkpoints are stored at
     # most every TRAINER_CHECKPOINT_INTERVAL_S), on every event once there is one.
     checkpoint_epoch: int | None = None
+
+
+class InspectRequest(BaseModel):
+    """`POST /inspect` (v1.5): what is this weights file, loaded the safe way?"""
+
+    weights_uri: S3UriStr
+    filename: str = Field(default="", max_length=255, description="Original name; its suffix picks the loader.")
+    architecture: str | None = Field(
+        default=None, max_length=120, description="timm model name of a bare state_dict, when known."
+    )

@@ -104,6 +104,13 @@ class TimmPlugin:
         std = list(cfg.get("std", (0.229, 0.224, 0.225)))
         if state:
             model.load_state_dict(state["model"])
+        elif ctx.init_weights is not None:
+            # Fine-tuning: every tensor that fits; a different class count keeps a fresh head.
+            from trainer_runner.weights import adapt_state, load_state_dict
+
+            kind = "safetensors" if ctx.init_weights.suffix == ".safetensors" else "timm"
+            loaded, skipped = adapt_state(model, load_state_dict(ctx.init_weights, kind)[0])
+            log.info("fine-tuning", extra={"tensors_loaded": loaded, "tensors_skipped": skipped[:10]})
         model.to(device)
 
         train_ds = FolderDataset(ctx.dataset_root / "train", imgsz, mean, std, float(hyper["fliplr"]))

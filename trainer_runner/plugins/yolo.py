@@ -206,11 +206,20 @@ class UltralyticsPlugin:
             model.train(resume=True, **common)
         else:
             model = yolo_cls(ctx.spec.model, task=task)
+            if ctx.init_weights is not None:
+                # Fine-tuning: the YAML's model takes every tensor of the checkpoint whose name and
+                # shape fit; train() then rebuilds it for the dataset's class count and carries
+                # the fitting tensors over again, so a different class count gets a fresh head.
+                from trainer_runner.weights import load_ultralytics
+
+                module, _ckpt = load_ultralytics(ctx.init_weights)
+                model.load(module)
+                log.info("fine-tuning", extra={"init_weights": ctx.spec.init_weights})
             self._add_callbacks(model, ctx)
             model.train(
                 **hyper,
                 **common,
-                pretrained=False,
+                pretrained=ctx.init_weights is not None,
                 amp=False,
                 project=str(ctx.run_dir.parent.resolve()),
                 name=ctx.run_dir.name,
