@@ -232,6 +232,7 @@ def dispatch_spec(
         "dataset_uri": dataset_uri,
         "output_uri": storage.uri(storage.job_prefix(job.project_id, id_of(job))),
         "resume_from_uri": resume_from_uri,
+        "init_weights": job.init_weights,  # v1.5: fine-tuning; the trainer ignores it on resume
         "callback_url": callback_url,
         "callback_secret": job.callback_secret,
         "mlflow_experiment": f"project-{job.project_id}",
@@ -376,6 +377,8 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         total_epochs=job.total_epochs,
         callback_secret=new_secret(),
         attempt=2 if resume else 1,
+        init_weights=job.init_weights,
+        start_from=job.start_from,
     )
     session.add(new)
     session.flush()

@@ -38,6 +38,9 @@ class Action(StrEnum):
     job_retry = "job.retry"
     model_export = "model.export"
     model_predict = "model.predict"
+    model_read = "model.read"
+    model_register = "model.register"
+    model_alias = "model.alias"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -57,6 +60,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.job_retry: Role.admin,
     Action.model_export: Role.member,
     Action.model_predict: Role.member,
+    Action.model_read: Role.viewer,
+    Action.model_register: Role.member,  # a finished job's model, or uploaded weights
+    Action.model_alias: Role.admin,  # moving `champion` changes what production resolves
 }
 # When the acting user created the target themselves, this lower role is enough.
 OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member, Action.job_retry: Role.member}

@@ -117,6 +117,15 @@ class JobCreate(BaseModel):
     resources: Resources = Field(
         default_factory=Resources, description="What the job asks the fleet for; default one CPU slot."
     )
+    start_from: str = Field(
+        default="",
+        max_length=300,
+        description=(
+            "Weights to fine-tune from: '' or 'scratch', a registered version ('models/<name>@<alias>', "
+            "'models/<name>/<version>') or a job's best checkpoint ('job:<id>'). The framework, task "
+            "and architecture then come from those weights."
+        ),
+    )
 
 
 class MetricPoint(BaseModel):
@@ -141,6 +150,7 @@ class JobPublic(BaseModel):
     resources: dict[str, Any] = Field(default_factory=dict, description="What the job asked for.")
     state: str
     waiting_for: str | None = Field(default=None, description="What a queued job waits for.")
+    start_from: str | None = Field(default=None, description="What the job fine-tunes from; null: scratch.")
     queue_position: int | None = Field(default=None, description="1 = next to be dispatched.")
     attempt: int
     mlflow_run_id: str | None
