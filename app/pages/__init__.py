@@ -19,6 +19,7 @@ from app.pages.jobs_list import jobs_list_page
 from app.pages.login import login_page
 from app.pages.members import members_page
 from app.pages.models import models_page
+from app.pages.registry import registry_page
 from app.pages.signup import signup_page
 from app.pages.train import train_page
 from state.account_state import AccountState
@@ -32,6 +33,7 @@ from state.job_state import JOB_ROUTE, JobPageState
 from state.jobs_state import JOBS_ROUTE, JobsListState
 from state.members_state import MembersState
 from state.models_state import MODELS_ROUTE, ModelsState
+from state.registry_state import REGISTRY_ROUTE, RegistryState
 from state.signup_state import SignupState
 from state.train_state import TRAIN_ROUTE, TrainState
 
@@ -63,5 +65,6 @@ PAGES: tuple[Page, ...] = (
     Page(JOBS_ROUTE, jobs_list_page, "Jobs · Vision Training", JobsListState.load),
     Page(COMPARE_ROUTE, compare_page, "Compare runs · Vision Training", CompareState.load),
     Page(MODELS_ROUTE, models_page, "Models · Vision Training", ModelsState.load),
+    Page(REGISTRY_ROUTE, registry_page, "Model registry · Vision Training", RegistryState.load),
     Page(ANALYTICS_ROUTE, analytics_page, "Analytics · Vision Training", AnalyticsState.load),
 )

@@ -223,7 +223,16 @@ def playground_card() -> rx.Component:
 
 def models_page() -> rx.Component:
     return page_shell(
-        rx.link("← Jobs", href="/projects/" + S.project_id.to_string() + "/jobs", color=tokens.PRIMARY),
+        rx.hstack(
+            rx.link("← Jobs", href="/projects/" + S.project_id.to_string() + "/jobs", color=tokens.PRIMARY),
+            rx.link(
+                "Model registry →",
+                href="/projects/" + S.project_id.to_string() + "/registry",
+                color=tokens.PRIMARY,
+                id="to-registry",
+            ),
+            spacing="4",
+        ),
         rx.cond(
             S.load_error != "",
             rx.callout(

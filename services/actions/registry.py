@@ -48,6 +48,12 @@ def list_models(actor: Actor, *, project_id: int) -> list[RegisteredModelPublic]
         return registry.list_models(op.session, project_id=project_id)
 
 
+def role_in_project(actor: Actor, *, project_id: int) -> str:
+    """The caller's role, so the registry page shows only the controls it may use."""
+    with operation(actor, "model.list", record=Audit.refusals) as op:
+        return op.authorize(Action.model_read, project_id=project_id).value
+
+
 def get_model(actor: Actor, *, project_id: int, name: str) -> RegisteredModelPublic:
     with operation(actor, "model.read", record=Audit.refusals, target=f"model:{name}") as op:
         op.authorize(Action.model_read, project_id=project_id)
