@@ -124,7 +124,7 @@ def test_upload_checks_weights_and_a_job_fine_tunes_from_an_alias(
         data={"name": name},
         files={"file": ("broken.pt", b"PK\x03\x04 not really a checkpoint", "application/octet-stream")},
     )
-    assert refused.status_code == 400, refused.text
+    assert refused.status_code == 422, refused.text
     assert "not a PyTorch checkpoint" in refused.json()["detail"]
     assert _weight_objects(stack, pid) == before  # the refused object was deleted again
     assert api.http.get(f"/projects/{pid}/models/{name}").status_code == 404  # no version row

@@ -241,7 +241,10 @@ class ModelService:
 
         filename = request.filename or parse_s3_uri(request.weights_uri).key.rsplit("/", 1)[-1]
         with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:
-            path = self._fetch(request.weights_uri, "weights_uri", Path(tmp), "weights")
+            # The loaders go by the suffix (Ultralytics refuses a .pt without one).
+            path = self._fetch(
+                request.weights_uri, "weights_uri", Path(tmp), "weights" + Path(filename).suffix
+            )
             if PLUGINS.get("ultralytics") is not None:
                 # Ultralytics needs its offline settings before the import inspect may do.
                 self._ultralytics_ready()
@@ -253,7 +256,9 @@ class ModelService:
     def _ultralytics_ready(self) -> None:
         from trainer_runner.plugins.yolo import import_ultralytics
 
-        import_ultralytics(Path(self.settings.scratch_dir) / "ultralytics-config", self.settings.resolved_torch_threads())
+        import_ultralytics(
+            Path(self.settings.scratch_dir) / "ultralytics-config", self.settings.resolved_torch_threads()
+        )
 
     def _tmp_root(self) -> Path:
         root = Path(self.settings.scratch_dir) / "tmp"

@@ -144,7 +144,9 @@ class InspectRequest(BaseModel):
     """`POST /inspect` (v1.5): what is this weights file, loaded the safe way?"""
 
     weights_uri: S3UriStr
-    filename: str = Field(default="", max_length=255, description="Original name; its suffix picks the loader.")
+    filename: str = Field(
+        default="", max_length=255, description="Original name; its suffix picks the loader."
+    )
     architecture: str | None = Field(
         default=None, max_length=120, description="timm model name of a bare state_dict, when known."
     )

@@ -18,6 +18,7 @@ for `init_weights` of a job, so a file that passed inspection is what training s
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,15 @@ REFUSED_MODES = [
 ]
 # Globals a plain state_dict or our own timm checkpoint may name under weights_only=True.
 _PLAIN_PREFIXES = ("torch.", "collections.OrderedDict", "builtins.", "_codecs.encode", "numpy.")
-_ULTRALYTICS_PREFIXES = ("ultralytics.", "torch.", "collections.", "builtins.", "pathlib.", "numpy.", "_codecs.")
+_ULTRALYTICS_PREFIXES = (
+    "ultralytics.",
+    "torch.",
+    "collections.",
+    "builtins.",
+    "pathlib.",
+    "numpy.",
+    "_codecs.",
+)
 
 
 @dataclass
@@ -75,13 +84,15 @@ def _looks_like_torchscript(path: Path) -> bool:
 
     try:
         with zipfile.ZipFile(path) as zf:
-            return any(name.endswith(("constants.pkl", "/code/")) or "/code/" in name for name in zf.namelist())
+            return any(
+                name.endswith(("constants.pkl", "/code/")) or "/code/" in name for name in zf.namelist()
+            )
     except zipfile.BadZipFile:
         return False
 
 
 def classify_file(path: Path, filename: str) -> str:
-    """"ultralytics", "timm" or "safetensors" from the file's bytes alone; FieldError otherwise."""
+    """ "ultralytics", "timm" or "safetensors" from the file's bytes alone; FieldError otherwise."""
     if filename.lower().endswith(".safetensors"):
         return "safetensors"
     if not filename.lower().endswith((".pt", ".pth")):
@@ -117,6 +128,10 @@ def load_ultralytics(path: Path) -> tuple[Any, dict[str, Any]]:
     """(model module, checkpoint dict), loaded with weights_only=True and the allow-list."""
     from ultralytics.nn.tasks import torch_safe_load
 
+    if path.suffix != ".pt":  # Ultralytics loads only files named *.pt
+        named = path.with_suffix(".pt")
+        shutil.copyfile(path, named)
+        path = named
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
     except (TypeError, ModuleNotFoundError) as exc:
@@ -140,7 +155,9 @@ def _inspect_ultralytics(path: Path) -> WeightsInfo:
     architecture = Path(architecture).name if architecture else "custom.yaml"
     args = ckpt.get("train_args") or {}
     imgsz = args.get("imgsz") if isinstance(args, dict) else None
-    task = str(getattr(module, "task", "") or (args.get("task") if isinstance(args, dict) else "") or "detect")
+    task = str(
+        getattr(module, "task", "") or (args.get("task") if isinstance(args, dict) else "") or "detect"
+    )
     return WeightsInfo(
         framework="ultralytics",
         task=task,
@@ -170,7 +187,9 @@ def load_state_dict(path: Path, kind: str) -> tuple[dict[str, Any], dict[str, An
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise _refuse(f"torch.load(weights_only=True) refused the file: {str(exc).splitlines()[0][:300]}") from exc
+        raise _refuse(
+            f"torch.load(weights_only=True) refused the file: {str(exc).splitlines()[0][:300]}"
+        ) from exc
     if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
         meta = {k: v for k, v in loaded.items() if k not in {"model", "optimizer", "scheduler"}}
         return dict(loaded["model"]), meta
@@ -210,7 +229,9 @@ def timm_model_from_state(architecture: str, state: dict[str, Any]) -> tuple[Any
     return model, num_classes
 
 
-def _inspect_timm(path: Path, kind: str, architecture: str | None, candidates: tuple[str, ...]) -> WeightsInfo:
+def _inspect_timm(
+    path: Path, kind: str, architecture: str | None, candidates: tuple[str, ...]
+) -> WeightsInfo:
     state, meta = load_state_dict(path, kind)
     named = str(meta.get("model_name") or architecture or "")
     tried = [named] if named else list(candidates)
@@ -240,12 +261,19 @@ def _inspect_timm(path: Path, kind: str, architecture: str | None, candidates: t
     )
 
 
-def inspect(path: Path, filename: str, architecture: str | None, timm_candidates: tuple[str, ...]) -> WeightsInfo:
+def inspect(
+    path: Path, filename: str, architecture: str | None, timm_candidates: tuple[str, ...]
+) -> WeightsInfo:
     """Framework, task, architecture and classes of an uploaded file, loaded the safe way."""
     kind = classify_file(path, filename)
-    if kind == "ultralytics":
-        return _inspect_ultralytics(path)
-    return _inspect_timm(path, kind, architecture, timm_candidates)
+    try:
+        if kind == "ultralytics":
+            return _inspect_ultralytics(path)
+        return _inspect_timm(path, kind, architecture, timm_candidates)
+    except FieldError:
+        raise
+    except Exception as exc:  # a file that passed the checks but breaks the framework's loader
+        raise _refuse(f"{filename!r} could not be loaded ({type(exc).__name__}: {str(exc)[:300]})") from exc
 
 
 def adapt_state(model: Any, state: dict[str, Any]) -> tuple[int, list[str]]:
