@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from services.domain.models import Job, JobMetric, Membership, Project, User
+from services.domain.models import Job, JobMetric, Membership, Project, User, aware
 
 MAX_COMPARE = 500
 # A metric the compare page opens on, first one a run reported wins.
@@ -29,12 +29,6 @@ class RunSet:
     curves: dict[int, list[dict[str, float]]] = field(default_factory=dict)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def run_summary(job: Job, owner: str) -> dict[str, Any]:
     return {
         "id": job.id,
@@ -46,7 +40,7 @@ def run_summary(job: Job, owner: str) -> dict[str, Any]:
         "owner": owner,
         "dataset_version_id": job.dataset_version_id,
         "hyperparameters": dict(job.hyperparameters or {}),
-        "created_at": _aware(job.created_at),
+        "created_at": aware(job.created_at),
     }
 
 
@@ -196,9 +190,9 @@ def job_facts(session: Session, *, project_ids: Iterable[int], since: datetime) 
             "user": owner,
             "state": str(job.state),
             "device": job.trainer_device or job.device,
-            "created_at": _aware(job.created_at),
-            "started_at": _aware(job.started_at),
-            "finished_at": _aware(job.finished_at),
+            "created_at": aware(job.created_at),
+            "started_at": aware(job.started_at),
+            "finished_at": aware(job.finished_at),
         }
         for job, owner in rows
     ]

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
-def aware(value: datetime) -> datetime:
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time stored here is UTC."""
+    if value is None:
+        return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
