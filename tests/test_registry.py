@@ -189,7 +189,7 @@ def test_roles_viewer_reads_member_registers_admin_moves_aliases(
     )
     assert member.delete(f"/projects/{pid}/models/{name}/aliases/champion").status_code == 403
     bad = api.http.put(f"/projects/{pid}/models/{name}/aliases/latest", json={"version": 1})
-    assert bad.status_code == 400 and "latest" in bad.json()["detail"]
+    assert bad.status_code == 422 and "latest" in bad.json()["detail"]
     anonymous = httpx.get(f"{stack.api_url}/api/v1/projects/{pid}/models")
     assert anonymous.status_code == 401
 

@@ -33,7 +33,7 @@ def _run(
     response = trainer.client.post("/jobs", json=request)
     assert response.status_code == 202, response.text
     try:
-        (finished,) = receiver.wait_for(job_id, "finished", timeout_s=240)
+        (finished,) = receiver.wait_for(job_id, "finished", timeout_s=600)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{trainer.log_path.read_text()[-4000:]}") from exc
     assert finished["state"] == "succeeded", (finished["error"], trainer.log_path.read_text()[-4000:])
