@@ -92,6 +92,7 @@ class RegistryState(AuthState):
     chosen_version: str = ""
     versions: list[dict[str, str]] = []
     card: dict[str, str] = {}
+    chosen_aliases: list[str] = []
     downloads: list[dict[str, str]] = []
     jobs: list[dict[str, str]] = []
     upload_name: str = ""
@@ -130,6 +131,7 @@ class RegistryState(AuthState):
             else None
         )
         self.card = model_card(version, self.project_id) if version else {}
+        self.chosen_aliases = list(version.aliases) if version else []
 
     async def _reload(self) -> Any:
         async with self:

@@ -59,6 +59,9 @@ def test_registry_page_card_alias_and_fine_tune(
     page.wait_for_selector("tr[data-version='1'] >> text=champion")
     page.screenshot(path=str(output_dir / "registry.png"), full_page=True)
     assert api.http.get(f"/projects/{pid}/models/{name}").json()["aliases"] == {"champion": 1}
+    page.click("#remove-alias-champion")
+    page.wait_for_selector("#registry-message >> text=Removed alias champion")
+    assert api.http.get(f"/projects/{pid}/models/{name}").json()["aliases"] == {}
 
     page.click("#fine-tune")
     page.wait_for_url(f"**/projects/{pid}/train?start_from=models/{name}/1")
