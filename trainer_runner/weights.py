@@ -91,6 +91,18 @@ def _looks_like_torchscript(path: Path) -> bool:
         return False
 
 
+def _pickle_mentions(path: Path, needle: bytes) -> bool:
+    """Whether the archive's pickle names `needle` (a module), without unpickling it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+            return name is not None and needle in zf.read(name)
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def classify_file(path: Path, filename: str) -> str:
     """ "ultralytics", "timm" or "safetensors" from the file's bytes alone; FieldError otherwise."""
     if filename.lower().endswith(".safetensors"):
@@ -106,7 +118,9 @@ def classify_file(path: Path, filename: str) -> str:
             f"{filename!r} is not a PyTorch checkpoint (not a torch.save archive: the file is "
             "empty, truncated or of another kind)"
         ) from exc
-    if any(name.startswith("ultralytics.") for name in names):
+    # Ultralytics registers its classes as safe globals for the whole process once it has loaded a
+    # checkpoint, and torch then leaves them out of the "unsafe" list: so also read the pickle.
+    if any(name.startswith("ultralytics.") for name in names) or _pickle_mentions(path, b"ultralytics."):
         foreign = [n for n in names if not n.startswith(_ULTRALYTICS_PREFIXES)]
         if foreign:
             raise _refuse(f"{filename!r} names code outside Ultralytics and torch: {sorted(foreign)[:5]}")
