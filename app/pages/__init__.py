@@ -19,6 +19,7 @@ from app.pages.jobs_list import jobs_list_page
 from app.pages.login import login_page
 from app.pages.members import members_page
 from app.pages.models import models_page
+from app.pages.notifications import notifications_page
 from app.pages.registry import registry_page
 from app.pages.signup import signup_page
 from app.pages.train import train_page
@@ -33,6 +34,7 @@ from state.job_state import JOB_ROUTE, JobPageState
 from state.jobs_state import JOBS_ROUTE, JobsListState
 from state.members_state import MembersState
 from state.models_state import MODELS_ROUTE, ModelsState
+from state.notifications_state import NOTIFICATIONS_ROUTE, NotificationsState
 from state.registry_state import REGISTRY_ROUTE, RegistryState
 from state.signup_state import SignupState
 from state.train_state import TRAIN_ROUTE, TrainState
@@ -58,6 +60,12 @@ PAGES: tuple[Page, ...] = (
         DatasetDetailState.load,
     ),
     Page("/projects/[project_id]/members", members_page, "Members · Vision Training", MembersState.load),
+    Page(
+        NOTIFICATIONS_ROUTE,
+        notifications_page,
+        "Notifications · Vision Training",
+        NotificationsState.load,
+    ),
     Page("/signup", signup_page, "Sign up · Vision Training", SignupState.load_signup),
     Page("/account", account_page, "Account · Vision Training", AccountState.load),
     Page("/admin", admin_page, "Administration · Vision Training", AdminState.load),

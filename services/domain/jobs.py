@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from services.domain import catalog, datasets, fleet
+from services.domain import catalog, datasets, fleet, notifications
 from services.domain.models import Job, JobEvent, JobMetric, JobState, Project, User, id_of, utcnow
 from services.errors import Conflict, InvalidInput, NotFound
 from services.infra import storage
@@ -70,6 +70,9 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
             payload={"from": current.value, "to": new.value, "reason": reason},
         )
     )
+    if new in FINISHED:
+        # In this transaction (an outbox row): the caller hands it to the worker after the commit.
+        notifications.job_finished(session, job, reason=reason)
     return True
 
 
@@ -285,6 +288,7 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
         else:
             stored.metrics = metrics
             session.add(stored)
+        job.final_metrics = metrics
     if kind == "finished":
         job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
         error = event.get("error") or {}
@@ -389,6 +393,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
             session.add(JobMetric(job_id=id_of(new), epoch=metric.epoch, metrics=dict(metric.metrics)))
         new.current_epoch = job.current_epoch
         new.checkpoint_epoch = job.checkpoint_epoch
+        new.final_metrics = dict(job.final_metrics or {})
     session.add(
         JobEvent(
             job_id=id_of(new),

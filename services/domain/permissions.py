@@ -36,11 +36,14 @@ class Action(StrEnum):
     job_create = "job.create"
     job_cancel = "job.cancel"
     job_retry = "job.retry"
+    job_tag = "job.tag"
     model_export = "model.export"
     model_predict = "model.predict"
     model_read = "model.read"
     model_register = "model.register"
     model_alias = "model.alias"
+    notifications_read = "notifications.read"
+    notifications_manage = "notifications.manage"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -58,11 +61,15 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.job_create: Role.member,
     Action.job_cancel: Role.admin,
     Action.job_retry: Role.admin,
+    # Tags are shared labels for finding runs again (like a board's labels), not ownership.
+    Action.job_tag: Role.member,
     Action.model_export: Role.member,
     Action.model_predict: Role.member,
     Action.model_read: Role.viewer,
     Action.model_register: Role.member,  # a finished job's model, or uploaded weights
     Action.model_alias: Role.admin,  # moving `champion` changes what production resolves
+    Action.notifications_read: Role.member,
+    Action.notifications_manage: Role.admin,
 }
 # When the acting user created the target themselves, this lower role is enough.
 OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member, Action.job_retry: Role.member}

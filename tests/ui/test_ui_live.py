@@ -102,3 +102,23 @@ def test_a_dropped_connection_is_shown_and_the_page_catches_up(
         _points(page, 3)
         post_callback(http, stack.api_url, job_id, secret, epoch_event(4, EPOCHS))
         _points(page, 4)
+
+
+def test_tags_set_on_the_job_page_filter_the_run_list(
+    page: Page, stack: StackProcess, api: Api, synthetic_job: tuple[int, str]
+) -> None:
+    job_id, _secret = synthetic_job
+    sign_in(page, stack, f"/jobs/{job_id}")
+    page.fill("#tags-input", "baseline  ui-check")
+    page.click("#save-tags")
+    page.wait_for_function("document.querySelector('#tags-message')?.innerText === 'Tags saved'")
+    assert page.inner_text("#job-tags").strip().endswith("baseline ui-check")
+    page.goto(f"{stack.web_url}/projects/{api.project_id()}/compare")
+    page.fill("#run-search", "tag:ui-check")
+    page.wait_for_function(
+        "document.querySelectorAll('#runs-table [data-run-id]').length === 1"
+        f" && document.querySelector('#runs-table [data-run-id]').dataset.runId === '{job_id}'"
+    )
+    page.fill("#run-search", "metrics.map50_95>")
+    page.wait_for_selector("#compare-error")
+    assert "needs a value" in page.inner_text("#compare-error")
