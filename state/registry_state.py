@@ -53,7 +53,7 @@ def model_card(v: ModelVersionPublic, project_id: int) -> dict[str, str]:
         "classes": classes or "—",
         "input_size": f"{v.imgsz} px" if v.imgsz else "not recorded",
         "val_metrics": metric_text(v.val_metrics),
-        "test_metrics": metric_text(v.test_metrics) if v.test_metrics else "no test split evaluated",
+        "test_metrics": metric_text(v.test_metrics) if v.test_metrics else "no test split in the data",
         "training_data": data,
         "registered_by": f"{v.registered_by} on {v.created_at:%Y-%m-%d}",
         "description": v.description or "—",

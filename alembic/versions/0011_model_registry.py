@@ -1,7 +1,7 @@
 """model registry: registered models, versions with lineage, aliases; a job's start point
 
 Revision ID: 0011
-Revises: 0010 (main chains 0008 -> 0015 -> 0010)
+Revises: 0012 (main chains 0008 -> 0015 -> 0010 -> 0012)
 Create Date: 2026-12-01 11:00:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "0011"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,6 +20,7 @@ from app.pages.login import login_page
 from app.pages.members import members_page
 from app.pages.models import models_page
 from app.pages.notifications import notifications_page
+from app.pages.predictions import predictions_page
 from app.pages.registry import registry_page
 from app.pages.signup import signup_page
 from app.pages.train import train_page
@@ -35,6 +36,7 @@ from state.jobs_state import JOBS_ROUTE, JobsListState
 from state.members_state import MembersState
 from state.models_state import MODELS_ROUTE, ModelsState
 from state.notifications_state import NOTIFICATIONS_ROUTE, NotificationsState
+from state.predictions_state import PREDICTIONS_ROUTE, PredictionsState
 from state.registry_state import REGISTRY_ROUTE, RegistryState
 from state.signup_state import SignupState
 from state.train_state import TRAIN_ROUTE, TrainState
@@ -72,6 +74,7 @@ PAGES: tuple[Page, ...] = (
     Page(TRAIN_ROUTE, train_page, "New training job · Vision Training", TrainState.load),
     Page(JOBS_ROUTE, jobs_list_page, "Jobs · Vision Training", JobsListState.load),
     Page(COMPARE_ROUTE, compare_page, "Compare runs · Vision Training", CompareState.load),
+    Page(PREDICTIONS_ROUTE, predictions_page, "Compare predictions · Vision Training", PredictionsState.load),
     Page(MODELS_ROUTE, models_page, "Models · Vision Training", ModelsState.load),
     Page(REGISTRY_ROUTE, registry_page, "Model registry · Vision Training", RegistryState.load),
     Page(ANALYTICS_ROUTE, analytics_page, "Analytics · Vision Training", AnalyticsState.load),

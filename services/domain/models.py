@@ -191,6 +191,21 @@ class Job(SQLModel, table=True):
     # the user chose ("models/shapes@champion (v2)", "job 12"); both None for a job from scratch.
     init_weights: str | None = Field(default=None, max_length=1024)
     start_from: str | None = Field(default=None, max_length=300)
+    # The finished job's best.pt figures, each with the split it comes from: `val_metrics` on
+    # the validation split (`metric_splits["val_metrics"]` says "train" when the
+    # dataset had no val images and the trainer validated on train), `test_metrics` best.pt on
+    # the test split, named `test/<metric>`.
+    val_metrics: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    metric_splits: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # How many val and test images get their predictions stored at the end (0: none).
+    predictions_max_images: int = Field(default=500, sa_column_kwargs={"server_default": "500"})
 
 
 class JobEvent(SQLModel, table=True):

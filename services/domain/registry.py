@@ -255,6 +255,7 @@ class VersionDraft:
     mlflow_run_id: str | None = None  # the job's training run, when it has one
     params: tuple[tuple[str, Any], ...] = ()
     val_metrics: tuple[tuple[str, float], ...] = ()
+    test_metrics: tuple[tuple[str, float], ...] = ()
 
 
 def _final_metrics(session: Session, job: Job) -> dict[str, float]:
@@ -304,7 +305,9 @@ def draft_from_job(session: Session, job: Job, *, name: str, description: str) -
         dataset_version_id=job.dataset_version_id,
         mlflow_run_id=job.mlflow_run_id,
         params=tuple(sorted(params.items())),
-        val_metrics=tuple(sorted(_final_metrics(session, job).items())),
+        # The job's best.pt scored on val (and test, when the dataset has a test split).
+        val_metrics=tuple(sorted((job.val_metrics or _final_metrics(session, job)).items())),
+        test_metrics=tuple(sorted(job.test_metrics.items())),
     )
 
 
@@ -367,6 +370,7 @@ def add_version(
         imgsz=draft.imgsz,
         params=dict(draft.params),
         val_metrics=dict(draft.val_metrics),
+        test_metrics=dict(draft.test_metrics),
         description=draft.description,
         registered_by=id_of(user),
     )

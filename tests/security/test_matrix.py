@@ -819,6 +819,20 @@ def _ui_extras(w: World, token: str) -> bool:
     return extras.signed_in and not extras.error
 
 
+def _ui_predictions(w: World, token: str) -> bool:
+    from state.predictions_state import load_page
+
+    ids = [w.job(w.cast.project_id, "owner"), w.job(w.cast.project_id, "owner")]
+    return _allowed_by_authorization(lambda: load_page(token, w.cast.project_id, ids, "val", {}, 0))
+
+
+def _ui_drill(w: World, token: str) -> bool:
+    from state.job_state import load_cell
+
+    job_id = w.job(w.cast.project_id, "owner")
+    return _allowed_by_authorization(lambda: load_cell(token, job_id, "background", "a", 0))
+
+
 def _ui_retry(creator: str) -> Callable[[World, str], bool]:
     def check(w: World, token: str) -> bool:
         from services.actions import jobs
@@ -1041,6 +1055,22 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "JobPageState.watch": [(VIEWER_UP, _ui_load_job)],
     "JobPageState.cancel": [(ADMIN_UP, _ui_cancel("owner")), (MEMBER_UP, _ui_cancel("member"))],
     "JobPageState.load_extras": [(VIEWER_UP, _ui_extras)],
+    "JobPageState.drill": [(VIEWER_UP, _ui_drill)],
+    "JobPageState.drill_from_plot": "changes the client's selection, then runs JobPageState.drill",
+    "JobPageState.drill_cell": "runs JobPageState.drill",
+    "JobPageState.drill_next": "runs JobPageState.drill",
+    "JobPageState.drill_previous": "runs JobPageState.drill",
+    "JobPageState.set_drill_true": "changes the client's selection",
+    "JobPageState.set_drill_predicted": "changes the client's selection",
+    "PredictionsState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "PredictionsState.load": "reads the address, then runs PredictionsState.fetch",
+    "PredictionsState.fetch": [(VIEWER_UP, _ui_predictions)],
+    "PredictionsState.set_disagree": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.set_class_name": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.set_wrong_in": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.set_split": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.next_page": "pages, then runs PredictionsState.fetch",
+    "PredictionsState.previous_page": "pages, then runs PredictionsState.fetch",
     "JobPageState.retry": [(ADMIN_UP, _ui_retry("owner")), (MEMBER_UP, _ui_retry("member"))],
     "JobPageState.save_tags": [(MEMBER_UP, _ui_tag)],
     "TrainState.setvar": "sets a client-side var; every read of project data re-authorizes",
@@ -1163,6 +1193,7 @@ def state_handlers() -> set[str]:
     import state.members_state
     import state.models_state
     import state.notifications_state
+    import state.predictions_state
     import state.registry_state
     import state.signup_state
     import state.train_state
@@ -1177,6 +1208,7 @@ def state_handlers() -> set[str]:
         state.compare_state,
         state.models_state,
         state.registry_state,
+        state.predictions_state,
         state.analytics_state,
         state.datasets_state,
         state.members_state,
