@@ -17,6 +17,15 @@ from state.page_helpers import data_uri, project_from_path, role_allows
 from state.training_helpers import box_overlays, prediction_rows
 
 MODELS_ROUTE = "/projects/[project_id]/models"
+# Button and badge labels, in the order shown; the keys are model_ops.EXPORT_FORMATS.
+EXPORT_LABELS = {
+    "onnx": "ONNX",
+    "torchscript": "TorchScript",
+    "openvino": "OpenVINO",
+    "openvino_fp16": "OpenVINO FP16",
+    "ncnn": "NCNN",
+    "ncnn_fp16": "NCNN FP16",
+}
 
 
 def model_row(job: Any) -> dict[str, str]:
@@ -29,8 +38,7 @@ def model_row(job: Any) -> dict[str, str]:
         "task": job.task,
         "best": "yes" if artifacts.get("best_checkpoint") else "—",
         "last": "yes" if artifacts.get("last_checkpoint") else "—",
-        "onnx": "yes" if artifacts.get("export_onnx") else "",
-        "torchscript": "yes" if artifacts.get("export_torchscript") else "",
+        "exports": ", ".join(label for fmt, label in EXPORT_LABELS.items() if artifacts.get(f"export_{fmt}")),
         "href": f"/jobs/{job.id}",
     }
 
@@ -47,7 +55,9 @@ def export_summary(result: dict[str, Any]) -> str:
     parts = []
     for item in result.get("exports") or []:
         parity = item.get("parity") or {}
-        check = "parity ok" if parity.get("ok") else f"parity off by {parity.get('max_abs_diff')}"
+        tolerance = parity.get("tolerance")
+        bound = f" (max diff {parity.get('max_abs_diff'):.2g} <= {tolerance:.2g})" if tolerance else ""
+        check = ("parity ok" + bound) if parity.get("ok") else f"parity off by {parity.get('max_abs_diff')}"
         parts.append(f"{item.get('format')}: {item.get('size_bytes', 0) // 1024} KB, {check}")
     return "Exported " + "; ".join(parts) if parts else "The trainer exported nothing."
 

@@ -1,4 +1,4 @@
-"""HTTP API of the trainer (protocol v1.4): start, status, cancel, capacity, health, plugins,
+"""HTTP API of the trainer (protocol v1.5): start, status, cancel, capacity, health, plugins,
 predict, export.
 
 Endpoints only parse and shape; the executor (`trainer_runner.executors`, chosen by
@@ -74,7 +74,8 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
 
     @app.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobStatus)
     def start_job(request: StartJobRequest) -> JobStatus:
-        get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
+        if request.kind == "train":  # a batch job's framework is read from its checkpoint
+            get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
         try:
             return executor.start(request)
         except StaleAttempt as exc:

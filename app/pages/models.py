@@ -9,7 +9,7 @@ from components.a11y import labelled_upload
 from components.layout import card, field, native_select, page_shell
 from components.permission_gate import permission_gate
 from services.domain.permissions import Action
-from state.models_state import ModelsState
+from state.models_state import EXPORT_LABELS, ModelsState
 
 S = ModelsState
 UPLOAD_ID = "inference-upload"
@@ -26,37 +26,25 @@ def models_card() -> rx.Component:
             rx.table.cell(r["task"]),
             rx.table.cell(r["best"]),
             rx.table.cell(r["last"]),
-            rx.table.cell(
-                rx.hstack(
-                    rx.cond(r["onnx"] != "", rx.badge("ONNX", color_scheme="green")),
-                    rx.cond(r["torchscript"] != "", rx.badge("TorchScript", color_scheme="green")),
-                    spacing="1",
-                )
-            ),
+            rx.table.cell(rx.text(r["exports"], size="1"), id="exports-" + r["id"]),
             rx.table.cell(
                 permission_gate(
-                    rx.hstack(
-                        rx.button(
-                            rx.cond(
-                                busy, rx.spinner(size="1"), rx.icon("package", size=14, aria_hidden="true")
-                            ),
-                            "ONNX",
-                            on_click=S.export(r["id"], ["onnx"]),
-                            disabled=S.exporting != "",
-                            size="1",
-                            variant="outline",
-                            id="export-onnx-" + r["id"],
-                        ),
-                        rx.button(
-                            rx.icon("package", size=14, aria_hidden="true"),
-                            "TorchScript",
-                            on_click=S.export(r["id"], ["torchscript"]),
-                            disabled=S.exporting != "",
-                            size="1",
-                            variant="outline",
-                            id="export-torchscript-" + r["id"],
-                        ),
-                        spacing="2",
+                    rx.flex(
+                        rx.cond(busy, rx.spinner(size="1")),
+                        *[
+                            rx.button(
+                                rx.icon("package", size=14, aria_hidden="true"),
+                                label,
+                                on_click=S.export(r["id"], [fmt]),
+                                disabled=S.exporting != "",
+                                size="1",
+                                variant="outline",
+                                id=f"export-{fmt}-" + r["id"],
+                            )
+                            for fmt, label in EXPORT_LABELS.items()
+                        ],
+                        wrap="wrap",
+                        gap="2",
                     ),
                     allowed=S.can_export,
                     action=Action.model_export,
@@ -94,6 +82,13 @@ def models_card() -> rx.Component:
         rx.cond(
             S.export_message != "",
             rx.callout(S.export_message, icon="info", role="status", id="export-message"),
+        ),
+        rx.text(
+            "Every export is run by its own runtime and compared with the PyTorch model on a sample "
+            "image; the message shows the difference and the tolerance. CoreML is not offered: "
+            "coremltools runs models only on macOS, so its output cannot be checked here.",
+            size="1",
+            color=tokens.TEXT_MUTED,
         ),
         title="Models",
     )

@@ -29,7 +29,9 @@ from services.errors import Conflict, InvalidInput
 from services.infra import storage
 from services.infra.trainer_client import TrainerBusy, TrainerClient, TrainerRejected
 
-EXPORT_FORMATS = ("onnx", "torchscript")
+# The trainer checks each against its plugin; CoreML is absent: its models run only on macOS,
+# so no parity check could pass here.
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino", "openvino_fp16", "ncnn", "ncnn_fp16")
 IMAGE_TYPES = {
     "png": "image/png",
     "jpg": "image/jpeg",
