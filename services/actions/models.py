@@ -148,6 +148,28 @@ async def predict(
     return {**result, "image_uri": plan.image_uri}
 
 
+def _prepare_predict_ref(
+    actor: Actor, project_id: int, ref: str, image: bytes, filename: str
+) -> model_ops.PredictPlan:
+    from services.domain.batch_inference import resolve_model_ref
+
+    with operation(actor, "model.predict", target=f"project:{project_id}") as op:
+        op.authorize(Action.model_predict, project_id=project_id)
+        model = resolve_model_ref(op.session, project_id=project_id, ref=ref)
+        op.target = f"job:{model.job.id}"
+        op.detail = f"{ref[:80]} {filename[:80]}"
+        return model_ops.prepare_predict_with(project_id, model.uri, image, filename)
+
+
+async def predict_ref(
+    actor: Actor, *, project_id: int, ref: str, image: bytes, filename: str
+) -> dict[str, Any]:
+    """The playground by reference: `jobs/<id>` or `models/<name>@<alias>` instead of a job id."""
+    plan = await asyncio.to_thread(_prepare_predict_ref, actor, project_id, ref, image, filename)
+    result = await asyncio.to_thread(model_ops.run_predict, plan)
+    return {**result, "image_uri": plan.image_uri, "model_ref": ref}
+
+
 def succeeded_jobs(actor: Actor, *, project_id: int) -> tuple[str, list[Any]]:
     """The models page: the viewer's role and the project's succeeded jobs (each has a model)."""
     from services.actions.jobs import job_list

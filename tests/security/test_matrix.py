@@ -246,6 +246,35 @@ def _predict(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"project_id": project_id, "job_id": job_id}, {"files": files}
 
 
+def _batch(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    body = {"model": f"jobs/{job_id}", "dataset_version_id": w.version_id}
+    return {"project_id": project_id}, {"json": body}
+
+
+def _batch_zip(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    files = {"images": ("photos.zip", sample_data.yolo_zip(train=2, val=1), "application/zip")}
+    return {"project_id": project_id}, {"files": files, "data": {"model": f"jobs/{job_id}"}}
+
+
+def _batch_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.domain.models import Job
+
+    job_id = w.job(w.cast.project_id, "owner")
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        job.kind = "batch_inference"
+        job.inference = {"model_uri": "s3://vtp/none.pt", "source": "dataset"}
+        session.add(job)
+    return {"project_id": w.cast.project_id, "job_id": job_id}, {}
+
+
+def _predict_ref(w: World, part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    params, kwargs = _predict(w, part)
+    return {"project_id": params["project_id"]}, {**kwargs, "data": {"model": f"jobs/{params['job_id']}"}}
+
+
 @dataclass(frozen=True)
 class Rule:
     allowed: frozenset[str]
@@ -342,6 +371,10 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
     ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
+    ("POST", P + "/predict"): [Rule(MEMBER_UP, _predict_ref)],
+    ("POST", P + "/batch-inference"): [Rule(MEMBER_UP, _batch)],
+    ("POST", P + "/batch-inference/upload"): [Rule(MEMBER_UP, _batch_zip)],
+    ("GET", P + "/jobs/{job_id}/batch-results"): [Rule(VIEWER_UP, _batch_job)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
     ("GET", P + "/compare.csv"): [Rule(VIEWER_UP, shared())],
     ("POST", P + "/comparisons"): [Rule(VIEWER_UP, _save_comparison)],
