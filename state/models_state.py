@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import models
+from services.actions import batch_inference, datasets, models
 from services.actions.core import optional_web_actor, web_actor
 from services.domain import model_ops
 from services.domain.permissions import Action
@@ -48,7 +48,19 @@ def load_models(token: str, project_id: int) -> dict[str, Any]:
     if actor is None:
         return {"signed_in": False}
     role, items = models.succeeded_jobs(actor, project_id=project_id)
-    return {"signed_in": True, "role": role, "rows": [model_row(j) for j in items]}
+    found = datasets.list_datasets(actor, project_id=project_id)
+    versions = [
+        {"value": str(v.id), "label": f"{v.name} v{v.version} ({v.num_images} images)"} for v in found.datasets
+    ]
+    return {"signed_in": True, "role": role, "rows": [model_row(j) for j in items], "versions": versions}
+
+
+def start_batch(token: str, project_id: int, ref: str, version_id: int) -> str:
+    """Queue a batch run from the models page; the message links nothing, the page adds the link."""
+    actor = web_actor(token)
+    request = batch_inference.BatchRequest(model=ref, dataset_version_id=version_id)
+    submitted = asyncio.run(batch_inference.create(actor, project_id=project_id, request=request))
+    return str(submitted.job.id)
 
 
 def export_summary(result: dict[str, Any]) -> str:
@@ -77,6 +89,12 @@ class ModelsState(AuthState):
     overlays: list[dict[str, str]] = []
     predictions: list[dict[str, str]] = []
     inference_ms: str = ""
+    model_ref: str = ""  # jobs/<id> or models/<name>@<alias>; overrides the chosen job when set
+    versions: list[dict[str, str]] = []
+    batch_version: str = ""
+    batch_running: bool = False
+    batch_message: str = ""
+    batch_job_href: str = ""
     _image: bytes = b""
     _filename: str = ""
 
@@ -87,6 +105,10 @@ class ModelsState(AuthState):
     @rx.var
     def can_export(self) -> bool:
         return role_allows(self.role, Action.model_export)
+
+    @rx.var
+    def can_batch(self) -> bool:
+        return role_allows(self.role, Action.job_create)
 
     @rx.var
     def can_predict(self) -> bool:
@@ -106,6 +128,9 @@ class ModelsState(AuthState):
                 self._remember(None)
                 return login_redirect(path)
             self.rows, self.role, self.loaded, self.load_error = found["rows"], found["role"], True, ""
+            self.versions = found["versions"]
+            if self.batch_version not in [v["value"] for v in self.versions]:
+                self.batch_version = self.versions[0]["value"] if self.versions else ""
             ids = [r["id"] for r in self.rows]
             if self.chosen_job not in ids:
                 self.chosen_job = ids[0] if ids else ""
@@ -148,6 +173,34 @@ class ModelsState(AuthState):
         self.chosen_job = job_id
 
     @rx.event
+    def set_model_ref(self, ref: str):
+        self.model_ref = ref[:200]
+
+    @rx.event
+    def choose_version(self, version_id: str):
+        self.batch_version = version_id
+
+    @rx.event(background=True)
+    async def run_batch(self):
+        """Queue a batch run of the chosen model (or reference) over the chosen dataset version."""
+        async with self:
+            if self.batch_running:
+                return
+            ref = self.model_ref.strip() or (f"jobs/{self.chosen_job}" if self.chosen_job else "")
+            if not ref or not self.batch_version:
+                self.batch_message = "Choose a model and a dataset version first."
+                return
+            self.batch_running, self.batch_message, self.batch_job_href = True, "", ""
+            token, project_id, version_id = self.token, self.project_id, int(self.batch_version)
+        try:
+            job_id = await asyncio.to_thread(start_batch, token, project_id, ref, version_id)
+            message, href = f"Batch run #{job_id} queued: follow it on its job page.", f"/jobs/{job_id}"
+        except DomainError as exc:
+            message, href = exc.message, ""
+        async with self:
+            self.batch_running, self.batch_message, self.batch_job_href = False, message, href
+
+    @rx.event
     async def handle_upload(self, files: list[rx.UploadFile]):
         """Read the one uploaded image, then run inference in the background."""
         if not files:
@@ -169,12 +222,17 @@ class ModelsState(AuthState):
                 return
             self.predicting = True
             token, project_id, job_id = self.token, self.project_id, int(self.chosen_job)
-            image, filename = self._image, self._filename
+            image, filename, ref = self._image, self._filename, self.model_ref.strip()
         try:
             actor = await asyncio.to_thread(web_actor, token)
-            result = await models.predict(
-                actor, project_id=project_id, job_id=job_id, image=image, filename=filename
-            )
+            if ref:
+                result = await models.predict_ref(
+                    actor, project_id=project_id, ref=ref, image=image, filename=filename
+                )
+            else:
+                result = await models.predict(
+                    actor, project_id=project_id, job_id=job_id, image=image, filename=filename
+                )
         except DomainError as exc:
             async with self:
                 self.predicting, self.predict_error = False, exc.message

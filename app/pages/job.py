@@ -313,6 +313,60 @@ def validation_card() -> rx.Component:
     )
 
 
+def batch_card() -> rx.Component:
+    """A batch inference run: summary, counts per class, score histogram, gallery, downloads."""
+    counts = rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                rx.table.column_header_cell("Class", scope="col"),
+                rx.table.column_header_cell("Count", scope="col"),
+            )
+        ),
+        rx.table.body(
+            rx.foreach(S.batch_counts, lambda r: rx.table.row(rx.table.cell(r[0]), rx.table.cell(r[1])))
+        ),
+        size="1",
+        id="batch-counts",
+    )
+    histogram = rx.plotly(
+        data=S.batch_histogram,
+        id="batch-histogram",
+        width="100%",
+        role="figure",
+        aria_label="Histogram of prediction scores",
+    )
+    gallery = rx.flex(
+        rx.foreach(
+            S.gallery,
+            lambda g: rx.el.figure(
+                rx.image(
+                    src=g["src"], alt=g["caption"], max_width="220px", border_radius=tokens.RADIUS["sm"]
+                ),
+                rx.el.figcaption(g["caption"], font_size="12px", color=tokens.TEXT_MUTED),
+                margin="0",
+            ),
+        ),
+        wrap="wrap",
+        spacing="4",
+        id="batch-gallery",
+    )
+    downloads = rx.hstack(
+        rx.foreach(
+            S.batch_downloads,
+            lambda d: rx.link(rx.icon("download", size=14, aria_hidden="true"), d["label"], href=d["url"]),
+        ),
+        spacing="4",
+        id="batch-downloads",
+    )
+    return card(
+        rx.text(S.batch_text, id="batch-summary"),
+        downloads,
+        rx.flex(rx.box(counts, min_width="220px"), rx.box(histogram, flex="1"), gap="4", wrap="wrap"),
+        gallery,
+        title="Batch inference results",
+    )
+
+
 def job_page() -> rx.Component:
     busy = rx.cond(
         S.busy_message != "",
@@ -325,8 +379,7 @@ def job_page() -> rx.Component:
             S.loaded,
             rx.vstack(
                 summary_card(),
-                chart_card(),
-                validation_card(),
+                rx.cond(S.is_batch, batch_card(), rx.fragment(chart_card(), validation_card())),
                 logs_card(),
                 artifacts_card(),
                 spacing="5",

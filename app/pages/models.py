@@ -131,6 +131,17 @@ def playground_card() -> rx.Component:
                 ),
                 html_for="inference-model",
             ),
+            field(
+                "Or a model reference",
+                rx.input(
+                    value=S.model_ref,
+                    on_change=S.set_model_ref,
+                    placeholder="jobs/12 or models/name@alias",
+                    id="inference-ref",
+                    min_width="240px",
+                ),
+                html_for="inference-ref",
+            ),
             labelled_upload(
                 rx.upload.root(
                     rx.vstack(
@@ -216,6 +227,60 @@ def playground_card() -> rx.Component:
     )
 
 
+def batch_card() -> rx.Component:
+    """Queue a batch run: the playground's model (or reference) over a whole dataset version."""
+    return card(
+        rx.text(
+            "Runs the model chosen above (or the reference typed there) over every image of a dataset "
+            "version, as a queued job: predictions as JSON Lines and CSV, counts per class, a score "
+            "histogram and a gallery on its job page. A zip of images can be sent through the REST API "
+            "(POST /api/v1/projects/{id}/batch-inference/upload).",
+            size="2",
+            color=tokens.TEXT_MUTED,
+        ),
+        rx.flex(
+            field(
+                "Dataset version",
+                native_select(
+                    S.versions,
+                    id="batch-version",
+                    name="batch_version",
+                    value=S.batch_version,
+                    on_change=S.choose_version,
+                    min_width="260px",
+                ),
+                html_for="batch-version",
+            ),
+            rx.button(
+                rx.cond(
+                    S.batch_running, rx.spinner(size="2"), rx.icon("layers", size=16, aria_hidden="true")
+                ),
+                "Run on the whole dataset",
+                on_click=S.run_batch,
+                disabled=S.batch_running,
+                id="run-batch",
+            ),
+            gap="4",
+            align="end",
+            wrap="wrap",
+        ),
+        rx.cond(
+            S.batch_message != "",
+            rx.callout(
+                rx.cond(
+                    S.batch_job_href != "",
+                    rx.link(S.batch_message, href=S.batch_job_href, id="batch-job-link"),
+                    S.batch_message,
+                ),
+                icon="info",
+                role="status",
+                id="batch-message",
+            ),
+        ),
+        title="Batch inference",
+    )
+
+
 def models_page() -> rx.Component:
     return page_shell(
         rx.link("← Jobs", href="/projects/" + S.project_id.to_string() + "/jobs", color=tokens.PRIMARY),
@@ -234,6 +299,16 @@ def models_page() -> rx.Component:
                 action=Action.model_predict,
                 what="Running inference",
                 id="predict",
+            ),
+        ),
+        rx.cond(
+            S.rows.length() > 0,
+            permission_gate(
+                batch_card(),
+                allowed=S.can_batch,
+                action=Action.job_create,
+                what="Batch inference",
+                id="batch",
             ),
         ),
         title="Models",

@@ -58,6 +58,7 @@ class JobExtras:
     gallery: list[dict[str, Any]] = field(default_factory=list)  # {"image": bytes, "caption"}
     artifacts: list[dict[str, Any]] = field(default_factory=list)  # artifact rows + "download_url"
     mlflow_run_id: str | None = None
+    kind: str = "train"  # "batch_inference": the page shows services.actions.batch_inference.results
 
 
 def _extras(session: Session, job: Job) -> JobExtras:
@@ -78,7 +79,9 @@ def _extras(session: Session, job: Job) -> JobExtras:
                 "caption": f"{name}: {len(found)} prediction{'' if len(found) == 1 else 's'}",
             }
         )
-    return JobExtras(docs=docs, gallery=gallery, artifacts=rows, mlflow_run_id=job.mlflow_run_id)
+    return JobExtras(
+        docs=docs, gallery=gallery, artifacts=rows, mlflow_run_id=job.mlflow_run_id, kind=job.kind
+    )
 
 
 def job_extras(actor: Actor, *, job_id: int) -> JobExtras:
@@ -176,4 +179,5 @@ def succeeded_jobs(actor: Actor, *, project_id: int) -> tuple[str, list[Any]]:
 
     with operation(actor, "job.list", record=Audit.refusals) as op:
         role = op.authorize(Action.job_read, project_id=project_id)
-    return role.value, job_list(actor, project_id=project_id, states=["succeeded"])
+    found = job_list(actor, project_id=project_id, states=["succeeded"])
+    return role.value, [j for j in found if j.kind == "train"]  # a batch run has no model of its own

@@ -139,6 +139,7 @@ class JobPublic(BaseModel):
     hyperparameters: dict[str, Any]
     device: str
     resources: dict[str, Any] = Field(default_factory=dict, description="What the job asked for.")
+    kind: str = Field(default="train", description="train, or batch_inference (a model over images).")
     state: str
     waiting_for: str | None = Field(default=None, description="What a queued job waits for.")
     queue_position: int | None = Field(default=None, description="1 = next to be dispatched.")

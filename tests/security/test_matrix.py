@@ -662,6 +662,13 @@ def _ui_predict(w: World, token: str) -> bool:
     )
 
 
+def _ui_batch(w: World, token: str) -> bool:
+    from state.models_state import start_batch
+
+    project_id, job_id = _trained_job(w)
+    return _allowed_by_authorization(lambda: start_batch(token, project_id, f"jobs/{job_id}", w.version_id))
+
+
 def _ui_extras(w: World, token: str) -> bool:
     from state.job_state import load_extras
 
@@ -893,6 +900,9 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "ModelsState.choose_job": "sets a client-side var",
     "ModelsState.handle_upload": "keeps the image in the client's state; run_inference authorizes",
     "ModelsState.run_inference": [(MEMBER_UP, _ui_predict)],
+    "ModelsState.set_model_ref": "sets a client-side var",
+    "ModelsState.choose_version": "sets a client-side var",
+    "ModelsState.run_batch": [(MEMBER_UP, _ui_batch)],
     "AnalyticsState.setvar": "sets a client-side var; every read re-authorizes",
     "AnalyticsState.load": [(SIGNED_IN, _ui_analytics)],
     "AnalyticsState.set_group_by": [(SIGNED_IN, _ui_analytics)],
