@@ -50,7 +50,8 @@ def load_models(token: str, project_id: int) -> dict[str, Any]:
     role, items = models.succeeded_jobs(actor, project_id=project_id)
     found = datasets.list_datasets(actor, project_id=project_id)
     versions = [
-        {"value": str(v.id), "label": f"{v.name} v{v.version} ({v.num_images} images)"} for v in found.datasets
+        {"value": str(v.id), "label": f"{v.name} v{v.version} ({v.num_images} images)"}
+        for v in found.datasets
     ]
     return {"signed_in": True, "role": role, "rows": [model_row(j) for j in items], "versions": versions}
 
