@@ -217,7 +217,9 @@ class BatchRunner(JobRunner):
             if self.is_cancelled():
                 raise JobCancelled("cancel requested")
             if image is not None:
+                started = time.perf_counter()
                 result = model.predict(image, spec.conf)
+                result["inference_ms"] = round((time.perf_counter() - started) * 1000, 2)
                 for key in ("boxes", "probabilities"):
                     if key in result:
                         result[key] = result[key][: spec.max_results]
