@@ -176,6 +176,7 @@ class JobPageState(AuthState):
     model: str = ""
     task: str = ""
     epoch_text: str = ""
+    progress_label: str = "Epoch"
     checkpoint_text: str = ""
     device: str = ""
     mlflow_run_id: str = ""
@@ -265,6 +266,10 @@ class JobPageState(AuthState):
         self.task = job.task
         self.own_job = snap.own
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
+        self.progress_label = "Epoch"
+        if job.kind == "batch_inference":  # heartbeats count images done (protocol v1.5)
+            self.progress_label = "Images"
+            self.epoch_text = f"{job.current_epoch or 0}/{job.total_epochs or '?'}"
         self.checkpoint_text = checkpoint_progress(job.checkpoint_epoch)
         self.device = job.trainer_device or f"{job.device} (requested)"
         self.mlflow_run_id = job.mlflow_run_id or ""

@@ -17,7 +17,7 @@ from state.job_state import JobPageState
 S = JobPageState
 
 
-def _fact(label: str, value: rx.Component | rx.Var | str, id: str) -> rx.Component:
+def _fact(label: str | rx.Var, value: rx.Component | rx.Var | str, id: str) -> rx.Component:
     return rx.vstack(
         rx.text(label, size="1", color=tokens.TEXT_MUTED, weight="medium", as_="div"),
         rx.box(value, id=id, color=tokens.TEXT, font_size="14px"),
@@ -78,7 +78,7 @@ def summary_card() -> rx.Component:
     return card(
         rx.flex(
             _fact("State", status_indicator(S.job_state, live=True), "job-state"),
-            _fact("Epoch", S.epoch_text, "job-epoch"),
+            _fact(S.progress_label, S.epoch_text, "job-epoch"),
             _fact("Checkpoint", S.checkpoint_text, "job-checkpoint"),
             _fact("Model", S.model, "job-model"),
             _fact("Device", S.device, "job-device"),
