@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
-def aware(value: datetime) -> datetime:
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time stored here is UTC."""
+    if value is None:
+        return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -184,6 +190,8 @@ class Job(SQLModel, table=True):
     inference: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
     )
+    # The newest epoch's metrics, kept on the row so the run list filters and sorts by them in SQL.
+    final_metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class JobEvent(SQLModel, table=True):
@@ -209,6 +217,16 @@ class JobMetric(SQLModel, table=True):
     epoch: int
     metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobTag(SQLModel, table=True):
+    """A label on a run ("baseline", "paper"), for finding runs again; a table so filters stay in SQL."""
+
+    __table_args__ = (UniqueConstraint("job_id", "tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    tag: str = Field(max_length=40, index=True)
 
 
 class SavedComparison(SQLModel, table=True):

@@ -157,6 +157,7 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     last_heartbeat_at: datetime | None
+    final_metrics: dict[str, float] = Field(default_factory=dict, description="The newest epoch's metrics.")
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
@@ -169,6 +170,11 @@ class JobPublic(BaseModel):
 
 class JobDetail(JobPublic):
     metrics: list[MetricPoint] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class RunTags(BaseModel):
+    tags: list[str] = Field(max_length=20, description="Replaces the run's tags; 1-40 characters each.")
 
 
 class JobListItem(JobPublic):

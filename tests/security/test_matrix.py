@@ -209,6 +209,12 @@ def _trained_job(w: World) -> tuple[int, int]:
     return w.cast.project_id, job_id
 
 
+def _tag_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"project_id": w.cast.project_id, "job_id": w.job(w.cast.project_id, "owner")}, {
+        "json": {"tags": ["baseline"]}
+    }
+
+
 def _save_comparison(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     body = {"name": "view", "job_ids": [w.job(w.cast.project_id, "owner")], "metric": "map50"}
     return {"project_id": w.cast.project_id}, {"json": body}
@@ -375,6 +381,8 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("POST", P + "/batch-inference"): [Rule(MEMBER_UP, _batch)],
     ("POST", P + "/batch-inference/upload"): [Rule(MEMBER_UP, _batch_zip)],
     ("GET", P + "/jobs/{job_id}/batch-results"): [Rule(VIEWER_UP, _batch_job)],
+    ("GET", P + "/runs"): [Rule(VIEWER_UP, shared())],
+    ("PUT", P + "/jobs/{job_id}/tags"): [Rule(MEMBER_UP, _tag_job)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
     ("GET", P + "/compare.csv"): [Rule(VIEWER_UP, shared())],
     ("POST", P + "/comparisons"): [Rule(VIEWER_UP, _save_comparison)],
@@ -549,6 +557,19 @@ def _ui_load_job(w: World, token: str) -> bool:
     from state.job_state import load_job
 
     return load_job(token, w.job(w.cast.project_id, "owner")).detail is not None
+
+
+def _ui_tag(w: World, token: str) -> bool:
+    from services.actions import experiments
+    from services.actions.core import web_actor
+    from services.errors import DomainError
+
+    job_id = w.job(w.cast.project_id, "owner")
+    try:
+        experiments.set_run_tags(web_actor(token), project_id=w.cast.project_id, job_id=job_id, tags=["ui"])
+    except DomainError:
+        return False
+    return True
 
 
 def _ui_cancel(creator: str) -> Callable[[World, str], bool]:
@@ -866,6 +887,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "JobPageState.cancel": [(ADMIN_UP, _ui_cancel("owner")), (MEMBER_UP, _ui_cancel("member"))],
     "JobPageState.load_extras": [(VIEWER_UP, _ui_extras)],
     "JobPageState.retry": [(ADMIN_UP, _ui_retry("owner")), (MEMBER_UP, _ui_retry("member"))],
+    "JobPageState.save_tags": [(MEMBER_UP, _ui_tag)],
     "TrainState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "TrainState.load": [(VIEWER_UP, _ui_train_context)],
     "TrainState.set_framework": "recomputes the form from the catalogue already loaded (no project data)",
