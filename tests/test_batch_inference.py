@@ -14,7 +14,8 @@ from PIL import Image
 
 from tests.utils.stack import Api, StackProcess
 
-pytestmark = pytest.mark.models
+# The first test also trains the shared model (a module fixture) on the shared stack.
+pytestmark = [pytest.mark.models, pytest.mark.timeout(1200)]
 
 
 def _png(colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:

@@ -21,7 +21,8 @@ from tests.trainer.conftest import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.models, pytest.mark.trainer]
+# The first test also trains the shared models (module fixtures): room for a loaded machine.
+pytestmark = [pytest.mark.models, pytest.mark.trainer, pytest.mark.timeout(1200)]
 
 NEW_FORMATS = ["openvino", "openvino_fp16", "ncnn", "ncnn_fp16"]
 
