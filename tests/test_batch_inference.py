@@ -30,7 +30,7 @@ def trained(api: Api) -> tuple[int, dict, dict]:
     pid = api.project_id()
     sample = next(d for d in api.datasets(pid) if d["name"] == "shapes (sample)")
     job = api.start_job(pid, sample["id"], epochs=1)
-    finished = api.wait_finished(pid, job["id"], timeout_s=400)
+    finished = api.wait_finished(pid, job["id"], timeout_s=900)
     assert finished["state"] == "succeeded", finished
     return pid, sample, finished
 
@@ -44,7 +44,7 @@ def test_batch_inference_over_the_sample_dataset(stack: StackProcess, api: Api, 
     assert response.status_code == 201, response.text
     batch = response.json()
     assert batch["state"] == "queued" and batch["name"].startswith(f"Batch inference: jobs/{model['id']}")
-    done = api.wait_finished(pid, batch["id"], timeout_s=300)
+    done = api.wait_finished(pid, batch["id"], timeout_s=900)
     assert done["state"] == "succeeded", done
 
     results = api.http.get(f"/projects/{pid}/jobs/{batch['id']}/batch-results").raise_for_status().json()
@@ -100,7 +100,7 @@ def test_a_bad_zip_is_refused_with_a_clear_message(stack: StackProcess, api: Api
     batch = response.json()
     assert batch["kind"] == "batch_inference"
     api.http.post(f"/projects/{pid}/jobs/{batch['id']}/cancel").raise_for_status()
-    done = api.wait_finished(pid, batch["id"], timeout_s=300)
+    done = api.wait_finished(pid, batch["id"], timeout_s=900)
     assert done["state"] in {"cancelled", "succeeded"}, done  # it may have finished first
 
 

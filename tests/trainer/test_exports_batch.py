@@ -34,13 +34,13 @@ def _object(s3: S3Server, key_or_uri: str) -> bytes:
 
 def _start(trainer: TrainerService, request: dict[str, Any]) -> None:
     """POST /jobs once the module's one slot is free (the last job may still be exiting)."""
-    wait_until(lambda: trainer.client.get("/healthz").json()["running_jobs"] == 0, 240, "a free slot")
+    wait_until(lambda: trainer.client.get("/healthz").json()["running_jobs"] == 0, 600, "a free slot")
     response = trainer.client.post("/jobs", json=request)
     assert response.status_code == 202, response.text
 
 
 def _finished(
-    receiver: CallbackReceiver, trainer: TrainerService, job_id: str, timeout_s: float = 240
+    receiver: CallbackReceiver, trainer: TrainerService, job_id: str, timeout_s: float = 900
 ) -> Any:
     try:
         (finished,) = receiver.wait_for(job_id, "finished", timeout_s=timeout_s)
@@ -236,7 +236,7 @@ def test_batch_inference_over_a_zip_and_cancel(
         model_uri=classifier, source="zip",
     )  # fmt: skip
     _start(trainer_service, request)
-    callback_receiver.wait_for("batch-cancel", "started", timeout_s=120)
+    callback_receiver.wait_for("batch-cancel", "started", timeout_s=600)
     assert trainer_service.client.post("/jobs/batch-cancel/cancel").status_code == 202
     finished = _finished(callback_receiver, trainer_service, "batch-cancel")
     assert finished["state"] == "cancelled", finished
