@@ -119,5 +119,5 @@ def test_playground_by_model_reference(stack: StackProcess, api: Api, trained: t
         ("best.pt", "not a model reference"),
     ):
         response = api.http.post(f"/projects/{pid}/predict", data={"model": ref}, files=files)
-        assert response.status_code in {400, 404}, response.text
+        assert response.status_code in {404, 422}, response.text
         assert message in response.json()["detail"], response.text
