@@ -621,7 +621,12 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == WARM_ARG:
         return run_warm(settings, sys.stdin)
     spec = spec_from_env(settings) if args[0] == "--spec-from-env" else Path(args[0])
-    state = JobRunner(spec, settings).run()
+    runner = JobRunner
+    if StartJobRequest.model_validate_json(spec.read_text()).kind == "batch_inference":
+        from trainer_runner.batch import BatchRunner  # v1.5: the same reporting, another task
+
+        runner = BatchRunner
+    state = runner(spec, settings).run()
     return EXIT_CODES.get(state, EXIT_CODES["failed"])
 
 

@@ -74,7 +74,8 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
 
     @app.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobStatus)
     def start_job(request: StartJobRequest) -> JobStatus:
-        get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
+        if request.kind == "train":  # a batch job's framework is read from its checkpoint
+            get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
         try:
             return executor.start(request)
         except StaleAttempt as exc:

@@ -19,6 +19,7 @@ from app.api.routes import (
     auth,
     callbacks,
     datasets,
+    inference,
     jobs,
     notifications,
     oidc,
@@ -53,7 +54,19 @@ DOMAIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 v1 = APIRouter(prefix="/api/v1", responses=DOMAIN_ERROR_RESPONSES)
-for module in (auth, oidc, projects, datasets, jobs, callbacks, admin, training, notifications, registry):
+for module in (
+    auth,
+    oidc,
+    projects,
+    datasets,
+    jobs,
+    callbacks,
+    admin,
+    training,
+    notifications,
+    registry,
+    inference,
+):
     v1.include_router(module.router)
 api.include_router(v1)
 

@@ -185,6 +185,13 @@ class Job(SQLModel, table=True):
     last_heartbeat_at: datetime | None = None
     # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
     waiting_for: str | None = Field(default=None, max_length=200)
+    # "train", or "batch_inference" (protocol v1.5): run `inference["model_uri"]` over the
+    # dataset version, or over the zip at `inference["images_uri"]` (`source: "zip"`; the job's
+    # dataset_version_id is then the version the model was trained on, its lineage).
+    kind: str = Field(default="train", max_length=24, sa_column_kwargs={"server_default": "train"})
+    inference: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     # The newest epoch's metrics, kept on the row so the run list filters and sorts by them in SQL.
     final_metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Fine-tuning: the weights the job starts from (s3:// URI sent as `init_weights`), and what

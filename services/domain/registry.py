@@ -416,6 +416,11 @@ def remove_alias(session: Session, model: RegisteredModel, *, alias: str) -> int
     return old.version if old else 0
 
 
+def versions_of_job(session: Session, *, job_id: int) -> list[ModelVersion]:
+    """The versions registered from a job's weights: its exports are theirs too."""
+    return list(session.exec(select(ModelVersion).where(ModelVersion.job_id == job_id)).all())
+
+
 def attach_export(
     session: Session, version: ModelVersion, format: str, uri: str, parity: dict[str, Any]
 ) -> None:

@@ -336,6 +336,35 @@ def _notification_rule(w: World, _part: str) -> tuple[dict[str, Any], dict[str, 
 _WEBHOOK = {"kind": "webhook", "target": "http://127.0.0.1:9/hook", "events": ["job.failed"]}
 
 
+def _batch(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    body = {"model": f"jobs/{job_id}", "dataset_version_id": w.version_id}
+    return {"project_id": project_id}, {"json": body}
+
+
+def _batch_zip(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    files = {"images": ("photos.zip", sample_data.yolo_zip(train=2, val=1), "application/zip")}
+    return {"project_id": project_id}, {"files": files, "data": {"model": f"jobs/{job_id}"}}
+
+
+def _batch_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.domain.models import Job
+
+    job_id = w.job(w.cast.project_id, "owner")
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        job.kind = "batch_inference"
+        job.inference = {"model_uri": "s3://vtp/none.pt", "source": "dataset"}
+        session.add(job)
+    return {"project_id": w.cast.project_id, "job_id": job_id}, {}
+
+
+def _predict_ref(w: World, part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    params, kwargs = _predict(w, part)
+    return {"project_id": params["project_id"]}, {**kwargs, "data": {"model": f"jobs/{params['job_id']}"}}
+
+
 @dataclass(frozen=True)
 class Rule:
     allowed: frozenset[str]
@@ -449,6 +478,10 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("DELETE", P + "/models/{name}/aliases/{alias}"): [
         Rule(ADMIN_UP, _model(), note=MLFLOW_DOWN, allowed_status=(204, 503))
     ],
+    ("POST", P + "/predict"): [Rule(MEMBER_UP, _predict_ref)],
+    ("POST", P + "/batch-inference"): [Rule(MEMBER_UP, _batch)],
+    ("POST", P + "/batch-inference/upload"): [Rule(MEMBER_UP, _batch_zip)],
+    ("GET", P + "/jobs/{job_id}/batch-results"): [Rule(VIEWER_UP, _batch_job)],
     ("GET", P + "/runs"): [Rule(VIEWER_UP, shared())],
     ("PUT", P + "/jobs/{job_id}/tags"): [Rule(MEMBER_UP, _tag_job)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
@@ -812,6 +845,13 @@ def _ui_predict(w: World, token: str) -> bool:
     )
 
 
+def _ui_batch(w: World, token: str) -> bool:
+    from state.models_state import start_batch
+
+    project_id, job_id = _trained_job(w)
+    return _allowed_by_authorization(lambda: start_batch(token, project_id, f"jobs/{job_id}", w.version_id))
+
+
 def _ui_extras(w: World, token: str) -> bool:
     from state.job_state import load_extras
 
@@ -1116,6 +1156,9 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "ModelsState.choose_job": "sets a client-side var",
     "ModelsState.handle_upload": "keeps the image in the client's state; run_inference authorizes",
     "ModelsState.run_inference": [(MEMBER_UP, _ui_predict)],
+    "ModelsState.set_model_ref": "sets a client-side var",
+    "ModelsState.choose_version": "sets a client-side var",
+    "ModelsState.run_batch": [(MEMBER_UP, _ui_batch)],
     "AnalyticsState.setvar": "sets a client-side var; every read re-authorizes",
     "AnalyticsState.load": [(SIGNED_IN, _ui_analytics)],
     "AnalyticsState.set_group_by": [(SIGNED_IN, _ui_analytics)],

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from trainer_runner.errors import JobCancelled
+from trainer_runner.exports import ALL_FORMATS, FORMATS, export_torch_module, package, parity, run_exported
 from trainer_runner.plugins.base import ExportResult, JobContext, primary_device
 from trainer_runner.plugins.spec import FieldError, HyperParam, PluginSpec
-from trainer_runner.plugins.yolo import parity, run_exported
 from trainer_runner.schemas import StartJobRequest
 from trainer_runner.validation import confusion_matrix_doc, per_class_accuracy
 
@@ -41,6 +41,7 @@ SPEC = PluginSpec(
         )
     },
     any_model=True,
+    export_formats=ALL_FORMATS,
     hyperparameters=(
         HyperParam("epochs", "int", 5, 1, 1000, help="passes over the training set"),
         HyperParam("imgsz", "int", 224, 16, 1024, help="square input size in pixels"),
@@ -224,9 +225,12 @@ class TimmPlugin:
             expected = loaded.model(x).numpy()
         out_dir.mkdir(parents=True, exist_ok=True)
         results: list[ExportResult] = []
-        for fmt in formats:
-            target = out_dir / f"model.{fmt}"
-            if fmt == "onnx":
+        for name in formats:
+            fmt = FORMATS.get(name)
+            if fmt is None:
+                raise FieldError(("formats",), f"unsupported format {name!r}", list(SPEC.export_formats))
+            target = out_dir / fmt.filename
+            if fmt.base == "onnx":
                 torch.onnx.export(
                     loaded.model,
                     (x,),
@@ -236,13 +240,15 @@ class TimmPlugin:
                     opset_version=17,
                     dynamo=False,
                 )
-            elif fmt == "torchscript":
+            elif fmt.base == "torchscript":
                 with torch.no_grad():
                     traced = torch.jit.trace(loaded.model, x)  # type: ignore[no-untyped-call]
                     traced.save(str(target))
             else:
-                raise FieldError(("formats",), f"unsupported format {fmt!r}", list(SPEC.export_formats))
-            results.append(ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x))))
+                package(export_torch_module(loaded.model, x, fmt, out_dir / "work"), fmt, out_dir)
+            results.append(
+                ExportResult(name, target, parity(expected, run_exported(fmt, target, x), fmt.tolerance))
+            )
         return results
 
 
