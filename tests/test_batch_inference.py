@@ -115,7 +115,7 @@ def test_playground_by_model_reference(stack: StackProcess, api: Api, trained: t
 
     for ref, message in (
         ("jobs/999999", "does not exist"),
-        ("models/shapes@champion", "registry"),
+        ("models/no-such-model@champion", "does not exist"),
         ("best.pt", "not a model reference"),
     ):
         response = api.http.post(f"/projects/{pid}/predict", data={"model": ref}, files=files)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from services.runtime import sample_data
 from tests.utils.stack import Api, StackProcess
@@ -86,6 +87,15 @@ def test_register_alias_resolve_and_mlflow_sees_it(
     assert resolved.json()["aliases"] == ["champion"]
     missing = api.http.get(f"/projects/{pid}/models/resolve", params={"ref": f"models/{name}@staging"})
     assert missing.status_code == 404 and "staging" in missing.json()["detail"]
+    # The playground takes the alias and runs the version it points at.
+    image = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(image, format="PNG")
+    files = {"image": ("white.png", image.getvalue(), "image/png")}
+    predicted = api.http.post(
+        f"/projects/{pid}/predict", data={"model": f"models/{name}@champion"}, files=files
+    )
+    assert predicted.status_code == 200, predicted.text
+    assert predicted.json()["model_uri"] == resolved.json()["weights_uri"]
 
     # MLflow's own client sees the model, both versions, the alias and the weights artifact.
     client = MlflowClient(tracking_uri=stack.mlflow_url)
