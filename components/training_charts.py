@@ -203,3 +203,22 @@ def grouped_bars(
         )
     figure.update_layout(barmode="stack" if stacked else "group")
     return figure
+
+
+def score_histogram_figure(doc: Mapping[str, Any] | None) -> go.Figure:
+    """A batch run's scores (boxes, or top-1 for classification) in bins of 0.1."""
+    if not doc or not sum(doc.get("counts") or []):
+        return empty_figure("No predictions to show")
+    edges, counts = doc["edges"], doc["counts"]
+    labels = [f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    figure = go.Figure(layout=chart_layout(x_title="Score", y_title="Predictions", height=300))
+    figure.add_trace(
+        go.Bar(
+            x=labels,
+            y=counts,
+            marker={"color": tokens.RUN_PALETTE[0]},
+            hovertemplate="%{x}: %{y}<extra></extra>",
+        )
+    )
+    figure.update_layout(hovermode="closest")
+    return figure

@@ -11,9 +11,14 @@ import reflex as rx
 
 from components.charts import flatten_points, metrics_figure
 from components.metrics_panel import chart_title, per_class_headers, per_class_table
-from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
+from components.training_charts import (
+    confusion_matrix_figure,
+    empty_figure,
+    pr_curve_figure,
+    score_histogram_figure,
+)
+from services.actions import batch_inference, jobs, models, predictions
 from services.actions import experiments as runs_actions
-from services.actions import jobs, models, predictions
 from services.actions.core import optional_web_actor, web_actor
 from services.domain import fleet
 from services.domain.jobs import queue_text
@@ -97,6 +102,23 @@ class JobExtras:
     gallery: list[dict[str, str]] = field(default_factory=list)
     artifacts: list[dict[str, str]] = field(default_factory=list)
     mlflow_url: str = ""
+    batch: dict | None = None  # a batch run's summary and downloads (services.actions.batch_inference)
+
+
+def batch_view(batch: dict) -> tuple[str, list[list[str]], list[dict[str, str]]]:
+    """A batch run's one-line summary, its counts per class and its download links."""
+    summary = batch.get("summary") or {}
+    if not summary:
+        return "Results appear when the run finishes.", [], []
+    speed = f" at {summary['images_per_s']:.1f} images/s" if summary.get("images_per_s") else ""
+    text = (
+        f"{summary.get('images', 0)} images, {summary.get('predictions', 0)} predictions"
+        f", {summary.get('failed_images', 0)} unreadable{speed}."
+    )
+    counts = [[name, str(n)] for name, n in (summary.get("counts") or {}).items()]
+    labels = {"predictions_jsonl": "JSON Lines", "predictions_csv": "CSV", "inference_summary": "Summary"}
+    links = [{"label": labels.get(k, k), "url": v} for k, v in (batch.get("downloads") or {}).items()]
+    return text, counts, links
 
 
 def _mlflow_experiment(run_id: str) -> str | None:
@@ -124,12 +146,21 @@ def load_extras(token: str, job_id: int) -> JobExtras:
         return JobExtras(error=f"Job {job_id} was not found, or you do not have access to it.")
     run_id = found.mlflow_run_id
     mlflow = get_settings().mlflow_uri
+    gallery = [{"src": data_uri(g["image"], "image/png"), "caption": g["caption"]} for g in found.gallery]
+    batch = None
+    if found.kind == "batch_inference":
+        results = batch_inference.results(actor, job_id=job_id)
+        gallery = [
+            {"src": data_uri(g["image"], "image/png"), "caption": g["caption"]} for g in results.gallery
+        ]
+        batch = {"summary": results.summary, "downloads": results.downloads}
     return JobExtras(
         epoch=found.docs.epoch,
         per_class=found.docs.per_class,
         confusion=found.docs.confusion_matrix,
         pr_curve=found.docs.pr_curve,
-        gallery=[{"src": data_uri(g["image"], "image/png"), "caption": g["caption"]} for g in found.gallery],
+        gallery=gallery,
+        batch=batch,
         artifacts=[
             {"name": r["key"], "size": human_bytes(r["size"]), "kind": r["kind"], "url": r["download_url"]}
             for r in found.artifacts
@@ -184,6 +215,7 @@ class JobPageState(AuthState):
     model: str = ""
     task: str = ""
     epoch_text: str = ""
+    progress_label: str = "Epoch"
     checkpoint_text: str = ""
     device: str = ""
     mlflow_run_id: str = ""
@@ -211,6 +243,11 @@ class JobPageState(AuthState):
     has_confusion: bool = False
     has_pr: bool = False
     gallery: list[dict[str, str]] = []
+    is_batch: bool = False
+    batch_text: str = ""
+    batch_counts: list[list[str]] = []
+    batch_histogram: go.Figure = empty_figure("No predictions yet")
+    batch_downloads: list[dict[str, str]] = []
     files: list[dict[str, str]] = []
     mlflow_url: str = ""
     extras_loading: bool = False
@@ -295,6 +332,10 @@ class JobPageState(AuthState):
         self.own_job = snap.own
         self.job_project_id, self.tags_text = job.project_id, " ".join(job.tags)
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
+        self.progress_label = "Epoch"
+        if job.kind == "batch_inference":  # heartbeats count images done (protocol v1.5)
+            self.progress_label = "Images"
+            self.epoch_text = f"{job.current_epoch or 0}/{job.total_epochs or '?'}"
         self.checkpoint_text = checkpoint_progress(job.checkpoint_epoch)
         self.device = job.trainer_device or f"{job.device} (requested)"
         self.mlflow_run_id = job.mlflow_run_id or ""
@@ -318,6 +359,12 @@ class JobPageState(AuthState):
         self.confusion_names = [str(n) for n in (extras.confusion or {}).get("names") or []]
         self.pr_figure = pr_curve_figure(extras.pr_curve)
         self.gallery, self.files, self.mlflow_url = extras.gallery, extras.artifacts, extras.mlflow_url
+        self.is_batch = extras.batch is not None
+        if extras.batch is not None:
+            self.batch_text, self.batch_counts, self.batch_downloads = batch_view(extras.batch)
+            self.batch_histogram = score_histogram_figure(
+                (extras.batch.get("summary") or {}).get("score_histogram")
+            )
 
     @rx.event(background=True)
     async def load_extras(self):

@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import models
+from services.actions import batch_inference, datasets, models
 from services.actions.core import optional_web_actor, web_actor
 from services.domain import model_ops
 from services.domain.permissions import Action
@@ -17,6 +17,15 @@ from state.page_helpers import data_uri, project_from_path, role_allows
 from state.training_helpers import box_overlays, prediction_rows
 
 MODELS_ROUTE = "/projects/[project_id]/models"
+# Button and badge labels, in the order shown; the keys are model_ops.EXPORT_FORMATS.
+EXPORT_LABELS = {
+    "onnx": "ONNX",
+    "torchscript": "TorchScript",
+    "openvino": "OpenVINO",
+    "openvino_fp16": "OpenVINO FP16",
+    "ncnn": "NCNN",
+    "ncnn_fp16": "NCNN FP16",
+}
 
 
 def model_row(job: Any) -> dict[str, str]:
@@ -29,8 +38,7 @@ def model_row(job: Any) -> dict[str, str]:
         "task": job.task,
         "best": "yes" if artifacts.get("best_checkpoint") else "—",
         "last": "yes" if artifacts.get("last_checkpoint") else "—",
-        "onnx": "yes" if artifacts.get("export_onnx") else "",
-        "torchscript": "yes" if artifacts.get("export_torchscript") else "",
+        "exports": ", ".join(label for fmt, label in EXPORT_LABELS.items() if artifacts.get(f"export_{fmt}")),
         "href": f"/jobs/{job.id}",
     }
 
@@ -40,14 +48,29 @@ def load_models(token: str, project_id: int) -> dict[str, Any]:
     if actor is None:
         return {"signed_in": False}
     role, items = models.succeeded_jobs(actor, project_id=project_id)
-    return {"signed_in": True, "role": role, "rows": [model_row(j) for j in items]}
+    found = datasets.list_datasets(actor, project_id=project_id)
+    versions = [
+        {"value": str(v.id), "label": f"{v.name} v{v.version} ({v.num_images} images)"}
+        for v in found.datasets
+    ]
+    return {"signed_in": True, "role": role, "rows": [model_row(j) for j in items], "versions": versions}
+
+
+def start_batch(token: str, project_id: int, ref: str, version_id: int) -> str:
+    """Queue a batch run from the models page; the message links nothing, the page adds the link."""
+    actor = web_actor(token)
+    request = batch_inference.BatchRequest(model=ref, dataset_version_id=version_id)
+    submitted = asyncio.run(batch_inference.create(actor, project_id=project_id, request=request))
+    return str(submitted.job.id)
 
 
 def export_summary(result: dict[str, Any]) -> str:
     parts = []
     for item in result.get("exports") or []:
         parity = item.get("parity") or {}
-        check = "parity ok" if parity.get("ok") else f"parity off by {parity.get('max_abs_diff')}"
+        tolerance = parity.get("tolerance")
+        bound = f" (max diff {parity.get('max_abs_diff'):.2g} <= {tolerance:.2g})" if tolerance else ""
+        check = ("parity ok" + bound) if parity.get("ok") else f"parity off by {parity.get('max_abs_diff')}"
         parts.append(f"{item.get('format')}: {item.get('size_bytes', 0) // 1024} KB, {check}")
     return "Exported " + "; ".join(parts) if parts else "The trainer exported nothing."
 
@@ -67,6 +90,12 @@ class ModelsState(AuthState):
     overlays: list[dict[str, str]] = []
     predictions: list[dict[str, str]] = []
     inference_ms: str = ""
+    model_ref: str = ""  # jobs/<id> or models/<name>@<alias>; overrides the chosen job when set
+    versions: list[dict[str, str]] = []
+    batch_version: str = ""
+    batch_running: bool = False
+    batch_message: str = ""
+    batch_job_href: str = ""
     _image: bytes = b""
     _filename: str = ""
 
@@ -77,6 +106,10 @@ class ModelsState(AuthState):
     @rx.var
     def can_export(self) -> bool:
         return role_allows(self.role, Action.model_export)
+
+    @rx.var
+    def can_batch(self) -> bool:
+        return role_allows(self.role, Action.job_create)
 
     @rx.var
     def can_predict(self) -> bool:
@@ -96,6 +129,9 @@ class ModelsState(AuthState):
                 self._remember(None)
                 return login_redirect(path)
             self.rows, self.role, self.loaded, self.load_error = found["rows"], found["role"], True, ""
+            self.versions = found["versions"]
+            if self.batch_version not in [v["value"] for v in self.versions]:
+                self.batch_version = self.versions[0]["value"] if self.versions else ""
             ids = [r["id"] for r in self.rows]
             if self.chosen_job not in ids:
                 self.chosen_job = ids[0] if ids else ""
@@ -138,6 +174,34 @@ class ModelsState(AuthState):
         self.chosen_job = job_id
 
     @rx.event
+    def set_model_ref(self, ref: str):
+        self.model_ref = ref[:200]
+
+    @rx.event
+    def choose_version(self, version_id: str):
+        self.batch_version = version_id
+
+    @rx.event(background=True)
+    async def run_batch(self):
+        """Queue a batch run of the chosen model (or reference) over the chosen dataset version."""
+        async with self:
+            if self.batch_running:
+                return
+            ref = self.model_ref.strip() or (f"jobs/{self.chosen_job}" if self.chosen_job else "")
+            if not ref or not self.batch_version:
+                self.batch_message = "Choose a model and a dataset version first."
+                return
+            self.batch_running, self.batch_message, self.batch_job_href = True, "", ""
+            token, project_id, version_id = self.token, self.project_id, int(self.batch_version)
+        try:
+            job_id = await asyncio.to_thread(start_batch, token, project_id, ref, version_id)
+            message, href = f"Batch run #{job_id} queued: follow it on its job page.", f"/jobs/{job_id}"
+        except DomainError as exc:
+            message, href = exc.message, ""
+        async with self:
+            self.batch_running, self.batch_message, self.batch_job_href = False, message, href
+
+    @rx.event
     async def handle_upload(self, files: list[rx.UploadFile]):
         """Read the one uploaded image, then run inference in the background."""
         if not files:
@@ -159,12 +223,17 @@ class ModelsState(AuthState):
                 return
             self.predicting = True
             token, project_id, job_id = self.token, self.project_id, int(self.chosen_job)
-            image, filename = self._image, self._filename
+            image, filename, ref = self._image, self._filename, self.model_ref.strip()
         try:
             actor = await asyncio.to_thread(web_actor, token)
-            result = await models.predict(
-                actor, project_id=project_id, job_id=job_id, image=image, filename=filename
-            )
+            if ref:
+                result = await models.predict_ref(
+                    actor, project_id=project_id, ref=ref, image=image, filename=filename
+                )
+            else:
+                result = await models.predict(
+                    actor, project_id=project_id, job_id=job_id, image=image, filename=filename
+                )
         except DomainError as exc:
             async with self:
                 self.predicting, self.predict_error = False, exc.message

@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import jobs
+from services.actions import jobs, registry
 from services.actions.core import optional_web_actor, web_actor
 from services.actions.fleet import fleet_view
 from services.domain import catalog, fleet
@@ -36,6 +36,7 @@ def load_train_context(token: str, project_id: int) -> dict[str, Any]:
         return {"signed_in": False}
     context = jobs.train_context(actor, project_id=project_id)
     versions = context.versions
+    starts = registry.start_choices(actor, project_id=project_id)
     doc = catalog.get_catalog().doc
     free = fleet_view()
     return {
@@ -49,6 +50,7 @@ def load_train_context(token: str, project_id: int) -> dict[str, Any]:
             for v in versions
         ],
         "catalog": doc,
+        "start_options": [{"value": value, "label": label} for label, value in starts],
     }
 
 
@@ -87,6 +89,9 @@ class TrainState(AuthState):
     submitting: bool = False
     fleet_free: str = ""
     accelerators: list[str] = []
+    # "Start from": scratch, a registered version or alias, or a job's best checkpoint.
+    start_options: list[dict[str, str]] = []
+    start_from: str = "scratch"
     _doc: dict[str, Any] = {}
 
     @rx.var
@@ -159,7 +164,18 @@ class TrainState(AuthState):
                 context["catalog"],
             )
             self.fleet_free, self.accelerators = context["fleet_free"], context["accelerators"]
+            self.start_options = context["start_options"]
+            # "Fine-tune from this" on the registry page links here with ?start_from=...
+            wanted = str(self.router.url.query_parameters.get("start_from", "") or "scratch")
+            values = [o["value"] for o in self.start_options]
+            if wanted not in values and wanted.startswith("models/"):
+                self.start_options = [*self.start_options, {"value": wanted, "label": wanted}]
+            self.start_from = wanted if wanted in values or wanted.startswith("models/") else "scratch"
             self._refresh_choices()
+
+    @rx.event
+    def set_start_from(self, value: str):
+        self.start_from = value
 
     @rx.event
     def set_framework(self, value: str):
@@ -218,6 +234,7 @@ class TrainState(AuthState):
             device=str(form_data.get("device") or "auto"),
             hyperparameters=form_hyperparameters(specs, form_data),
             resources=resources,
+            start_from=str(form_data.get("start_from") or ""),
             predictions_max_images=predictions_cap(form_data),
         )
         try:

@@ -152,3 +152,33 @@ def test_a_lost_attempt_is_what_the_backend_resumes() -> None:
     )
     assert not jobs.is_lost({"kind": "user", "message": "bad labels"})
     assert not jobs.is_lost(None)
+
+
+def test_batch_inference_spec_agrees() -> None:
+    """v1.5: the backend's copy of `BatchInference` has the trainer's fields and defaults, and a batch
+    job's dispatch spec (over a dataset version, or a zip) is a valid trainer request."""
+    from services.infra import trainer_protocol as wire
+    from trainer_runner.schemas import BatchInference
+
+    assert set(wire.BatchInference.model_fields) == set(BatchInference.model_fields)
+    for name, field in BatchInference.model_fields.items():
+        assert wire.BatchInference.model_fields[name].default == field.default, name
+    train = StartJobRequest.model_validate(
+        jobs.dispatch_spec(_job(), dataset_uri="s3://b/d/", callback_url="http://h/cb", heartbeat_s=5)
+    )
+    assert train.kind == "train" and train.inference is None
+
+    job = _job()
+    job.kind = "batch_inference"
+    job.inference = {"model_uri": "s3://vtp/projects/3/jobs/7/checkpoints/best.pt", "conf": 0.4}
+    spec = jobs.dispatch_spec(job, dataset_uri="s3://vtp/d/v1/", callback_url="http://h/cb", heartbeat_s=5)
+    request = StartJobRequest.model_validate(spec)
+    assert request.kind == "batch_inference" and request.dataset_uri == "s3://vtp/d/v1/"
+    assert request.inference is not None and request.inference.conf == 0.4
+    assert request.inference.source == "dataset"
+
+    job.inference = {**job.inference, "source": "zip", "images_uri": "s3://vtp/projects/3/inference/b.zip"}
+    spec = jobs.dispatch_spec(job, dataset_uri="s3://vtp/d/v1/", callback_url="http://h/cb", heartbeat_s=5)
+    request = StartJobRequest.model_validate(spec)
+    assert request.dataset_uri == "s3://vtp/projects/3/inference/b.zip"
+    assert request.inference is not None and request.inference.source == "zip"

@@ -25,7 +25,7 @@ from trainer_runner.errors import UserError
 from trainer_runner.plugins import PLUGINS, get_plugin, resolve_device
 from trainer_runner.plugins.base import LoadedModel
 from trainer_runner.plugins.spec import FieldError
-from trainer_runner.schemas import S3UriStr
+from trainer_runner.schemas import InspectRequest, S3UriStr
 from trainer_runner.settings import TrainerSettings
 from trainer_runner.storage import (
     S3Client,
@@ -233,10 +233,37 @@ class ModelService:
         log.info("model exported", extra={"model_uri": request.model_uri, "exports": exports})
         return {"model_uri": request.model_uri, "framework": framework, "exports": exports}
 
+    def inspect(self, request: InspectRequest) -> dict[str, Any]:
+        """`POST /inspect` (v1.5): load an uploaded weights file the safe way and describe it.
+        A file that cannot be loaded so is a 422 naming the problem (`trainer_runner.weights`)."""
+        from trainer_runner.plugins.timm_plugin import SPEC as TIMM_SPEC
+        from trainer_runner.weights import inspect
+
+        filename = request.filename or parse_s3_uri(request.weights_uri).key.rsplit("/", 1)[-1]
+        with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:
+            # The loaders go by the suffix (Ultralytics refuses a .pt without one).
+            path = self._fetch(
+                request.weights_uri, "weights_uri", Path(tmp), "weights" + Path(filename).suffix
+            )
+            if PLUGINS.get("ultralytics") is not None:
+                # Ultralytics needs its offline settings before the import inspect may do.
+                self._ultralytics_ready()
+            with self._lock:
+                info = inspect(path, filename, request.architecture, TIMM_SPEC.tasks["classify"])
+        log.info("weights inspected", extra={"weights_uri": request.weights_uri, **info.as_dict()})
+        return {"weights_uri": request.weights_uri, **info.as_dict()}
+
+    def _ultralytics_ready(self) -> None:
+        from trainer_runner.plugins.yolo import import_ultralytics
+
+        import_ultralytics(
+            Path(self.settings.scratch_dir) / "ultralytics-config", self.settings.resolved_torch_threads()
+        )
+
     def _tmp_root(self) -> Path:
         root = Path(self.settings.scratch_dir) / "tmp"
         root.mkdir(parents=True, exist_ok=True)
         return root
 
 
-__all__ = ["ExportRequest", "ModelService", "PredictRequest", "UserError"]
+__all__ = ["ExportRequest", "InspectRequest", "ModelService", "PredictRequest", "UserError"]

@@ -339,6 +339,16 @@ class JobRunner:
                     self.work_dir / "resume" / "last.pt",
                     budget_s=self._s3_budget(),
                 )
+            init = None
+            if self.spec.init_weights and resume is None:
+                source = parse_s3_uri(self.spec.init_weights)
+                # Keep the suffix: it tells a .safetensors file from a pickle.
+                init = download_file(
+                    self.s3,
+                    source,
+                    self.work_dir / "init" / ("weights" + Path(source.key).suffix),
+                    budget_s=self._s3_budget(),
+                )
             if self.is_cancelled():
                 raise JobCancelled("cancelled before training started")
             self.ctx = JobContext(
@@ -352,6 +362,7 @@ class JobRunner:
                 device=self.device,
                 torch_threads=self.settings.resolved_torch_threads(),
                 resume_checkpoint=resume,
+                init_weights=init,
                 is_cancelled=self.is_cancelled,
                 on_epoch=self.on_epoch,
                 on_checkpoint=self.on_checkpoint,
@@ -509,6 +520,7 @@ class JobRunner:
             "dataset_uri": self.spec.dataset_uri,
             "device": self.device,
             "attempt": self.spec.attempt,
+            "init_weights": self.spec.init_weights or "scratch",
         }
 
     def _finish(
@@ -578,7 +590,7 @@ class JobRunner:
     def _clean_scratch(self) -> None:
         """Outputs live in object storage now; scratch is only a cache. The spec holds the
         callback secret (the outbox keeps it in memory only)."""
-        for leftover in ("dataset", "runs", "resume", UPLOADS_DIR, SPEC_FILE):
+        for leftover in ("dataset", "runs", "resume", "init", UPLOADS_DIR, SPEC_FILE):
             target = self.work_dir / leftover
             if target.is_dir():
                 shutil.rmtree(target, ignore_errors=True)
@@ -639,7 +651,12 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == WARM_ARG:
         return run_warm(settings, sys.stdin)
     spec = spec_from_env(settings) if args[0] == "--spec-from-env" else Path(args[0])
-    state = JobRunner(spec, settings).run()
+    runner = JobRunner
+    if StartJobRequest.model_validate_json(spec.read_text()).kind == "batch_inference":
+        from trainer_runner.batch import BatchRunner  # v1.5: the same reporting, another task
+
+        runner = BatchRunner
+    state = runner(spec, settings).run()
     return EXIT_CODES.get(state, EXIT_CODES["failed"])
 
 

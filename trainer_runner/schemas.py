@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 JobState = Literal["accepted", "running", "succeeded", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -18,6 +18,8 @@ EventState = Literal["running", "succeeded", "failed", "cancelled"]
 # lost (v1.4): the attempt's process or node died without reporting; resume from the checkpoint.
 ErrorKind = Literal["transient", "permanent", "user", "lost"]
 PROTOCOL_VERSION = "1.5"
+# v1.5: what an attempt does. `batch_inference` runs a model over images (trainer_runner.batch).
+JobKind = Literal["train", "batch_inference"]
 
 
 def _require_s3_uri(value: str) -> str:
@@ -50,6 +52,20 @@ class Resources(BaseModel):
     )
 
 
+class BatchInference(BaseModel):
+    """v1.5: the `inference` of a `batch_inference` job: which model, over which images.
+
+    `source: "dataset"`: `dataset_uri` is a dataset version (its manifest and archive, every
+    split); `source: "zip"`: `dataset_uri` is a zip of images (folders allowed, other files skipped).
+    """
+
+    model_uri: S3UriStr
+    source: Literal["dataset", "zip"] = "dataset"
+    conf: float = Field(default=0.25, ge=0.0, le=1.0)
+    max_results: int = Field(default=100, ge=1, le=1000)
+    gallery_size: int = Field(default=8, ge=0, le=64)
+
+
 class StartJobRequest(BaseModel):
     """`POST /jobs`: start (or re-attach to) one attempt of a job."""
 
@@ -64,6 +80,9 @@ class StartJobRequest(BaseModel):
     dataset_uri: S3UriStr
     output_uri: S3UriStr
     resume_from_uri: S3UriStr | None = None
+    # v1.5, additive: weights to start a new training from (fine-tuning): an Ultralytics .pt,
+    # a timm state_dict (.pt/.pth) or .safetensors. Ignored when resume_from_uri is set.
+    init_weights: S3UriStr | None = None
     callback_url: HttpUrlStr
     callback_secret: str = Field(min_length=1)
     mlflow_experiment: str | None = None
@@ -72,6 +91,14 @@ class StartJobRequest(BaseModel):
     # v1.5: at most this many val and this many test images get their predictions stored
     # (`artifacts/predictions/{val,test}.json`); 0 stores none.
     predictions_max_images: int = Field(default=500, ge=0, le=10_000)
+    kind: JobKind = "train"
+    inference: BatchInference | None = None
+
+    @model_validator(mode="after")
+    def _inference_for_batch_jobs(self) -> StartJobRequest:
+        if (self.kind == "batch_inference") != (self.inference is not None):
+            raise ValueError("'inference' is required for kind 'batch_inference' and only for it")
+        return self
 
 
 class CallbackError(BaseModel):
@@ -141,3 +168,15 @@ class CallbackEvent(BaseModel):
     # Additive (v1.5): on `finished`, best.pt scored on the dataset's test split, under the
     # validation names prefixed `test/` (`test/map50_95`, `test/top1`); absent without one.
     test_metrics: dict[str, float] | None = None
+
+
+class InspectRequest(BaseModel):
+    """`POST /inspect` (v1.5): what is this weights file, loaded the safe way?"""
+
+    weights_uri: S3UriStr
+    filename: str = Field(
+        default="", max_length=255, description="Original name; its suffix picks the loader."
+    )
+    architecture: str | None = Field(
+        default=None, max_length=120, description="timm model name of a bare state_dict, when known."
+    )

@@ -1,5 +1,5 @@
-"""HTTP API of the trainer (protocol v1.4): start, status, cancel, capacity, health, plugins,
-predict, export.
+"""HTTP API of the trainer (protocol v1.5): start, status, cancel, capacity, health, plugins,
+predict, export, inspect.
 
 Endpoints only parse and shape; the executor (`trainer_runner.executors`, chosen by
 `TRAINER_EXECUTOR`) holds the rules of placement. Nothing here imports torch, so the server
@@ -25,7 +25,7 @@ from trainer_runner.inference import ExportRequest, ModelService, PredictRequest
 from trainer_runner.logs import REQUEST_ID_HEADER, bound
 from trainer_runner.plugins import PLUGINS, get_plugin
 from trainer_runner.plugins.spec import FieldError
-from trainer_runner.schemas import PROTOCOL_VERSION, Capacity, JobStatus, StartJobRequest
+from trainer_runner.schemas import PROTOCOL_VERSION, Capacity, InspectRequest, JobStatus, StartJobRequest
 from trainer_runner.settings import TrainerSettings
 
 POLL_INTERVAL_S = 1.0
@@ -79,7 +79,8 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     def start_job(
         request: StartJobRequest, request_id: Annotated[str | None, Header(alias=REQUEST_ID_HEADER)] = None
     ) -> JobStatus:
-        get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
+        if request.kind == "train":  # a batch job's framework is read from its checkpoint
+            get_plugin(request.framework).validate(request)  # FieldError/UserError -> 422
         try:
             with bound(request_id=request_id, job_id=request.job_id, attempt=request.attempt):
                 return executor.start(request, request_id=request_id)
@@ -140,6 +141,12 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     @app.post("/export")
     def export(request: ExportRequest) -> dict[str, Any]:
         return models.export(request)
+
+    @app.post("/inspect")
+    def inspect(request: InspectRequest) -> dict[str, Any]:
+        """v1.5: framework, task, architecture and classes of an uploaded weights file; 422 when
+        it cannot be loaded safely (the message names the problem and the refused modes)."""
+        return models.inspect(request)
 
     @app.get("/healthz")
     def healthz() -> dict[str, object]:

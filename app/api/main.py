@@ -13,7 +13,19 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api.overload import LoadShedding, overloaded
-from app.api.routes import admin, auth, callbacks, datasets, jobs, notifications, oidc, projects, training
+from app.api.routes import (
+    admin,
+    auth,
+    callbacks,
+    datasets,
+    inference,
+    jobs,
+    notifications,
+    oidc,
+    projects,
+    registry,
+    training,
+)
 from app.api.security import SecurityMiddleware
 from app.api.telemetry import Telemetry
 from services.errors import DomainError, Overloaded
@@ -45,7 +57,19 @@ DOMAIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 v1 = APIRouter(prefix="/api/v1", responses=DOMAIN_ERROR_RESPONSES)
-for module in (auth, oidc, projects, datasets, jobs, callbacks, admin, training, notifications):
+for module in (
+    auth,
+    oidc,
+    projects,
+    datasets,
+    jobs,
+    callbacks,
+    admin,
+    training,
+    notifications,
+    registry,
+    inference,
+):
     v1.include_router(module.router)
 api.include_router(v1)
 

@@ -19,8 +19,8 @@ from services.infra.settings import get_settings
 
 # What the middleware alone sees; every other refusal is recorded by the action that refused.
 MIDDLEWARE_AUDITED = frozenset({401, 413, 429})
-# Dataset uploads may be large; everything else is small JSON.
-UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/datasets/?$")
+# Dataset and model weight uploads may be large; everything else is small JSON.
+UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/(datasets|models/upload)/?$")
 CALLBACK_PREFIX = "/api/v1/trainer/callbacks/"
 
 SECURITY_HEADERS = [

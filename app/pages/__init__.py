@@ -21,6 +21,7 @@ from app.pages.members import members_page
 from app.pages.models import models_page
 from app.pages.notifications import notifications_page
 from app.pages.predictions import predictions_page
+from app.pages.registry import registry_page
 from app.pages.signup import signup_page
 from app.pages.train import train_page
 from state.account_state import AccountState
@@ -36,6 +37,7 @@ from state.members_state import MembersState
 from state.models_state import MODELS_ROUTE, ModelsState
 from state.notifications_state import NOTIFICATIONS_ROUTE, NotificationsState
 from state.predictions_state import PREDICTIONS_ROUTE, PredictionsState
+from state.registry_state import REGISTRY_ROUTE, RegistryState
 from state.signup_state import SignupState
 from state.train_state import TRAIN_ROUTE, TrainState
 
@@ -74,5 +76,6 @@ PAGES: tuple[Page, ...] = (
     Page(COMPARE_ROUTE, compare_page, "Compare runs · Vision Training", CompareState.load),
     Page(PREDICTIONS_ROUTE, predictions_page, "Compare predictions · Vision Training", PredictionsState.load),
     Page(MODELS_ROUTE, models_page, "Models · Vision Training", ModelsState.load),
+    Page(REGISTRY_ROUTE, registry_page, "Model registry · Vision Training", RegistryState.load),
     Page(ANALYTICS_ROUTE, analytics_page, "Analytics · Vision Training", AnalyticsState.load),
 )

@@ -18,7 +18,7 @@ from state.job_state import JobPageState
 S = JobPageState
 
 
-def _fact(label: str, value: rx.Component | rx.Var | str, id: str) -> rx.Component:
+def _fact(label: str | rx.Var, value: rx.Component | rx.Var | str, id: str) -> rx.Component:
     return rx.vstack(
         rx.text(label, size="1", color=tokens.TEXT_MUTED, weight="medium", as_="div"),
         rx.box(value, id=id, color=tokens.TEXT, font_size="14px"),
@@ -100,7 +100,7 @@ def summary_card() -> rx.Component:
     return card(
         rx.flex(
             _fact("State", status_indicator(S.job_state, live=True), "job-state"),
-            _fact("Epoch", S.epoch_text, "job-epoch"),
+            _fact(S.progress_label, S.epoch_text, "job-epoch"),
             _fact("Checkpoint", S.checkpoint_text, "job-checkpoint"),
             _fact("Model", S.model, "job-model"),
             _fact("Device", S.device, "job-device"),
@@ -430,6 +430,60 @@ def validation_card() -> rx.Component:
     )
 
 
+def batch_card() -> rx.Component:
+    """A batch inference run: summary, counts per class, score histogram, gallery, downloads."""
+    counts = rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                rx.table.column_header_cell("Class", scope="col"),
+                rx.table.column_header_cell("Count", scope="col"),
+            )
+        ),
+        rx.table.body(
+            rx.foreach(S.batch_counts, lambda r: rx.table.row(rx.table.cell(r[0]), rx.table.cell(r[1])))
+        ),
+        size="1",
+        id="batch-counts",
+    )
+    histogram = rx.plotly(
+        data=S.batch_histogram,
+        id="batch-histogram",
+        width="100%",
+        role="figure",
+        aria_label="Histogram of prediction scores",
+    )
+    gallery = rx.flex(
+        rx.foreach(
+            S.gallery,
+            lambda g: rx.el.figure(
+                rx.image(
+                    src=g["src"], alt=g["caption"], max_width="220px", border_radius=tokens.RADIUS["sm"]
+                ),
+                rx.el.figcaption(g["caption"], font_size="12px", color=tokens.TEXT_MUTED),
+                margin="0",
+            ),
+        ),
+        wrap="wrap",
+        spacing="4",
+        id="batch-gallery",
+    )
+    downloads = rx.hstack(
+        rx.foreach(
+            S.batch_downloads,
+            lambda d: rx.link(rx.icon("download", size=14, aria_hidden="true"), d["label"], href=d["url"]),
+        ),
+        spacing="4",
+        id="batch-downloads",
+    )
+    return card(
+        rx.text(S.batch_text, id="batch-summary"),
+        downloads,
+        rx.flex(rx.box(counts, min_width="220px"), rx.box(histogram, flex="1"), gap="4", wrap="wrap"),
+        gallery,
+        title="Batch inference results",
+    )
+
+
 def job_page() -> rx.Component:
     busy = rx.cond(
         S.busy_message != "",
@@ -443,8 +497,7 @@ def job_page() -> rx.Component:
             rx.vstack(
                 summary_card(),
                 final_results_card(),
-                chart_card(),
-                validation_card(),
+                rx.cond(S.is_batch, batch_card(), rx.fragment(chart_card(), validation_card())),
                 logs_card(),
                 artifacts_card(),
                 spacing="5",

@@ -9,7 +9,7 @@ from components.a11y import labelled_upload
 from components.layout import card, field, native_select, page_shell
 from components.permission_gate import permission_gate
 from services.domain.permissions import Action
-from state.models_state import ModelsState
+from state.models_state import EXPORT_LABELS, ModelsState
 
 S = ModelsState
 UPLOAD_ID = "inference-upload"
@@ -26,37 +26,25 @@ def models_card() -> rx.Component:
             rx.table.cell(r["task"]),
             rx.table.cell(r["best"]),
             rx.table.cell(r["last"]),
-            rx.table.cell(
-                rx.hstack(
-                    rx.cond(r["onnx"] != "", rx.badge("ONNX", color_scheme="green")),
-                    rx.cond(r["torchscript"] != "", rx.badge("TorchScript", color_scheme="green")),
-                    spacing="1",
-                )
-            ),
+            rx.table.cell(rx.text(r["exports"], size="1"), id="exports-" + r["id"]),
             rx.table.cell(
                 permission_gate(
-                    rx.hstack(
-                        rx.button(
-                            rx.cond(
-                                busy, rx.spinner(size="1"), rx.icon("package", size=14, aria_hidden="true")
-                            ),
-                            "ONNX",
-                            on_click=S.export(r["id"], ["onnx"]),
-                            disabled=S.exporting != "",
-                            size="1",
-                            variant="outline",
-                            id="export-onnx-" + r["id"],
-                        ),
-                        rx.button(
-                            rx.icon("package", size=14, aria_hidden="true"),
-                            "TorchScript",
-                            on_click=S.export(r["id"], ["torchscript"]),
-                            disabled=S.exporting != "",
-                            size="1",
-                            variant="outline",
-                            id="export-torchscript-" + r["id"],
-                        ),
-                        spacing="2",
+                    rx.flex(
+                        rx.cond(busy, rx.spinner(size="1")),
+                        *[
+                            rx.button(
+                                rx.icon("package", size=14, aria_hidden="true"),
+                                label,
+                                on_click=S.export(r["id"], [fmt]),
+                                disabled=S.exporting != "",
+                                size="1",
+                                variant="outline",
+                                id=f"export-{fmt}-" + r["id"],
+                            )
+                            for fmt, label in EXPORT_LABELS.items()
+                        ],
+                        wrap="wrap",
+                        gap="2",
                     ),
                     allowed=S.can_export,
                     action=Action.model_export,
@@ -94,6 +82,13 @@ def models_card() -> rx.Component:
         rx.cond(
             S.export_message != "",
             rx.callout(S.export_message, icon="info", role="status", id="export-message"),
+        ),
+        rx.text(
+            "Every export is run by its own runtime and compared with the PyTorch model on a sample "
+            "image; the message shows the difference and the tolerance. CoreML is not offered: "
+            "coremltools runs models only on macOS, so its output cannot be checked here.",
+            size="1",
+            color=tokens.TEXT_MUTED,
         ),
         title="Models",
     )
@@ -135,6 +130,17 @@ def playground_card() -> rx.Component:
                     min_width="260px",
                 ),
                 html_for="inference-model",
+            ),
+            field(
+                "Or a model reference",
+                rx.input(
+                    value=S.model_ref,
+                    on_change=S.set_model_ref,
+                    placeholder="jobs/12 or models/name@alias",
+                    id="inference-ref",
+                    min_width="240px",
+                ),
+                html_for="inference-ref",
             ),
             labelled_upload(
                 rx.upload.root(
@@ -221,9 +227,72 @@ def playground_card() -> rx.Component:
     )
 
 
+def batch_card() -> rx.Component:
+    """Queue a batch run: the playground's model (or reference) over a whole dataset version."""
+    return card(
+        rx.text(
+            "Runs the model chosen above (or the reference typed there) over every image of a dataset "
+            "version, as a queued job: predictions as JSON Lines and CSV, counts per class, a score "
+            "histogram and a gallery on its job page. A zip of images can be sent through the REST API "
+            "(POST /api/v1/projects/{id}/batch-inference/upload).",
+            size="2",
+            color=tokens.TEXT_MUTED,
+        ),
+        rx.flex(
+            field(
+                "Dataset version",
+                native_select(
+                    S.versions,
+                    id="batch-version",
+                    name="batch_version",
+                    value=S.batch_version,
+                    on_change=S.choose_version,
+                    min_width="260px",
+                ),
+                html_for="batch-version",
+            ),
+            rx.button(
+                rx.cond(
+                    S.batch_running, rx.spinner(size="2"), rx.icon("layers", size=16, aria_hidden="true")
+                ),
+                "Run on the whole dataset",
+                on_click=S.run_batch,
+                disabled=S.batch_running,
+                id="run-batch",
+            ),
+            gap="4",
+            align="end",
+            wrap="wrap",
+        ),
+        rx.cond(
+            S.batch_message != "",
+            rx.callout(
+                rx.cond(
+                    S.batch_job_href != "",
+                    rx.link(S.batch_message, href=S.batch_job_href, id="batch-job-link"),
+                    S.batch_message,
+                ),
+                icon="info",
+                role="status",
+                id="batch-message",
+            ),
+        ),
+        title="Batch inference",
+    )
+
+
 def models_page() -> rx.Component:
     return page_shell(
-        rx.link("← Jobs", href="/projects/" + S.project_id.to_string() + "/jobs", color=tokens.PRIMARY),
+        rx.hstack(
+            rx.link("← Jobs", href="/projects/" + S.project_id.to_string() + "/jobs", color=tokens.PRIMARY),
+            rx.link(
+                "Model registry →",
+                href="/projects/" + S.project_id.to_string() + "/registry",
+                color=tokens.PRIMARY,
+                id="to-registry",
+            ),
+            spacing="4",
+        ),
         rx.cond(
             S.load_error != "",
             rx.callout(
@@ -239,6 +308,16 @@ def models_page() -> rx.Component:
                 action=Action.model_predict,
                 what="Running inference",
                 id="predict",
+            ),
+        ),
+        rx.cond(
+            S.rows.length() > 0,
+            permission_gate(
+                batch_card(),
+                allowed=S.can_batch,
+                action=Action.job_create,
+                what="Batch inference",
+                id="batch",
             ),
         ),
         title="Models",

@@ -235,6 +235,18 @@ def form_card() -> rx.Component:
                         html_for="device",
                     ),
                     field(
+                        "Start from",
+                        native_select(
+                            S.start_options,
+                            id="start-from",
+                            name="start_from",
+                            value=S.start_from,
+                            on_change=S.set_start_from,
+                            min_width="260px",
+                        ),
+                        html_for="start-from",
+                    ),
+                    field(
                         "Run name (optional)",
                         rx.input(id="job-name", name="name", max_length=120, width="240px"),
                         html_for="job-name",

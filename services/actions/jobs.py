@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from services.actions import notifications as notify
 from services.actions.core import Actor, Audit, operation, record_outcome
-from services.domain import audit, experiments, jobs, quotas
+from services.domain import audit, experiments, jobs, quotas, registry
 from services.domain.datasets import list_datasets
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
 from services.domain.permissions import Action
@@ -199,7 +199,13 @@ class Submitted:
 def _create(actor: Actor, project_id: int, request: JobCreate) -> JobPublic:
     with operation(actor, "job.create", target=f"project:{project_id}") as op:
         op.authorize(Action.job_create, project_id=project_id)
-        job = jobs.new_job(op.session, project_id=project_id, user=op.me, **request.model_dump())
+        fields = request.model_dump(exclude={"start_from"})
+        start = registry.start_point(op.session, project_id=project_id, start_from=request.start_from)
+        if start is not None:
+            fields.update(framework=start.framework, task=start.task, model=start.architecture)
+        job = jobs.new_job(op.session, project_id=project_id, user=op.me, **fields)
+        if start is not None:
+            job.init_weights, job.start_from = start.init_weights, start.label
         quotas.check_gpu_quota(op.session, project_id=project_id, gpus=jobs.resources_of(job).gpus)
         quotas.check_room_to_queue(op.session, project_id=project_id)
         op.session.add(job)

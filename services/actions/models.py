@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session
 
 from services.actions.core import Actor, Audit, Operation, operation, record_outcome
-from services.domain import model_ops
+from services.domain import model_ops, registry
 from services.domain.models import Job
 from services.domain.permissions import Action
 from services.errors import NotFound
@@ -58,6 +58,7 @@ class JobExtras:
     gallery: list[dict[str, Any]] = field(default_factory=list)  # {"image": bytes, "caption"}
     artifacts: list[dict[str, Any]] = field(default_factory=list)  # artifact rows + "download_url"
     mlflow_run_id: str | None = None
+    kind: str = "train"  # "batch_inference": the page shows services.actions.batch_inference.results
 
 
 def _extras(session: Session, job: Job) -> JobExtras:
@@ -78,7 +79,9 @@ def _extras(session: Session, job: Job) -> JobExtras:
                 "caption": f"{name}: {len(found)} prediction{'' if len(found) == 1 else 's'}",
             }
         )
-    return JobExtras(docs=docs, gallery=gallery, artifacts=rows, mlflow_run_id=job.mlflow_run_id)
+    return JobExtras(
+        docs=docs, gallery=gallery, artifacts=rows, mlflow_run_id=job.mlflow_run_id, kind=job.kind
+    )
 
 
 def job_extras(actor: Actor, *, job_id: int) -> JobExtras:
@@ -97,6 +100,17 @@ def _prepare_export(
 def _record_export(actor: Actor, plan: model_ops.ExportPlan, result: dict[str, Any]) -> None:
     with operation(actor, "model.export", target=f"job:{plan.job_id}", project_id=plan.project_id) as op:
         added = model_ops.record_export(op.session, plan=plan, result=result)
+        # A version registered from this job holds the same weights: the exports show on it too.
+        for version in registry.versions_of_job(op.session, job_id=plan.job_id):
+            for item in result.get("exports") or []:
+                if item.get("format") and item.get("uri"):
+                    registry.attach_export(
+                        op.session,
+                        version,
+                        str(item["format"]),
+                        str(item["uri"]),
+                        dict(item.get("parity") or {}),
+                    )
         op.detail = "formats: " + ", ".join(sorted(k.removeprefix("export_") for k in added))
 
 
@@ -148,10 +162,33 @@ async def predict(
     return {**result, "image_uri": plan.image_uri}
 
 
+def _prepare_predict_ref(
+    actor: Actor, project_id: int, ref: str, image: bytes, filename: str
+) -> model_ops.PredictPlan:
+    from services.domain.batch_inference import resolve_model_ref
+
+    with operation(actor, "model.predict", target=f"project:{project_id}") as op:
+        op.authorize(Action.model_predict, project_id=project_id)
+        model = resolve_model_ref(op.session, project_id=project_id, ref=ref)
+        op.target = model.target
+        op.detail = f"{ref[:80]} {filename[:80]}"
+        return model_ops.prepare_predict_with(project_id, model.uri, image, filename)
+
+
+async def predict_ref(
+    actor: Actor, *, project_id: int, ref: str, image: bytes, filename: str
+) -> dict[str, Any]:
+    """The playground by reference: `jobs/<id>` or `models/<name>@<alias>` instead of a job id."""
+    plan = await asyncio.to_thread(_prepare_predict_ref, actor, project_id, ref, image, filename)
+    result = await asyncio.to_thread(model_ops.run_predict, plan)
+    return {**result, "image_uri": plan.image_uri, "model_ref": ref}
+
+
 def succeeded_jobs(actor: Actor, *, project_id: int) -> tuple[str, list[Any]]:
     """The models page: the viewer's role and the project's succeeded jobs (each has a model)."""
     from services.actions.jobs import job_list
 
     with operation(actor, "job.list", record=Audit.refusals) as op:
         role = op.authorize(Action.job_read, project_id=project_id)
-    return role.value, job_list(actor, project_id=project_id, states=["succeeded"])
+    found = job_list(actor, project_id=project_id, states=["succeeded"])
+    return role.value, [j for j in found if j.kind == "train"]  # a batch run has no model of its own

@@ -19,6 +19,7 @@ from services.domain.models import Job, JobEvent, JobMetric, JobState, Project, 
 from services.errors import Conflict, InvalidInput, NotFound
 from services.infra import storage
 from services.infra.signing import new_secret
+from services.infra.trainer_protocol import BatchInference
 
 S = JobState
 ALLOWED: dict[JobState, frozenset[JobState]] = {
@@ -234,7 +235,7 @@ def dispatch_spec(
     job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s: float, resume_from_uri: str | None = None
 ) -> dict[str, Any]:
     """The trainer request (docs/trainer-protocol.md): only s3:// URIs for files."""
-    return {
+    spec: dict[str, Any] = {
         "job_id": str(job.id),
         "attempt": job.attempt,
         "framework": job.framework,
@@ -245,13 +246,28 @@ def dispatch_spec(
         "dataset_uri": dataset_uri,
         "output_uri": storage.uri(storage.job_prefix(job.project_id, id_of(job))),
         "resume_from_uri": resume_from_uri,
+        "init_weights": job.init_weights,  # v1.5: fine-tuning; the trainer ignores it on resume
         "callback_url": callback_url,
         "callback_secret": job.callback_secret,
         "mlflow_experiment": f"project-{job.project_id}",
         "heartbeat_interval_s": heartbeat_s,
         "resources": resources_of(job).model_dump(),
         "predictions_max_images": job.predictions_max_images,
+        "kind": job.kind,
+        "inference": _inference_spec(job),
     }
+    if job.kind == "batch_inference" and job.inference.get("images_uri"):
+        spec["dataset_uri"] = job.inference["images_uri"]  # a zip of images instead of a version
+    return spec
+
+
+def _inference_spec(job: Job) -> dict[str, Any] | None:
+    """The v1.5 `inference` field: None for training, the trainer's request for batch inference."""
+    if job.kind != "batch_inference":
+        return None
+    return BatchInference.model_validate(
+        {k: v for k, v in job.inference.items() if k in BatchInference.model_fields}
+    ).model_dump()
 
 
 def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
@@ -403,9 +419,13 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         hyperparameters=dict(job.hyperparameters),
         device=job.device,
         resources=dict(job.resources or {}),
+        kind=job.kind,
+        inference=dict(job.inference or {}),
         total_epochs=job.total_epochs,
         callback_secret=new_secret(),
         attempt=2 if resume else 1,
+        init_weights=job.init_weights,
+        start_from=job.start_from,
         predictions_max_images=job.predictions_max_images,
     )
     session.add(new)

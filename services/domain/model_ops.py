@@ -29,7 +29,9 @@ from services.errors import Conflict, InvalidInput
 from services.infra import storage
 from services.infra.trainer_client import TrainerBusy, TrainerClient, TrainerRejected
 
-EXPORT_FORMATS = ("onnx", "torchscript")
+# The trainer checks each against its plugin; CoreML is absent: its models run only on macOS,
+# so no parity check could pass here.
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino", "openvino_fp16", "ncnn", "ncnn_fp16")
 IMAGE_TYPES = {
     "png": "image/png",
     "jpg": "image/jpeg",
@@ -242,12 +244,17 @@ def prepare_predict(job: Job, image: bytes, filename: str) -> PredictPlan:
     uri = model_uri(job)
     if uri is None:
         raise Conflict(f"Job {job.id} has no checkpoint yet: wait until it saves one")
+    return prepare_predict_with(job.project_id, uri, image, filename)
+
+
+def prepare_predict_with(project_id: int, uri: str, image: bytes, filename: str) -> PredictPlan:
+    """`prepare_predict` for weights already resolved (a `jobs/<id>` or `models/<name>@<alias>` ref)."""
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if extension not in IMAGE_TYPES:
         raise InvalidInput(f"image: use one of {sorted(IMAGE_TYPES)} (got {filename!r})")
     if not image or len(image) > MAX_IMAGE_BYTES:
         raise InvalidInput(f"image: must be 1 byte to {MAX_IMAGE_BYTES // 1024**2} MB")
-    key = storage.inference_key(job.project_id, f"{uuid.uuid4().hex}.{extension}")
+    key = storage.inference_key(project_id, f"{uuid.uuid4().hex}.{extension}")
     return PredictPlan(model_uri=uri, image_uri=storage.put_bytes(key, image, IMAGE_TYPES[extension]))
 
 

@@ -185,8 +185,19 @@ class Job(SQLModel, table=True):
     last_heartbeat_at: datetime | None = None
     # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
     waiting_for: str | None = Field(default=None, max_length=200)
+    # "train", or "batch_inference" (protocol v1.5): run `inference["model_uri"]` over the
+    # dataset version, or over the zip at `inference["images_uri"]` (`source: "zip"`; the job's
+    # dataset_version_id is then the version the model was trained on, its lineage).
+    kind: str = Field(default="train", max_length=24, sa_column_kwargs={"server_default": "train"})
+    inference: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     # The newest epoch's metrics, kept on the row so the run list filters and sorts by them in SQL.
     final_metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Fine-tuning: the weights the job starts from (s3:// URI sent as `init_weights`), and what
+    # the user chose ("models/shapes@champion (v2)", "job 12"); both None for a job from scratch.
+    init_weights: str | None = Field(default=None, max_length=1024)
+    start_from: str | None = Field(default=None, max_length=300)
     # The finished job's best.pt figures, each with the split it comes from: `val_metrics` on
     # the validation split (`metric_splits["val_metrics"]` says "train" when the
     # dataset had no val images and the trainer validated on train), `test_metrics` best.pt on
@@ -364,3 +375,62 @@ class UserNotification(SQLModel, table=True):
     link: str = Field(default="", max_length=300)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     read_at: datetime | None = None
+
+
+class RegisteredModel(SQLModel, table=True):
+    """A named model of a project; MLflow's Model Registry holds it as `mlflow_name`."""
+
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str = Field(max_length=100)
+    mlflow_name: str = Field(max_length=200, unique=True)
+    description: str = Field(default="", max_length=2000)
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersion(SQLModel, table=True):
+    """One registered version with its lineage: where its weights came from and how good they are.
+
+    `version` is MLflow's version number. `source` is "job" (a finished job's best.pt) or "upload"
+    (weights brought in, checked by the trainer). `exports` lists {format, uri, parity, added_at}.
+    """
+
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registeredmodel.id", index=True)
+    version: int
+    source: str = Field(max_length=16)
+    job_id: int | None = Field(default=None, foreign_key="job.id", index=True)
+    dataset_version_id: int | None = Field(default=None, foreign_key="datasetversion.id")
+    weights_uri: str = Field(max_length=1024)
+    filename: str = Field(default="", max_length=255)
+    mlflow_run_id: str = Field(max_length=64)
+    framework: str = Field(max_length=32)
+    task: str = Field(max_length=32)
+    architecture: str = Field(max_length=120)
+    classes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    imgsz: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    val_metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    test_metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    exports: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str = Field(default="", max_length=2000)
+    registered_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelAlias(SQLModel, table=True):
+    """A movable name (champion, staging) for one version of a model, mirrored in MLflow."""
+
+    __table_args__ = (UniqueConstraint("model_id", "alias"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registeredmodel.id", index=True)
+    alias: str = Field(max_length=64)
+    version_id: int = Field(foreign_key="modelversion.id")
+    updated_by: int = Field(foreign_key="user.id")
+    updated_at: datetime = Field(default_factory=utcnow)

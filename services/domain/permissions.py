@@ -39,6 +39,9 @@ class Action(StrEnum):
     job_tag = "job.tag"
     model_export = "model.export"
     model_predict = "model.predict"
+    model_read = "model.read"
+    model_register = "model.register"
+    model_alias = "model.alias"
     notifications_read = "notifications.read"
     notifications_manage = "notifications.manage"
 
@@ -62,6 +65,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.job_tag: Role.member,
     Action.model_export: Role.member,
     Action.model_predict: Role.member,
+    Action.model_read: Role.viewer,
+    Action.model_register: Role.member,  # a finished job's model, or uploaded weights
+    Action.model_alias: Role.admin,  # moving `champion` changes what production resolves
     Action.notifications_read: Role.member,
     Action.notifications_manage: Role.admin,
 }

@@ -117,6 +117,15 @@ class JobCreate(BaseModel):
     resources: Resources = Field(
         default_factory=Resources, description="What the job asks the fleet for; default one CPU slot."
     )
+    start_from: str = Field(
+        default="",
+        max_length=300,
+        description=(
+            "Weights to fine-tune from: '' or 'scratch', a registered version ('models/<name>@<alias>', "
+            "'models/<name>/<version>') or a job's best checkpoint ('job:<id>'). The framework, task "
+            "and architecture then come from those weights."
+        ),
+    )
     predictions_max_images: int = Field(
         default=500,
         ge=0,
@@ -145,8 +154,10 @@ class JobPublic(BaseModel):
     hyperparameters: dict[str, Any]
     device: str
     resources: dict[str, Any] = Field(default_factory=dict, description="What the job asked for.")
+    kind: str = Field(default="train", description="train, or batch_inference (a model over images).")
     state: str
     waiting_for: str | None = Field(default=None, description="What a queued job waits for.")
+    start_from: str | None = Field(default=None, description="What the job fine-tunes from; null: scratch.")
     queue_position: int | None = Field(default=None, description="1 = next to be dispatched.")
     attempt: int
     mlflow_run_id: str | None
@@ -201,7 +212,7 @@ class JobListItem(JobPublic):
 
 
 class ExportRequest(BaseModel):
-    formats: list[str] = Field(default_factory=lambda: ["onnx", "torchscript"], min_length=1, max_length=4)
+    formats: list[str] = Field(default_factory=lambda: ["onnx", "torchscript"], min_length=1, max_length=6)
 
 
 class RetryRequest(BaseModel):
@@ -223,3 +234,14 @@ class SavedComparisonCreate(BaseModel):
     job_ids: list[int] = Field(min_length=1, max_length=500)
     metric: str = Field(default="", max_length=120)
     only_differences: bool = True
+
+
+class BatchInferenceCreate(BaseModel):
+    """`POST /projects/{p}/batch-inference`: a model over a dataset version (a zip: the upload route)."""
+
+    model: str = Field(
+        min_length=1, max_length=200, description="jobs/<id> or models/<name>@<alias>", examples=["jobs/12"]
+    )
+    dataset_version_id: int = Field(ge=1)
+    conf: float = Field(default=0.25, ge=0.0, le=1.0)
+    name: str = Field(default="", max_length=120)

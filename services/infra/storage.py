@@ -202,3 +202,8 @@ def list_objects(prefix: str) -> Iterator[tuple[str, int]]:
 
 def inference_key(project_id: int, name: str) -> str:
     return f"projects/{project_id}/inference/{name}"
+
+
+def model_weights_key(project_id: int, name: str) -> str:
+    """Weights of a registered model version (a job's best.pt copied, or an upload), by a unique name."""
+    return f"projects/{project_id}/models/weights/{name}"

@@ -160,6 +160,17 @@ class TrainerClient:
         _raise_for_trainer(response)
         return _object(response)
 
+    def inspect_sync(
+        self, *, weights_uri: str, filename: str, architecture: str | None = None
+    ) -> dict[str, Any]:
+        """POST /inspect (v1.5): framework, task, architecture and classes of a weights file,
+        loaded the safe way; TrainerRejected (422) names what is wrong with the file."""
+        body = {"weights_uri": weights_uri, "filename": filename, "architecture": architecture}
+        with httpx.Client(base_url=self.base_url, timeout=max(self.timeout_s, 120.0)) as client:
+            response = client.post("/inspect", json=body)
+        _raise_for_trainer(response)
+        return _object(response)
+
 
 def _object(response: httpx.Response) -> dict[str, Any]:
     """The answer's JSON object; anything else means the URL is not a trainer."""

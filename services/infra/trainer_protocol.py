@@ -1,5 +1,6 @@
 """The backend's own copy of the trainer's wire models (docs/trainer-protocol.md): the callback
-event, and (v1.4) a job's resources and the gateway's capacity.
+event, (v1.4) a job's resources and the gateway's capacity, and (v1.5) a batch inference job's
+request.
 
 The trainer has its copy (`trainer_runner/schemas.py`); the two sides never import each other,
 and tests/test_protocol_agreement.py checks that both copies have the same fields. Values the
@@ -91,3 +92,23 @@ class Capacity(BaseModel):
     executor: str = "local"  # "local" or "ray"; loosely typed like the rest of this copy
     jobs_running: int = 0
     nodes: list[NodeCapacity] = Field(default_factory=list)
+
+
+# --- v1.5: batch inference jobs ------------------------------------------------------------------
+
+JobKind = Literal["train", "batch_inference"]
+
+
+class BatchInference(BaseModel):
+    """The `inference` of a `kind: "batch_inference"` job spec: which model over which images.
+
+    `source: "dataset"`: the spec's `dataset_uri` is a dataset version; `"zip"`: a zip of images.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_uri: str
+    source: Literal["dataset", "zip"] = "dataset"
+    conf: float = Field(default=0.25, ge=0.0, le=1.0)
+    max_results: int = Field(default=100, ge=1, le=1000)
+    gallery_size: int = Field(default=8, ge=0, le=64)

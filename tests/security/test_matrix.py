@@ -252,6 +252,71 @@ def _predict(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"project_id": project_id, "job_id": job_id}, {"files": files}
 
 
+def _registered(w: World) -> str:
+    """A registered model of the shared project with version 1 and alias `champion` (rows only)."""
+    from services.domain.models import ModelAlias, ModelVersion, RegisteredModel
+
+    name = f"m-{uuid.uuid4().hex[:8]}"
+    with session_scope() as session:
+        model = RegisteredModel(
+            project_id=w.cast.project_id,
+            name=name,
+            mlflow_name=f"matrix.{name}",
+            created_by=w.cast.users["owner"],
+        )
+        session.add(model)
+        session.flush()
+        version = ModelVersion(
+            model_id=model.id,
+            version=1,
+            source="upload",
+            weights_uri="s3://vtp/matrix/weights.pt",
+            mlflow_run_id="r",
+            framework="ultralytics",
+            task="detect",
+            architecture="yolo11n.yaml",
+            registered_by=w.cast.users["owner"],
+        )
+        session.add(version)
+        session.flush()
+        session.add(
+            ModelAlias(
+                model_id=model.id, alias="champion", version_id=version.id, updated_by=w.cast.users["owner"]
+            )
+        )
+    return name
+
+
+def _model(body: dict | None = None) -> Prepare:
+    def prepare(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        params = {"project_id": w.cast.project_id, "name": _registered(w), "version": 1, "alias": "champion"}
+        return params, ({"json": body} if body is not None else {})
+
+    return prepare
+
+
+def _resolve(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"project_id": w.cast.project_id}, {"params": {"ref": f"models/{_registered(w)}@champion"}}
+
+
+def _register(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    return {"project_id": project_id}, {"json": {"job_id": job_id, "name": "matrix-model"}}
+
+
+def _upload_weights(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.infra import storage
+
+    _trained_job(w)  # makes the real (untrained) YOLO checkpoint
+    data = storage.get_bytes(_CHECKPOINT["uri"])
+    files = {"file": ("yolo.pt", data, "application/octet-stream")}
+    return {"project_id": w.cast.project_id}, {"files": files, "data": {"name": "matrix-upload"}}
+
+
+# No MLflow runs beside this backend: callers past authorization reach the registry and get 503.
+MLFLOW_DOWN = "no MLflow here: allowed callers get past authorization to 503"
+
+
 def _notification_rule(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     from services.domain import notifications
     from services.domain.models import User
@@ -269,6 +334,35 @@ def _notification_rule(w: World, _part: str) -> tuple[dict[str, Any], dict[str, 
 
 
 _WEBHOOK = {"kind": "webhook", "target": "http://127.0.0.1:9/hook", "events": ["job.failed"]}
+
+
+def _batch(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    body = {"model": f"jobs/{job_id}", "dataset_version_id": w.version_id}
+    return {"project_id": project_id}, {"json": body}
+
+
+def _batch_zip(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project_id, job_id = _trained_job(w)
+    files = {"images": ("photos.zip", sample_data.yolo_zip(train=2, val=1), "application/zip")}
+    return {"project_id": project_id}, {"files": files, "data": {"model": f"jobs/{job_id}"}}
+
+
+def _batch_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.domain.models import Job
+
+    job_id = w.job(w.cast.project_id, "owner")
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        job.kind = "batch_inference"
+        job.inference = {"model_uri": "s3://vtp/none.pt", "source": "dataset"}
+        session.add(job)
+    return {"project_id": w.cast.project_id, "job_id": job_id}, {}
+
+
+def _predict_ref(w: World, part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    params, kwargs = _predict(w, part)
+    return {"project_id": params["project_id"]}, {**kwargs, "data": {"model": f"jobs/{params['job_id']}"}}
 
 
 @dataclass(frozen=True)
@@ -367,6 +461,27 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
     ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
+    ("GET", P + "/models"): [Rule(VIEWER_UP, shared())],
+    ("POST", P + "/models/register"): [
+        Rule(MEMBER_UP, _register, note=MLFLOW_DOWN, allowed_status=(201, 503))
+    ],
+    ("POST", P + "/models/upload"): [
+        Rule(MEMBER_UP, _upload_weights, note=MLFLOW_DOWN, allowed_status=(201, 503))
+    ],
+    ("GET", P + "/models/resolve"): [Rule(VIEWER_UP, _resolve)],
+    ("GET", P + "/models/{name}"): [Rule(VIEWER_UP, _model())],
+    ("GET", P + "/models/{name}/versions/{version}"): [Rule(VIEWER_UP, _model())],
+    ("GET", P + "/models/{name}/versions/{version}/downloads"): [Rule(VIEWER_UP, _model())],
+    ("PUT", P + "/models/{name}/aliases/{alias}"): [
+        Rule(ADMIN_UP, _model({"version": 1}), note=MLFLOW_DOWN, allowed_status=(200, 503))
+    ],
+    ("DELETE", P + "/models/{name}/aliases/{alias}"): [
+        Rule(ADMIN_UP, _model(), note=MLFLOW_DOWN, allowed_status=(204, 503))
+    ],
+    ("POST", P + "/predict"): [Rule(MEMBER_UP, _predict_ref)],
+    ("POST", P + "/batch-inference"): [Rule(MEMBER_UP, _batch)],
+    ("POST", P + "/batch-inference/upload"): [Rule(MEMBER_UP, _batch_zip)],
+    ("GET", P + "/jobs/{job_id}/batch-results"): [Rule(VIEWER_UP, _batch_job)],
     ("GET", P + "/runs"): [Rule(VIEWER_UP, shared())],
     ("PUT", P + "/jobs/{job_id}/tags"): [Rule(MEMBER_UP, _tag_job)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
@@ -596,6 +711,57 @@ def _allowed_by_authorization(call: Callable[[], Any]) -> bool:
     return not (isinstance(result, dict) and result.get("signed_in") is False)
 
 
+def _ui_registry(w: World, token: str) -> bool:
+    from state.registry_state import load_registry
+
+    return _allowed_by_authorization(lambda: load_registry(token, w.cast.project_id))
+
+
+def _ui_register(w: World, token: str) -> bool:
+    from services.actions import registry
+    from services.actions.core import web_actor
+    from services.domain.registry import RegisterRequest
+
+    # A queued job: allowed callers get past authorization to "register a succeeded job".
+    request = RegisterRequest(job_id=w.job(w.cast.project_id, "owner"), name="ui-model")
+    return _allowed_by_authorization(
+        lambda: registry.register(web_actor(token), project_id=w.cast.project_id, request=request)
+    )
+
+
+def _ui_upload_weights(w: World, token: str) -> bool:
+    from services.actions import registry
+    from services.actions.core import web_actor
+
+    # An empty file: allowed callers get past authorization to "must be 1 byte to 2 GB".
+    return _allowed_by_authorization(
+        lambda: registry.upload(
+            web_actor(token), project_id=w.cast.project_id, name="ui-upload", filename="w.pt", data=b""
+        )
+    )
+
+
+def _ui_alias(remove: bool) -> Callable[[World, str], bool]:
+    def check(w: World, token: str) -> bool:
+        from services.actions import registry
+        from services.actions.core import web_actor
+
+        name = _registered(w)  # no MLflow beside this backend: allowed callers reach it (503)
+        if remove:
+            return _allowed_by_authorization(
+                lambda: registry.remove_alias(
+                    web_actor(token), project_id=w.cast.project_id, name=name, alias="champion"
+                )
+            )
+        return _allowed_by_authorization(
+            lambda: registry.set_alias(
+                web_actor(token), project_id=w.cast.project_id, name=name, alias="staging", version=1
+            )
+        )
+
+    return check
+
+
 def _ui_train_context(w: World, token: str) -> bool:
     from state.train_state import load_train_context
 
@@ -677,6 +843,13 @@ def _ui_predict(w: World, token: str) -> bool:
             )
         )
     )
+
+
+def _ui_batch(w: World, token: str) -> bool:
+    from state.models_state import start_batch
+
+    project_id, job_id = _trained_job(w)
+    return _allowed_by_authorization(lambda: start_batch(token, project_id, f"jobs/{job_id}", w.version_id))
 
 
 def _ui_extras(w: World, token: str) -> bool:
@@ -945,6 +1118,15 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "TrainState.set_framework": "recomputes the form from the catalogue already loaded (no project data)",
     "TrainState.set_task": "recomputes the form from the catalogue already loaded (no project data)",
     "TrainState.set_model": "sets a client-side var",
+    "TrainState.set_start_from": "sets a client-side var; submit authorizes the start point",
+    "RegistryState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "RegistryState.load": [(VIEWER_UP, _ui_registry)],
+    "RegistryState.choose": "shows rows already loaded; the download links re-authorize",
+    "RegistryState.register": [(MEMBER_UP, _ui_register)],
+    "RegistryState.set_alias": [(ADMIN_UP, _ui_alias(remove=False))],
+    "RegistryState.remove_alias": [(ADMIN_UP, _ui_alias(remove=True))],
+    "RegistryState.set_upload_name": "sets a client-side var",
+    "RegistryState.upload_weights": [(MEMBER_UP, _ui_upload_weights)],
     "TrainState.check_field": "checks one value against the catalogue (no project data)",
     "TrainState.submit": [(MEMBER_UP, _ui_create_job)],
     "JobsListState.setvar": "sets a client-side var; every read of project data re-authorizes",
@@ -974,6 +1156,9 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "ModelsState.choose_job": "sets a client-side var",
     "ModelsState.handle_upload": "keeps the image in the client's state; run_inference authorizes",
     "ModelsState.run_inference": [(MEMBER_UP, _ui_predict)],
+    "ModelsState.set_model_ref": "sets a client-side var",
+    "ModelsState.choose_version": "sets a client-side var",
+    "ModelsState.run_batch": [(MEMBER_UP, _ui_batch)],
     "AnalyticsState.setvar": "sets a client-side var; every read re-authorizes",
     "AnalyticsState.load": [(SIGNED_IN, _ui_analytics)],
     "AnalyticsState.set_group_by": [(SIGNED_IN, _ui_analytics)],
@@ -1052,6 +1237,7 @@ def state_handlers() -> set[str]:
     import state.models_state
     import state.notifications_state
     import state.predictions_state
+    import state.registry_state
     import state.signup_state
     import state.train_state
 
@@ -1064,6 +1250,7 @@ def state_handlers() -> set[str]:
         state.jobs_state,
         state.compare_state,
         state.models_state,
+        state.registry_state,
         state.predictions_state,
         state.analytics_state,
         state.datasets_state,

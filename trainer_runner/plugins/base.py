@@ -37,6 +37,8 @@ class JobContext:
     is_cancelled: Callable[[], bool]
     on_epoch: EpochHook
     on_checkpoint: Callable[[Path], None]  # a resumable last checkpoint was just written
+    # v1.5: weights to start from (spec.init_weights, downloaded); None trains from scratch.
+    init_weights: Path | None = None
     # Filled by the plugin: logical artifact name -> local path (uploaded if it exists).
     artifacts: dict[str, Path] = field(default_factory=dict)
     final_metrics: dict[str, float] = field(default_factory=dict)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from trainer_runner.errors import JobCancelled
+from trainer_runner.exports import ALL_FORMATS, FORMATS, export_torch_module, package, parity, run_exported
 from trainer_runner.plugins.base import ExportResult, JobContext, primary_device
 from trainer_runner.plugins.spec import FieldError, HyperParam, PluginSpec
-from trainer_runner.plugins.yolo import parity, run_exported
 from trainer_runner.schemas import StartJobRequest
 from trainer_runner.validation import confusion_matrix_doc, per_class_accuracy
 
@@ -41,6 +41,7 @@ SPEC = PluginSpec(
         )
     },
     any_model=True,
+    export_formats=ALL_FORMATS,
     hyperparameters=(
         HyperParam("epochs", "int", 5, 1, 1000, help="passes over the training set"),
         HyperParam("imgsz", "int", 224, 16, 1024, help="square input size in pixels"),
@@ -104,6 +105,13 @@ class TimmPlugin:
         std = list(cfg.get("std", (0.229, 0.224, 0.225)))
         if state:
             model.load_state_dict(state["model"])
+        elif ctx.init_weights is not None:
+            # Fine-tuning: every tensor that fits; a different class count keeps a fresh head.
+            from trainer_runner.weights import adapt_state, load_state_dict
+
+            kind = "safetensors" if ctx.init_weights.suffix == ".safetensors" else "timm"
+            loaded, skipped = adapt_state(model, load_state_dict(ctx.init_weights, kind)[0])
+            log.info("fine-tuning", extra={"tensors_loaded": loaded, "tensors_skipped": skipped[:10]})
         model.to(device)
 
         train_ds = FolderDataset(ctx.dataset_root / "train", imgsz, mean, std, float(hyper["fliplr"]))
@@ -217,9 +225,12 @@ class TimmPlugin:
             expected = loaded.model(x).numpy()
         out_dir.mkdir(parents=True, exist_ok=True)
         results: list[ExportResult] = []
-        for fmt in formats:
-            target = out_dir / f"model.{fmt}"
-            if fmt == "onnx":
+        for name in formats:
+            fmt = FORMATS.get(name)
+            if fmt is None:
+                raise FieldError(("formats",), f"unsupported format {name!r}", list(SPEC.export_formats))
+            target = out_dir / fmt.filename
+            if fmt.base == "onnx":
                 torch.onnx.export(
                     loaded.model,
                     (x,),
@@ -229,13 +240,15 @@ class TimmPlugin:
                     opset_version=17,
                     dynamo=False,
                 )
-            elif fmt == "torchscript":
+            elif fmt.base == "torchscript":
                 with torch.no_grad():
                     traced = torch.jit.trace(loaded.model, x)  # type: ignore[no-untyped-call]
                     traced.save(str(target))
             else:
-                raise FieldError(("formats",), f"unsupported format {fmt!r}", list(SPEC.export_formats))
-            results.append(ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x))))
+                package(export_torch_module(loaded.model, x, fmt, out_dir / "work"), fmt, out_dir)
+            results.append(
+                ExportResult(name, target, parity(expected, run_exported(fmt, target, x), fmt.tolerance))
+            )
         return results
 
 

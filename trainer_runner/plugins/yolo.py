@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_runner.errors import JobCancelled, UserError
+from trainer_runner.exports import ALL_FORMATS, FORMATS, package, parity, run_exported
 from trainer_runner.plugins.base import ExportResult, JobContext
 from trainer_runner.plugins.spec import FieldError, HyperParam, PluginSpec
 from trainer_runner.schemas import StartJobRequest
@@ -33,6 +34,7 @@ SPEC = PluginSpec(
         "segment": ("yolo11n-seg.yaml", "yolo11s-seg.yaml", "yolov8n-seg.yaml"),
         "classify": ("yolo11n-cls.yaml", "yolo11s-cls.yaml", "yolov8n-cls.yaml"),
     },
+    export_formats=ALL_FORMATS,
     hyperparameters=(
         HyperParam("epochs", "int", 5, 1, 1000, help="passes over the training set"),
         HyperParam("imgsz", "int", 320, 32, 2048, help="square input size in pixels"),
@@ -211,11 +213,20 @@ class UltralyticsPlugin:
             model.train(resume=True, **common)
         else:
             model = yolo_cls(ctx.spec.model, task=task)
+            if ctx.init_weights is not None:
+                # Fine-tuning: the YAML's model takes every tensor of the checkpoint whose name and
+                # shape fit; train() then rebuilds it for the dataset's class count and carries
+                # the fitting tensors over again, so a different class count gets a fresh head.
+                from trainer_runner.weights import load_ultralytics
+
+                module, _ckpt = load_ultralytics(ctx.init_weights)
+                model.load(module)
+                log.info("fine-tuning", extra={"init_weights": ctx.spec.init_weights})
             self._add_callbacks(model, ctx)
             model.train(
                 **hyper,
                 **common,
-                pretrained=False,
+                pretrained=ctx.init_weights is not None,
                 amp=False,
                 project=str(ctx.run_dir.parent.resolve()),
                 name=ctx.run_dir.name,
@@ -318,14 +329,15 @@ class UltralyticsPlugin:
         with torch.no_grad():
             expected = _first(reference(x)).numpy()
         results: list[ExportResult] = []
-        for fmt in formats:
-            kwargs: dict[str, Any] = {"format": fmt, "imgsz": imgsz, "device": "cpu"}
-            if fmt == "onnx":
+        for name in formats:
+            fmt = FORMATS[name]
+            kwargs: dict[str, Any] = {"format": fmt.base, "imgsz": imgsz, "device": "cpu", "half": fmt.half}
+            if fmt.base == "onnx":
                 kwargs.update(simplify=False, dynamic=False)  # onnxslim is not installed
-            written = Path(yolo.export(**kwargs))
-            target = out_dir / f"model.{fmt}"
-            os.replace(written, target)
-            results.append(ExportResult(fmt, target, parity(expected, run_exported(fmt, target, x))))
+            target = package(Path(yolo.export(**kwargs)), fmt, out_dir)
+            results.append(
+                ExportResult(name, target, parity(expected, run_exported(fmt, target, x), fmt.tolerance))
+            )
         return results
 
 
@@ -388,44 +400,6 @@ def _first(output: Any) -> Any:
     while isinstance(output, list | tuple):
         output = output[0]
     return output.detach().float().cpu()
-
-
-def run_exported(fmt: str, path: Path, x: Any) -> Any:
-    """Run an exported file on `x` with its own runtime (onnxruntime, torch.jit)."""
-    if fmt == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    if fmt == "torchscript":
-        import torch
-
-        with torch.no_grad():
-            loaded = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
-            return _first(loaded(x)).numpy()
-    raise UserError(f"unsupported export format {fmt!r}")
-
-
-def parity(expected: Any, actual: Any, rel: float = 1e-3) -> dict[str, Any]:
-    """Did the exported model give the PyTorch model's output? Tolerance scales with magnitude."""
-    import numpy as np
-
-    expected = np.asarray(expected, dtype=np.float64)
-    actual = np.asarray(actual, dtype=np.float64)
-    if expected.shape != actual.shape:
-        return {
-            "ok": False,
-            "reason": f"shape {list(actual.shape)} != {list(expected.shape)}",
-            "output_shape": list(expected.shape),
-        }
-    tolerance = rel * max(1.0, float(np.abs(expected).max()))
-    diff = float(np.abs(expected - actual).max()) if expected.size else 0.0
-    return {
-        "ok": diff <= tolerance,
-        "max_abs_diff": diff,
-        "tolerance": tolerance,
-        "output_shape": list(expected.shape),
-    }
 
 
 def _collect_confusion_matrix_without_plots(validator: Any) -> None:
