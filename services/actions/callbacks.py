@@ -9,6 +9,7 @@ audits; accepted ones are recorded as job events, not audit rows.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -17,7 +18,7 @@ from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import signing
 from services.infra.db import session_scope
-from services.infra.queue import enqueue_dispatch
+from services.infra.queue import enqueue_dispatch, enqueue_sweep_step
 from services.infra.trainer_protocol import TrainerEvent
 
 
@@ -33,11 +34,18 @@ def parse_event(body: bytes) -> TrainerEvent:
         raise InvalidInput(f"Callback {where or 'body'}: {first['msg']}") from exc
 
 
-def apply(
-    *, job_id: int, body: bytes, timestamp: str | None, signature: str | None
-) -> tuple[str, int | None]:
-    """Verify and store one callback: ('applied', 'duplicate' or 'ignored' (see
-    jobs.apply_callback), the new attempt when a lost one put the job back in the queue)."""
+@dataclass(frozen=True)
+class Applied:
+    """A stored callback: 'applied', 'duplicate' or 'ignored' (see jobs.apply_callback); the new
+    attempt when a lost one put the job back in the queue; the sweep of a trial's new epoch or end."""
+
+    result: str
+    requeued_attempt: int | None = None
+    sweep_id: int | None = None
+
+
+def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> Applied:
+    """Verify and store one callback."""
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -46,15 +54,24 @@ def apply(
             raise Unauthorized("Bad or stale callback signature")
         event = parse_event(body)
         result = jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))
-        return result, job.attempt if job.state in jobs.QUEUE_STATES else None
+        step = result == "applied" and event.type in {"epoch", "finished"}
+        return Applied(
+            result,
+            requeued_attempt=job.attempt if job.state in jobs.QUEUE_STATES else None,
+            sweep_id=job.sweep_id if step else None,
+        )
 
 
 async def receive(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
-    """`apply` (in a thread), then, when a lost attempt put the job back in the queue, wake the
-    dispatcher after the commit so the next attempt starts without waiting for its idle check."""
-    result, waiting = await asyncio.to_thread(
+    """`apply` (in a thread), then, after the commit: when a lost attempt put the job back in the
+    queue, wake the dispatcher so the next attempt starts without waiting for its idle check; when
+    a sweep trial reported an epoch or ended, ask the worker to move its sweep on (pruning, the
+    next trials) - never in this request."""
+    applied = await asyncio.to_thread(
         apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature
     )
-    if waiting is not None:
-        await enqueue_dispatch(job_id, waiting)
-    return result
+    if applied.requeued_attempt is not None:
+        await enqueue_dispatch(job_id, applied.requeued_attempt)
+    if applied.sweep_id is not None:
+        await enqueue_sweep_step(applied.sweep_id)
+    return applied.result

@@ -218,7 +218,13 @@ def retry_or_fail(session: Session, job: Job, *, reason: str, max_attempts: int)
 
 
 def dispatch_spec(
-    job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s: float, resume_from_uri: str | None = None
+    job: Job,
+    *,
+    dataset_uri: str,
+    callback_url: str,
+    heartbeat_s: float,
+    resume_from_uri: str | None = None,
+    mlflow_parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     """The trainer request (docs/trainer-protocol.md): only s3:// URIs for files."""
     return {
@@ -235,6 +241,7 @@ def dispatch_spec(
         "callback_url": callback_url,
         "callback_secret": job.callback_secret,
         "mlflow_experiment": f"project-{job.project_id}",
+        "mlflow_parent_run_id": mlflow_parent_run_id,
         "heartbeat_interval_s": heartbeat_s,
         "resources": resources_of(job).model_dump(),
     }
@@ -376,6 +383,9 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         total_epochs=job.total_epochs,
         callback_secret=new_secret(),
         attempt=2 if resume else 1,
+        # A retried trial stays in its sweep; when it finishes, the sweep counts its value.
+        sweep_id=job.sweep_id,
+        sweep_trial=job.sweep_trial,
     )
     session.add(new)
     session.flush()

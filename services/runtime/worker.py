@@ -11,18 +11,23 @@ a second offer with the attempt it already has.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from arq import func
 from arq.cron import cron
+from redis.asyncio import Redis
+from redis.exceptions import LockError
 from sqlmodel import Session
 
+from services.actions import sweeps
 from services.domain import jobs
 from services.domain.models import Job, JobState, id_of, utcnow
 from services.infra.db import session_scope
-from services.infra.queue import QUEUE_NAME, redis_settings, wake
+from services.infra.queue import QUEUE_NAME, SWEEP_STEP, redis_settings, sweep_lock, wake
 from services.infra.settings import get_settings
 from services.infra.trainer_client import CircuitBreakerError, TrainerClient
 from services.runtime import dispatcher
@@ -98,6 +103,33 @@ def _settle(
     )
 
 
+async def sweep_step(ctx: dict[str, Any], sweep_id: int) -> dict[str, Any] | None:
+    """Move one sweep on (services.actions.sweeps.advance), one step per sweep at a time: a
+    step that finds another running waits for it, then does its own (steps are idempotent)."""
+    redis: Redis = ctx["redis"]
+    try:
+        async with redis.lock(sweep_lock(sweep_id), timeout=300, blocking_timeout=60):
+            step = await sweeps.advance(sweep_id)
+    except LockError:
+        log.warning("sweep %s: another step holds the lock; the next pass continues it", sweep_id)
+        return None
+    if not (step.stop or step.dispatch or step.ended):
+        return None
+    return {"stopped": step.stop, "started": [j for j, _ in step.dispatch], "ended": step.ended}
+
+
+async def reconcile_sweeps(ctx: dict[str, Any]) -> int:
+    """Step every running sweep: after a restart (of the worker or the whole `vtp`), or when a
+    step was missed (Redis was down), the sweeps go on from what the database and study hold."""
+    ids = await asyncio.to_thread(sweeps.running_sweeps)
+    for sweep_id in ids:
+        try:
+            await sweep_step(ctx, sweep_id)
+        except Exception:  # one broken sweep must not stop the others
+            log.exception("sweep %s: step failed", sweep_id)
+    return len(ids)
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     ctx["trainer"] = TrainerClient.from_settings()
     await dispatcher.start(ctx)
@@ -112,9 +144,10 @@ def _every(seconds: int) -> set[int]:
 
 
 class WorkerSettings:
-    # No job-queue functions: waiting jobs wait in the database, and the dispatcher started in
-    # `startup` drains them. arq runs the reconciler and owns the Redis connection.
-    functions: list[Any] = []
+    # No job functions: waiting jobs wait in the database, and the dispatcher started in
+    # `startup` drains them. arq runs the reconcilers and owns the Redis connection.
+    # Sweep steps are queued after a trial's callback commits (services.infra.queue).
+    functions: list[Any] = [func(sweep_step, name=SWEEP_STEP, timeout=360, max_tries=3, keep_result=0)]
     cron_jobs = [
         cron(
             reconcile,
@@ -122,7 +155,14 @@ class WorkerSettings:
             run_at_startup=True,
             unique=True,
             timeout=60,
-        )
+        ),
+        cron(
+            reconcile_sweeps,
+            second=_every(max(get_settings().reconcile_interval_s, 5)),
+            run_at_startup=True,
+            unique=True,
+            timeout=600,
+        ),
     ]
     queue_name = QUEUE_NAME
     redis_settings = redis_settings()

@@ -162,6 +162,70 @@ def _create_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"project_id": w.cast.project_id}, {"json": body}
 
 
+def _sweep(w: World, project_id: int, creator: str, *, with_best: bool = False) -> int:
+    """A running sweep row (no worker steps it here); `with_best`: its study holds a finished trial."""
+    import optuna
+
+    from services.domain import sweeps
+    from services.domain.models import Sweep
+
+    space = {"lr0": {"type": "float", "low": 0.001, "high": 0.1, "log": True}}
+    with session_scope() as session:
+        row = Sweep(
+            project_id=project_id,
+            dataset_version_id=w.version_id,
+            created_by=w.cast.users[creator],
+            name="s",
+            framework="ultralytics",
+            task="detect",
+            model="yolo11n.yaml",
+            search_space=space,
+            objective="map50",
+            n_trials=2,
+        )
+        session.add(row)
+        session.flush()
+        row.study_name = sweeps.study_name(row.id)
+        sweep_id = row.id
+    if with_best:
+        study = optuna.create_study(study_name=sweeps.study_name(sweep_id), storage=sweeps.storage())
+        trial = optuna.trial.create_trial(
+            params={"lr0": 0.01}, distributions=sweeps.distributions(space), value=0.5
+        )
+        study.add_trial(trial)
+    return sweep_id
+
+
+def _shared_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"project_id": w.cast.project_id, "sweep_id": _sweep(w, w.cast.project_id, "owner")}, {}
+
+
+def _best_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
+    return {"project_id": w.cast.project_id, "sweep_id": sweep_id}, {}
+
+
+def _fresh_sweep(creator: str) -> Prepare:
+    def prepare(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        project_id = w.fresh_project()
+        return {"project_id": project_id, "sweep_id": _sweep(w, project_id, creator)}, {}
+
+    return prepare
+
+
+def _create_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    body = {
+        "dataset_version_id": w.version_id,
+        "search_space": {
+            "lr0": {"type": "float", "low": 0.001, "high": 0.01},
+            "epochs": {"type": "fixed", "value": 1},
+        },
+        "objective": "map50",
+        "n_trials": 2,
+    }
+    return {"project_id": w.cast.project_id}, {"json": body}
+
+
 def _callback(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"job_id": w.job(w.cast.project_id, "owner")}, {"json": {"event_id": "x", "type": "heartbeat"}}
 
@@ -338,6 +402,14 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
         Rule(ADMIN_UP, _finished_job("owner"), note="someone else's job"),
         Rule(MEMBER_UP, _finished_job("member", "cancelled"), note="the member's own job"),
     ],
+    ("GET", P + "/sweeps"): [Rule(VIEWER_UP, shared())],
+    ("POST", P + "/sweeps"): [Rule(MEMBER_UP, _create_sweep)],
+    ("GET", P + "/sweeps/{sweep_id}"): [Rule(VIEWER_UP, _shared_sweep)],
+    ("POST", P + "/sweeps/{sweep_id}/cancel"): [
+        Rule(ADMIN_UP, _fresh_sweep("owner"), note="someone else's sweep"),
+        Rule(MEMBER_UP, _fresh_sweep("member"), note="the member's own sweep"),
+    ],
+    ("POST", P + "/sweeps/{sweep_id}/train-best"): [Rule(MEMBER_UP, _best_sweep)],
     ("GET", P + "/jobs/{job_id}/artifacts"): [Rule(VIEWER_UP, _shared_job)],
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
