@@ -20,6 +20,7 @@ from app.pages.login import login_page
 from app.pages.members import members_page
 from app.pages.models import models_page
 from app.pages.signup import signup_page
+from app.pages.sweep import sweep_page, sweeps_page
 from app.pages.train import train_page
 from state.account_state import AccountState
 from state.admin_state import AdminState
@@ -33,6 +34,7 @@ from state.jobs_state import JOBS_ROUTE, JobsListState
 from state.members_state import MembersState
 from state.models_state import MODELS_ROUTE, ModelsState
 from state.signup_state import SignupState
+from state.sweep_state import SWEEP_ROUTE, SWEEPS_ROUTE, SweepPageState, SweepsListState
 from state.train_state import TRAIN_ROUTE, TrainState
 
 
@@ -64,4 +66,6 @@ PAGES: tuple[Page, ...] = (
     Page(COMPARE_ROUTE, compare_page, "Compare runs · Vision Training", CompareState.load),
     Page(MODELS_ROUTE, models_page, "Models · Vision Training", ModelsState.load),
     Page(ANALYTICS_ROUTE, analytics_page, "Analytics · Vision Training", AnalyticsState.load),
+    Page(SWEEP_ROUTE, sweep_page, "Sweep · Vision Training", SweepPageState.load),
+    Page(SWEEPS_ROUTE, sweeps_page, "Sweeps · Vision Training", SweepsListState.load),
 )

@@ -31,8 +31,8 @@ from services.domain import audit, jobs, quotas, sweeps
 from services.domain.models import Job, JobState, Sweep, SweepState, User, id_of, utcnow
 from services.domain.permissions import Action
 from services.domain.schemas import JobCreate, JobPublic, SweepCreate, SweepDetail, SweepPublic, SweepTrial
-from services.errors import Conflict, DomainError
-from services.infra import tracking
+from services.errors import Conflict, DomainError, NotFound
+from services.infra import live, tracking
 from services.infra.db import session_scope
 from services.infra.queue import enqueue_dispatch, enqueue_sweep_step
 from services.infra.trainer_client import CircuitBreakerError, TrainerClient
@@ -130,6 +130,26 @@ def sweep_detail(actor: Actor, *, sweep_id: int, project_id: int | None = None) 
         sweep = sweeps.get_sweep(op.session, sweep_id=sweep_id, project_id=project_id)
         op.authorize(Action.job_read, project_id=sweep.project_id)
         return _detail(op.session, sweep)
+
+
+@dataclass
+class SweepView:
+    """What the sweep page shows: the sweep with its trials, the viewer's role, whether it is theirs."""
+
+    detail: SweepDetail
+    role: str
+    own: bool
+
+
+def sweep_view(actor: Actor, *, sweep_id: int) -> SweepView:
+    """The sweep page's read; the project comes from the sweep (outsiders get NotFound)."""
+    with operation(actor, "sweep.read", target=f"sweep:{sweep_id}", record=Audit.refusals) as op:
+        sweep = sweeps.get_sweep(op.session, sweep_id=sweep_id)
+        try:
+            role = op.authorize(Action.job_read, project_id=sweep.project_id)
+        except NotFound as exc:
+            raise NotFound(f"Sweep {sweep_id} does not exist", reason=exc.reason) from exc
+        return SweepView(detail=_detail(op.session, sweep), role=role.value, own=sweep.created_by == op.me_id)
 
 
 # --- actions ------------------------------------------------------------------------------------
@@ -230,21 +250,62 @@ def _best_request(actor: Actor, sweep_id: int, project_id: int | None) -> tuple[
 async def train_best(actor: Actor, *, sweep_id: int, project_id: int | None = None) -> JobPublic:
     """A new ordinary job (outside the sweep) with the best trial's hyperparameters; the job's
     own action authorizes and audits it (`job.create`)."""
-    project_id, request = await asyncio.to_thread(_best_request, actor, sweep_id, project_id)
-    return (await job_actions.create(actor, project_id=project_id, request=request)).job
+    home, request = await asyncio.to_thread(_best_request, actor, sweep_id, project_id)
+    return (await job_actions.create(actor, project_id=home, request=request)).job
 
 
 # --- the step the worker runs -------------------------------------------------------------------
+#
+# Optuna's storage writes through its own connections. On SQLite a write waits for every other
+# writer, so the step never holds a write transaction of ours while Optuna writes: it reads what
+# it needs, closes that session, talks to the study, then writes its decisions in a short session
+# of its own. A step that dies between the two leaves nothing a later step cannot mend: a trial
+# asked for but never given a job is told FAIL; a job's epochs are reported again if missing.
 
 
 @dataclass
 class Step:
-    """What a step decided that must happen after its commit."""
+    """What a step decided that must happen after its commits."""
 
     stop: list[int] = field(default_factory=list)  # running trial jobs to stop through the trainer
-    dispatch: list[tuple[int, int]] = field(default_factory=list)  # new trial jobs to wake the dispatcher for
+    dispatch: list[tuple[int, int]] = field(default_factory=list)  # new trial jobs for the dispatcher
     ended: str | None = None  # the sweep's final state, when this step ended it
     run_id: str | None = None
+
+
+@dataclass
+class _TrialJob:
+    """A trial's newest job as the step read it."""
+
+    job_id: int
+    number: int
+    state: JobState
+    pruned_epoch: int | None
+    values: dict[int, float]  # epoch -> the objective
+    reported: list[str]  # every metric name the job reported
+
+
+def _read(sweep_id: int) -> tuple[Sweep | None, list[_TrialJob]]:
+    with session_scope() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None:
+            return None, []
+        found = []
+        for number, job in _newest_jobs(sweeps.trial_jobs(session, sweep_id=sweep_id)).items():
+            points = jobs.metrics_for(session, job_id=id_of(job))
+            found.append(
+                _TrialJob(
+                    job_id=id_of(job),
+                    number=number,
+                    state=JobState(job.state),
+                    pruned_epoch=job.pruned_epoch,
+                    values={
+                        p.epoch: p.metrics[sweep.objective] for p in points if sweep.objective in p.metrics
+                    },
+                    reported=sorted({k for p in points for k in p.metrics}),
+                )
+            )
+        return sweep, found
 
 
 def _record(session: Session, sweep: Sweep, action: str, target: str, detail: str) -> None:
@@ -261,64 +322,60 @@ def _record(session: Session, sweep: Sweep, action: str, target: str, detail: st
     )
 
 
+@dataclass
+class _Decisions:
+    prune: dict[int, tuple[int, str]] = field(default_factory=dict)  # job -> (epoch, reason)
+    renumber: dict[int, int] = field(default_factory=dict)  # retried job -> the trial added for it
+    failure: str = ""  # the sweep cannot go on
+
+
 def _settle(
-    session: Session, sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial, job: Job, step: Step
+    sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial, job: _TrialJob, out: _Decisions
 ) -> None:
-    """Bring one trial up to date with its job: new epochs, pruning, the final value."""
-    state = JobState(job.state)
-    points = jobs.metrics_for(session, job_id=id_of(job))
-    values = {p.epoch: p.metrics[sweep.objective] for p in points if sweep.objective in p.metrics}
+    """Bring one trial up to date with its job: new epochs, the pruner, the final value."""
     if trial.state == TrialState.RUNNING:
-        fresh = {e: v for e, v in sorted(values.items()) if e not in trial.intermediate_values}
-        live = optuna.trial.Trial(study, trial._trial_id)
+        fresh = {e: v for e, v in sorted(job.values.items()) if e not in trial.intermediate_values}
+        live_trial = optuna.trial.Trial(study, trial._trial_id)
         for epoch, value in fresh.items():
-            live.report(value, epoch)
-        if state not in jobs.FINISHED and fresh and live.should_prune():
+            live_trial.report(value, epoch)
+        if job.state not in jobs.FINISHED and fresh and live_trial.should_prune():
             epoch = max(fresh)
-            job.pruned_epoch = epoch
-            session.add(job)
             study.tell(trial.number, state=TrialState.PRUNED)
-            reason = f"pruned by sweep {sweep.id} at epoch {epoch} ({sweep.objective} {fresh[epoch]:.4g})"
-            if state in jobs.QUEUE_STATES:
-                jobs.transition(session, job, JobState.cancelled, reason=reason)
-            else:
-                step.stop.append(id_of(job))
-            _record(session, sweep, "sweep.prune", f"job:{job.id}", reason)
+            objective = f"{sweep.objective} {fresh[epoch]:.4g}"
+            out.prune[job.job_id] = (epoch, f"pruned by sweep {sweep.id} at epoch {epoch} ({objective})")
             return
-        if state == JobState.succeeded:
-            best = sweeps.best_of(list(values.values()), sweep.direction)
+        if job.state == JobState.succeeded:
+            best = sweeps.best_of(list(job.values.values()), sweep.direction)
             if best is None:
                 study.tell(trial.number, state=TrialState.FAIL)
-                reported = sorted({k for p in points for k in p.metrics})
-                _end(
-                    session,
-                    sweep,
-                    SweepState.failed,
-                    f"Trial {trial.number} (job {job.id}) never reported {sweep.objective!r}; it reported "
-                    f"{reported}. Start a new sweep with one of those as the objective.",
-                    step,
+                out.failure = (
+                    f"Trial {trial.number} (job {job.job_id}) never reported {sweep.objective!r}; it "
+                    f"reported {job.reported}. Start a new sweep with one of those as the objective."
                 )
             else:
                 study.tell(trial.number, best)
-        elif state in (JobState.failed, JobState.cancelled):
-            study.tell(
-                trial.number, state=TrialState.PRUNED if job.pruned_epoch is not None else TrialState.FAIL
-            )
-    elif trial.state == TrialState.FAIL and state == JobState.succeeded:
+        elif job.state in (JobState.failed, JobState.cancelled):
+            pruned = job.pruned_epoch is not None
+            study.tell(trial.number, state=TrialState.PRUNED if pruned else TrialState.FAIL)
+    elif trial.state == TrialState.FAIL and job.state == JobState.succeeded:
         # A failed or cancelled trial that a user retried: its value joins the study as a new trial.
-        best = sweeps.best_of(list(values.values()), sweep.direction)
+        best = sweeps.best_of(list(job.values.values()), sweep.direction)
         if best is None:
             return
-        added = optuna.trial.create_trial(
-            params=dict(trial.params),
-            distributions=dict(trial.distributions),
-            value=best,
-            intermediate_values=values,
-            user_attrs={sweeps.RETRY_ATTR: id_of(job)},
+        for existing in study.get_trials(deepcopy=False):
+            if existing.user_attrs.get(sweeps.RETRY_ATTR) == job.job_id:
+                out.renumber[job.job_id] = existing.number
+                return
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=dict(trial.params),
+                distributions=dict(trial.distributions),
+                value=best,
+                intermediate_values=job.values,
+                user_attrs={sweeps.RETRY_ATTR: job.job_id},
+            )
         )
-        study.add_trial(added)
-        job.sweep_trial = study.get_trials(deepcopy=False)[-1].number
-        session.add(job)
+        out.renumber[job.job_id] = study.get_trials(deepcopy=False)[-1].number
 
 
 def _end(session: Session, sweep: Sweep, state: SweepState, message: str, step: Step) -> None:
@@ -330,72 +387,132 @@ def _end(session: Session, sweep: Sweep, state: SweepState, message: str, step: 
     step.run_id = sweep.mlflow_run_id
 
 
-def _ask(session: Session, sweep: Sweep, study: optuna.Study, step: Step) -> None:
-    """New trials while fewer than `parallelism` run and trials remain, within the quotas."""
-    trials = study.get_trials(deepcopy=False)
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-    asked = sweeps.asked(trials)
-    creator = session.get(User, sweep.created_by)
-    assert creator is not None, "a sweep's creator is a user"
-    space = sweep.search_space
-    while running < sweep.parallelism and asked < sweep.n_trials:
+def _apply(sweep_id: int, decisions: _Decisions, run_id: str | None, step: Step) -> bool:
+    """Write what the study decided; False when the sweep is no longer running."""
+    with session_scope() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None or sweep.state != SweepState.running:
+            return False
+        if run_id and not sweep.mlflow_run_id:
+            sweep.mlflow_run_id = run_id
+            session.add(sweep)
+        for job_id, (epoch, reason) in decisions.prune.items():
+            job = session.get(Job, job_id)
+            if job is None:
+                continue
+            job.pruned_epoch = epoch
+            session.add(job)
+            state = JobState(job.state)
+            if state in jobs.QUEUE_STATES:
+                jobs.transition(session, job, JobState.cancelled, reason=reason)
+            elif state in jobs.ACTIVE:
+                step.stop.append(job_id)  # the same stop as a user's cancel: the trainer's next batch
+            _record(session, sweep, "sweep.prune", f"job:{job_id}", reason)
+        for job_id, number in decisions.renumber.items():
+            job = session.get(Job, job_id)
+            if job is not None:
+                job.sweep_trial = number
+                session.add(job)
+        if decisions.failure:
+            _end(session, sweep, SweepState.failed, decisions.failure, step)
+            return False
+        return True
+
+
+def _room(sweep_id: int) -> bool:
+    """Whether the project's quotas let one more trial queue; else the sweep says what it waits for."""
+    with session_scope() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None or sweep.state != SweepState.running:
+            return False
         try:
-            quotas.check_gpu_quota(
-                session, project_id=sweep.project_id, gpus=int((sweep.resources or {}).get("gpus", 0))
-            )
+            gpus = int((sweep.resources or {}).get("gpus", 0))
+            quotas.check_gpu_quota(session, project_id=sweep.project_id, gpus=gpus)
             quotas.check_room_to_queue(session, project_id=sweep.project_id)
         except Conflict as exc:
             sweep.message = f"Waiting to start more trials: {exc.message}"[:500]
             session.add(sweep)
-            return
-        trial = study.ask(fixed_distributions=sweeps.distributions(space))
-        try:
-            job = jobs.new_job(
-                session,
-                project_id=sweep.project_id,
-                user=creator,
-                dataset_version_id=sweep.dataset_version_id,
-                name=f"{sweep.name} · trial {trial.number}"[:120],
-                framework=sweep.framework,
-                task=sweep.task,
-                model=sweep.model,
-                hyperparameters=sweeps.trial_params(space, dict(trial.params)),
-                device=sweep.device,
-                resources=sweep.resources,
-            )
-        except DomainError as exc:
-            study.tell(trial.number, state=TrialState.FAIL)
-            _end(
-                session,
-                sweep,
-                SweepState.failed,
-                f"Trial {trial.number} could not be created: {exc.message}",
-                step,
-            )
-            return
+            return False
+        return True
+
+
+def _create_trial_job(sweep_id: int, trial: optuna.trial.Trial, step: Step) -> bool:
+    """The asked trial's job, through the job rules; False when the sweep stopped meanwhile."""
+    with session_scope() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None or sweep.state != SweepState.running:
+            return False
+        creator = session.get(User, sweep.created_by)
+        assert creator is not None, "a sweep's creator is a user"
+        job = jobs.new_job(
+            session,
+            project_id=sweep.project_id,
+            user=creator,
+            dataset_version_id=sweep.dataset_version_id,
+            name=f"{sweep.name} · trial {trial.number}"[:120],
+            framework=sweep.framework,
+            task=sweep.task,
+            model=sweep.model,
+            hyperparameters=sweeps.trial_params(sweep.search_space, dict(trial.params)),
+            device=sweep.device,
+            resources=sweep.resources,
+        )
         job.sweep_id, job.sweep_trial = sweep.id, trial.number
         session.add(job)
         session.flush()
         step.dispatch.append((id_of(job), job.attempt))
         _record(session, sweep, "sweep.trial", f"job:{job.id}", f"trial {trial.number}: {trial.params}")
-        running += 1
-        asked += 1
         sweep.message = ""
         session.add(sweep)
-    if asked >= sweep.n_trials and running == 0:
-        _end(session, sweep, SweepState.finished, "", step)
+        return True
 
 
-def _open_parent_run(sweep: Sweep) -> None:
+def _ask(sweep: Sweep, study: optuna.Study, step: Step) -> None:
+    """New trials while fewer than `parallelism` run and trials remain; the end when none remain."""
+    sweep_id = id_of(sweep)
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+        asked = sweeps.asked(trials)
+        if asked >= sweep.n_trials and running == 0:
+            with session_scope() as session:
+                row = session.get(Sweep, sweep_id)
+                if row is not None and row.state == SweepState.running:
+                    _end(session, row, SweepState.finished, "", step)
+            return
+        if running >= sweep.parallelism or asked >= sweep.n_trials or not _room(sweep_id):
+            return
+        trial = study.ask(fixed_distributions=sweeps.distributions(sweep.search_space))
+        try:
+            created = _create_trial_job(sweep_id, trial, step)
+        except DomainError as exc:
+            study.tell(trial.number, state=TrialState.FAIL)
+            with session_scope() as session:
+                row = session.get(Sweep, sweep_id)
+                if row is not None and row.state == SweepState.running:
+                    _end(
+                        session,
+                        row,
+                        SweepState.failed,
+                        f"Trial {trial.number} could not start: {exc.message}",
+                        step,
+                    )
+            return
+        if not created:
+            study.tell(trial.number, state=TrialState.FAIL)
+            return
+
+
+def _open_parent_run(sweep: Sweep) -> str | None:
     """The sweep's MLflow run, made on its first step; trials dispatched before MLflow answered
     simply log without a parent."""
     if sweep.mlflow_run_id:
-        return
+        return sweep.mlflow_run_id
     params = {"objective": sweep.objective, "direction": sweep.direction, "n_trials": str(sweep.n_trials)}
     params |= {"sampler": sweep.sampler, "pruner": sweep.pruner, "parallelism": str(sweep.parallelism)}
     params |= {f"space.{k}": str(v) for k, v in sweep.search_space.items()}
     try:
-        sweep.mlflow_run_id = tracking.start_parent_run(
+        return tracking.start_parent_run(
             experiment=f"project-{sweep.project_id}",
             run_name=f"sweep-{sweep.id}",
             params=params,
@@ -403,53 +520,57 @@ def _open_parent_run(sweep: Sweep) -> None:
         )
     except tracking.MlflowUnavailable as exc:
         log.warning("sweep %s: MLflow run not opened yet (%s)", sweep.id, exc)
+        return None
+
+
+def _max_epochs(sweep: Sweep) -> int:
+    if sweep.pruner != "hyperband":
+        return 1
+    from services.domain import catalog
+
+    specs = catalog.get_catalog().hyperparameters(sweep.framework, sweep.task)
+    return sweeps.epochs_of(sweep.search_space, specs)
 
 
 def _step(sweep_id: int) -> Step:
     step = Step()
-    with session_scope() as session:
-        sweep = session.get(Sweep, sweep_id)
-        if sweep is None:
-            return step
-        if sweep.state == SweepState.cancelled:
-            # A cancel's leftovers: trials a step asked for while the cancel committed.
-            step.stop = _stop_trials(session, sweep, reason=f"sweep {sweep_id} cancelled")
-            _close_running_trials(sweep)
-            return step
-        if sweep.state != SweepState.running:
-            return step
-        _open_parent_run(sweep)
-        session.add(sweep)
-        max_epochs = 1
-        if sweep.pruner == "hyperband":
-            from services.domain import catalog
-
-            specs = catalog.get_catalog().hyperparameters(sweep.framework, sweep.task)
-            max_epochs = sweeps.epochs_of(sweep.search_space, specs)
-        study = sweeps.study_of(sweep, max_epochs=max_epochs)
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        job_of = _newest_jobs(sweeps.trial_jobs(session, sweep_id=sweep_id))
-        for number, job in job_of.items():
-            if number in trials:
-                _settle(session, sweep, study, trials[number], job, step)
-        for number, trial in trials.items():
-            if trial.state == TrialState.RUNNING and number not in job_of:
-                # Asked, but its job was never committed (the step died in between).
-                study.tell(number, state=TrialState.FAIL)
-        if sweep.state == SweepState.running:
-            _ask(session, sweep, study, step)
-        if step.ended == SweepState.finished.value:
-            best = sweeps.best_trial(study.get_trials(deepcopy=False), sweep.direction)
-            if best is not None and best.value is not None and sweep.mlflow_run_id:
-                try:
-                    tracking.log_best(
-                        sweep.mlflow_run_id,
-                        name=f"best_{sweep.objective}",
-                        value=best.value,
-                        step=best.number,
-                    )
-                except tracking.MlflowUnavailable as exc:
-                    log.warning("sweep %s: best value not logged to MLflow (%s)", sweep_id, exc)
+    sweep, trial_jobs = _read(sweep_id)
+    if sweep is None:
+        return step
+    if sweep.state == SweepState.cancelled:
+        # A cancel's leftovers: trials a step asked for while the cancel committed.
+        _close_running_trials(sweep)
+        with session_scope() as session:
+            row = session.get(Sweep, sweep_id)
+            assert row is not None
+            step.stop = _stop_trials(session, row, reason=f"sweep {sweep_id} cancelled")
+        return step
+    if sweep.state != SweepState.running:
+        return step
+    run_id = _open_parent_run(sweep)
+    study = sweeps.study_of(sweep, max_epochs=_max_epochs(sweep))
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    decisions = _Decisions()
+    for job in trial_jobs:
+        if job.number in trials:
+            _settle(sweep, study, trials[job.number], job, decisions)
+    with_jobs = {job.number for job in trial_jobs}
+    for number, trial in trials.items():
+        if trial.state == TrialState.RUNNING and number not in with_jobs:
+            study.tell(number, state=TrialState.FAIL)  # asked, but its job was never committed
+    if not _apply(sweep_id, decisions, run_id, step):
+        return step
+    sweep.mlflow_run_id = sweep.mlflow_run_id or run_id
+    _ask(sweep, study, step)
+    if step.ended == SweepState.finished.value and step.run_id:
+        best = sweeps.best_trial(study.get_trials(deepcopy=False), sweep.direction)
+        if best is not None and best.value is not None:
+            try:
+                tracking.log_best(
+                    step.run_id, name=f"best_{sweep.objective}", value=best.value, step=best.number
+                )
+            except tracking.MlflowUnavailable as exc:
+                log.warning("sweep %s: best value not logged to MLflow (%s)", sweep_id, exc)
     return step
 
 
@@ -465,6 +586,8 @@ async def advance(sweep_id: int) -> Step:
     """One step of the sweep (in a thread), then its side effects after the commit: stop pruned
     trials through the trainer, wake the dispatcher for new ones, close the MLflow run."""
     step = await asyncio.to_thread(_step, sweep_id)
+    # The study's own writes (intermediate values, told trials) bypass our session's notices.
+    live.publish([live.sweep_channel(sweep_id)])
     problems = await _ask_trainer_to_stop(step.stop)
     for problem in problems:
         log.warning("sweep %s: could not stop a trial (%s)", sweep_id, problem)
