@@ -77,7 +77,7 @@ def _retry_buttons() -> rx.Component:
 def summary_card() -> rx.Component:
     return card(
         rx.flex(
-            _fact("State", status_indicator(S.job_state, live=True), "job-state"),
+            _fact("State", status_indicator(S.state_label, live=True), "job-state"),
             _fact("Epoch", S.epoch_text, "job-epoch"),
             _fact("Checkpoint", S.checkpoint_text, "job-checkpoint"),
             _fact("Model", S.model, "job-model"),
@@ -104,6 +104,10 @@ def summary_card() -> rx.Component:
                 "job-mlflow-run",
             ),
             _fact("Created", S.created, "job-created"),
+            rx.cond(
+                S.sweep_href != "",
+                _fact("Sweep", rx.link(S.sweep_text, href=S.sweep_href, color=tokens.PRIMARY), "job-sweep"),
+            ),
             wrap="wrap",
             spacing="6",
         ),

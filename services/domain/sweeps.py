@@ -209,12 +209,24 @@ def study_name(sweep_id: int) -> str:
     return f"vtp-sweep-{sweep_id}"
 
 
+class _AskTellGrid(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, less its `study.stop()` once the grid is covered: that call works
+    only inside `study.optimize`, and with ask-and-tell the sweep ends by counting its trials
+    (`Sweep.n_trials` is capped at the grid's size)."""
+
+    def after_trial(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
 def _sampler(sweep: Sweep, trials_so_far: int) -> optuna.samplers.BaseSampler:
     seed = None if sweep.seed is None else sweep.seed + trials_so_far
     if sweep.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if sweep.sampler == "grid":
-        return optuna.samplers.GridSampler(grid(sweep.search_space), seed=seed)  # type: ignore[arg-type]
+        # The grid's order is a shuffle by the seed, and trial n takes point n: one seed for the
+        # whole sweep, or trials would repeat points.
+        stable = sweep.seed if sweep.seed is not None else (sweep.id or 0)
+        return _AskTellGrid(grid(sweep.search_space), seed=stable)  # type: ignore[arg-type]
     # TPE's first trials are random: a third of a small sweep, at most Optuna's usual ten.
     startup = max(1, min(10, sweep.n_trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)

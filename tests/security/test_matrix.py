@@ -590,6 +590,55 @@ def _ui_load_job(w: World, token: str) -> bool:
     return load_job(token, w.job(w.cast.project_id, "owner")).detail is not None
 
 
+def _ui_create_sweep(w: World, token: str) -> bool:
+    from services.actions import sweeps
+    from services.actions.core import web_actor
+    from services.domain.schemas import SweepCreate
+
+    request = SweepCreate(
+        dataset_version_id=w.version_id,
+        search_space={"lr0": {"type": "float", "low": 0.001, "high": 0.01}},
+        objective="map50",
+        n_trials=2,
+    )
+    return _allowed_by_authorization(
+        lambda: aio.run(sweeps.create(web_actor(token), project_id=w.cast.project_id, request=request))
+    )
+
+
+def _ui_sweep(w: World, token: str) -> bool:
+    from state.sweep_state import load_sweep
+
+    found = load_sweep(token, _sweep(w, w.cast.project_id, "owner"))
+    return found.signed_in and found.detail is not None
+
+
+def _ui_sweeps(w: World, token: str) -> bool:
+    from state.sweep_state import load_sweeps
+
+    # None: not signed in (the page sends the browser to sign in)
+    return _allowed_by_authorization(lambda: {"signed_in": load_sweeps(token, w.cast.project_id) is not None})
+
+
+def _ui_cancel_sweep(creator: str) -> Callable[[World, str], bool]:
+    def check(w: World, token: str) -> bool:
+        from services.actions import sweeps
+        from services.actions.core import web_actor
+
+        sweep_id = _sweep(w, w.cast.project_id, creator)
+        return _allowed_by_authorization(lambda: aio.run(sweeps.cancel(web_actor(token), sweep_id=sweep_id)))
+
+    return check
+
+
+def _ui_train_best(w: World, token: str) -> bool:
+    from services.actions import sweeps
+    from services.actions.core import web_actor
+
+    sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
+    return _allowed_by_authorization(lambda: aio.run(sweeps.train_best(web_actor(token), sweep_id=sweep_id)))
+
+
 def _ui_cancel(creator: str) -> Callable[[World, str], bool]:
     def check(w: World, token: str) -> bool:
         from services.actions import jobs
@@ -904,7 +953,17 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "TrainState.set_task": "recomputes the form from the catalogue already loaded (no project data)",
     "TrainState.set_model": "sets a client-side var",
     "TrainState.check_field": "checks one value against the catalogue (no project data)",
-    "TrainState.submit": [(MEMBER_UP, _ui_create_job)],
+    "TrainState.submit": [(MEMBER_UP, _ui_create_job), (MEMBER_UP, _ui_create_sweep)],
+    "TrainState.set_mode": "switches the form between one job and a sweep (no project data)",
+    "TrainState.set_objective": "sets a client-side var",
+    "TrainState.set_direction": "sets a client-side var",
+    "SweepPageState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "SweepPageState.load": [(VIEWER_UP, _ui_sweep)],
+    "SweepPageState.watch": [(VIEWER_UP, _ui_sweep)],
+    "SweepPageState.cancel": [(ADMIN_UP, _ui_cancel_sweep("owner")), (MEMBER_UP, _ui_cancel_sweep("member"))],
+    "SweepPageState.train_best": [(MEMBER_UP, _ui_train_best)],
+    "SweepsListState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "SweepsListState.load": [(VIEWER_UP, _ui_sweeps)],
     "JobsListState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "JobsListState.load": [(VIEWER_UP, _ui_jobs_list)],
     "JobsListState.set_filter": [(VIEWER_UP, _ui_jobs_list)],
@@ -1001,6 +1060,7 @@ def state_handlers() -> set[str]:
     import state.members_state
     import state.models_state
     import state.signup_state
+    import state.sweep_state
     import state.train_state
 
     names = set()
@@ -1018,6 +1078,7 @@ def state_handlers() -> set[str]:
         state.signup_state,
         state.account_state,
         state.admin_state,
+        state.sweep_state,
     ):
         for value in vars(module).values():
             if (
