@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--screenshot", default="", help="save a PNG of the loaded page here")
     args = parser.parse_args()
     with running_stack() as (stack, api):
         began = time.perf_counter()
@@ -158,6 +159,8 @@ def main() -> int:
             for rep in range(args.repeat + 1):  # one warm-up, then fresh contexts
                 page = signed_in(browser, stack, "/")
                 shown = open_sweep(page, url, args.trials)
+                if args.screenshot and not rep:
+                    page.screenshot(path=args.screenshot, full_page=True)
                 page.context.close()
                 if rep:
                     times.append(shown)

@@ -55,7 +55,7 @@ def _sweep(api: Api, sweep_id: int) -> dict[str, Any]:
     return dict(api.http.get(f"/projects/{api.project_id()}/sweeps/{sweep_id}").raise_for_status().json())
 
 
-def _wait(api: Api, sweep_id: int, done: Any, timeout_s: float = 240) -> dict[str, Any]:
+def _wait(api: Api, sweep_id: int, done: Any, timeout_s: float = 900) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while not done(sweep := _sweep(api, sweep_id)):
         assert time.monotonic() < deadline, f"sweep {sweep_id} still {sweep['state']}: {sweep}"
@@ -77,7 +77,7 @@ def test_sweep_completes_prunes_a_worse_trial_and_trains_the_best(
         name="lr sweep",
         search_space={
             **BY_LR0,
-            "epochs": {"type": "fixed", "value": 5},
+            "epochs": {"type": "fixed", "value": 4},
             "lr0": {"type": "choice", "choices": [0.02, 0.002, 0.0002]},
         },
         direction="maximize",
@@ -103,7 +103,7 @@ def test_sweep_completes_prunes_a_worse_trial_and_trains_the_best(
         job = jobs[trial["job_id"]]
         # Stopped through the normal cancel path, before its last epoch, with the deciding epoch.
         assert job["state"] == "cancelled", job
-        assert job["pruned_epoch"] is not None and job["pruned_epoch"] < 4, job
+        assert job["pruned_epoch"] is not None and job["pruned_epoch"] < 3, job
         assert trial["pruned_epoch"] == job["pruned_epoch"]
     best = max((t for t in trials if t["state"] == "COMPLETE"), key=lambda t: t["value"])
     assert done["best_value"] == best["value"] and done["best_job_id"] == best["job_id"]
@@ -141,16 +141,16 @@ def test_sweep_cancelled_mid_way_leaves_nothing_running_or_queued(api: Api, vers
         pruner="none",
     )
     # Two trials at once: the trainer has one slot, so one runs and one waits in the queue.
-    _wait(api, sweep["id"], lambda s: s["trials_running"] == 2, timeout_s=60)
+    _wait(api, sweep["id"], lambda s: s["trials_running"] == 2, timeout_s=300)
     pid = api.project_id()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not any(j["state"] == "running" for j in _trial_jobs(api, sweep["id"])):
         assert time.monotonic() < deadline
         time.sleep(0.3)
     cancelled = api.http.post(f"/projects/{pid}/sweeps/{sweep['id']}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["state"] == "cancelled"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300
     finished = {"cancelled", "succeeded", "failed"}
     jobs = _trial_jobs(api, sweep["id"])
     while any(j["state"] not in finished for j in jobs):
@@ -195,7 +195,7 @@ def test_sweep_survives_a_worker_restart(api: Api, stack: StackProcess, version:
         sampler="tpe",
         pruner="none",
     )
-    _wait(api, sweep["id"], lambda s: s["trials_running"] == 1, timeout_s=60)
+    _wait(api, sweep["id"], lambda s: s["trials_running"] == 1, timeout_s=300)
     # The worker dies while the first trial trains (its epoch callbacks queue steps meanwhile);
     # `vtp up` starts a new one, whose periodic pass and the queued steps carry the sweep on.
     os.kill(_worker_pid(stack), signal.SIGKILL)
