@@ -8,6 +8,7 @@ import reflex as rx
 
 from components import tokens
 from components.avatar import avatar
+from components.connection import connection_banner
 
 
 def nav_link(text: str, href: str) -> rx.Component:
@@ -89,7 +90,14 @@ def page_shell(
         ),
         padding=tokens.SPACE["lg"],
     )
-    return rx.box(header, main, background_color=tokens.BACKGROUND, min_height="100vh", color=tokens.TEXT)
+    return rx.box(
+        connection_banner(),
+        header,
+        main,
+        background_color=tokens.BACKGROUND,
+        min_height="100vh",
+        color=tokens.TEXT,
+    )
 
 
 def card(*children: rx.Component, title: str = "", **props: Any) -> rx.Component:
@@ -161,6 +169,7 @@ def native_select(options: rx.Var[list[dict[str, str]]], *, id: str, name: str, 
 def auth_shell(heading: str, *children: rx.Component, max_width: str = "400px") -> rx.Component:
     """The centred card of the signed-out pages (sign in, sign up), with the product's mark."""
     return rx.center(
+        connection_banner(),
         rx.el.main(
             rx.vstack(
                 rx.hstack(

@@ -22,6 +22,7 @@ from state.formatting import format_time
 from state.page_helpers import project_from_path
 
 COMPARE_ROUTE = "/projects/[project_id]/compare"
+QUERY_HELP = experiments.QUERY_HELP  # the filter box's syntax, shown under it
 PAGE_SIZE = 25
 
 
@@ -49,6 +50,7 @@ def load_runs(
             "model": r["model"].removesuffix(".yaml"),
             "owner": r["owner"],
             "created": format_time(r["created_at"]),
+            "tags": " ".join(f"#{t}" for t in r.get("tags", [])),
         }
         for r in runs
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import plotly.graph_objects as go
 import reflex as rx
@@ -11,6 +12,7 @@ import reflex as rx
 from components.charts import flatten_points, metrics_figure
 from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
+from services.actions import experiments as runs_actions
 from services.actions import jobs, models
 from services.actions.core import optional_web_actor, web_actor
 from services.domain import fleet
@@ -178,6 +180,9 @@ class JobPageState(AuthState):
     files: list[dict[str, str]] = []
     mlflow_url: str = ""
     extras_loading: bool = False
+    job_project_id: int = 0
+    tags_text: str = ""  # "baseline paper"
+    tags_message: str = ""
     _extras_for: str = ""
     _watch_generation: int = 0
 
@@ -218,6 +223,29 @@ class JobPageState(AuthState):
     def can_cancel(self) -> bool:
         return role_allows(self.role, Action.job_cancel, own=self.own_job)
 
+    @rx.var
+    def can_tag(self) -> bool:
+        return role_allows(self.role, Action.job_tag)
+
+    @rx.event(background=True)
+    async def save_tags(self, form: dict[str, Any]):
+        """Replace the run's tags with the words typed (find them again with tag:<name> on Compare)."""
+        async with self:
+            token, job_id, project_id = self.token, self.page_job_id, self.job_project_id
+        words = str(form.get("tags", "")).replace(",", " ").split()
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            saved = await asyncio.to_thread(
+                runs_actions.set_run_tags, actor, project_id=project_id, job_id=job_id, tags=words
+            )
+        except DomainError as exc:
+            async with self:
+                self.tags_message = exc.message
+            return
+        async with self:
+            self.tags_text = " ".join(saved)
+            self.tags_message = "Tags saved" if saved else "Tags removed"
+
     def _apply(self, snap: JobSnapshot) -> None:
         if snap.busy:
             self.busy_message = BUSY_RETRYING
@@ -237,6 +265,7 @@ class JobPageState(AuthState):
             self.sweep_href = f"/sweeps/{job.sweep_id}"
         self.task = job.task
         self.own_job = snap.own
+        self.job_project_id, self.tags_text = job.project_id, " ".join(job.tags)
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
         self.checkpoint_text = checkpoint_progress(job.checkpoint_epoch)
         self.device = job.trainer_device or f"{job.device} (requested)"

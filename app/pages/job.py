@@ -74,6 +74,27 @@ def _retry_buttons() -> rx.Component:
     )
 
 
+def tags_form() -> rx.Component:
+    return rx.form(
+        rx.hstack(
+            rx.el.label("Tags", html_for="tags-input", class_name="sr-only"),
+            rx.input(
+                name="tags",
+                id="tags-input",
+                default_value=S.tags_text,
+                key=S.tags_text,
+                placeholder="baseline paper (space-separated)",
+                width="280px",
+            ),
+            rx.button("Save tags", type="submit", variant="outline", id="save-tags"),
+            rx.text(S.tags_message, id="tags-message", size="2", color=tokens.TEXT_MUTED, role="status"),
+            align="center",
+            spacing="2",
+        ),
+        on_submit=S.save_tags,
+    )
+
+
 def summary_card() -> rx.Component:
     return card(
         rx.flex(
@@ -104,6 +125,7 @@ def summary_card() -> rx.Component:
                 "job-mlflow-run",
             ),
             _fact("Created", S.created, "job-created"),
+            _fact("Tags", rx.cond(S.tags_text != "", S.tags_text, "—"), "job-tags"),
             rx.cond(
                 S.sweep_href != "",
                 _fact("Sweep", rx.link(S.sweep_text, href=S.sweep_href, color=tokens.PRIMARY), "job-sweep"),
@@ -111,6 +133,7 @@ def summary_card() -> rx.Component:
             wrap="wrap",
             spacing="6",
         ),
+        rx.cond(S.can_tag, tags_form()),
         rx.cond(
             S.queue_message != "",
             rx.callout(S.queue_message, icon="hourglass", color_scheme="gray", role="status", id="job-queue"),

@@ -16,7 +16,7 @@ import httpx
 from sqlmodel import Session, col, select
 
 from services.actions.core import Actor, Audit, operation, record_outcome
-from services.domain import audit, jobs, quotas
+from services.domain import audit, experiments, jobs, quotas
 from services.domain.datasets import list_datasets
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
 from services.domain.permissions import Action
@@ -49,7 +49,8 @@ def _detail(session: Session, job: Job) -> JobDetail:
     public = JobPublic.of(job)
     if job.state in jobs.QUEUE_STATES:
         public.queue_position = jobs.queue_positions(session).get(job.id)
-    return JobDetail(**public.model_dump(), metrics=points)
+    tags = experiments.tags_of(session, [job.id]).get(job.id, [])
+    return JobDetail(**public.model_dump(), metrics=points, tags=tags)
 
 
 # --- reads ----------------------------------------------------------------------------------------

@@ -291,6 +291,7 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
         else:
             stored.metrics = metrics
             session.add(stored)
+        job.final_metrics = metrics
     if kind == "finished":
         job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
         error = event.get("error") or {}
@@ -396,6 +397,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
             session.add(JobMetric(job_id=id_of(new), epoch=metric.epoch, metrics=dict(metric.metrics)))
         new.current_epoch = job.current_epoch
         new.checkpoint_epoch = job.checkpoint_epoch
+        new.final_metrics = dict(job.final_metrics or {})
     session.add(
         JobEvent(
             job_id=id_of(new),

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
-def aware(value: datetime) -> datetime:
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time stored here is UTC."""
+    if value is None:
+        return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -177,6 +183,8 @@ class Job(SQLModel, table=True):
     last_heartbeat_at: datetime | None = None
     # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
     waiting_for: str | None = Field(default=None, max_length=200)
+    # The newest epoch's metrics, kept on the row so the run list filters and sorts by them in SQL.
+    final_metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # A trial of a hyperparameter sweep (services.domain.sweeps): its sweep, its Optuna trial
     # number, and, when the pruner stopped it, the epoch whose value decided that.
     sweep_id: int | None = Field(default=None, foreign_key="sweep.id", index=True)
@@ -248,6 +256,16 @@ class JobMetric(SQLModel, table=True):
     epoch: int
     metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobTag(SQLModel, table=True):
+    """A label on a run ("baseline", "paper"), for finding runs again; a table so filters stay in SQL."""
+
+    __table_args__ = (UniqueConstraint("job_id", "tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    tag: str = Field(max_length=40, index=True)
 
 
 class SavedComparison(SQLModel, table=True):

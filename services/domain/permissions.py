@@ -36,6 +36,7 @@ class Action(StrEnum):
     job_create = "job.create"
     job_cancel = "job.cancel"
     job_retry = "job.retry"
+    job_tag = "job.tag"
     model_export = "model.export"
     model_predict = "model.predict"
 
@@ -55,6 +56,8 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.job_create: Role.member,
     Action.job_cancel: Role.admin,
     Action.job_retry: Role.admin,
+    # Tags are shared labels for finding runs again (like a board's labels), not ownership.
+    Action.job_tag: Role.member,
     Action.model_export: Role.member,
     Action.model_predict: Role.member,
 }

@@ -156,6 +156,7 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     last_heartbeat_at: datetime | None
+    final_metrics: dict[str, float] = Field(default_factory=dict, description="The newest epoch's metrics.")
     sweep_id: int | None = Field(default=None, description="The sweep this job is a trial of.")
     sweep_trial: int | None = Field(default=None, description="Its trial number in that sweep.")
     pruned_epoch: int | None = Field(
@@ -182,6 +183,11 @@ class JobPublic(BaseModel):
 
 class JobDetail(JobPublic):
     metrics: list[MetricPoint] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class RunTags(BaseModel):
+    tags: list[str] = Field(max_length=20, description="Replaces the run's tags; 1-40 characters each.")
 
 
 class JobListItem(JobPublic):

@@ -273,6 +273,12 @@ def _trained_job(w: World) -> tuple[int, int]:
     return w.cast.project_id, job_id
 
 
+def _tag_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"project_id": w.cast.project_id, "job_id": w.job(w.cast.project_id, "owner")}, {
+        "json": {"tags": ["baseline"]}
+    }
+
+
 def _save_comparison(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     body = {"name": "view", "job_ids": [w.job(w.cast.project_id, "owner")], "metric": "map50"}
     return {"project_id": w.cast.project_id}, {"json": body}
@@ -414,6 +420,8 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
     ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
+    ("GET", P + "/runs"): [Rule(VIEWER_UP, shared())],
+    ("PUT", P + "/jobs/{job_id}/tags"): [Rule(MEMBER_UP, _tag_job)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
     ("GET", P + "/compare.csv"): [Rule(VIEWER_UP, shared())],
     ("POST", P + "/comparisons"): [Rule(VIEWER_UP, _save_comparison)],
@@ -637,6 +645,19 @@ def _ui_train_best(w: World, token: str) -> bool:
 
     sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
     return _allowed_by_authorization(lambda: aio.run(sweeps.train_best(web_actor(token), sweep_id=sweep_id)))
+
+
+def _ui_tag(w: World, token: str) -> bool:
+    from services.actions import experiments
+    from services.actions.core import web_actor
+    from services.errors import DomainError
+
+    job_id = w.job(w.cast.project_id, "owner")
+    try:
+        experiments.set_run_tags(web_actor(token), project_id=w.cast.project_id, job_id=job_id, tags=["ui"])
+    except DomainError:
+        return False
+    return True
 
 
 def _ui_cancel(creator: str) -> Callable[[World, str], bool]:
@@ -947,6 +968,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "JobPageState.cancel": [(ADMIN_UP, _ui_cancel("owner")), (MEMBER_UP, _ui_cancel("member"))],
     "JobPageState.load_extras": [(VIEWER_UP, _ui_extras)],
     "JobPageState.retry": [(ADMIN_UP, _ui_retry("owner")), (MEMBER_UP, _ui_retry("member"))],
+    "JobPageState.save_tags": [(MEMBER_UP, _ui_tag)],
     "TrainState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "TrainState.load": [(VIEWER_UP, _ui_train_context)],
     "TrainState.set_framework": "recomputes the form from the catalogue already loaded (no project data)",
