@@ -38,7 +38,7 @@ def insert_sweep(api: Api, username: str, trials: int, epochs: int) -> int:
     space = {
         "epochs": {"type": "fixed", "value": epochs},
         "lr0": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
-        "momentum": {"type": "float", "low": 0.6, "high": 0.98},
+        "momentum": {"type": "float", "low": 0.6, "high": 0.98, "log": False},
         "optimizer": {"type": "choice", "choices": ["SGD", "AdamW", "RAdam"]},
     }
     rng = random.Random(5)

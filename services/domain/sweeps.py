@@ -126,9 +126,11 @@ def distributions(space: dict[str, dict[str, Any]]) -> dict[str, BaseDistributio
     found: dict[str, BaseDistribution] = {}
     for name, entry in space.items():
         if entry["type"] == "int":
-            found[name] = IntDistribution(int(entry["low"]), int(entry["high"]), log=bool(entry["log"]))
+            found[name] = IntDistribution(int(entry["low"]), int(entry["high"]), log=bool(entry.get("log")))
         elif entry["type"] == "float":
-            found[name] = FloatDistribution(float(entry["low"]), float(entry["high"]), log=bool(entry["log"]))
+            found[name] = FloatDistribution(
+                float(entry["low"]), float(entry["high"]), log=bool(entry.get("log"))
+            )
         elif entry["type"] == "choice":
             found[name] = CategoricalDistribution(entry["choices"])
     return found
