@@ -108,7 +108,7 @@ async def sweep_step(ctx: dict[str, Any], sweep_id: int) -> dict[str, Any] | Non
     step that finds another running waits for it, then does its own (steps are idempotent)."""
     redis: Redis = ctx["redis"]
     try:
-        async with redis.lock(sweep_lock(sweep_id), timeout=300, blocking_timeout=60):
+        async with redis.lock(sweep_lock(sweep_id), timeout=120, blocking_timeout=30):
             step = await sweeps.advance(sweep_id)
     except LockError:
         log.warning("sweep %s: another step holds the lock; the next pass continues it", sweep_id)
