@@ -115,9 +115,7 @@ def importance_figure(importances: Mapping[str, float], note: str) -> go.Figure:
     if not importances:
         return empty_figure(note or "No importances yet", height=260)
     ordered = sorted(importances.items(), key=lambda kv: kv[1])
-    figure = go.Figure(
-        layout=chart_layout(x_title="importance (share of the objective's variance)", height=260)
-    )
+    figure = go.Figure(layout=chart_layout(x_title="importance (Optuna PED-ANOVA, normalised)", height=260))
     figure.update_layout(hovermode="closest", showlegend=False)
     figure.add_trace(
         go.Bar(

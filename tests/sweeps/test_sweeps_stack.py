@@ -63,7 +63,18 @@ def _create(api: Api, version: dict[str, Any], **body: Any) -> dict[str, Any]:
 
 
 def _sweep(api: Api, sweep_id: int) -> dict[str, Any]:
-    return dict(api.http.get(f"/projects/{api.project_id()}/sweeps/{sweep_id}").raise_for_status().json())
+    """The sweep; a busy server's 503 (load shedding) or a slow answer is asked again."""
+    for attempt in range(5):
+        try:
+            response = api.http.get(f"/projects/{api.project_id()}/sweeps/{sweep_id}")
+        except httpx.TimeoutException:
+            if attempt == 4:
+                raise
+            continue
+        if response.status_code != 503 or attempt == 4:
+            return dict(response.raise_for_status().json())
+        time.sleep(1)
+    raise AssertionError("unreachable")
 
 
 def _wait(api: Api, sweep_id: int, done: Any, timeout_s: float = 900) -> dict[str, Any]:
