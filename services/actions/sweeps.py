@@ -19,6 +19,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import optuna
@@ -260,7 +261,7 @@ async def train_best(actor: Actor, *, sweep_id: int, project_id: int | None = No
 # writer, so the step never holds a write transaction of ours while Optuna writes: it reads what
 # it needs, closes that session, talks to the study, then writes its decisions in a short session
 # of its own. A step that dies between the two leaves nothing a later step cannot mend: a trial
-# asked for but never given a job is told FAIL; a job's epochs are reported again if missing.
+# asked for but never given a job gets it from the next step; missing epochs are reported again.
 
 
 @dataclass
@@ -436,7 +437,7 @@ def _room(sweep_id: int) -> bool:
         return True
 
 
-def _create_trial_job(sweep_id: int, trial: optuna.trial.Trial, step: Step) -> bool:
+def _create_trial_job(sweep_id: int, number: int, params: dict[str, Any], step: Step) -> bool:
     """The asked trial's job, through the job rules; False when the sweep stopped meanwhile."""
     with session_scope() as session:
         sweep = session.get(Sweep, sweep_id)
@@ -449,19 +450,19 @@ def _create_trial_job(sweep_id: int, trial: optuna.trial.Trial, step: Step) -> b
             project_id=sweep.project_id,
             user=creator,
             dataset_version_id=sweep.dataset_version_id,
-            name=f"{sweep.name} · trial {trial.number}"[:120],
+            name=f"{sweep.name} · trial {number}"[:120],
             framework=sweep.framework,
             task=sweep.task,
             model=sweep.model,
-            hyperparameters=sweeps.trial_params(sweep.search_space, dict(trial.params)),
+            hyperparameters=sweeps.trial_params(sweep.search_space, params),
             device=sweep.device,
             resources=sweep.resources,
         )
-        job.sweep_id, job.sweep_trial = sweep.id, trial.number
+        job.sweep_id, job.sweep_trial = sweep.id, number
         session.add(job)
         session.flush()
         step.dispatch.append((id_of(job), job.attempt))
-        _record(session, sweep, "sweep.trial", f"job:{job.id}", f"trial {trial.number}: {trial.params}")
+        _record(session, sweep, "sweep.trial", f"job:{job.id}", f"trial {number}: {params}")
         sweep.message = ""
         session.add(sweep)
         return True
@@ -483,24 +484,25 @@ def _ask(sweep: Sweep, study: optuna.Study, step: Step) -> None:
         if running >= sweep.parallelism or asked >= sweep.n_trials or not _room(sweep_id):
             return
         trial = study.ask(fixed_distributions=sweeps.distributions(sweep.search_space))
-        try:
-            created = _create_trial_job(sweep_id, trial, step)
-        except DomainError as exc:
-            study.tell(trial.number, state=TrialState.FAIL)
-            with session_scope() as session:
-                row = session.get(Sweep, sweep_id)
-                if row is not None and row.state == SweepState.running:
-                    _end(
-                        session,
-                        row,
-                        SweepState.failed,
-                        f"Trial {trial.number} could not start: {exc.message}",
-                        step,
-                    )
+        if not _start_trial(sweep_id, study, trial.number, dict(trial.params), step):
             return
-        if not created:
-            study.tell(trial.number, state=TrialState.FAIL)
-            return
+
+
+def _start_trial(sweep_id: int, study: optuna.Study, number: int, params: dict[str, Any], step: Step) -> bool:
+    """Give an asked trial its job; a trial that cannot have one ends FAIL (and a refusal by the
+    job rules ends the sweep, with the job's own message)."""
+    try:
+        created = _create_trial_job(sweep_id, number, params, step)
+    except DomainError as exc:
+        study.tell(number, state=TrialState.FAIL)
+        with session_scope() as session:
+            row = session.get(Sweep, sweep_id)
+            if row is not None and row.state == SweepState.running:
+                _end(session, row, SweepState.failed, f"Trial {number} could not start: {exc.message}", step)
+        return False
+    if not created:
+        study.tell(number, state=TrialState.FAIL)
+    return created
 
 
 def _open_parent_run(sweep: Sweep) -> str | None:
@@ -555,12 +557,14 @@ def _step(sweep_id: int) -> Step:
         if job.number in trials:
             _settle(sweep, study, trials[job.number], job, decisions)
     with_jobs = {job.number for job in trial_jobs}
-    for number, trial in trials.items():
-        if trial.state == TrialState.RUNNING and number not in with_jobs:
-            study.tell(number, state=TrialState.FAIL)  # asked, but its job was never committed
+    # Asked, but the step that asked died before its job was committed: give it its job now.
+    orphans = [t for n, t in trials.items() if t.state == TrialState.RUNNING and n not in with_jobs]
     if not _apply(sweep_id, decisions, run_id, step):
         return step
     sweep.mlflow_run_id = sweep.mlflow_run_id or run_id
+    for orphan in orphans:
+        if not _start_trial(sweep_id, study, orphan.number, dict(orphan.params), step):
+            return step
     _ask(sweep, study, step)
     if step.ended == SweepState.finished.value and step.run_id:
         best = sweeps.best_trial(study.get_trials(deepcopy=False), sweep.direction)
