@@ -13,7 +13,7 @@ from components.charts import flatten_points, metrics_figure
 from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
 from services.actions import experiments as runs_actions
-from services.actions import jobs, models
+from services.actions import jobs, models, predictions
 from services.actions.core import optional_web_actor, web_actor
 from services.domain import fleet
 from services.domain.jobs import queue_text
@@ -26,6 +26,7 @@ from state.auth_state import AuthState, login_redirect
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
 from state.page_helpers import human_bytes, role_allows
 from state.polling import PAUSED_MESSAGE, DisconnectTimer, client_connected, next_change, route_id, watch
+from state.predictions_state import page_rows
 from state.training_helpers import mlflow_run_url, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
@@ -137,8 +138,44 @@ def load_extras(token: str, job_id: int) -> JobExtras:
     )
 
 
+def metric_rows(metrics: dict[str, float], split: str) -> list[dict[str, str]]:
+    """A finished job's figures as table rows, each naming the split it was measured on."""
+    return [{"name": k, "value": f"{v:.4f}", "split": split} for k, v in sorted(metrics.items())]
+
+
+def final_figures(detail: JobDetail) -> list[dict[str, str]]:
+    """best.pt's validation figures, then its test figures (`test/<metric>`), with their splits."""
+    splits = detail.metric_splits or {}
+    return metric_rows(detail.val_metrics, splits.get("val_metrics", "val")) + metric_rows(
+        detail.test_metrics, splits.get("test_metrics", "test")
+    )
+
+
+DRILL_PAGE = 12
+
+
+def load_cell(token: str, job_id: int, predicted: str, true: str, offset: int) -> dict[str, Any]:
+    """The images behind one confusion-matrix cell, with the job's predictions drawn (a thread)."""
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    page = predictions.confusion_cell(
+        actor, job_id=job_id, predicted=predicted, true=true, offset=offset, limit=DRILL_PAGE
+    )
+    return {"signed_in": True, "rows": page_rows(page), "total": page.total}
+
+
 class JobPageState(AuthState):
     page_job_id: int = 0
+    final_figures: list[dict[str, str]] = []  # best.pt on val and on test, each with its split
+    confusion_names: list[str] = []
+    drill_true: str = ""
+    drill_predicted: str = ""
+    drill_rows: list[dict[str, Any]] = []
+    drill_total: int = 0
+    drill_offset: int = 0
+    drill_message: str = ""
+    drill_loading: bool = False
     not_found: str = ""
     busy_message: str = ""  # shown above the page while the server sheds load; polling retries
     loaded: bool = False
@@ -279,6 +316,7 @@ class JobPageState(AuthState):
         self.stale_message = staleness(job.state, job.last_heartbeat_at, job.started_at, _now())
         self.queue_message = queue_text(job.state, job.queue_position, job.waiting_for)
         self.resources_text = fleet.describe_ask(fleet.Resources.model_validate(job.resources or {}))
+        self.final_figures = final_figures(job)
 
     def _apply_extras(self, extras: JobExtras) -> None:
         self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)
@@ -286,6 +324,7 @@ class JobPageState(AuthState):
         self.per_class = per_class_table(self.task, extras.per_class)
         self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
         self.confusion_figure = confusion_matrix_figure(extras.confusion)
+        self.confusion_names = [str(n) for n in (extras.confusion or {}).get("names") or []]
         self.pr_figure = pr_curve_figure(extras.pr_curve)
         self.gallery, self.files, self.mlflow_url = extras.gallery, extras.artifacts, extras.mlflow_url
 
@@ -307,6 +346,70 @@ class JobPageState(AuthState):
             if job_id == self.page_job_id and extras.signed_in and not extras.error:
                 self._apply_extras(extras)
                 self._extras_for = key
+
+    @rx.event
+    def set_drill_true(self, value: str):
+        self.drill_true = value
+
+    @rx.event
+    def set_drill_predicted(self, value: str):
+        self.drill_predicted = value
+
+    @rx.event
+    def drill_from_plot(self, points: list[dict[str, Any]]):
+        """A click on a heatmap cell: x is the true class, y the predicted one."""
+        if not points:
+            return
+        self.drill_true, self.drill_predicted = str(points[0].get("x", "")), str(points[0].get("y", ""))
+        self.drill_offset = 0
+        return JobPageState.drill
+
+    @rx.event
+    def drill_cell(self):
+        self.drill_offset = 0
+        return JobPageState.drill
+
+    @rx.event
+    def drill_next(self):
+        if self.drill_offset + DRILL_PAGE < self.drill_total:
+            self.drill_offset += DRILL_PAGE
+            return JobPageState.drill
+
+    @rx.event
+    def drill_previous(self):
+        if self.drill_offset > 0:
+            self.drill_offset = max(0, self.drill_offset - DRILL_PAGE)
+            return JobPageState.drill
+
+    @rx.event(background=True)
+    async def drill(self):
+        """List the images behind the chosen cell of the confusion matrix (S3 reads: a thread)."""
+        async with self:
+            if self.drill_loading or not self.page_job_id:
+                return
+            if not self.drill_true or not self.drill_predicted:
+                self.drill_message = "Choose a true class and a predicted class (or click a cell)."
+                return
+            self.drill_loading = True
+            args = (self.token, self.page_job_id, self.drill_predicted, self.drill_true, self.drill_offset)
+        try:
+            data = await asyncio.to_thread(load_cell, *args)
+        except DomainError as exc:
+            async with self:
+                self.drill_loading, self.drill_rows, self.drill_total = False, [], 0
+                self.drill_message = exc.message
+            return
+        async with self:
+            self.drill_loading = False
+            if not data["signed_in"]:
+                return
+            self.drill_rows, self.drill_total = data["rows"], data["total"]
+            what = (
+                f"missed {self.drill_true}"
+                if self.drill_predicted == "background"
+                else f"true {self.drill_true} predicted as {self.drill_predicted}"
+            )
+            self.drill_message = f"{self.drill_total} image{'' if self.drill_total == 1 else 's'}: {what}"
 
     @rx.event(background=True)
     async def retry(self, resume: bool):
@@ -341,6 +444,9 @@ class JobPageState(AuthState):
             self.per_class, self.gallery, self.files, self.mlflow_url = [], [], [], ""
             self.has_confusion = self.has_pr = False
             self.validation_epoch, self.retry_message = "", ""
+            self.final_figures, self.confusion_names, self.drill_rows = [], [], []
+            self.drill_true = self.drill_predicted = self.drill_message = ""
+            self.drill_total = self.drill_offset = 0
         self.page_job_id = job_id
         self._apply(await asyncio.to_thread(load_job, self.token, job_id))
         self._watch_generation += 1

@@ -1,7 +1,7 @@
 """sweeps: the sweep table, trial columns on jobs, and Optuna's study tables
 
 Revision ID: 0009
-Revises: 0015
+Revises: 0012
 Create Date: 2026-12-01 11:00:00.000000
 """
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision: str = '0009'
-down_revision: str | None = '0015'
+down_revision: str | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

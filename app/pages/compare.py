@@ -113,6 +113,20 @@ def picker() -> rx.Component:
                 color=tokens.PRIMARY_TEXT,
                 id="compare-runs",
             ),
+            rx.cond(
+                S.can_compare_predictions,
+                rx.link(
+                    rx.button("Compare predictions", variant="outline", tab_index=-1),
+                    href=S.predictions_href,
+                    id="compare-predictions",
+                ),
+                rx.button(
+                    "Compare predictions (pick 2–4)",
+                    variant="outline",
+                    disabled=True,
+                    id="compare-predictions",
+                ),
+            ),
             wrap="wrap",
             spacing="4",
             align="end",
@@ -231,7 +245,7 @@ def results() -> rx.Component:
                 rx.table.header(
                     rx.table.row(
                         rx.table.column_header_cell("Run", scope="col"),
-                        rx.foreach(S.metrics, metric_header),
+                        rx.foreach(S.table_metrics, metric_header),
                     )
                 ),
                 rx.table.body(

@@ -9,16 +9,16 @@ audits; accepted ones are recorded as job events, not audit rows.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from services.domain import jobs
+from services.domain import jobs, notifications
 from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import signing
 from services.infra.db import session_scope
-from services.infra.queue import enqueue_dispatch, enqueue_sweep_step
+from services.infra.queue import enqueue_dispatch, enqueue_notifications, enqueue_sweep_step, room_freed
 from services.infra.trainer_protocol import TrainerEvent
 
 
@@ -34,14 +34,15 @@ def parse_event(body: bytes) -> TrainerEvent:
         raise InvalidInput(f"Callback {where or 'body'}: {first['msg']}") from exc
 
 
-@dataclass(frozen=True)
+@dataclass
 class Applied:
-    """A stored callback: 'applied', 'duplicate' or 'ignored' (see jobs.apply_callback); the new
-    attempt when a lost one put the job back in the queue; the sweep of a trial's new epoch or end."""
+    """What applying one callback did, for the work that must wait for its commit."""
 
-    result: str
-    requeued_attempt: int | None = None
-    sweep_id: int | None = None
+    result: str  # 'applied', 'duplicate' or 'ignored' (see jobs.apply_callback)
+    requeued_attempt: int | None = None  # a lost attempt put the job back in the queue
+    ended: bool = False  # the attempt ended: its place at the trainer is free
+    notifications: list[int] = field(default_factory=list)  # notification events it wrote
+    sweep_id: int | None = None  # a sweep trial reported an epoch or ended: its sweep steps
 
 
 def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> Applied:
@@ -56,22 +57,27 @@ def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | N
         result = jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))
         step = result == "applied" and event.type in {"epoch", "finished"}
         return Applied(
-            result,
+            result=result,
             requeued_attempt=job.attempt if job.state in jobs.QUEUE_STATES else None,
+            ended=result == "applied" and event.type == "finished",
+            notifications=notifications.pending(session) if result == "applied" else [],
             sweep_id=job.sweep_id if step else None,
         )
 
 
 async def receive(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
-    """`apply` (in a thread), then, after the commit: when a lost attempt put the job back in the
-    queue, wake the dispatcher so the next attempt starts without waiting for its idle check; when
-    a sweep trial reported an epoch or ended, ask the worker to move its sweep on (pruning, the
-    next trials) - never in this request."""
-    applied = await asyncio.to_thread(
-        apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature
-    )
-    if applied.requeued_attempt is not None:
-        await enqueue_dispatch(job_id, applied.requeued_attempt)
-    if applied.sweep_id is not None:
-        await enqueue_sweep_step(applied.sweep_id)
-    return applied.result
+    """`apply` (in a thread), then, after the commit: wake the dispatcher when a lost attempt put
+    the job back in the queue (it starts without waiting for the idle check) or when an attempt
+    ended (the next waiting job takes its place at once); hand a finished job's notifications to
+    the worker; when a sweep trial reported an epoch or ended, ask the worker to move its sweep on
+    (pruning, the next trials) - never in this request."""
+    done = await asyncio.to_thread(apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature)
+    if done.requeued_attempt is not None:
+        await enqueue_dispatch(job_id, done.requeued_attempt)
+    elif done.ended:
+        await room_freed(job_id)
+    if done.notifications:
+        await enqueue_notifications(done.notifications)
+    if done.sweep_id is not None:
+        await enqueue_sweep_step(done.sweep_id)
+    return done.result

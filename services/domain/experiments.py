@@ -45,6 +45,8 @@ def run_summary(job: Job, owner: str) -> dict[str, Any]:
         "hyperparameters": dict(job.hyperparameters or {}),
         "created_at": aware(job.created_at),
         "final_metrics": dict(job.final_metrics or {}),
+        # best.pt on the test split (`test/<metric>`), beside the validation curves.
+        "test_metrics": dict(job.test_metrics or {}),
     }
 
 

@@ -39,6 +39,8 @@ class Action(StrEnum):
     job_tag = "job.tag"
     model_export = "model.export"
     model_predict = "model.predict"
+    notifications_read = "notifications.read"
+    notifications_manage = "notifications.manage"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -60,6 +62,8 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.job_tag: Role.member,
     Action.model_export: Role.member,
     Action.model_predict: Role.member,
+    Action.notifications_read: Role.member,
+    Action.notifications_manage: Role.admin,
 }
 # When the acting user created the target themselves, this lower role is enough.
 OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member, Action.job_retry: Role.member}
