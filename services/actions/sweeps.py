@@ -468,14 +468,17 @@ def _create_trial_job(sweep_id: int, number: int, params: dict[str, Any], step: 
         return True
 
 
-def _ask(sweep: Sweep, study: optuna.Study, step: Step) -> None:
-    """New trials while fewer than `parallelism` run and trials remain; the end when none remain."""
+def _ask(sweep: Sweep, study: optuna.Study, step: Step, *, jobs_active: bool) -> None:
+    """New trials while fewer than `parallelism` run and trials remain; the end when none remain
+    and no trial job is still stopping (a pruned trial's job ends a moment after its trial)."""
     sweep_id = id_of(sweep)
     while True:
         trials = study.get_trials(deepcopy=False)
         running = sum(1 for t in trials if t.state == TrialState.RUNNING)
         asked = sweeps.asked(trials)
         if asked >= sweep.n_trials and running == 0:
+            if jobs_active:
+                return  # the stopping job's final callback steps the sweep again
             with session_scope() as session:
                 row = session.get(Sweep, sweep_id)
                 if row is not None and row.state == SweepState.running:
@@ -565,7 +568,7 @@ def _step(sweep_id: int) -> Step:
     for orphan in orphans:
         if not _start_trial(sweep_id, study, orphan.number, dict(orphan.params), step):
             return step
-    _ask(sweep, study, step)
+    _ask(sweep, study, step, jobs_active=any(j.state not in jobs.FINISHED for j in trial_jobs))
     if step.ended == SweepState.finished.value and step.run_id:
         best = sweeps.best_trial(study.get_trials(deepcopy=False), sweep.direction)
         if best is not None and best.value is not None:
