@@ -29,6 +29,7 @@ def project_nav(project_id: rx.Var[int], current: str, project_name: rx.Var[str]
             link("Datasets", "/datasets"),
             link("Members", "/members"),
             link("Notifications", "/notifications"),
+            link("Sweeps", "/sweeps"),
             spacing="4",
             align="center",
         ),

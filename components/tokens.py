@@ -46,6 +46,10 @@ STATUS: Final[dict[str, dict[str, str]]] = {
     "succeeded": {"fg": "#166534", "bg": "#dcfce7", "icon": "circle_check", "label": "Succeeded"},
     "failed": {"fg": "#991b1b", "bg": "#fee2e2", "icon": "circle_x", "label": "Failed"},
     "cancelled": {"fg": "#334155", "bg": "#e2e8f0", "icon": "ban", "label": "Cancelled"},
+    # A sweep trial the pruner stopped early (a cancelled job that shows why).
+    "pruned": {"fg": "#6b21a8", "bg": "#f3e8ff", "icon": "scissors", "label": "Pruned"},
+    # A sweep whose trials have all finished.
+    "finished": {"fg": "#166534", "bg": "#dcfce7", "icon": "flag", "label": "Finished"},
 }
 UNKNOWN_STATUS: Final = {"fg": "#374151", "bg": "#f3f4f6", "icon": "circle_help", "label": "Unknown"}
 

@@ -212,6 +212,9 @@ class JobPageState(AuthState):
     loaded: bool = False
     job_name: str = ""
     job_state: str = ""
+    state_label: str = ""  # what the status shows: the state, or "pruned" for a stopped sweep trial
+    sweep_text: str = ""  # "Trial 3 of sweep 2 · pruned at epoch 1"
+    sweep_href: str = ""
     model: str = ""
     task: str = ""
     epoch_text: str = ""
@@ -328,6 +331,12 @@ class JobPageState(AuthState):
         job = snap.detail
         self.not_found = ""
         self.job_name, self.job_state, self.model, self.role = job.name, job.state, job.model, snap.role
+        self.state_label = job.label
+        self.sweep_text, self.sweep_href = "", ""
+        if job.sweep_id is not None:
+            pruned = "" if job.pruned_epoch is None else f" · pruned at epoch {job.pruned_epoch + 1}"
+            self.sweep_text = f"Trial {job.sweep_trial} of sweep {job.sweep_id}{pruned}"
+            self.sweep_href = f"/sweeps/{job.sweep_id}"
         self.task = job.task
         self.own_job = snap.own
         self.job_project_id, self.tags_text = job.project_id, " ".join(job.tags)

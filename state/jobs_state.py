@@ -27,11 +27,13 @@ def list_row(job: JobListItem) -> dict[str, str]:
     return {
         "id": str(job.id),
         "name": job.name,
-        "state": job.state,
+        "state": job.label,  # "pruned" for a sweep trial the pruner stopped
         "owner": job.owner,
         "model": job.model.removesuffix(".yaml"),
         "dataset": str(job.dataset_version_id),
-        "epoch": epoch_progress(job.current_epoch, job.total_epochs),
+        "epoch": epoch_progress(job.current_epoch, job.total_epochs)
+        if job.pruned_epoch is None
+        else f"pruned at epoch {job.pruned_epoch + 1}",
         "queue": queue_text(job.state, job.queue_position, job.waiting_for),
         "created": format_time(job.created_at),
         "href": f"/jobs/{job.id}",

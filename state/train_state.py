@@ -7,22 +7,26 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import jobs, registry
+from services.actions import jobs, registry, sweeps
 from services.actions.core import optional_web_actor, web_actor
 from services.actions.fleet import fleet_view
 from services.domain import catalog, fleet
 from services.domain.jobs import DEFAULT_PREDICTIONS_MAX_IMAGES, MAX_PREDICTIONS_IMAGES
 from services.domain.permissions import Action
-from services.domain.schemas import JobCreate
+from services.domain.schemas import JobCreate, SweepCreate
 from services.errors import DomainError, InvalidInput
 from state.auth_state import AuthState, login_redirect
 from state.page_helpers import project_from_path, role_allows
 from state.training_helpers import (
+    OBJECTIVES,
+    default_direction,
     error_field,
     form_errors,
     form_hyperparameters,
+    form_search_space,
     param_choices,
     param_fields,
+    search_error_field,
 )
 
 TRAIN_ROUTE = "/projects/[project_id]/train"
@@ -92,7 +96,19 @@ class TrainState(AuthState):
     # "Start from": scratch, a registered version or alias, or a job's best checkpoint.
     start_options: list[dict[str, str]] = []
     start_from: str = "scratch"
+    # "job": one training job; "sweep": a hyperparameter sweep whose trials are jobs.
+    mode: str = "job"
+    objective: str = "map50_95"
+    direction: str = "maximize"
     _doc: dict[str, Any] = {}
+
+    @rx.var
+    def sweep_mode(self) -> bool:
+        return self.mode == "sweep"
+
+    @rx.var
+    def objective_options(self) -> list[str]:
+        return OBJECTIVES.get(self.task, [])
 
     @rx.var
     def can_train(self) -> bool:
@@ -133,6 +149,9 @@ class TrainState(AuthState):
         self.version_options = [v for v in self.versions if v["task"] == self.task]
         specs = self._specs()
         self.fields, self.choices, self.errors = param_fields(specs), param_choices(specs), {}
+        suggested = OBJECTIVES.get(self.task, [])
+        if suggested and self.objective not in suggested:
+            self.objective, self.direction = suggested[0], default_direction(suggested[0])
 
     @rx.event(background=True)
     async def load(self):
@@ -141,6 +160,7 @@ class TrainState(AuthState):
             token = self.token
             project_id = project_from_path(self.router.url.path)
             path = self.router.url.path
+            self.mode = "sweep" if self.router.url.query_parameters.get("mode") == "sweep" else "job"
         if project_id is None:
             async with self:
                 self.loading, self.load_error = False, "This is not a project address."
@@ -192,6 +212,21 @@ class TrainState(AuthState):
         self.model = value.strip()
 
     @rx.event
+    def set_mode(self, value: str | list[str]):
+        self.mode = "sweep" if value == "sweep" else "job"
+        self.errors, self.form_error = {}, ""
+
+    @rx.event
+    def set_objective(self, value: str):
+        """A new objective brings its usual direction (losses down); the user may change it after."""
+        if value.strip() != self.objective:
+            self.objective, self.direction = value.strip(), default_direction(value)
+
+    @rx.event
+    def set_direction(self, value: str):
+        self.direction = value
+
+    @rx.event
     def check_field(self, name: str, value: str):
         """Field-level validation as the user leaves a field (same rules as the server's)."""
         specs = [s for s in self._specs() if s["name"] == name]
@@ -207,6 +242,12 @@ class TrainState(AuthState):
             self.submitting, self.form_error = True, ""
             specs, token, project_id = self._specs(), self.token, self.project_id
             framework, task, model = self.framework, self.task, self.model
+            sweep_mode = self.mode == "sweep"
+        if sweep_mode:
+            chosen = (framework, task, model)
+            async for update in self._submit_sweep(form_data, specs, token, project_id, *chosen):
+                yield update
+            return
         errors = form_errors(specs, form_data)
         if not form_data.get("dataset_version_id"):
             errors["dataset_version_id"] = f"Choose a dataset version for {task} (upload one first)."
@@ -256,4 +297,60 @@ class TrainState(AuthState):
                     "once the queue is back."
                 )
                 return
-        return rx.redirect(f"/jobs/{job_id}")
+        yield rx.redirect(f"/jobs/{job_id}")
+
+    async def _submit_sweep(
+        self,
+        form_data: dict[str, Any],
+        specs: list[dict[str, Any]],
+        token: str,
+        project_id: int,
+        framework: str,
+        task: str,
+        model: str,
+    ) -> Any:
+        """The Sweep mode's submit: search boxes -> a search space, then services.actions.sweeps."""
+        names = [s["name"] for s in specs]
+        errors: dict[str, str] = {}
+        if not form_data.get("dataset_version_id"):
+            errors["dataset_version_id"] = f"Choose a dataset version for {task} (upload one first)."
+        try:
+            space = form_search_space(specs, form_data)
+            request = SweepCreate(
+                dataset_version_id=int(form_data.get("dataset_version_id") or 0),
+                name=str(form_data.get("name", ""))[:120],
+                framework=framework,
+                task=task,
+                model=model,
+                device=str(form_data.get("device") or "auto"),
+                resources=fleet.resources_from_form(form_data),
+                search_space=space,
+                objective=str(form_data.get("objective") or "").strip(),
+                direction=str(form_data.get("direction") or "maximize"),
+                n_trials=int(str(form_data.get("n_trials") or "10")),
+                parallelism=int(str(form_data.get("parallelism") or "1")),
+                sampler=str(form_data.get("sampler") or "tpe"),
+                pruner=str(form_data.get("pruner") or "median"),
+            )
+        except InvalidInput as exc:
+            field = search_error_field(exc.message, names)
+            errors[field or "sweep"] = exc.message
+        except ValueError as exc:  # a non-number in trials/parallelism, or a pydantic bound
+            errors["sweep"] = f"Trials and parallelism must be whole numbers within limits ({exc})"[:300]
+        if errors:
+            async with self:
+                self.errors, self.submitting = errors, False
+                self.form_error = f"{len(errors)} field(s) need attention before the sweep can start."
+            return
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            created = await sweeps.create(actor, project_id=project_id, request=request)
+        except DomainError as exc:
+            async with self:
+                field = search_error_field(exc.message, names) if isinstance(exc, InvalidInput) else ""
+                self.errors = {field: exc.message} if field else {}
+                self.form_error, self.submitting = exc.message, False
+            return
+        async with self:
+            self.submitting = False
+        yield rx.redirect(f"/sweeps/{created.id}")

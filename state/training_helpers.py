@@ -189,3 +189,68 @@ def prediction_rows(result: Mapping[str, Any]) -> list[dict[str, str]]:
         for p in (result.get("probabilities") or [])[:10]
     ]
     return rows
+
+
+# --- the train form's Sweep mode --------------------------------------------------------------------
+
+# What a sweep may optimise, suggested per task (any metric the trainer reports per epoch works).
+OBJECTIVES: dict[str, list[str]] = {
+    "detect": ["map50_95", "map50", "precision", "recall", "val_box_loss", "val_cls_loss"],
+    "segment": ["mask_map50_95", "map50_95", "mask_map50", "val_seg_loss"],
+    "classify": ["top1", "top5", "val_loss"],
+}
+
+
+def default_direction(objective: str) -> str:
+    """Losses go down, everything else up."""
+    return "minimize" if "loss" in objective else "maximize"
+
+
+def search_entry(spec: Mapping[str, Any], text: str) -> dict[str, Any] | None:
+    """One "search" box of the Sweep form -> a search-space entry (None: not searched).
+
+    `0.0001..0.1 log` is a range (log-scaled with `log`), `SGD, AdamW` (or `16 | 32`) a list of
+    choices, one value a fixed value. The server checks types and ranges (services.domain.sweeps).
+    """
+    raw = text.strip()
+    if not raw:
+        return None
+    name = str(spec["name"])
+    kind = str(spec.get("type", "str"))
+    if ".." in raw:
+        bounds, _, flag = raw.partition(" ")
+        low, _, high = bounds.partition("..")
+        if kind not in {"int", "float"}:
+            raise InvalidInput(f"{name}: a range needs a number setting; list choices instead (a, b, c)")
+        if flag.strip() not in {"", "log"}:
+            raise InvalidInput(f"{name}: write a range as low..high, or low..high log")
+        return {"type": kind, "low": low.strip(), "high": high.strip(), "log": flag.strip() == "log"}
+    separator = "," if "," in raw else "|" if "|" in raw else None
+    if separator:
+        choices = [part.strip() for part in raw.split(separator) if part.strip()]
+        return {"type": "choice", "choices": [coerce(dict(spec), c) for c in choices]}
+    return {"type": "fixed", "value": raw}
+
+
+def form_search_space(
+    specs: Iterable[Mapping[str, Any]], form: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The Sweep form's search space: each `search_<name>` box, else the value box as a fixed
+    value (blank: the default, not sent). Raises InvalidInput naming the hyperparameter."""
+    space: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        name = str(spec["name"])
+        entry = search_entry(spec, str(form.get(f"search_{name}") or ""))
+        if entry is None:
+            value = str(form.get(name) or "").strip()
+            if value:
+                entry = {"type": "fixed", "value": value}
+        if entry is not None:
+            space[name] = entry
+    return space
+
+
+def search_error_field(message: str, names: Iterable[str]) -> str:
+    """`search_space.lr0.low: ...` or `lr0: ...` -> `lr0` (the field to mark), else ''."""
+    head = message.split(":", 1)[0].strip().removeprefix("search_space.").split(".")[0].split("[")[0]
+    return head if head in set(names) else ""

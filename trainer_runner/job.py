@@ -313,7 +313,16 @@ class JobRunner:
                 self.settings.mlflow_tracking_uri,
                 self.spec.mlflow_experiment,
                 f"job-{self.spec.job_id}",
-                tags={"vtp_job_id": self.spec.job_id, "vtp_attempt": str(self.spec.attempt)},
+                tags={
+                    "vtp_job_id": self.spec.job_id,
+                    "vtp_attempt": str(self.spec.attempt),
+                    # MLflow's own tag for nesting: a sweep's trials show under the sweep's run.
+                    **(
+                        {"mlflow.parentRunId": self.spec.mlflow_parent_run_id}
+                        if self.spec.mlflow_parent_run_id
+                        else {}
+                    ),
+                },
                 start_wait_s=self.settings.tracking_start_wait_s,
                 max_backoff_s=self.settings.tracking_max_backoff_s,
             )

@@ -86,6 +86,8 @@ class StartJobRequest(BaseModel):
     callback_url: HttpUrlStr
     callback_secret: str = Field(min_length=1)
     mlflow_experiment: str | None = None
+    # v1.5: the MLflow run this job's run nests under (a sweep's run, for its trials).
+    mlflow_parent_run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     resources: Resources = Field(default_factory=Resources)
     # v1.5: at most this many val and this many test images get their predictions stored

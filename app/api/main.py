@@ -24,6 +24,7 @@ from app.api.routes import (
     oidc,
     projects,
     registry,
+    sweeps,
     training,
 )
 from app.api.security import SecurityMiddleware
@@ -69,6 +70,7 @@ for module in (
     notifications,
     registry,
     inference,
+    sweeps,
 ):
     v1.include_router(module.router)
 api.include_router(v1)

@@ -23,6 +23,7 @@ from app.pages.notifications import notifications_page
 from app.pages.predictions import predictions_page
 from app.pages.registry import registry_page
 from app.pages.signup import signup_page
+from app.pages.sweep import sweep_page, sweeps_page
 from app.pages.train import train_page
 from state.account_state import AccountState
 from state.admin_state import AdminState
@@ -39,6 +40,7 @@ from state.notifications_state import NOTIFICATIONS_ROUTE, NotificationsState
 from state.predictions_state import PREDICTIONS_ROUTE, PredictionsState
 from state.registry_state import REGISTRY_ROUTE, RegistryState
 from state.signup_state import SignupState
+from state.sweep_state import SWEEP_ROUTE, SWEEPS_ROUTE, SweepPageState, SweepsListState
 from state.train_state import TRAIN_ROUTE, TrainState
 
 
@@ -78,4 +80,6 @@ PAGES: tuple[Page, ...] = (
     Page(MODELS_ROUTE, models_page, "Models · Vision Training", ModelsState.load),
     Page(REGISTRY_ROUTE, registry_page, "Model registry · Vision Training", RegistryState.load),
     Page(ANALYTICS_ROUTE, analytics_page, "Analytics · Vision Training", AnalyticsState.load),
+    Page(SWEEP_ROUTE, sweep_page, "Sweep · Vision Training", SweepPageState.load),
+    Page(SWEEPS_ROUTE, sweeps_page, "Sweeps · Vision Training", SweepsListState.load),
 )

@@ -114,6 +114,7 @@ def train_card() -> rx.Component:
             ),
             go("All jobs", "/jobs", "list", "all-jobs-link"),
             go("Compare runs", "/compare", "chart_line", "compare-link"),
+            go("Sweeps", "/sweeps", "sliders_horizontal", "sweeps-link"),
             go("Models", "/models", "box", "models-link"),
             wrap="wrap",
             spacing="5",

@@ -99,7 +99,7 @@ def tags_form() -> rx.Component:
 def summary_card() -> rx.Component:
     return card(
         rx.flex(
-            _fact("State", status_indicator(S.job_state, live=True), "job-state"),
+            _fact("State", status_indicator(S.state_label, live=True), "job-state"),
             _fact(S.progress_label, S.epoch_text, "job-epoch"),
             _fact("Checkpoint", S.checkpoint_text, "job-checkpoint"),
             _fact("Model", S.model, "job-model"),
@@ -127,6 +127,10 @@ def summary_card() -> rx.Component:
             ),
             _fact("Created", S.created, "job-created"),
             _fact("Tags", rx.cond(S.tags_text != "", S.tags_text, "—"), "job-tags"),
+            rx.cond(
+                S.sweep_href != "",
+                _fact("Sweep", rx.link(S.sweep_text, href=S.sweep_href, color=tokens.PRIMARY), "job-sweep"),
+            ),
             wrap="wrap",
             spacing="6",
         ),

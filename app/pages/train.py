@@ -86,6 +86,20 @@ def _param(p: rx.Var) -> rx.Component:
             size="1",
             color=tokens.TEXT_MUTED,
         ),
+        rx.cond(
+            S.sweep_mode,
+            rx.el.input(
+                id=p["id"] + "-search",
+                name="search_" + p["name"],
+                placeholder=rx.cond(
+                    (p["widget"] == "number"), "search: low..high [log] or a, b", "search: a, b, c"
+                ),
+                aria_label="Search " + p["label"],
+                width="100%",
+                custom_attrs={"aria-describedby": p["id"] + "-hint"},
+                **SELECT_STYLE,
+            ),
+        ),
         _error(p["name"], p["id"] + "-error"),
         spacing="1",
         align="stretch",
@@ -196,6 +210,123 @@ def resources_card() -> rx.Component:
     )
 
 
+def mode_switch() -> rx.Component:
+    return rx.segmented_control.root(
+        rx.segmented_control.item("Single job", value="job"),
+        rx.segmented_control.item("Sweep", value="sweep"),
+        value=S.mode,
+        on_change=S.set_mode,
+        id="train-mode",
+        aria_label="Train one job or run a hyperparameter sweep",
+    )
+
+
+def _setting(label: str, control: rx.Component, id: str) -> rx.Component:
+    return field(label, control, html_for=id)
+
+
+def sweep_card() -> rx.Component:
+    """What a sweep optimises and how: shown in Sweep mode only."""
+    return card(
+        rx.text(
+            "Each trial is an ordinary job. In each hyperparameter's search box write a range ",
+            rx.code("0.0001..0.1 log"),
+            ", choices ",
+            rx.code("SGD, AdamW"),
+            ", or leave it empty to use the value above.",
+            color=tokens.TEXT_MUTED,
+            size="2",
+        ),
+        rx.flex(
+            _setting(
+                "Objective (a per-epoch metric)",
+                rx.vstack(
+                    rx.el.input(
+                        id="objective",
+                        name="objective",
+                        list="objective-suggestions",
+                        value=S.objective,
+                        on_change=S.set_objective,
+                        **SELECT_STYLE,
+                    ),
+                    rx.el.datalist(
+                        rx.foreach(S.objective_options, lambda m: rx.el.option(value=m)),
+                        id="objective-suggestions",
+                    ),
+                ),
+                "objective",
+            ),
+            _setting(
+                "Direction",
+                rx.el.select(
+                    rx.el.option("maximize", value="maximize"),
+                    rx.el.option("minimize", value="minimize"),
+                    id="direction",
+                    name="direction",
+                    value=S.direction,
+                    on_change=S.set_direction,
+                    **SELECT_STYLE,
+                ),
+                "direction",
+            ),
+            _setting(
+                "Trials",
+                rx.el.input(
+                    id="n-trials",
+                    name="n_trials",
+                    type="number",
+                    min=1,
+                    max=500,
+                    default_value="10",
+                    **SELECT_STYLE,
+                ),
+                "n-trials",
+            ),
+            _setting(
+                "At a time",
+                rx.el.input(
+                    id="parallelism",
+                    name="parallelism",
+                    type="number",
+                    min=1,
+                    max=32,
+                    default_value="1",
+                    **SELECT_STYLE,
+                ),
+                "parallelism",
+            ),
+            _setting(
+                "Sampler",
+                rx.el.select(
+                    rx.el.option("TPE (Bayesian)", value="tpe"),
+                    rx.el.option("random", value="random"),
+                    rx.el.option("grid (choices only)", value="grid"),
+                    id="sampler",
+                    name="sampler",
+                    **SELECT_STYLE,
+                ),
+                "sampler",
+            ),
+            _setting(
+                "Pruner (stops poor trials early)",
+                rx.el.select(
+                    rx.el.option("median", value="median"),
+                    rx.el.option("Hyperband", value="hyperband"),
+                    rx.el.option("none", value="none"),
+                    id="pruner",
+                    name="pruner",
+                    **SELECT_STYLE,
+                ),
+                "pruner",
+            ),
+            wrap="wrap",
+            spacing="5",
+        ),
+        _error("sweep", "sweep-error"),
+        title="Sweep",
+    )
+
+
 def form_card() -> rx.Component:
     return rx.form(
         rx.vstack(
@@ -273,6 +404,7 @@ def form_card() -> rx.Component:
                 title="Data and device",
             ),
             resources_card(),
+            rx.cond(S.sweep_mode, sweep_card()),
             card(
                 rx.text(
                     "Every setting the trainer accepts for ",
@@ -301,7 +433,7 @@ def form_card() -> rx.Component:
             ),
             rx.button(
                 rx.cond(S.submitting, rx.spinner(size="2"), rx.icon("play", size=16, aria_hidden="true")),
-                "Start training",
+                rx.cond(S.sweep_mode, "Start sweep", "Start training"),
                 type="submit",
                 id="start-training",
                 disabled=S.submitting | (S.version_options.length() == 0),
@@ -328,7 +460,9 @@ def train_page() -> rx.Component:
         rx.cond(
             S.fields.length() > 0,
             permission_gate(
-                rx.vstack(choose_card(), form_card(), spacing="5", align="stretch", width="100%"),
+                rx.vstack(
+                    mode_switch(), choose_card(), form_card(), spacing="5", align="stretch", width="100%"
+                ),
                 allowed=S.can_train,
                 action=Action.job_create,
                 what="Starting training",

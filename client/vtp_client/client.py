@@ -142,6 +142,7 @@ class Client:
         self.projects = Projects(self)
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
+        self.sweeps = Sweeps(self)
         self.models = Models(self)
 
     # --- construction ------------------------------------------------------------------------------
@@ -588,6 +589,28 @@ def _log_line(raw: str) -> str:
 
 
 EXPORT_SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript"}
+
+
+class Sweeps(_Resource):
+    """Hyperparameter sweeps: each trial is an ordinary job (see `Jobs`)."""
+
+    def list(self, project_id: int) -> builtins.list[m.Sweep]:
+        return self.client.many(ep.LIST_SWEEPS, project_id=project_id)
+
+    def get(self, project_id: int, sweep_id: int) -> m.SweepDetail:
+        return self.client.one(ep.GET_SWEEP, project_id=project_id, sweep_id=sweep_id)
+
+    def create(self, project_id: int, sweep: m.SweepCreate) -> m.Sweep:
+        """Checked against the trainer's catalogue; the worker then starts the first trials."""
+        return self.client.one(ep.CREATE_SWEEP, body=sweep, project_id=project_id)
+
+    def cancel(self, project_id: int, sweep_id: int) -> m.Sweep:
+        """Waiting trials are cancelled at once, running ones at the trainer's next batch."""
+        return self.client.one(ep.CANCEL_SWEEP, project_id=project_id, sweep_id=sweep_id)
+
+    def train_best(self, project_id: int, sweep_id: int) -> m.Job:
+        """A new ordinary job with the best trial's hyperparameters."""
+        return self.client.one(ep.TRAIN_BEST, project_id=project_id, sweep_id=sweep_id)
 
 
 class Models(_Resource):

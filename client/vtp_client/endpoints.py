@@ -69,4 +69,11 @@ PREDICT: Endpoint[Any] = Endpoint(
     "POST", J + "/predict", form=("image",)
 )  # free-form: boxes or probabilities
 
+SW = P + "/sweeps"
+LIST_SWEEPS = Endpoint("GET", SW, response=m.Sweep, many=True)
+CREATE_SWEEP = Endpoint("POST", SW, m.SweepCreate, m.Sweep, status=201)
+GET_SWEEP = Endpoint("GET", SW + "/{sweep_id}", response=m.SweepDetail)
+CANCEL_SWEEP = Endpoint("POST", SW + "/{sweep_id}/cancel", response=m.Sweep)
+TRAIN_BEST = Endpoint("POST", SW + "/{sweep_id}/train-best", response=m.Job, status=201)
+
 ALL: tuple[Endpoint[Any], ...] = tuple(v for v in list(globals().values()) if isinstance(v, Endpoint))

@@ -209,6 +209,9 @@ class Job(_Model):
     val_metrics: dict[str, float] = Field(default_factory=dict)
     test_metrics: dict[str, float] = Field(default_factory=dict)
     metric_splits: dict[str, str] = Field(default_factory=dict)
+    sweep_id: int | None = None  # the sweep this job is a trial of
+    sweep_trial: int | None = None
+    pruned_epoch: int | None = None  # set when the sweep's pruner stopped it
 
     @property
     def finished(self) -> bool:
@@ -241,3 +244,67 @@ class Artifact(_Model):
     size: int
     kind: str
     download_url: str
+
+
+# --- sweeps ----------------------------------------------------------------------------------------
+
+
+class SweepCreate(_Model):
+    """search_space: hyperparameter -> {"type": "fixed", "value"} | {"type": "int"|"float", "low",
+    "high", "log"} | {"type": "choice", "choices"}."""
+
+    dataset_version_id: int
+    search_space: dict[str, dict[str, Any]]
+    objective: str
+    direction: str = "maximize"
+    n_trials: int = 10
+    parallelism: int = 1
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int | None = None
+    name: str = ""
+    framework: str = "ultralytics"
+    task: str = "detect"
+    model: str = "yolo11n.yaml"
+    device: str = "auto"
+
+
+class SweepTrial(_Model):
+    number: int
+    state: str  # RUNNING, COMPLETE, PRUNED, FAIL
+    job_id: int | None
+    job_state: str | None
+    params: dict[str, Any]
+    value: float | None
+    intermediate: dict[int, float] = Field(default_factory=dict)
+    pruned_epoch: int | None = None
+
+
+class Sweep(_Model):
+    id: int
+    project_id: int
+    name: str
+    search_space: dict[str, dict[str, Any]]
+    objective: str
+    direction: str
+    n_trials: int
+    parallelism: int
+    sampler: str
+    pruner: str
+    state: str  # running, finished, cancelled, failed
+    message: str
+    mlflow_run_id: str | None
+    trials_done: int = 0
+    trials_running: int = 0
+    best_value: float | None = None
+    best_job_id: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+
+class SweepDetail(Sweep):
+    trials: list[SweepTrial] = Field(default_factory=list)
+    best_params: dict[str, Any] = Field(default_factory=dict)
+    importances: dict[str, float] = Field(default_factory=dict)

@@ -18,7 +18,7 @@ from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import logs, signing
 from services.infra.db import session_scope
-from services.infra.queue import enqueue_dispatch, enqueue_notifications, room_freed
+from services.infra.queue import enqueue_dispatch, enqueue_notifications, enqueue_sweep_step, room_freed
 from services.infra.trainer_protocol import TrainerEvent
 
 
@@ -42,6 +42,7 @@ class Applied:
     requeued_attempt: int | None = None  # a lost attempt put the job back in the queue
     ended: bool = False  # the attempt ended: its place at the trainer is free
     notifications: list[int] = field(default_factory=list)  # notification events it wrote
+    sweep_id: int | None = None  # a sweep trial reported an epoch or ended: its sweep steps
 
 
 def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> Applied:
@@ -56,11 +57,13 @@ def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | N
             raise Unauthorized("Bad or stale callback signature")
         event = parse_event(body)
         result = jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))
+        step = result == "applied" and event.type in {"epoch", "finished"}
         return Applied(
             result=result,
             requeued_attempt=job.attempt if job.state in jobs.QUEUE_STATES else None,
             ended=result == "applied" and event.type == "finished",
             notifications=notifications.pending(session) if result == "applied" else [],
+            sweep_id=job.sweep_id if step else None,
         )
 
 
@@ -68,7 +71,8 @@ async def receive(*, job_id: int, body: bytes, timestamp: str | None, signature:
     """`apply` (in a thread), then, after the commit: wake the dispatcher when a lost attempt put
     the job back in the queue (it starts without waiting for the idle check) or when an attempt
     ended (the next waiting job takes its place at once); hand a finished job's notifications to
-    the worker."""
+    the worker; when a sweep trial reported an epoch or ended, ask the worker to move its sweep on
+    (pruning, the next trials) - never in this request."""
     done = await asyncio.to_thread(apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature)
     if done.requeued_attempt is not None:
         await enqueue_dispatch(job_id, done.requeued_attempt)
@@ -76,4 +80,6 @@ async def receive(*, job_id: int, body: bytes, timestamp: str | None, signature:
         await room_freed(job_id)
     if done.notifications:
         await enqueue_notifications(done.notifications)
+    if done.sweep_id is not None:
+        await enqueue_sweep_step(done.sweep_id)
     return done.result

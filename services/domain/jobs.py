@@ -232,7 +232,13 @@ def retry_or_fail(session: Session, job: Job, *, reason: str, max_attempts: int)
 
 
 def dispatch_spec(
-    job: Job, *, dataset_uri: str, callback_url: str, heartbeat_s: float, resume_from_uri: str | None = None
+    job: Job,
+    *,
+    dataset_uri: str,
+    callback_url: str,
+    heartbeat_s: float,
+    resume_from_uri: str | None = None,
+    mlflow_parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     """The trainer request (docs/trainer-protocol.md): only s3:// URIs for files."""
     spec: dict[str, Any] = {
@@ -250,6 +256,7 @@ def dispatch_spec(
         "callback_url": callback_url,
         "callback_secret": job.callback_secret,
         "mlflow_experiment": f"project-{job.project_id}",
+        "mlflow_parent_run_id": mlflow_parent_run_id,
         "heartbeat_interval_s": heartbeat_s,
         "resources": resources_of(job).model_dump(),
         "predictions_max_images": job.predictions_max_images,
@@ -427,6 +434,9 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         init_weights=job.init_weights,
         start_from=job.start_from,
         predictions_max_images=job.predictions_max_images,
+        # A retried trial stays in its sweep; when it finishes, the sweep counts its value.
+        sweep_id=job.sweep_id,
+        sweep_trial=job.sweep_trial,
     )
     session.add(new)
     session.flush()

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 
-from services.domain.models import Job, JobMetric
+from services.domain.models import Job, JobMetric, Sweep
 from services.infra import live
 
 _KEY = "vtp_live_channels"
@@ -25,6 +25,10 @@ def _collect(session: OrmSession, _context: Any) -> None:
     for obj in [*session.new, *session.dirty]:
         if isinstance(obj, Job) and obj.id is not None:
             channels.update({live.job_channel(obj.id), live.project_channel(obj.project_id)})
+            if obj.sweep_id is not None:
+                channels.add(live.sweep_channel(obj.sweep_id))
+        elif isinstance(obj, Sweep) and obj.id is not None:
+            channels.update({live.sweep_channel(obj.id), live.project_channel(obj.project_id)})
         elif isinstance(obj, JobMetric):
             channels.add(live.job_channel(obj.job_id))
 

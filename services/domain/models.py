@@ -213,6 +213,52 @@ class Job(SQLModel, table=True):
     )
     # How many val and test images get their predictions stored at the end (0: none).
     predictions_max_images: int = Field(default=500, sa_column_kwargs={"server_default": "500"})
+    # A trial of a hyperparameter sweep (services.domain.sweeps): its sweep, its Optuna trial
+    # number, and, when the pruner stopped it, the epoch whose value decided that.
+    sweep_id: int | None = Field(default=None, foreign_key="sweep.id", index=True)
+    sweep_trial: int | None = None
+    pruned_epoch: int | None = None
+
+
+class SweepState(StrEnum):
+    running = "running"  # asking for trials, or waiting for the ones running
+    finished = "finished"  # every trial asked for has finished
+    cancelled = "cancelled"
+    failed = "failed"  # the sweep cannot go on (its objective is never reported, ...)
+
+
+class Sweep(SQLModel, table=True):
+    """A hyperparameter search. Its trials are ordinary jobs (`Job.sweep_id`); what the optimizer
+    knows (trials, values, intermediate values) lives in Optuna's own tables in this database,
+    under the study `study_name`, so a sweep survives restarts of every process."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    dataset_version_id: int = Field(foreign_key="datasetversion.id")
+    created_by: int = Field(foreign_key="user.id")
+    name: str = Field(max_length=120)
+    framework: str = Field(max_length=32)
+    task: str = Field(max_length=32)
+    model: str = Field(max_length=120)
+    device: str = Field(default="auto", max_length=16)
+    resources: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # hyperparameter -> {"type": "fixed", "value"} | {"type": "int"|"float", "low", "high", "log"}
+    #                   | {"type": "choice", "choices": [...]}
+    search_space: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    objective: str = Field(max_length=64)
+    direction: str = Field(default="maximize", max_length=8)
+    n_trials: int
+    parallelism: int = 1
+    sampler: str = Field(default="tpe", max_length=16)
+    pruner: str = Field(default="median", max_length=16)
+    seed: int | None = None
+    state: SweepState = Field(default=SweepState.running, sa_type=String(16), index=True)
+    study_name: str = Field(default="", max_length=120)
+    mlflow_run_id: str | None = Field(default=None, max_length=64)
+    # Why the sweep is not asking for more trials now, or why it failed.
+    message: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
 
 
 class JobEvent(SQLModel, table=True):

@@ -187,6 +187,20 @@ class JobPublic(BaseModel):
         "per-epoch `metrics` come from the same split as `val_metrics`.",
     )
     predictions_max_images: int = 500
+    sweep_id: int | None = Field(default=None, description="The sweep this job is a trial of.")
+    sweep_trial: int | None = Field(default=None, description="Its trial number in that sweep.")
+    pruned_epoch: int | None = Field(
+        default=None, description="Set when the sweep's pruner stopped it: the epoch that decided."
+    )
+
+    @property
+    def label(self) -> str:
+        """What a person reads as its status: `pruned` for a trial the pruner stopped."""
+        return (
+            "pruned"
+            if self.pruned_epoch is not None and self.state in {"cancelled", "succeeded"}
+            else self.state
+        )
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
@@ -245,3 +259,82 @@ class BatchInferenceCreate(BaseModel):
     dataset_version_id: int = Field(ge=1)
     conf: float = Field(default=0.25, ge=0.0, le=1.0)
     name: str = Field(default="", max_length=120)
+
+
+# --- sweeps ---------------------------------------------------------------------------------------
+
+
+class SweepCreate(BaseModel):
+    """A hyperparameter sweep: a search space over the catalogue's hyperparameters of one
+    framework/task, and what to optimise. See services.domain.sweeps for the rules."""
+
+    dataset_version_id: int
+    name: str = Field(default="", max_length=120)
+    framework: str = "ultralytics"
+    task: str = "detect"
+    model: str = "yolo11n.yaml"
+    device: str = "auto"
+    resources: Resources = Field(default_factory=Resources)
+    search_space: dict[str, dict[str, Any]] = Field(
+        description=(
+            'hyperparameter -> {"type": "fixed", "value": v} | {"type": "int" or "float", "low": a, '
+            '"high": b, "log": false} | {"type": "choice", "choices": [...]}; '
+            "unnamed ones keep their defaults"
+        )
+    )
+    objective: str = Field(min_length=1, max_length=64, description="A per-epoch metric, e.g. map50_95.")
+    direction: str = Field(default="maximize", description="maximize or minimize")
+    n_trials: int = Field(default=10, ge=1, le=500)
+    parallelism: int = Field(default=1, ge=1, le=32)
+    sampler: str = Field(default="tpe", description="tpe, random or grid")
+    pruner: str = Field(default="median", description="median, hyperband or none")
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class SweepTrial(BaseModel):
+    """One trial: its Optuna number and state, its job, its parameters and values."""
+
+    number: int
+    state: str  # Optuna's: RUNNING, COMPLETE, PRUNED, FAIL
+    job_id: int | None
+    job_state: str | None
+    params: dict[str, Any]
+    value: float | None
+    intermediate: dict[int, float] = Field(default_factory=dict, description="epoch -> objective")
+    pruned_epoch: int | None = None
+
+
+class SweepPublic(BaseModel):
+    id: int
+    project_id: int
+    dataset_version_id: int
+    name: str
+    framework: str
+    task: str
+    model: str
+    search_space: dict[str, dict[str, Any]]
+    objective: str
+    direction: str
+    n_trials: int
+    parallelism: int
+    sampler: str
+    pruner: str
+    seed: int | None
+    state: str
+    message: str
+    mlflow_run_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    trials_done: int = 0
+    trials_running: int = 0
+    best_value: float | None = None
+    best_job_id: int | None = None
+
+
+class SweepDetail(SweepPublic):
+    trials: list[SweepTrial] = Field(default_factory=list)
+    best_params: dict[str, Any] = Field(default_factory=dict)
+    importances: dict[str, float] = Field(
+        default_factory=dict, description="Parameter importances (empty with too few finished trials)."
+    )
+    importance_note: str = ""

@@ -62,6 +62,12 @@ def _watch_slow_queries(engine: Engine, threshold_ms: float) -> None:
             started.pop()
 
 
+def database_url() -> str:
+    """The platform database's SQLAlchemy URL (with the driver we ship), for tools that open their
+    own engine on it (Optuna's storage of sweep studies)."""
+    return _normalise(get_settings().db_url)
+
+
 @lru_cache
 def get_engine(url: str | None = None) -> Engine:
     settings = get_settings()

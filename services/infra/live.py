@@ -36,6 +36,11 @@ def job_channel(job_id: int) -> str:
     return f"job:{job_id}"
 
 
+def sweep_channel(sweep_id: int) -> str:
+    """The sweep or one of its trial jobs changed (the sweep page watches this)."""
+    return f"sweep:{sweep_id}"
+
+
 def project_channel(project_id: int) -> str:
     """Any job of the project changed (the jobs list and the projects page watch this)."""
     return f"project:{project_id}"

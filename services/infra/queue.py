@@ -113,3 +113,35 @@ async def enqueue_notifications(event_ids: list[int]) -> bool:
     finally:
         await pool.aclose()
     return True
+
+
+# --- sweeps -------------------------------------------------------------------------------------
+
+SWEEP_STEP = "sweep_step"  # the worker's task that moves one sweep on (services.runtime.worker)
+
+
+def sweep_lock(sweep_id: int) -> str:
+    """Held while one worker task moves the sweep on, so two steps never ask for the same slot."""
+    return f"vtp:sweep:{sweep_id}:lock"
+
+
+async def enqueue_sweep_step(sweep_id: int) -> bool:
+    """Ask the worker to move sweep `sweep_id` on (report epochs, prune, tell, ask for trials);
+    call it after the commit that changed one of its trials. Steps are idempotent, so a repeat
+    costs one pass; False when Redis is unreachable (the worker's periodic pass catches up)."""
+    settings = redis_settings()
+    settings.conn_retries = 0
+    settings.conn_timeout = 2
+    try:
+        pool = await create_pool(settings)
+    except (RedisError, OSError) as exc:
+        log.warning("sweep %s: worker not asked to step (%s)", sweep_id, type(exc).__name__)
+        return False
+    try:
+        await pool.enqueue_job(SWEEP_STEP, sweep_id, _queue_name=QUEUE_NAME)
+    except (RedisError, OSError) as exc:
+        log.warning("sweep %s: worker not asked to step (%s)", sweep_id, type(exc).__name__)
+        return False
+    finally:
+        await pool.aclose()
+    return True

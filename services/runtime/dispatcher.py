@@ -32,7 +32,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.domain import datasets, fleet, jobs, quotas
+from services.domain import datasets, fleet, jobs, quotas, sweeps
 from services.domain.models import Job, JobState, utcnow
 from services.errors import DomainError
 from services.infra import logs, metrics, storage
@@ -228,6 +228,7 @@ class Dispatcher:
                 callback_url=f"{settings.api_base_url}/api/v1/trainer/callbacks/{job.id}",
                 heartbeat_s=settings.heartbeat_interval_s,
                 resume_from_uri=checkpoint if attempt > 1 and storage.exists(checkpoint) else None,
+                mlflow_parent_run_id=sweeps.parent_run_of(session, job),
             )
         began, outcome = time.perf_counter(), "error"
         try:

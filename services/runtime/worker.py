@@ -21,8 +21,11 @@ from arq import Retry
 from arq.cron import cron
 from arq.worker import func
 from prometheus_client import start_http_server
+from redis.asyncio import Redis
+from redis.exceptions import LockError
 from sqlmodel import Session
 
+from services.actions import sweeps
 from services.domain import jobs, notifications
 from services.domain.models import Job, JobState, id_of, utcnow
 from services.infra import errortracking, logs, metrics, notify
@@ -31,8 +34,10 @@ from services.infra.queue import (
     NOTIFY_DELIVERY_JOB,
     NOTIFY_EVENT_JOB,
     QUEUE_NAME,
+    SWEEP_STEP,
     enqueue_notifications,
     redis_settings,
+    sweep_lock,
     wake,
 )
 from services.infra.settings import get_settings
@@ -120,6 +125,33 @@ def _settle(
     return (
         "retried" if jobs.retry_or_fail(session, job, reason=reason, max_attempts=max_attempts) else "failed"
     )
+
+
+async def sweep_step(ctx: dict[str, Any], sweep_id: int) -> dict[str, Any] | None:
+    """Move one sweep on (services.actions.sweeps.advance), one step per sweep at a time: a
+    step that finds another running waits for it, then does its own (steps are idempotent)."""
+    redis: Redis = ctx["redis"]
+    try:
+        async with redis.lock(sweep_lock(sweep_id), timeout=120, blocking_timeout=30):
+            step = await sweeps.advance(sweep_id)
+    except LockError:
+        log.warning("sweep %s: another step holds the lock; the next pass continues it", sweep_id)
+        return None
+    if not (step.stop or step.dispatch or step.ended):
+        return None
+    return {"stopped": step.stop, "started": [j for j, _ in step.dispatch], "ended": step.ended}
+
+
+async def reconcile_sweeps(ctx: dict[str, Any]) -> int:
+    """Step every running sweep: after a restart (of the worker or the whole `vtp`), or when a
+    step was missed (Redis was down), the sweeps go on from what the database and study hold."""
+    ids = await asyncio.to_thread(sweeps.running_sweeps)
+    for sweep_id in ids:
+        try:
+            await sweep_step(ctx, sweep_id)
+        except Exception:  # one broken sweep must not stop the others
+            log.exception("sweep %s: step failed", sweep_id)
+    return len(ids)
 
 
 # --- notifications --------------------------------------------------------------------------------
@@ -234,11 +266,12 @@ UNSENT_AFTER_S = 10
 
 class WorkerSettings:
     # No training jobs here: waiting jobs wait in the database, and the dispatcher started in
-    # `startup` drains them. arq runs the reconciler, sends notifications and owns the Redis
-    # connection.
+    # `startup` drains them. arq runs the reconcilers, sends notifications, moves sweeps on
+    # (a step is queued after a trial's callback commits) and owns the Redis connection.
     functions: list[Any] = [
         func(notify_event, timeout=60, max_tries=3),
         func(deliver, timeout=120, max_tries=get_settings().notify_max_tries),
+        func(sweep_step, name=SWEEP_STEP, timeout=360, max_tries=3, keep_result=0),
     ]
     cron_jobs = [
         cron(notify_unsent, second={5, 35}, unique=True, timeout=60),
@@ -248,6 +281,13 @@ class WorkerSettings:
             run_at_startup=True,
             unique=True,
             timeout=60,
+        ),
+        cron(
+            reconcile_sweeps,
+            second=_every(max(get_settings().reconcile_interval_s, 5)),
+            run_at_startup=True,
+            unique=True,
+            timeout=600,
         ),
     ]
     queue_name = QUEUE_NAME

@@ -162,6 +162,70 @@ def _create_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"project_id": w.cast.project_id}, {"json": body}
 
 
+def _sweep(w: World, project_id: int, creator: str, *, with_best: bool = False) -> int:
+    """A running sweep row (no worker steps it here); `with_best`: its study holds a finished trial."""
+    import optuna
+
+    from services.domain import sweeps
+    from services.domain.models import Sweep
+
+    space = {"lr0": {"type": "float", "low": 0.001, "high": 0.1, "log": True}}
+    with session_scope() as session:
+        row = Sweep(
+            project_id=project_id,
+            dataset_version_id=w.version_id,
+            created_by=w.cast.users[creator],
+            name="s",
+            framework="ultralytics",
+            task="detect",
+            model="yolo11n.yaml",
+            search_space=space,
+            objective="map50",
+            n_trials=2,
+        )
+        session.add(row)
+        session.flush()
+        row.study_name = sweeps.study_name(row.id)
+        sweep_id = row.id
+    if with_best:
+        study = optuna.create_study(study_name=sweeps.study_name(sweep_id), storage=sweeps.storage())
+        trial = optuna.trial.create_trial(
+            params={"lr0": 0.01}, distributions=sweeps.distributions(space), value=0.5
+        )
+        study.add_trial(trial)
+    return sweep_id
+
+
+def _shared_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"project_id": w.cast.project_id, "sweep_id": _sweep(w, w.cast.project_id, "owner")}, {}
+
+
+def _best_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
+    return {"project_id": w.cast.project_id, "sweep_id": sweep_id}, {}
+
+
+def _fresh_sweep(creator: str) -> Prepare:
+    def prepare(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        project_id = w.fresh_project()
+        return {"project_id": project_id, "sweep_id": _sweep(w, project_id, creator)}, {}
+
+    return prepare
+
+
+def _create_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    body = {
+        "dataset_version_id": w.version_id,
+        "search_space": {
+            "lr0": {"type": "float", "low": 0.001, "high": 0.01},
+            "epochs": {"type": "fixed", "value": 1},
+        },
+        "objective": "map50",
+        "n_trials": 2,
+    }
+    return {"project_id": w.cast.project_id}, {"json": body}
+
+
 def _callback(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"job_id": w.job(w.cast.project_id, "owner")}, {"json": {"event_id": "x", "type": "heartbeat"}}
 
@@ -457,6 +521,14 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
         Rule(ADMIN_UP, _finished_job("owner"), note="someone else's job"),
         Rule(MEMBER_UP, _finished_job("member", "cancelled"), note="the member's own job"),
     ],
+    ("GET", P + "/sweeps"): [Rule(VIEWER_UP, shared())],
+    ("POST", P + "/sweeps"): [Rule(MEMBER_UP, _create_sweep)],
+    ("GET", P + "/sweeps/{sweep_id}"): [Rule(VIEWER_UP, _shared_sweep)],
+    ("POST", P + "/sweeps/{sweep_id}/cancel"): [
+        Rule(ADMIN_UP, _fresh_sweep("owner"), note="someone else's sweep"),
+        Rule(MEMBER_UP, _fresh_sweep("member"), note="the member's own sweep"),
+    ],
+    ("POST", P + "/sweeps/{sweep_id}/train-best"): [Rule(MEMBER_UP, _best_sweep)],
     ("GET", P + "/jobs/{job_id}/artifacts"): [Rule(VIEWER_UP, _shared_job)],
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
@@ -668,6 +740,55 @@ def _ui_load_job(w: World, token: str) -> bool:
     from state.job_state import load_job
 
     return load_job(token, w.job(w.cast.project_id, "owner")).detail is not None
+
+
+def _ui_create_sweep(w: World, token: str) -> bool:
+    from services.actions import sweeps
+    from services.actions.core import web_actor
+    from services.domain.schemas import SweepCreate
+
+    request = SweepCreate(
+        dataset_version_id=w.version_id,
+        search_space={"lr0": {"type": "float", "low": 0.001, "high": 0.01}},
+        objective="map50",
+        n_trials=2,
+    )
+    return _allowed_by_authorization(
+        lambda: aio.run(sweeps.create(web_actor(token), project_id=w.cast.project_id, request=request))
+    )
+
+
+def _ui_sweep(w: World, token: str) -> bool:
+    from state.sweep_state import load_sweep
+
+    found = load_sweep(token, _sweep(w, w.cast.project_id, "owner"))
+    return found.signed_in and found.detail is not None
+
+
+def _ui_sweeps(w: World, token: str) -> bool:
+    from state.sweep_state import load_sweeps
+
+    # None: not signed in (the page sends the browser to sign in)
+    return _allowed_by_authorization(lambda: {"signed_in": load_sweeps(token, w.cast.project_id) is not None})
+
+
+def _ui_cancel_sweep(creator: str) -> Callable[[World, str], bool]:
+    def check(w: World, token: str) -> bool:
+        from services.actions import sweeps
+        from services.actions.core import web_actor
+
+        sweep_id = _sweep(w, w.cast.project_id, creator)
+        return _allowed_by_authorization(lambda: aio.run(sweeps.cancel(web_actor(token), sweep_id=sweep_id)))
+
+    return check
+
+
+def _ui_train_best(w: World, token: str) -> bool:
+    from services.actions import sweeps
+    from services.actions.core import web_actor
+
+    sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
+    return _allowed_by_authorization(lambda: aio.run(sweeps.train_best(web_actor(token), sweep_id=sweep_id)))
 
 
 def _ui_tag(w: World, token: str) -> bool:
@@ -1128,7 +1249,17 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "RegistryState.set_upload_name": "sets a client-side var",
     "RegistryState.upload_weights": [(MEMBER_UP, _ui_upload_weights)],
     "TrainState.check_field": "checks one value against the catalogue (no project data)",
-    "TrainState.submit": [(MEMBER_UP, _ui_create_job)],
+    "TrainState.submit": [(MEMBER_UP, _ui_create_job), (MEMBER_UP, _ui_create_sweep)],
+    "TrainState.set_mode": "switches the form between one job and a sweep (no project data)",
+    "TrainState.set_objective": "sets a client-side var",
+    "TrainState.set_direction": "sets a client-side var",
+    "SweepPageState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "SweepPageState.load": [(VIEWER_UP, _ui_sweep)],
+    "SweepPageState.watch": [(VIEWER_UP, _ui_sweep)],
+    "SweepPageState.cancel": [(ADMIN_UP, _ui_cancel_sweep("owner")), (MEMBER_UP, _ui_cancel_sweep("member"))],
+    "SweepPageState.train_best": [(MEMBER_UP, _ui_train_best)],
+    "SweepsListState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "SweepsListState.load": [(VIEWER_UP, _ui_sweeps)],
     "JobsListState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "JobsListState.load": [(VIEWER_UP, _ui_jobs_list)],
     "JobsListState.set_filter": [(VIEWER_UP, _ui_jobs_list)],
@@ -1239,6 +1370,7 @@ def state_handlers() -> set[str]:
     import state.predictions_state
     import state.registry_state
     import state.signup_state
+    import state.sweep_state
     import state.train_state
 
     names = set()
@@ -1259,6 +1391,7 @@ def state_handlers() -> set[str]:
         state.signup_state,
         state.account_state,
         state.admin_state,
+        state.sweep_state,
     ):
         for value in vars(module).values():
             if (
