@@ -21,7 +21,7 @@ up: install
 	$(BIN)/vtp up
 
 test: install lint
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=25
 
 # The inner loop: no browser, no real training, no whole stack (under two minutes).
 FAST := not (slow or ui or e2e or trainer or reliability or postgres or fleet or compose or client or deploy or ops or sweeps or models)
