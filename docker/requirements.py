@@ -22,8 +22,15 @@ def requirements(image: str) -> list[str]:
     client = tomllib.loads((ROOT / "client/pyproject.toml").read_text())["project"]
     own = {backend["name"], client["name"]}
     found = [*backend["dependencies"], *client["dependencies"], *client["optional-dependencies"]["cli"]]
-    # The editable installs of our two packages inside the image need a current setuptools.
-    return [r for r in found if r.split("[")[0] not in own] + ["setuptools>=68", "wheel"]
+    extra = [
+        # The editable installs of our two packages inside the image need a current setuptools.
+        "setuptools>=68",
+        "wheel",
+        # redis needs it below Python 3.11.3: Debian's is 3.11.2, but pip resolves for this
+        # machine's Python, which may be newer and leave it out.
+        "async-timeout>=4.0.3",
+    ]
+    return [r for r in found if r.split("[")[0] not in own] + extra
 
 
 if __name__ == "__main__":
