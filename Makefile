@@ -149,14 +149,27 @@ docker/build/web/build/client/index.html: $(WEB_SOURCES) | install $(BUN)
 	@test -f $@
 
 compose-images: compose-base compose-wheels docker/build/web/build/client/index.html
-	@for target in $(IMAGE_TARGETS); do \
+	@set -e; for image in backend trainer s3; do \
+	  list=$$image; [ $$image = s3 ] && list=backend; \
+	  tag=vtp-$$image-deps:$$($(BIN)/python docker/requirements.py $$list | sha256sum | cut -c1-16); \
+	  if ! $(DOCKER) image inspect $$tag >/dev/null 2>&1; then \
+	    echo "building $$tag (third-party packages; once per requirement list)"; \
+	    DOCKER_BUILDKIT=1 $(NICE) $(DOCKER) build -q -f docker/Dockerfile --target $$image-deps \
+	      --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $$tag . >/dev/null; \
+	  fi; \
+	  deps="$$deps --build-arg $$(echo $$image | tr a-z A-Z)_DEPS=$$tag"; \
+	done; \
+	for target in $(IMAGE_TARGETS); do \
 	  echo "building vtp-$$target:$(IMAGE_TAG)"; \
-	  DOCKER_BUILDKIT=1 $(NICE) $(DOCKER) build -q -f docker/Dockerfile --target $$target \
-	    --build-arg BASE_IMAGE=$(BASE_IMAGE) -t vtp-$$target:$(IMAGE_TAG) . >/dev/null || exit 1; \
+	  DOCKER_BUILDKIT=1 $(NICE) $(DOCKER) build -q -f docker/Dockerfile --target $$target $$deps \
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) -t vtp-$$target:$(IMAGE_TAG) . >/dev/null; \
 	done
 
 compose-up: compose-images
 	$(COMPOSE) up --detach --wait
+	@# `up --wait` returns 0 even when the one-shot migrate failed and web never started.
+	@$(COMPOSE) ps --status running --services | grep -qx web || { $(COMPOSE) logs migrate | tail -20; \
+	  echo "compose-up: web is not running (migrate's log above)" >&2; exit 1; }
 	@$(COMPOSE) logs migrate | grep -E "password|Demo account" || true
 	@echo "  Open http://127.0.0.1:$${VTP_WEB_PORT:-3000} (the demo password is in: $(COMPOSE) logs migrate)"
 

@@ -107,6 +107,10 @@ def compose_stack(output_dir: Path) -> Iterator[ComposeStack]:
         started = time.monotonic()
         stack.run("up", "--detach", "--wait", "--wait-timeout", "400", timeout=500)
         print(f"compose: up and healthy in {time.monotonic() - started:.0f}s")
+        # `up --wait` also returns 0 when a one-shot dependency failed and its dependants never
+        # started: check that everything that should run does.
+        running = set(stack.run("ps", "--status", "running", "--services").stdout.split())
+        assert running >= {"postgres", "redis", "s3", "mlflow", "trainer", "worker", "web"}, running
         match = PASSWORD_LINE.search(stack.run("logs", "--no-color", "migrate").stdout)
         assert match, "the migrate service printed no demo account"
         stack.username, stack.password = match.groups()
