@@ -16,6 +16,9 @@ app = rx.App(
     stylesheets=["/styles.css"],
     style={"font_family": tokens.FONT_FAMILY, "color": tokens.TEXT},
 )
+# Reflex's own connection overlay (a pulsing icon and a toast naming the websocket URL) gives way to
+# the page shells' plain-language banner (components/connection.py).
+app.app_wraps.pop((5, "Overlay"), None)
 
 for page in PAGES:
     app.add_page(page.component, route=page.route, title=page.title, on_load=page.on_load)

@@ -17,78 +17,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import threading
 import time
-import uuid
 
 from _stack import chromium, running_stack, signed_in, summary
 
+from tests.utils.live_jobs import epoch_event, insert_running_job, post_callback
 from tests.utils.stack import Api
 
 
-def insert_running_job(api: Api, username: str, epochs: int) -> tuple[int, str]:
-    from sqlmodel import select
-
-    from services.domain.models import Job, User, utcnow
-    from services.infra.db import session_scope
-    from services.infra.signing import new_secret
-
+def _insert(api: Api, username: str, epochs: int) -> tuple[int, str]:
     pid = api.project_id()
-    version = api.datasets(pid)[-1]["id"]
-    with session_scope() as session:
-        user = session.exec(select(User).where(User.username == username)).one()
-        job = Job(
-            project_id=pid,
-            dataset_version_id=version,
-            created_by=user.id,
-            name="live-lag bench",
-            framework="ultralytics",
-            task="detect",
-            model="yolo11n.yaml",
-            hyperparameters={"epochs": epochs, "imgsz": 64, "batch": 8},
-            device="cpu",
-            state="running",
-            callback_secret=new_secret(),
-            total_epochs=epochs,
-            started_at=utcnow(),
-            last_heartbeat_at=utcnow(),
-        )
-        session.add(job)
-        session.flush()
-        return int(job.id), job.callback_secret
-
-
-def epoch_event(epoch: int, total: int) -> bytes:
-    loss = 2.0 / epoch
-    return json.dumps(
-        {
-            "event_id": uuid.uuid4().hex,
-            "type": "epoch",
-            "attempt": 1,
-            "epoch": epoch,
-            "total_epochs": total,
-            "metrics": {
-                "train/box_loss": loss,
-                "val/box_loss": loss * 1.1,
-                "metrics/mAP50(B)": 1 - loss / 2,
-                "metrics/mAP50-95(B)": 0.8 - loss / 3,
-            },
-        }
-    ).encode()
-
-
-def _post(http, url: str, secret: str, body: bytes) -> None:  # type: ignore[no-untyped-def]
-    from services.infra import signing
-
-    ts = int(time.time())
-    headers = {
-        "Content-Type": "application/json",
-        signing.TIMESTAMP_HEADER: str(ts),
-        signing.SIGNATURE_HEADER: signing.sign(secret, ts, body),
-    }
-    http.post(url, content=body, headers=headers).raise_for_status()
+    return insert_running_job(pid, api.datasets(pid)[-1]["id"], username, epochs)
 
 
 def _web_process(port: int):  # type: ignore[no-untyped-def]
@@ -132,9 +73,8 @@ def main() -> int:
     with running_stack(VTP_HEARTBEAT_INTERVAL_S="60") as (stack, api):
         import httpx
 
-        job_id, secret = insert_running_job(api, stack.username, total)
-        others = [insert_running_job(api, stack.username, 100_000) for _ in range(args.reporters)]
-        url = f"{stack.api_url}/api/v1/trainer/callbacks/{job_id}"
+        job_id, secret = _insert(api, stack.username, total)
+        others = [_insert(api, stack.username, 100_000) for _ in range(args.reporters)]
         web = _web_process(int(stack.api_url.rsplit(":", 1)[-1].split("/")[0]))
         lags: list[float] = []
         stop = threading.Event()
@@ -145,8 +85,8 @@ def main() -> int:
                 while not stop.wait(1.0):
                     epoch += 1
                     for other_id, other_secret in others:
-                        other_url = f"{stack.api_url}/api/v1/trainer/callbacks/{other_id}"
-                        _post(client, other_url, other_secret, epoch_event(epoch, 100_000))
+                        body = epoch_event(epoch, 100_000)
+                        post_callback(client, stack.api_url, other_id, other_secret, body)
 
         with chromium() as browser, httpx.Client(timeout=30) as http:
             page = signed_in(browser, stack, f"/jobs/{job_id}")
@@ -162,7 +102,7 @@ def main() -> int:
             for epoch in range(1, args.samples + 1):
                 time.sleep(random.uniform(0.3, 1.3))
                 start = time.perf_counter()
-                _post(http, url, secret, epoch_event(epoch, total))
+                post_callback(http, stack.api_url, job_id, secret, epoch_event(epoch, total))
                 page.wait_for_function(
                     f"Number(document.querySelector('#metrics-chart')?.dataset.points) >= {epoch}",
                     polling=20,

@@ -8,10 +8,31 @@ import reflex as rx
 
 from components import tokens
 from components.avatar import avatar
+from components.connection import connection_banner
+from state.auth_state import AuthState  # the parent of every page's state: the bell's count
 
 
 def nav_link(text: str, href: str) -> rx.Component:
     return rx.link(text, href=href, color=tokens.PRIMARY_TEXT, weight="medium", underline="hover")
+
+
+def notification_bell() -> rx.Component:
+    """The header's bell: how many of the user's in-app notifications are unread; the list is on
+    the account page. The count is refreshed whenever a page resolves the signed-in user."""
+    unread = AuthState.unread_notifications
+    return rx.link(
+        rx.hstack(
+            rx.icon("bell", size=18, aria_hidden="true"),
+            rx.cond(unread > 0, rx.text(unread, as_="span", size="1", weight="bold", id="bell-count")),
+            spacing="1",
+            align="center",
+        ),
+        href="/account#notifications",
+        color=tokens.PRIMARY_TEXT,
+        underline="none",
+        id="notification-bell",
+        aria_label=rx.cond(unread > 0, unread.to_string() + " unread notifications", "Notifications"),
+    )
 
 
 def page_shell(
@@ -51,6 +72,7 @@ def page_shell(
                 align="center",
             ),
             rx.hstack(
+                notification_bell(),
                 avatar(avatar_name, badge_color, username=username),
                 rx.text(username, as_="span", color=tokens.PRIMARY_TEXT, id="current-user", size="2"),
                 rx.button(
@@ -89,7 +111,14 @@ def page_shell(
         ),
         padding=tokens.SPACE["lg"],
     )
-    return rx.box(header, main, background_color=tokens.BACKGROUND, min_height="100vh", color=tokens.TEXT)
+    return rx.box(
+        connection_banner(),
+        header,
+        main,
+        background_color=tokens.BACKGROUND,
+        min_height="100vh",
+        color=tokens.TEXT,
+    )
 
 
 def card(*children: rx.Component, title: str = "", **props: Any) -> rx.Component:
@@ -161,6 +190,7 @@ def native_select(options: rx.Var[list[dict[str, str]]], *, id: str, name: str, 
 def auth_shell(heading: str, *children: rx.Component, max_width: str = "400px") -> rx.Component:
     """The centred card of the signed-out pages (sign in, sign up), with the product's mark."""
     return rx.center(
+        connection_banner(),
         rx.el.main(
             rx.vstack(
                 rx.hstack(

@@ -28,6 +28,7 @@ def project_nav(project_id: rx.Var[int], current: str, project_name: rx.Var[str]
             link("Projects", ""),
             link("Datasets", "/datasets"),
             link("Members", "/members"),
+            link("Notifications", "/notifications"),
             spacing="4",
             align="center",
         ),

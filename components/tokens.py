@@ -24,6 +24,10 @@ DANGER: Final = "#b91c1c"
 DANGER_BG: Final = "#fef2f2"
 FOCUS_RING: Final = "#2563eb"
 
+# Boxes of the prediction views, by verdict: right, false detection, missed object, ground truth.
+# Each box also says its verdict in text (its label and the cell's caption), not by colour alone.
+VERDICT: Final = {"tp": "#15803d", "fp": "#dc2626", "missed": "#d97706", "truth": "#2563eb"}
+
 FONT_FAMILY: Final = "Inter, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 MONO_FAMILY: Final = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"
 

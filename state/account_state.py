@@ -7,7 +7,7 @@ from typing import Any
 
 import reflex as rx
 
-from services.actions import accounts
+from services.actions import accounts, notifications
 from services.actions.core import SessionEnded, web_actor
 from services.errors import DomainError, InvalidInput
 from state.auth_state import AuthState, error_message, login_redirect
@@ -36,7 +36,21 @@ def account_view(view: accounts.AccountView) -> dict[str, Any]:
 
 
 def _load(token: str) -> dict[str, Any]:
-    return account_view(accounts.account(web_actor(token)))
+    actor = web_actor(token)
+    view = account_view(accounts.account(actor))
+    items, own_jobs = notifications.my_notifications(actor)
+    view["notify_own_jobs"] = own_jobs
+    view["inbox"] = [
+        {
+            "id": str(n.id),
+            "title": n.title,
+            "link": n.link,
+            "when": n.created_at,
+            "unread": "" if n.read else "yes",
+        }
+        for n in items
+    ]
+    return view
 
 
 class AccountState(AuthState):
@@ -49,6 +63,8 @@ class AccountState(AuthState):
     password_error: str = ""
     token_error: str = ""
     new_token: str = ""
+    notify_own_jobs: bool = True
+    inbox: list[dict[str, str]] = []
 
     async def _reload(self, token: str) -> bool:
         try:
@@ -58,6 +74,8 @@ class AccountState(AuthState):
         async with self:
             self.avatar_name, self.badge_color = view["avatar_name"], view["badge_color"]
             self.ac_email, self.ac_tokens, self.ac_loading = view["email"], view["tokens"], False
+            self.notify_own_jobs, self.inbox = view["notify_own_jobs"], view["inbox"]
+            self.unread_notifications = sum(1 for n in view["inbox"] if n["unread"])
         return True
 
     @rx.event(background=True)
@@ -151,5 +169,32 @@ class AccountState(AuthState):
         except DomainError as exc:
             async with self:
                 self.token_error = error_message(exc)
+            return
+        await self._reload(token)
+
+    @rx.event(background=True)
+    async def set_notify_own_jobs(self, enabled: bool):
+        """Switch notifications about the user's own jobs (in-app list and e-mail) on or off."""
+        async with self:
+            token = self.token
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            await asyncio.to_thread(
+                lambda: notifications.set_own_jobs_notifications(actor, enabled=bool(enabled))
+            )
+        except DomainError as exc:
+            async with self:
+                self.profile_error = error_message(exc)
+            return
+        await self._reload(token)
+
+    @rx.event(background=True)
+    async def mark_all_read(self):
+        async with self:
+            token = self.token
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            await asyncio.to_thread(notifications.mark_my_notifications_read, actor)
+        except DomainError:
             return
         await self._reload(token)

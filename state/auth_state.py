@@ -37,6 +37,7 @@ class AuthState(rx.State):
     username: str = ""
     avatar_name: str = ""
     badge_color: str = tokens.PRIMARY
+    unread_notifications: int = 0  # the header's bell (services.domain.notifications)
 
     login_error: str = ""
     signing_in: bool = False
@@ -68,6 +69,7 @@ class AuthState(rx.State):
         assert found.actor.user_id is not None
         self.user_id, self.username = found.actor.user_id, found.actor.username
         self.avatar_name, self.badge_color = found.avatar_name, found.badge_color
+        self.unread_notifications = found.unread
         return found.actor
 
     def _client_ip(self) -> str:

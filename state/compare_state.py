@@ -22,6 +22,7 @@ from state.formatting import format_time
 from state.page_helpers import project_from_path
 
 COMPARE_ROUTE = "/projects/[project_id]/compare"
+QUERY_HELP = experiments.QUERY_HELP  # the filter box's syntax, shown under it
 PAGE_SIZE = 25
 
 
@@ -49,6 +50,7 @@ def load_runs(
             "model": r["model"].removesuffix(".yaml"),
             "owner": r["owner"],
             "created": format_time(r["created_at"]),
+            "tags": " ".join(f"#{t}" for t in r.get("tags", [])),
         }
         for r in runs
     ]
@@ -63,7 +65,8 @@ def load_comparison(token: str, project_id: int, ids: list[int]) -> dict[str, An
     found = runs_actions.compare(actor, project_id=project_id, job_ids=ids)
     final = experiments.final_metrics(found.curves)
     for run in found.runs:
-        run["final"] = final.get(run["id"], {})
+        # The last epoch's validation figures, then best.pt's test figures (`test/<metric>`).
+        run["final"] = {**final.get(run["id"], {}), **run.get("test_metrics", {})}
     ids = [int(r["id"]) for r in found.runs]
     contexts = overview.run_contexts(actor, project_id=project_id, job_ids=ids)
     cards = []
@@ -111,6 +114,7 @@ class CompareState(AuthState):
     page: int = 0
     selected: list[str] = []
     metrics: list[str] = []
+    table_metrics: list[str] = []  # `metrics`, then the test split's (`test/<metric>`)
     metric: str = ""
     sort_key: str = ""
     sort_desc: bool = True
@@ -189,6 +193,15 @@ class CompareState(AuthState):
         return rx.download(data=body, filename=f"project-{project_id}-runs.csv")
 
     @rx.var
+    def predictions_href(self) -> str:
+        """The prediction comparison of the selected runs (2 to 4 of one dataset version)."""
+        return f"/projects/{self.project_id}/predictions?jobs={','.join(self.selected)}"
+
+    @rx.var
+    def can_compare_predictions(self) -> bool:
+        return 2 <= len(self.selected) <= 4
+
+    @rx.var
     def page_rows(self) -> list[dict[str, str]]:
         return self.runs
 
@@ -245,6 +258,7 @@ class CompareState(AuthState):
             if project_id != self.project_id:
                 self.selected, self.page, self._data = [], 0, {}
                 self.hp_rows, self.metric_rows, self.metrics = [], [], []
+                self.table_metrics = []
                 self.run_labels, self.run_cards = [], []
                 self.curves_figure = empty_figure("Pick two or more runs to compare")
                 self.parallel = empty_figure("Pick runs to compare")
@@ -333,9 +347,11 @@ class CompareState(AuthState):
                 return
             self._data = data
             self.metrics = experiments.metric_names(data["curves"])
+            tested = sorted({k for r in data["runs"] for k in r.get("test_metrics", {})})
+            self.table_metrics = self.metrics + tested
             if self.metric not in self.metrics:
                 self.metric = self.metrics[0] if self.metrics else ""
-            if self.sort_key not in self.metrics:
+            if self.sort_key not in self.table_metrics:
                 self.sort_key = self.metric
             runs = data["runs"]
             self.run_labels = [f"#{r['id']} {r['name']}" for r in runs]
@@ -357,9 +373,9 @@ class CompareState(AuthState):
         varying = [r["name"] for r in experiments.hyperparameter_rows(runs) if r["differs"]]
         self.parallel = parallel_figure(runs, varying, self.metric)
         rows = experiments.sort_rows(
-            metric_table(runs, self.metrics), self.sort_key, descending=self.sort_desc
+            metric_table(runs, self.table_metrics), self.sort_key, descending=self.sort_desc
         )
-        self.metric_rows = format_metric_rows(rows, self.metrics)
+        self.metric_rows = format_metric_rows(rows, self.table_metrics)
 
     @rx.event
     def set_metric(self, value: str):

@@ -26,7 +26,7 @@ from services.domain.datasets.schemas import DatasetVersionDetail, GalleryImage,
 from services.domain.permissions import Action
 from services.domain.schemas import DatasetVersionPublic
 from services.errors import DomainError, Unauthorized
-from state.auth_state import AuthState, login_redirect
+from state.auth_state import AuthState, error_message, login_redirect
 from state.formatting import format_time
 from state.page_helpers import (
     data_uri,
@@ -131,10 +131,6 @@ def _ingest(token: str, project_id: int, path: str, filename: str, name: str) ->
         )
 
 
-def _message(exc: Exception) -> str:
-    return getattr(exc, "message", None) or str(exc) or "Something went wrong; try again."
-
-
 class DatasetsState(AuthState):
     """The dataset list of one project and the upload panel."""
 
@@ -199,7 +195,7 @@ class DatasetsState(AuthState):
                 return login_redirect(self.router.url.path)
         except DomainError as exc:
             async with self:
-                self.ds_loading, self.ds_error = False, _message(exc)
+                self.ds_loading, self.ds_error = False, error_message(exc)
             return
         async with self:
             if project_id == self.ds_project_id:
@@ -242,7 +238,7 @@ class DatasetsState(AuthState):
         try:
             await _as_web_actor(self.token, actions.check_can_upload, project_id=self.ds_project_id)
         except DomainError as exc:
-            self.upload_phase, self.upload_message = "failed", _message(exc)
+            self.upload_phase, self.upload_message = "failed", error_message(exc)
             return
         upload = files[0]
         handle, path = tempfile.mkstemp(prefix="vtp-upload-", suffix=".zip")
@@ -274,7 +270,7 @@ class DatasetsState(AuthState):
             return
         except DomainError as exc:
             async with self:
-                self.upload_phase, self.upload_message = "failed", _message(exc)
+                self.upload_phase, self.upload_message = "failed", error_message(exc)
             return
         finally:
             await asyncio.to_thread(lambda: os.path.exists(path) and os.remove(path))
@@ -372,7 +368,7 @@ class DatasetDetailState(AuthState):
         except DomainError as exc:
             async with self:
                 self.dd_loading = False
-                self.dd_error = f"{_message(exc)}. Check the address, or ask a project admin for access."
+                self.dd_error = f"{error_message(exc)}. Check the address, or ask a project admin for access."
             return
         rows = version_rows(found.versions)
         async with self:
@@ -403,7 +399,7 @@ class DatasetDetailState(AuthState):
             )
         except DomainError as exc:
             async with self:
-                self.stats_loading, self.stats_error = False, _message(exc)
+                self.stats_loading, self.stats_error = False, error_message(exc)
             return
         async with self:
             if str(version) == self.dd_version:
@@ -441,7 +437,7 @@ class DatasetDetailState(AuthState):
             count, items = found.page.count, gallery_tiles(found.page.data, found.thumbnails)
         except DomainError as exc:
             async with self:
-                self.gallery_loading, self.gallery_error = False, _message(exc)
+                self.gallery_loading, self.gallery_error = False, error_message(exc)
             return
         async with self:
             if (split, class_name, offset) == (self.gallery_split, self.gallery_class, self.gallery_offset):
@@ -486,7 +482,8 @@ class DatasetDetailState(AuthState):
             src = data_uri(preview)
         except (DomainError, ValueError) as exc:
             async with self:
-                self.viewer_loading, self.viewer_title = False, f"Could not open the image: {_message(exc)}"
+                self.viewer_loading = False
+                self.viewer_title = f"Could not open the image: {error_message(exc)}"
             return
         async with self:
             self.viewer_src, self.viewer_loading = src, False
@@ -528,7 +525,7 @@ class DatasetDetailState(AuthState):
             number = made.version
         except (DomainError, ValueError) as exc:
             async with self:
-                self.splitting, self.split_error = False, _message(exc)
+                self.splitting, self.split_error = False, error_message(exc)
             return
         async with self:
             self.splitting, self.split_open = False, False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import plotly.graph_objects as go
 import reflex as rx
@@ -11,7 +12,8 @@ import reflex as rx
 from components.charts import flatten_points, metrics_figure
 from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import confusion_matrix_figure, empty_figure, pr_curve_figure
-from services.actions import jobs, models
+from services.actions import experiments as runs_actions
+from services.actions import jobs, models, predictions
 from services.actions.core import optional_web_actor, web_actor
 from services.domain import fleet
 from services.domain.jobs import queue_text
@@ -24,6 +26,7 @@ from state.auth_state import AuthState, login_redirect
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
 from state.page_helpers import human_bytes, role_allows
 from state.polling import PAUSED_MESSAGE, DisconnectTimer, client_connected, next_change, route_id, watch
+from state.predictions_state import page_rows
 from state.training_helpers import mlflow_run_url, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
@@ -135,8 +138,44 @@ def load_extras(token: str, job_id: int) -> JobExtras:
     )
 
 
+def metric_rows(metrics: dict[str, float], split: str) -> list[dict[str, str]]:
+    """A finished job's figures as table rows, each naming the split it was measured on."""
+    return [{"name": k, "value": f"{v:.4f}", "split": split} for k, v in sorted(metrics.items())]
+
+
+def final_figures(detail: JobDetail) -> list[dict[str, str]]:
+    """best.pt's validation figures, then its test figures (`test/<metric>`), with their splits."""
+    splits = detail.metric_splits or {}
+    return metric_rows(detail.val_metrics, splits.get("val_metrics", "val")) + metric_rows(
+        detail.test_metrics, splits.get("test_metrics", "test")
+    )
+
+
+DRILL_PAGE = 12
+
+
+def load_cell(token: str, job_id: int, predicted: str, true: str, offset: int) -> dict[str, Any]:
+    """The images behind one confusion-matrix cell, with the job's predictions drawn (a thread)."""
+    actor = optional_web_actor(token)
+    if actor is None:
+        return {"signed_in": False}
+    page = predictions.confusion_cell(
+        actor, job_id=job_id, predicted=predicted, true=true, offset=offset, limit=DRILL_PAGE
+    )
+    return {"signed_in": True, "rows": page_rows(page), "total": page.total}
+
+
 class JobPageState(AuthState):
     page_job_id: int = 0
+    final_figures: list[dict[str, str]] = []  # best.pt on val and on test, each with its split
+    confusion_names: list[str] = []
+    drill_true: str = ""
+    drill_predicted: str = ""
+    drill_rows: list[dict[str, Any]] = []
+    drill_total: int = 0
+    drill_offset: int = 0
+    drill_message: str = ""
+    drill_loading: bool = False
     not_found: str = ""
     busy_message: str = ""  # shown above the page while the server sheds load; polling retries
     loaded: bool = False
@@ -175,6 +214,9 @@ class JobPageState(AuthState):
     files: list[dict[str, str]] = []
     mlflow_url: str = ""
     extras_loading: bool = False
+    job_project_id: int = 0
+    tags_text: str = ""  # "baseline paper"
+    tags_message: str = ""
     _extras_for: str = ""
     _watch_generation: int = 0
 
@@ -215,6 +257,29 @@ class JobPageState(AuthState):
     def can_cancel(self) -> bool:
         return role_allows(self.role, Action.job_cancel, own=self.own_job)
 
+    @rx.var
+    def can_tag(self) -> bool:
+        return role_allows(self.role, Action.job_tag)
+
+    @rx.event(background=True)
+    async def save_tags(self, form: dict[str, Any]):
+        """Replace the run's tags with the words typed (find them again with tag:<name> on Compare)."""
+        async with self:
+            token, job_id, project_id = self.token, self.page_job_id, self.job_project_id
+        words = str(form.get("tags", "")).replace(",", " ").split()
+        try:
+            actor = await asyncio.to_thread(web_actor, token)
+            saved = await asyncio.to_thread(
+                runs_actions.set_run_tags, actor, project_id=project_id, job_id=job_id, tags=words
+            )
+        except DomainError as exc:
+            async with self:
+                self.tags_message = exc.message
+            return
+        async with self:
+            self.tags_text = " ".join(saved)
+            self.tags_message = "Tags saved" if saved else "Tags removed"
+
     def _apply(self, snap: JobSnapshot) -> None:
         if snap.busy:
             self.busy_message = BUSY_RETRYING
@@ -228,6 +293,7 @@ class JobPageState(AuthState):
         self.job_name, self.job_state, self.model, self.role = job.name, job.state, job.model, snap.role
         self.task = job.task
         self.own_job = snap.own
+        self.job_project_id, self.tags_text = job.project_id, " ".join(job.tags)
         self.epoch_text = epoch_progress(job.current_epoch, job.total_epochs)
         self.checkpoint_text = checkpoint_progress(job.checkpoint_epoch)
         self.device = job.trainer_device or f"{job.device} (requested)"
@@ -241,6 +307,7 @@ class JobPageState(AuthState):
         self.stale_message = staleness(job.state, job.last_heartbeat_at, job.started_at, _now())
         self.queue_message = queue_text(job.state, job.queue_position, job.waiting_for)
         self.resources_text = fleet.describe_ask(fleet.Resources.model_validate(job.resources or {}))
+        self.final_figures = final_figures(job)
 
     def _apply_extras(self, extras: JobExtras) -> None:
         self.validation_epoch = "" if extras.epoch is None else str(int(extras.epoch) + 1)
@@ -248,6 +315,7 @@ class JobPageState(AuthState):
         self.per_class = per_class_table(self.task, extras.per_class)
         self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
         self.confusion_figure = confusion_matrix_figure(extras.confusion)
+        self.confusion_names = [str(n) for n in (extras.confusion or {}).get("names") or []]
         self.pr_figure = pr_curve_figure(extras.pr_curve)
         self.gallery, self.files, self.mlflow_url = extras.gallery, extras.artifacts, extras.mlflow_url
 
@@ -269,6 +337,70 @@ class JobPageState(AuthState):
             if job_id == self.page_job_id and extras.signed_in and not extras.error:
                 self._apply_extras(extras)
                 self._extras_for = key
+
+    @rx.event
+    def set_drill_true(self, value: str):
+        self.drill_true = value
+
+    @rx.event
+    def set_drill_predicted(self, value: str):
+        self.drill_predicted = value
+
+    @rx.event
+    def drill_from_plot(self, points: list[dict[str, Any]]):
+        """A click on a heatmap cell: x is the true class, y the predicted one."""
+        if not points:
+            return
+        self.drill_true, self.drill_predicted = str(points[0].get("x", "")), str(points[0].get("y", ""))
+        self.drill_offset = 0
+        return JobPageState.drill
+
+    @rx.event
+    def drill_cell(self):
+        self.drill_offset = 0
+        return JobPageState.drill
+
+    @rx.event
+    def drill_next(self):
+        if self.drill_offset + DRILL_PAGE < self.drill_total:
+            self.drill_offset += DRILL_PAGE
+            return JobPageState.drill
+
+    @rx.event
+    def drill_previous(self):
+        if self.drill_offset > 0:
+            self.drill_offset = max(0, self.drill_offset - DRILL_PAGE)
+            return JobPageState.drill
+
+    @rx.event(background=True)
+    async def drill(self):
+        """List the images behind the chosen cell of the confusion matrix (S3 reads: a thread)."""
+        async with self:
+            if self.drill_loading or not self.page_job_id:
+                return
+            if not self.drill_true or not self.drill_predicted:
+                self.drill_message = "Choose a true class and a predicted class (or click a cell)."
+                return
+            self.drill_loading = True
+            args = (self.token, self.page_job_id, self.drill_predicted, self.drill_true, self.drill_offset)
+        try:
+            data = await asyncio.to_thread(load_cell, *args)
+        except DomainError as exc:
+            async with self:
+                self.drill_loading, self.drill_rows, self.drill_total = False, [], 0
+                self.drill_message = exc.message
+            return
+        async with self:
+            self.drill_loading = False
+            if not data["signed_in"]:
+                return
+            self.drill_rows, self.drill_total = data["rows"], data["total"]
+            what = (
+                f"missed {self.drill_true}"
+                if self.drill_predicted == "background"
+                else f"true {self.drill_true} predicted as {self.drill_predicted}"
+            )
+            self.drill_message = f"{self.drill_total} image{'' if self.drill_total == 1 else 's'}: {what}"
 
     @rx.event(background=True)
     async def retry(self, resume: bool):
@@ -303,6 +435,9 @@ class JobPageState(AuthState):
             self.per_class, self.gallery, self.files, self.mlflow_url = [], [], [], ""
             self.has_confusion = self.has_pr = False
             self.validation_epoch, self.retry_message = "", ""
+            self.final_figures, self.confusion_names, self.drill_rows = [], [], []
+            self.drill_true = self.drill_predicted = self.drill_message = ""
+            self.drill_total = self.drill_offset = 0
         self.page_job_id = job_id
         self._apply(await asyncio.to_thread(load_job, self.token, job_id))
         self._watch_generation += 1

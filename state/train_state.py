@@ -11,6 +11,7 @@ from services.actions import jobs
 from services.actions.core import optional_web_actor, web_actor
 from services.actions.fleet import fleet_view
 from services.domain import catalog, fleet
+from services.domain.jobs import DEFAULT_PREDICTIONS_MAX_IMAGES, MAX_PREDICTIONS_IMAGES
 from services.domain.permissions import Action
 from services.domain.schemas import JobCreate
 from services.errors import DomainError, InvalidInput
@@ -49,6 +50,19 @@ def load_train_context(token: str, project_id: int) -> dict[str, Any]:
         ],
         "catalog": doc,
     }
+
+
+def predictions_cap(form_data: dict[str, Any]) -> int:
+    """The form's "predictions stored" field: val and test images whose predictions the trainer
+    keeps at the end (empty: the default 500)."""
+    raw = str(form_data.get("predictions_max_images") or "").strip()
+    if not raw:
+        return DEFAULT_PREDICTIONS_MAX_IMAGES
+    if not raw.isdigit() or int(raw) > MAX_PREDICTIONS_IMAGES:
+        raise InvalidInput(
+            f"predictions_max_images: enter a whole number from 0 (store none) to {MAX_PREDICTIONS_IMAGES}"
+        )
+    return int(raw)
 
 
 class TrainState(AuthState):
@@ -189,6 +203,7 @@ class TrainState(AuthState):
             return
         try:
             resources = fleet.resources_from_form(form_data)
+            predictions_cap(form_data)
         except InvalidInput as exc:
             async with self:
                 self.errors, self.submitting = {exc.message.split(":")[0]: exc.message}, False
@@ -203,6 +218,7 @@ class TrainState(AuthState):
             device=str(form_data.get("device") or "auto"),
             hyperparameters=form_hyperparameters(specs, form_data),
             resources=resources,
+            predictions_max_images=predictions_cap(form_data),
         )
         try:
             actor = await asyncio.to_thread(web_actor, token)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from components.tokens import RUN_PALETTE
 from services.domain.catalog import coerce, field_errors
+from services.domain.models import aware
 from services.errors import InvalidInput
 
 STALE_AFTER_S = 15.0
@@ -102,12 +103,6 @@ def error_field(exc: InvalidInput, names: Iterable[str]) -> str:
 
 
 # --- jobs list and job detail -----------------------------------------------------------------------
-
-
-def aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def ago(seconds: float) -> str:

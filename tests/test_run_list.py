@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 from sqlalchemy import event
+from sqlmodel import select
 
 from services.domain import auth, experiments, projects
 from services.domain.models import Dataset, DatasetVersion, Job
+from services.errors import InvalidInput
 from services.infra.db import get_engine, session_scope
 
 pytestmark = [pytest.mark.usefixtures("backend")]
@@ -40,6 +42,9 @@ def _project_with_runs(count: int) -> int:
                     model="yolo11s.yaml" if i % 3 == 0 else "yolo11n.yaml",
                     state="succeeded" if i % 2 else "failed",
                     callback_secret="s",
+                    hyperparameters={"lr0": 0.001 * (i % 10 + 1), "optimizer": "SGD" if i % 2 else "AdamW"},
+                    # Every fifth run never reported an epoch.
+                    final_metrics={} if i % 5 == 0 else {"map50_95": i / 200},
                 )
             )
         assert project.id is not None
@@ -78,3 +83,81 @@ def test_pages_filters_and_sorts_in_the_database() -> None:
         assert total == 40 and all(r["model"] == "yolo11s.yaml" for r in rows)
         rows, total = experiments.list_runs(session, project_id=project_id, offset=5000)
         assert total == 120 and rows == []
+
+
+def test_filters_by_parameter_final_metric_tag_and_dataset_in_the_database() -> None:
+    project_id = _project_with_runs(100)
+    with session_scope() as session:
+        big_lr = "params.lr0>=0.009"
+        rows, total = experiments.list_runs(session, project_id=project_id, search=big_lr, limit=99)
+        # lr0 = 0.001 * (i % 10 + 1) >= 0.009 for i % 10 in (8, 9)
+        assert total == 20 and {int(r["name"][4:]) % 10 for r in rows} == {8, 9}
+        rows, total = experiments.list_runs(
+            session, project_id=project_id, search="params.optimizer=SGD metrics.map50_95>0.4", limit=500
+        )
+        expected = [i for i in range(100) if i % 2 and i % 5 and i / 200 > 0.4]
+        assert total == len(expected) and sorted(int(r["name"][4:]) for r in rows) == expected
+        # Sorted by a final metric, best first; runs that never reported it come last.
+        rows, total = experiments.list_runs(session, project_id=project_id, sort="metric:map50_95", limit=500)
+        values = [r["final_metrics"].get("map50_95") for r in rows]
+        assert values[0] == 99 / 200 and values[-20:] == [None] * 20
+        assert all(a >= b for a, b in zip(values[:80], values[1:80], strict=False))
+
+        first, second = (r["id"] for r in rows[:2])
+        experiments.set_tags(session, session.get(Job, first), ["baseline", "paper"])
+        experiments.set_tags(session, session.get(Job, second), ["baseline"])
+        rows, total = experiments.list_runs(session, project_id=project_id, search="tag:baseline", limit=500)
+        assert total == 2 and rows[0]["tags"] in (["baseline"], ["baseline", "paper"])
+        rows, total = experiments.list_runs(session, project_id=project_id, search="tag:paper", limit=500)
+        assert total == 1 and rows[0]["id"] == first and rows[0]["tags"] == ["baseline", "paper"]
+        version = rows[0]["dataset_version_id"]
+        _rows, total = experiments.list_runs(session, project_id=project_id, search=f"dataset:{version}")
+        assert total == 100
+        other = f"dataset:{version + 999}"
+        _rows, total = experiments.list_runs(session, project_id=project_id, search=other)
+        assert total == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("metrics.map50_95", "needs a comparison"),
+        ("params.lr0>", "needs a value"),
+        ("params.optimizer>SGD", "compares numbers"),
+        ("metrics.map50_95=high", "metrics are numbers"),
+        ("dataset:first", "dataset version's number"),
+        ("tag:<b>", "a tag is"),
+    ],
+)
+def test_a_bad_filter_says_what_to_write(query: str, says: str) -> None:
+    with pytest.raises(InvalidInput, match=says):
+        experiments.parse_run_query(query)
+
+
+def test_tags_are_checked_and_replaced() -> None:
+    project_id = _project_with_runs(1)
+    with session_scope() as session:
+        job = session.exec(select(Job).where(Job.project_id == project_id)).one()
+        assert experiments.set_tags(session, job, [" b ", "a", "b"]) == ["a", "b"]
+        assert experiments.set_tags(session, job, ["c"]) == ["c"]
+        assert experiments.tags_of(session, [job.id]) == {job.id: ["c"]}
+        with pytest.raises(InvalidInput, match="a tag is"):
+            experiments.set_tags(session, job, ["has space inside? no: too/odd"])
+
+
+@pytest.mark.postgres
+def test_the_same_filters_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSON comparisons and NULLS LAST compile differently there: run them (and the migration) for real."""
+    from services.runtime.cli import migrate
+    from tests.conftest import reset_caches
+    from tests.utils import servers
+
+    with servers.postgres() as url:
+        monkeypatch.setenv("VTP_DATABASE_URL", url)
+        reset_caches()
+        try:
+            migrate()
+            test_filters_by_parameter_final_metric_tag_and_dataset_in_the_database()
+        finally:
+            monkeypatch.delenv("VTP_DATABASE_URL")
+            reset_caches()

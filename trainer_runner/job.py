@@ -20,11 +20,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.dataset import PreparedDataset, prepare_dataset
 from trainer_runner.errors import JobCancelled, classify
+from trainer_runner.evaluation import evaluate
 from trainer_runner.logs import TailHandler, configure_logging
 from trainer_runner.outbox import OUTBOX_DIR, CallbackOutbox
 from trainer_runner.plugins import JobContext, get_plugin, primary_device, resolve_device
@@ -40,10 +41,11 @@ from trainer_runner.storage import (
     upload_file,
     upload_json,
 )
+from trainer_runner.threads import lower_this_thread
 from trainer_runner.tracking import Tracker
 from trainer_runner.uploads import UPLOADS_DIR, UploadQueue
 from trainer_runner.validation import summarise
-from trainer_runner.workdir import CANCEL_FILE, LOG_FILE, SPEC_FILE, write_status
+from trainer_runner.workdir import CANCEL_FILE, LOG_FILE, SPEC_FILE, WARM_ARG, write_status
 
 log = logging.getLogger("trainer_runner.job")
 
@@ -55,12 +57,15 @@ OUTPUT_KEYS = {
     "log": "logs/trainer.jsonl",
     "dataset_report": "artifacts/dataset_report.json",
     "predictions": "artifacts/predictions/predictions.json",
+    "predictions_val": "artifacts/predictions/val.json",
+    "predictions_test": "artifacts/predictions/test.json",
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 # Final state -> exit code: how a job on a Ray node tells its end to a gateway that cannot read
 # its files. Any other code (a signal, a crash) means the attempt was lost.
 EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 4}
 SPEC_ENV = "TRAINER_JOB_SPEC"
+WARM_FRAMEWORK = "ultralytics"  # the default framework of a job: the one worth importing ahead
 OOM_MESSAGE = "out of memory: lower batch or imgsz"
 
 
@@ -90,6 +95,7 @@ class JobRunner:
         self.device: str | None = None
         self.epoch: int | None = None
         self.uploaded: dict[str, str] = {}
+        self.test_metrics: dict[str, float] = {}  # v1.5: best.pt on the test split
         self.ctx: JobContext | None = None
         self.dataset: PreparedDataset | None = None
         self.interrupted = False  # SIGTERM: the trainer is going away, not the user cancelling
@@ -109,6 +115,7 @@ class JobRunner:
 
     def _cancel_poll_loop(self) -> None:
         """Look for the cancel marker in storage every `cancel_poll_s` (a job on another node)."""
+        lower_this_thread()
         marker = cancel_marker(self.spec.output_uri, self.spec.attempt)
         while not self._stop_heartbeat.wait(self.settings.cancel_poll_s):
             try:
@@ -148,6 +155,7 @@ class JobRunner:
         )
 
     def _heartbeat_loop(self) -> None:
+        lower_this_thread()  # helper work yields to training (trainer_runner/threads.py)
         while not self._stop_heartbeat.wait(self.spec.heartbeat_interval_s):
             self.outbox.put_heartbeat(
                 self._event("heartbeat", epoch=self.ctx_epoch(), log_tail=self.tail.tail())
@@ -324,6 +332,7 @@ class JobRunner:
             final_metrics = self.ctx.final_metrics
             state = "succeeded"
             self._sample_predictions(plugin, artifacts.get("best_checkpoint"))
+            self._evaluate(plugin, artifacts.get("best_checkpoint"))
         except JobCancelled:
             if self.interrupted:
                 error = CallbackError(
@@ -431,6 +440,36 @@ class JobRunner:
         except Exception as exc:  # the model is trained; a failed drawing must not fail the job
             log.warning("sample predictions failed", extra={"error": str(exc)})
 
+    def _evaluate(self, plugin: Any, best: Path | None) -> None:
+        """Test metrics (MLflow and the `finished` event) and the per-image predictions JSON
+        of val and test (`trainer_runner.evaluation`)."""
+        if best is None or not best.exists() or self.dataset is None or self.ctx is None:
+            return
+        try:
+            result = evaluate(
+                plugin,
+                self.ctx,
+                self.dataset,
+                best,
+                primary_device(self.device or "cpu"),
+                self.spec.predictions_max_images,
+                self.is_cancelled,
+            )
+        except Exception as exc:  # the model is trained; its evaluation must not fail the job
+            log.warning("end-of-job evaluation failed", extra={"error": str(exc)})
+            return
+        self.test_metrics = result.test_metrics
+        if self.tracker is not None and self.test_metrics:
+            self.tracker.log_metrics(self.test_metrics, step=self.epoch or 0)
+        for split, doc in result.documents.items():
+            key = OUTPUT_KEYS[f"predictions_{split}"]
+            try:
+                self.uploaded[f"predictions_{split}"] = upload_json(
+                    self.s3, doc, self.output.join(key), budget_s=self._s3_budget()
+                )
+            except Exception as exc:  # the other split and the test metrics still count
+                log.warning("predictions not uploaded", extra={"artifact": key, "error": str(exc)})
+
     def _params(self) -> dict[str, Any]:
         return {
             **self.spec.hyperparameters,
@@ -493,6 +532,7 @@ class JobRunner:
                 state=state,
                 epoch=self.epoch,
                 metrics=metrics or None,
+                test_metrics=self.test_metrics or None,
                 artifacts=dict(self.uploaded),
                 error=error,
                 log_tail=self.tail.tail(),
@@ -530,13 +570,44 @@ def spec_from_env(settings: TrainerSettings) -> Path:
     return spec
 
 
+def warm_up(settings: TrainerSettings) -> None:
+    """Import torch and the default framework as a job of this trainer would (same threads,
+    same offline configuration), before there is a job: importing them is most of a short
+    job's start-up, CPU-bound, and the same for every job."""
+    make_s3_client(settings)  # boto3 keeps the service models it loaded (0.2 s of CPU)
+    preload = getattr(get_plugin(WARM_FRAMEWORK), "preload", None)
+    if preload is not None:
+        preload(settings.scratch_dir, settings.resolved_torch_threads())
+
+
+def run_warm(settings: TrainerSettings, stdin: IO[str]) -> int:
+    """A job process started ahead of its job (the local executor's `warm_job_process`): warm
+    up, then wait for the path of a spec on stdin and run that attempt, in its folder, exactly
+    as a process started for it would. An empty line or a closed stdin: not needed, exit."""
+    try:
+        warm_up(settings)
+    except Exception as exc:  # the job imports again and reports what is wrong itself
+        print(f"warm-up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    line = stdin.readline().strip()
+    if not line:
+        return 0
+    spec = Path(line)
+    os.chdir(spec.parent)
+    state = JobRunner(spec, settings).run()
+    return EXIT_CODES.get(state, EXIT_CODES["failed"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit code: `EXIT_CODES` of the final state; 2 for a bad command line."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m trainer_runner.job (SPEC_JSON | --spec-from-env)", file=sys.stderr)
+        print(
+            f"usage: python -m trainer_runner.job (SPEC_JSON | --spec-from-env | {WARM_ARG})", file=sys.stderr
+        )
         return 2
     settings = TrainerSettings()
+    if args[0] == WARM_ARG:
+        return run_warm(settings, sys.stdin)
     spec = spec_from_env(settings) if args[0] == "--spec-from-env" else Path(args[0])
     state = JobRunner(spec, settings).run()
     return EXIT_CODES.get(state, EXIT_CODES["failed"])

@@ -26,6 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from trainer_runner.callbacks import CallbackSender, retryable
 from trainer_runner.schemas import CallbackEvent
+from trainer_runner.threads import lower_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class CallbackOutbox:
         return None
 
     def _run(self) -> None:
+        lower_this_thread()  # helper work yields to training (trainer_runner/threads.py)
         while (item := self._next()) is not None:
             path, body = item
             try:

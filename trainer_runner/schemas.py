@@ -1,4 +1,4 @@
-"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1.4).
+"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1.5).
 
 The backend keeps its own copy (`services/infra/trainer_client.py`); a test checks they agree, so the
 two sides never import each other.
@@ -17,7 +17,7 @@ EventType = Literal["started", "heartbeat", "epoch", "finished"]
 EventState = Literal["running", "succeeded", "failed", "cancelled"]
 # lost (v1.4): the attempt's process or node died without reporting; resume from the checkpoint.
 ErrorKind = Literal["transient", "permanent", "user", "lost"]
-PROTOCOL_VERSION = "1.4"
+PROTOCOL_VERSION = "1.5"
 
 
 def _require_s3_uri(value: str) -> str:
@@ -69,6 +69,9 @@ class StartJobRequest(BaseModel):
     mlflow_experiment: str | None = None
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     resources: Resources = Field(default_factory=Resources)
+    # v1.5: at most this many val and this many test images get their predictions stored
+    # (`artifacts/predictions/{val,test}.json`); 0 stores none.
+    predictions_max_images: int = Field(default=500, ge=0, le=10_000)
 
 
 class CallbackError(BaseModel):
@@ -135,3 +138,6 @@ class CallbackEvent(BaseModel):
     # Additive (v1.3): the newest epoch whose last.pt is in storage (checkpoints are stored at
     # most every TRAINER_CHECKPOINT_INTERVAL_S), on every event once there is one.
     checkpoint_epoch: int | None = None
+    # Additive (v1.5): on `finished`, best.pt scored on the dataset's test split, under the
+    # validation names prefixed `test/` (`test/map50_95`, `test/top1`); absent without one.
+    test_metrics: dict[str, float] | None = None

@@ -30,6 +30,8 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
+from trainer_runner.threads import lower_this_thread
+
 log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_BATCH = 100
@@ -278,6 +280,7 @@ class Tracker:
         return result
 
     def _run(self) -> None:
+        lower_this_thread()  # helper work yields to training (trainer_runner/threads.py)
         client: MlflowRest | None = None
         try:
             client = MlflowRest(self.tracking_uri)

@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from trainer_runner.threads import lower_this_thread
+
 log = logging.getLogger(__name__)
 
 UPLOADS_DIR = "uploads"
@@ -110,6 +112,7 @@ class UploadQueue:
 
     # -- the upload thread -------------------------------------------------------------------
     def _run(self) -> None:
+        lower_this_thread()  # helper work yields to training (trainer_runner/threads.py)
         while True:
             with self._cond:
                 while not self._queue and not self._stop:

@@ -2,6 +2,8 @@
 
 spec.json (server -> child: the request), status.json (child -> server: state, epoch),
 `cancel` (server -> child: stop at the next batch), trainer.jsonl (the job log, uploaded).
+A warm child (`python -m trainer_runner.job --warm`) is started before its job and reads the
+path of its spec.json from stdin.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ SPEC_FILE = "spec.json"
 STATUS_FILE = "status.json"
 CANCEL_FILE = "cancel"
 LOG_FILE = "trainer.jsonl"
+WARM_ARG = "--warm"
 
 
 def read_status(work_dir: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api.overload import LoadShedding, overloaded
-from app.api.routes import admin, auth, callbacks, datasets, jobs, oidc, projects, training
+from app.api.routes import admin, auth, callbacks, datasets, jobs, notifications, oidc, projects, training
 from app.api.security import SecurityMiddleware
 from services.errors import DomainError, Overloaded
 from services.infra.db import get_engine
@@ -42,7 +42,7 @@ DOMAIN_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 v1 = APIRouter(prefix="/api/v1", responses=DOMAIN_ERROR_RESPONSES)
-for module in (auth, oidc, projects, datasets, jobs, callbacks, admin, training):
+for module in (auth, oidc, projects, datasets, jobs, callbacks, admin, training, notifications):
     v1.include_router(module.router)
 api.include_router(v1)
 

@@ -133,6 +133,49 @@ def account_page() -> rx.Component:
         reset_on_submit=True,
         aria_label="Create a personal API token",
     )
+    inbox_row = lambda n: rx.el.li(  # noqa: E731
+        rx.hstack(
+            rx.cond(n["unread"] != "", rx.badge("new", color_scheme="blue"), rx.fragment()),
+            rx.link(n["title"], href=n["link"]),
+            rx.text(n["when"], size="1", color=tokens.TEXT_MUTED, as_="span"),
+            spacing="2",
+            align="center",
+        ),
+        custom_attrs={"data-unread": n["unread"]},
+    )
+    inbox = card(
+        rx.hstack(
+            rx.switch(
+                checked=A.notify_own_jobs,
+                on_change=A.set_notify_own_jobs,
+                id="notify-own-jobs",
+                aria_label="Notify me when my own jobs finish",
+            ),
+            rx.el.label(
+                "Notify me when my own jobs succeed, fail or are cancelled (here, and by e-mail when the "
+                "platform has e-mail set up and your account has an address)",
+                html_for="notify-own-jobs",
+            ),
+            spacing="3",
+            align="center",
+        ),
+        rx.cond(
+            A.inbox.length() > 0,
+            rx.vstack(
+                rx.el.ul(
+                    rx.foreach(A.inbox, inbox_row), id="inbox", style={"list-style": "none", "padding": 0}
+                ),
+                rx.button(
+                    "Mark all read", size="1", variant="outline", on_click=A.mark_all_read, id="mark-read"
+                ),
+                spacing="2",
+                align="start",
+            ),
+            empty_state("No notifications yet.", "inbox-empty"),
+        ),
+        title="Notifications",
+        id="notifications",
+    )
     return shell(
         A,
         rx.cond(
@@ -145,6 +188,7 @@ def account_page() -> rx.Component:
                     maybe_error(A.profile_error, "profile-error"),
                     title="Profile",
                 ),
+                inbox,
                 card(
                     password,
                     notice(A.password_notice, "password-notice"),

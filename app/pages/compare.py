@@ -10,7 +10,7 @@ from components import tokens
 from components.experiment_card import experiment_grid
 from components.layout import card, field, page_shell
 from components.status_indicator import status_indicator
-from state.compare_state import CompareState
+from state.compare_state import QUERY_HELP, CompareState
 
 S = CompareState
 STYLE = {
@@ -37,7 +37,13 @@ def picker() -> rx.Component:
                     custom_attrs={"aria-label": "Select run " + r["name"]},
                 )
             ),
-            rx.table.row_header_cell(rx.link("#", r["id"], " ", r["name"], href="/jobs/" + r["id"])),
+            rx.table.row_header_cell(
+                rx.link("#", r["id"], " ", r["name"], href="/jobs/" + r["id"]),
+                rx.cond(
+                    r["tags"] != "",
+                    rx.text(r["tags"], as_="span", size="1", color=tokens.TEXT_MUTED, margin_left="0.5em"),
+                ),
+            ),
             rx.table.cell(status_indicator(r["state"])),
             rx.table.cell(r["model"]),
             rx.table.cell(r["owner"]),
@@ -48,9 +54,15 @@ def picker() -> rx.Component:
     return card(
         rx.flex(
             field(
-                "Search runs",
+                "Filter runs",
                 rx.input(
-                    id="run-search", value=S.search, on_change=S.set_search.debounce(300), width="240px"
+                    id="run-search",
+                    value=S.search,
+                    on_change=S.set_search.debounce(300),
+                    placeholder="lr sweep  params.lr0>=0.01  metrics.map50_95>0.5  tag:baseline",
+                    title=QUERY_HELP,
+                    aria_describedby="run-search-help",
+                    width="420px",
                 ),
                 html_for="run-search",
             ),
@@ -77,6 +89,8 @@ def picker() -> rx.Component:
                             ("name", "name"),
                             ("model", "model"),
                             ("state", "state"),
+                            ("metric:map50_95", "best mAP50-95"),
+                            ("metric:top1", "best top-1"),
                         )
                     ],
                     id="run-sort",
@@ -99,10 +113,25 @@ def picker() -> rx.Component:
                 color=tokens.PRIMARY_TEXT,
                 id="compare-runs",
             ),
+            rx.cond(
+                S.can_compare_predictions,
+                rx.link(
+                    rx.button("Compare predictions", variant="outline", tab_index=-1),
+                    href=S.predictions_href,
+                    id="compare-predictions",
+                ),
+                rx.button(
+                    "Compare predictions (pick 2–4)",
+                    variant="outline",
+                    disabled=True,
+                    id="compare-predictions",
+                ),
+            ),
             wrap="wrap",
             spacing="4",
             align="end",
         ),
+        rx.text(QUERY_HELP, id="run-search-help", size="1", color=tokens.TEXT_MUTED),
         rx.table.root(
             rx.el.caption("Runs of this project", class_name="sr-only"),
             rx.table.header(
@@ -216,7 +245,7 @@ def results() -> rx.Component:
                 rx.table.header(
                     rx.table.row(
                         rx.table.column_header_cell("Run", scope="col"),
-                        rx.foreach(S.metrics, metric_header),
+                        rx.foreach(S.table_metrics, metric_header),
                     )
                 ),
                 rx.table.body(

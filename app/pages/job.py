@@ -10,6 +10,7 @@ from components import tokens
 from components.layout import card, page_shell
 from components.metrics_panel import metrics_panel, per_class_results
 from components.permission_gate import permission_gate
+from components.prediction_grid import legend, prediction_grid
 from components.status_indicator import status_indicator
 from services.domain.permissions import Action
 from state.job_state import JobPageState
@@ -74,6 +75,27 @@ def _retry_buttons() -> rx.Component:
     )
 
 
+def tags_form() -> rx.Component:
+    return rx.form(
+        rx.hstack(
+            rx.el.label("Tags", html_for="tags-input", class_name="sr-only"),
+            rx.input(
+                name="tags",
+                id="tags-input",
+                default_value=S.tags_text,
+                key=S.tags_text,
+                placeholder="baseline paper (space-separated)",
+                width="280px",
+            ),
+            rx.button("Save tags", type="submit", variant="outline", id="save-tags"),
+            rx.text(S.tags_message, id="tags-message", size="2", color=tokens.TEXT_MUTED, role="status"),
+            align="center",
+            spacing="2",
+        ),
+        on_submit=S.save_tags,
+    )
+
+
 def summary_card() -> rx.Component:
     return card(
         rx.flex(
@@ -104,9 +126,11 @@ def summary_card() -> rx.Component:
                 "job-mlflow-run",
             ),
             _fact("Created", S.created, "job-created"),
+            _fact("Tags", rx.cond(S.tags_text != "", S.tags_text, "—"), "job-tags"),
             wrap="wrap",
             spacing="6",
         ),
+        rx.cond(S.can_tag, tags_form()),
         rx.cond(
             S.queue_message != "",
             rx.callout(S.queue_message, icon="hourglass", color_scheme="gray", role="status", id="job-queue"),
@@ -244,6 +268,87 @@ def artifacts_card() -> rx.Component:
     )
 
 
+def final_results_card() -> rx.Component:
+    """best.pt's figures at the end of the job, each row naming the dataset split it comes from."""
+    row = lambda m: rx.table.row(  # noqa: E731
+        rx.table.row_header_cell(rx.code(m["name"])),
+        rx.table.cell(m["value"]),
+        rx.table.cell(m["split"]),
+        custom_attrs={"data-metric": m["name"]},
+    )
+    return rx.cond(
+        S.final_figures.length() > 0,
+        card(
+            rx.table.root(
+                rx.el.caption("Final metrics of the best checkpoint by dataset split", class_name="sr-only"),
+                rx.table.header(
+                    rx.table.row(
+                        *[rx.table.column_header_cell(h, scope="col") for h in ("Metric", "Value", "Split")]
+                    )
+                ),
+                rx.table.body(rx.foreach(S.final_figures, row)),
+                id="job-final-metrics",
+                width="100%",
+                variant="surface",
+                size="1",
+            ),
+            title="Final results (best checkpoint)",
+        ),
+    )
+
+
+def confusion_drill() -> rx.Component:
+    """Pick a cell (or click one on the heatmap) to list the images behind it."""
+    select = lambda id, value, on_change: rx.el.select(  # noqa: E731
+        rx.el.option("—", value=""),
+        rx.foreach(S.confusion_names, lambda n: rx.el.option(n, value=n)),
+        id=id,
+        value=value,
+        on_change=on_change,
+        padding="6px 8px",
+        border=f"1px solid {tokens.BORDER}",
+        border_radius=tokens.RADIUS["sm"],
+        background_color=tokens.SURFACE,
+        color=tokens.TEXT,
+        min_height="32px",
+    )
+    return rx.vstack(
+        rx.hstack(
+            rx.el.label("True class", html_for="drill-true", font_size="14px"),
+            select("drill-true", S.drill_true, S.set_drill_true),
+            rx.el.label("Predicted as", html_for="drill-predicted", font_size="14px"),
+            select("drill-predicted", S.drill_predicted, S.set_drill_predicted),
+            rx.button("Show images", on_click=S.drill_cell, variant="outline", id="drill-show"),
+            rx.cond(S.drill_loading, rx.spinner(size="2")),
+            spacing="2",
+            align="center",
+            wrap="wrap",
+        ),
+        rx.text(
+            "Images come from the predictions stored at the end of the job (score 0.25 and up); "
+            "the matrix counts the last epoch's validation, so the two can differ.",
+            size="1",
+            color=tokens.TEXT_MUTED,
+        ),
+        rx.cond(S.drill_message != "", rx.text(S.drill_message, size="2", role="status", id="drill-message")),
+        rx.cond(
+            S.drill_rows.length() > 0,
+            rx.vstack(
+                legend(),
+                prediction_grid(S.drill_rows),
+                rx.hstack(
+                    rx.button("Previous", on_click=S.drill_previous, variant="outline", id="drill-prev"),
+                    rx.button("Next", on_click=S.drill_next, variant="outline", id="drill-next"),
+                    spacing="2",
+                ),
+                width="100%",
+            ),
+        ),
+        width="100%",
+        id="confusion-drill",
+    )
+
+
 def validation_card() -> rx.Component:
     plot = lambda fig, id, label: rx.box(  # noqa: E731
         rx.plotly(data=fig, config={"displaylogo": False, "responsive": True}, width="100%"),
@@ -296,7 +401,19 @@ def validation_card() -> rx.Component:
             ),
             rx.tabs.content(per_class, value="per-class", padding_top=tokens.SPACE["md"]),
             rx.tabs.content(
-                plot(S.confusion_figure, "confusion-matrix", "Confusion matrix heatmap"),
+                rx.box(
+                    rx.plotly(
+                        data=S.confusion_figure,
+                        config={"displaylogo": False, "responsive": True},
+                        width="100%",
+                        on_click=S.drill_from_plot,
+                    ),
+                    id="confusion-matrix",
+                    width="100%",
+                    role="figure",
+                    aria_label="Confusion matrix heatmap: click a cell to list its images",
+                ),
+                rx.cond(S.has_confusion, confusion_drill()),
                 value="confusion",
                 padding_top=tokens.SPACE["md"],
             ),
@@ -325,6 +442,7 @@ def job_page() -> rx.Component:
             S.loaded,
             rx.vstack(
                 summary_card(),
+                final_results_card(),
                 chart_card(),
                 validation_card(),
                 logs_card(),

@@ -239,6 +239,22 @@ def form_card() -> rx.Component:
                         rx.input(id="job-name", name="name", max_length=120, width="240px"),
                         html_for="job-name",
                     ),
+                    rx.vstack(
+                        field(
+                            "Predictions stored (images per split)",
+                            rx.input(
+                                id="predictions-max-images",
+                                name="predictions_max_images",
+                                type="number",
+                                min=0,
+                                max=10_000,
+                                placeholder="500",
+                                width="120px",
+                            ),
+                            html_for="predictions-max-images",
+                        ),
+                        _error("predictions_max_images", "predictions-error"),
+                    ),
                     wrap="wrap",
                     spacing="5",
                 ),

@@ -560,6 +560,15 @@ def train(
         str | None, typer.Option(help="detect, classify, segment (default: the dataset's).")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    predictions: Annotated[
+        int,
+        typer.Option(
+            "--predictions",
+            min=0,
+            max=10_000,
+            help="Val and test images whose predictions are stored at the end (0: none).",
+        ),
+    ] = 500,
     wait: Annotated[
         bool, typer.Option("--wait", "-w", help="Follow it; exit 0 if it succeeds, else 1.")
     ] = False,
@@ -582,6 +591,7 @@ def train(
         framework=framework,
         task=task,
         device=device,
+        predictions_max_images=predictions,
     )
     err.print(f"job {job.id} queued: {escape(job.model)} on {escape(version.name)}:{version.version}")
     if not wait:

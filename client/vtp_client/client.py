@@ -463,8 +463,10 @@ class Jobs(_Resource):
         framework: str = "ultralytics",
         task: str = "detect",
         device: str = "auto",
+        predictions_max_images: int = 500,
     ) -> m.Job:
-        """Queue a training job; the server checks model and hyperparameters against the trainer."""
+        """Queue a training job; the server checks model and hyperparameters against the trainer.
+        `predictions_max_images`: val and test images whose predictions are stored at the end."""
         body = m.JobCreate(
             dataset_version_id=dataset_version_id,
             name=name,
@@ -473,6 +475,7 @@ class Jobs(_Resource):
             model=model,
             hyperparameters=hyperparameters or {},
             device=device,
+            predictions_max_images=predictions_max_images,
         )
         return self.client.one(ep.CREATE_JOB, body=body, project_id=project_id)
 

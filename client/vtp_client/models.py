@@ -170,6 +170,8 @@ class JobCreate(_Model):
     model: str = "yolo11n.yaml"
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     device: str = "auto"
+    # Images of each of val and test whose predictions are stored at the end (0: none).
+    predictions_max_images: int = 500
 
 
 class MetricPoint(_Model):
@@ -202,6 +204,11 @@ class Job(_Model):
     started_at: datetime | None
     finished_at: datetime | None
     last_heartbeat_at: datetime | None
+    # best.pt's figures at the end, and the dataset split each set comes from
+    # (`metric_splits`: {"val_metrics": "val", "test_metrics": "test"}).
+    val_metrics: dict[str, float] = Field(default_factory=dict)
+    test_metrics: dict[str, float] = Field(default_factory=dict)
+    metric_splits: dict[str, str] = Field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

@@ -9,15 +9,16 @@ audits; accepted ones are recorded as job events, not audit rows.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from services.domain import jobs
+from services.domain import jobs, notifications
 from services.domain.models import Job
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import signing
 from services.infra.db import session_scope
-from services.infra.queue import enqueue_dispatch
+from services.infra.queue import enqueue_dispatch, enqueue_notifications, room_freed
 from services.infra.trainer_protocol import TrainerEvent
 
 
@@ -33,11 +34,18 @@ def parse_event(body: bytes) -> TrainerEvent:
         raise InvalidInput(f"Callback {where or 'body'}: {first['msg']}") from exc
 
 
-def apply(
-    *, job_id: int, body: bytes, timestamp: str | None, signature: str | None
-) -> tuple[str, int | None]:
-    """Verify and store one callback: ('applied', 'duplicate' or 'ignored' (see
-    jobs.apply_callback), the new attempt when a lost one put the job back in the queue)."""
+@dataclass
+class Applied:
+    """What applying one callback did, for the work that must wait for its commit."""
+
+    result: str  # 'applied', 'duplicate' or 'ignored' (see jobs.apply_callback)
+    requeued_attempt: int | None = None  # a lost attempt put the job back in the queue
+    ended: bool = False  # the attempt ended: its place at the trainer is free
+    notifications: list[int] = field(default_factory=list)  # notification events it wrote
+
+
+def apply(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> Applied:
+    """Verify and store one callback."""
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -46,15 +54,24 @@ def apply(
             raise Unauthorized("Bad or stale callback signature")
         event = parse_event(body)
         result = jobs.apply_callback(session, job, event.model_dump(exclude_unset=True))
-        return result, job.attempt if job.state in jobs.QUEUE_STATES else None
+        return Applied(
+            result=result,
+            requeued_attempt=job.attempt if job.state in jobs.QUEUE_STATES else None,
+            ended=result == "applied" and event.type == "finished",
+            notifications=notifications.pending(session) if result == "applied" else [],
+        )
 
 
 async def receive(*, job_id: int, body: bytes, timestamp: str | None, signature: str | None) -> str:
-    """`apply` (in a thread), then, when a lost attempt put the job back in the queue, wake the
-    dispatcher after the commit so the next attempt starts without waiting for its idle check."""
-    result, waiting = await asyncio.to_thread(
-        apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature
-    )
-    if waiting is not None:
-        await enqueue_dispatch(job_id, waiting)
-    return result
+    """`apply` (in a thread), then, after the commit: wake the dispatcher when a lost attempt put
+    the job back in the queue (it starts without waiting for the idle check) or when an attempt
+    ended (the next waiting job takes its place at once); hand a finished job's notifications to
+    the worker."""
+    done = await asyncio.to_thread(apply, job_id=job_id, body=body, timestamp=timestamp, signature=signature)
+    if done.requeued_attempt is not None:
+        await enqueue_dispatch(job_id, done.requeued_attempt)
+    elif done.ended:
+        await room_freed(job_id)
+    if done.notifications:
+        await enqueue_notifications(done.notifications)
+    return done.result

@@ -26,7 +26,7 @@ from typing import Literal
 
 from sqlmodel import Session
 
-from services.domain import audit, tokens
+from services.domain import audit, notifications, tokens
 from services.domain.models import Role, User
 from services.domain.permissions import Action, authorize, require_platform_admin
 from services.errors import DomainError, NotFound, Overloaded, PermissionDenied, Unauthorized
@@ -85,6 +85,7 @@ class WebUser:
     actor: Actor
     avatar_name: str
     badge_color: str
+    unread: int = 0  # unread in-app notifications (the bell)
 
 
 def web_user(token: str) -> WebUser | None:
@@ -96,7 +97,8 @@ def web_user(token: str) -> WebUser | None:
             user = tokens.user_for_session(session, token)
         except Unauthorized:
             return None
-        return WebUser(Actor.of(user, channel="web"), user.avatar_name, user.badge_color)
+        unread = notifications.unread_count(session, user_id=user.id) if user.id is not None else 0
+        return WebUser(Actor.of(user, channel="web"), user.avatar_name, user.badge_color, unread)
 
 
 def optional_web_actor(token: str) -> Actor | None:

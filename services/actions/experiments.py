@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from services.actions.core import Actor, Audit, operation
 from services.domain import experiments
-from services.domain.models import SavedComparison
+from services.domain.models import Job, SavedComparison
 from services.domain.permissions import Action
 from services.domain.schemas import SavedComparisonCreate, SavedComparisonPublic
 from services.errors import InvalidInput, NotFound
@@ -39,6 +39,18 @@ def runs(
             limit=limit,
             sort=sort,
         )
+
+
+def set_run_tags(actor: Actor, *, project_id: int, job_id: int, tags: Iterable[str]) -> list[str]:
+    """Replace a run's tags (members and up; tags are shared labels, not ownership)."""
+    with operation(actor, "job.tag", target=f"job:{job_id}") as op:
+        op.authorize(Action.job_tag, project_id=project_id)
+        job = op.session.get(Job, job_id)
+        if job is None or job.project_id != project_id:
+            raise NotFound(f"Job {job_id} does not exist in this project")
+        saved = experiments.set_tags(op.session, job, tags)
+        op.detail = ",".join(saved)
+        return saved
 
 
 def compare(actor: Actor, *, project_id: int, job_ids: Iterable[int]) -> experiments.RunSet:

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
+from services.actions import notifications as notify
 from services.actions.core import Actor, Audit, operation, record_outcome
-from services.domain import audit, jobs, quotas
+from services.domain import audit, experiments, jobs, quotas
 from services.domain.datasets import list_datasets
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
 from services.domain.permissions import Action
@@ -49,7 +50,8 @@ def _detail(session: Session, job: Job) -> JobDetail:
     public = JobPublic.of(job)
     if job.state in jobs.QUEUE_STATES:
         public.queue_position = jobs.queue_positions(session).get(job.id)
-    return JobDetail(**public.model_dump(), metrics=points)
+    tags = experiments.tags_of(session, [job.id]).get(job.id, [])
+    return JobDetail(**public.model_dump(), metrics=points, tags=tags)
 
 
 # --- reads ----------------------------------------------------------------------------------------
@@ -206,7 +208,11 @@ def _create(actor: Actor, project_id: int, request: JobCreate) -> JobPublic:
 
 
 async def create(actor: Actor, *, project_id: int, request: JobCreate) -> Submitted:
-    job = await asyncio.to_thread(_create, actor, project_id, request)
+    try:
+        job = await asyncio.to_thread(_create, actor, project_id, request)
+    except quotas.QuotaExceeded as exc:
+        await notify.quota_reached(project_id=project_id, message=exc.message, user_id=actor.user_id)
+        raise
     return Submitted(job=job, queued=await enqueue_dispatch(job.id, job.attempt))
 
 
@@ -230,8 +236,9 @@ async def retry(
     return Submitted(job=job, queued=await enqueue_dispatch(job.id, job.attempt))
 
 
-def _cancel(actor: Actor, project_id: int | None, job_id: int) -> tuple[JobPublic, bool]:
-    """Cancel a waiting job at once, or say that the trainer must be asked (True)."""
+def _cancel(actor: Actor, project_id: int | None, job_id: int) -> tuple[JobPublic, bool, list[int]]:
+    """Cancel a waiting job at once, or say that the trainer must be asked (True); the
+    notification events the cancel wrote, to send after the commit."""
     with operation(actor, "job.cancel", target=f"job:{job_id}", record=Audit.refusals) as op:
         job = _job_in(op.session, project_id=project_id, job_id=job_id)
         op.authorize(Action.job_cancel, project_id=job.project_id, owner_id=job.created_by)
@@ -242,7 +249,7 @@ def _cancel(actor: Actor, project_id: int | None, job_id: int) -> tuple[JobPubli
         if not ask_trainer:
             jobs.transition(op.session, job, JobState.cancelled, reason=f"cancelled by {op.me.username}")
         op.project_id = job.project_id
-        return JobPublic.of(job), ask_trainer
+        return JobPublic.of(job), ask_trainer, notify.pending_events(op.session)
 
 
 async def cancel(actor: Actor, *, job_id: int, project_id: int | None = None) -> JobPublic:
@@ -251,7 +258,8 @@ async def cancel(actor: Actor, *, job_id: int, project_id: int | None = None) ->
 
     Members cancel the jobs they launched; admins and owners cancel anyone's (Action.job_cancel).
     """
-    job, ask_trainer = await asyncio.to_thread(_cancel, actor, project_id, job_id)
+    job, ask_trainer, events = await asyncio.to_thread(_cancel, actor, project_id, job_id)
+    await notify.send_after_commit(events)
     outcome: dict[str, Any] = {"result": audit.ALLOWED, "detail": ""}
     if ask_trainer:
         outcome["detail"] = "asked the trainer to stop"

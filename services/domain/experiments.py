@@ -7,15 +7,18 @@ plain data and are unit-tested without a database.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, select
 
-from services.domain.models import Job, JobMetric, Membership, Project, User
+from services.domain.models import Job, JobMetric, JobTag, Membership, Project, User, aware, id_of
+from services.errors import InvalidInput
 
 MAX_COMPARE = 500
 # A metric the compare page opens on, first one a run reported wins.
@@ -29,12 +32,6 @@ class RunSet:
     curves: dict[int, list[dict[str, float]]] = field(default_factory=dict)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def run_summary(job: Job, owner: str) -> dict[str, Any]:
     return {
         "id": job.id,
@@ -46,7 +43,10 @@ def run_summary(job: Job, owner: str) -> dict[str, Any]:
         "owner": owner,
         "dataset_version_id": job.dataset_version_id,
         "hyperparameters": dict(job.hyperparameters or {}),
-        "created_at": _aware(job.created_at),
+        "created_at": aware(job.created_at),
+        "final_metrics": dict(job.final_metrics or {}),
+        # best.pt on the test split (`test/<metric>`), beside the validation curves.
+        "test_metrics": dict(job.test_metrics or {}),
     }
 
 
@@ -57,6 +57,106 @@ RUN_SORTS: dict[str, Any] = {
     "model": col(Job.model).asc(),
     "state": col(Job.state).asc(),
 }
+
+
+QUERY_HELP = (
+    "Filter runs with words (name or model) and terms such as params.lr0>=0.01, params.optimizer=SGD, "
+    "metrics.map50_95>0.5, tag:baseline, dataset:3, model:yolo11n"
+)
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}$")
+_COMPARISON = re.compile(r"^(params|metrics)\.(.+?)(>=|<=|!=|=|>|<)(.*)$")
+_OPERATORS: dict[str, Any] = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    "!=": lambda a, b: a != b,
+    "=": lambda a, b: a == b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
+
+
+@dataclass
+class RunQuery:
+    """A parsed run filter (see `parse_run_query`), every term ANDed."""
+
+    words: list[str] = field(default_factory=list)
+    # (column "params"|"metrics", key, operator, value): the value a float where it parses as one.
+    comparisons: list[tuple[str, str, str, float | str]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    datasets: list[int] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+
+def parse_run_query(text: str) -> RunQuery:
+    """Parse the run list's filter box, in the spirit of MLflow's search syntax users know.
+
+    Bad terms are refused with what to write instead, rather than silently matching nothing.
+    """
+    query = RunQuery()
+    for term in text.split():
+        found = _COMPARISON.match(term)
+        if found:
+            column, key, operator, raw = found.groups()
+            if not raw:
+                raise InvalidInput(
+                    f"'{term}' needs a value after '{operator}' (for example {column}.{key}{operator}0.5)"
+                )
+            value: float | str
+            try:
+                value = float(raw)
+            except ValueError:
+                if operator not in ("=", "!="):
+                    raise InvalidInput(
+                        f"'{term}': '{operator}' compares numbers; '{raw}' is not one"
+                    ) from None
+                value = raw
+            if column == "metrics" and isinstance(value, str):
+                raise InvalidInput(f"'{term}': metrics are numbers; '{raw}' is not one")
+            query.comparisons.append((column, key, operator, value))
+        elif term.startswith(("params.", "metrics.")):
+            raise InvalidInput(f"'{term}' needs a comparison, for example {term}>=0.5. {QUERY_HELP}")
+        elif term.startswith("tag:"):
+            tag = term.removeprefix("tag:")
+            if not TAG_PATTERN.match(tag):
+                raise InvalidInput(f"'{term}': a tag is 1-40 letters, digits, '_', '.', ':' or '-'")
+            query.tags.append(tag)
+        elif term.startswith("dataset:"):
+            raw = term.removeprefix("dataset:")
+            if not raw.isdigit():
+                raise InvalidInput(f"'{term}': write the dataset version's number, for example dataset:3")
+            query.datasets.append(int(raw))
+        elif term.startswith("model:"):
+            query.models.append(term.removeprefix("model:"))
+        else:
+            query.words.append(term)
+    return query
+
+
+def _query_filters(query: RunQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    for word in query.words:
+        where.append(col(Job.name).icontains(word) | col(Job.model).icontains(word))
+    for model in query.models:
+        where.append(col(Job.model).icontains(model))
+    if query.datasets:
+        where.append(col(Job.dataset_version_id).in_(query.datasets))
+    for tag in query.tags:
+        where.append(col(Job.id).in_(select(JobTag.job_id).where(JobTag.tag == tag)))
+    for column, key, operator, value in query.comparisons:
+        source = col(Job.hyperparameters) if column == "params" else col(Job.final_metrics)
+        element = source[key]
+        if isinstance(value, float):
+            where.append(_OPERATORS[operator](element.as_float(), value))
+        else:
+            where.append(_OPERATORS[operator](element.as_string(), value))
+    return where
+
+
+def _order(sort: str) -> Any:
+    """`metric:<name>` sorts by that final metric, best (highest) first, runs without it last."""
+    if sort.startswith("metric:") and len(sort) > len("metric:"):
+        return col(Job.final_metrics)[sort.removeprefix("metric:")].as_float().desc().nulls_last()
+    return RUN_SORTS.get(sort, RUN_SORTS["newest"])
 
 
 def list_runs(
@@ -71,26 +171,52 @@ def list_runs(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of a project's runs for the picker and how many match in all.
 
-    Filtered, sorted and paged in the database (two queries whatever the project's size), so a
-    project with thousands of runs lists as fast as one with ten.
+    Filtered (`parse_run_query`), sorted and paged in the database (three queries whatever the
+    project's size), so a project with thousands of runs lists as fast as one with ten.
     """
-    where: list[Any] = [Job.project_id == project_id]
-    if search.strip():
-        term = search.strip()
-        where.append(col(Job.name).icontains(term) | col(Job.model).icontains(term))
+    where: list[Any] = [Job.project_id == project_id, *_query_filters(parse_run_query(search))]
     if states:
         where.append(col(Job.state).in_(states))
     total = session.exec(select(func.count()).select_from(Job).where(*where)).one()
-    order = RUN_SORTS.get(sort, RUN_SORTS["newest"])
     rows = session.exec(
         select(Job, User.username)
         .join(User, col(User.id) == col(Job.created_by))
         .where(*where)
-        .order_by(order, col(Job.id).desc())
+        .order_by(_order(sort), col(Job.id).desc())
         .offset(max(0, offset))
         .limit(max(1, min(limit, MAX_COMPARE)))
     ).all()
-    return [run_summary(job, owner) for job, owner in rows], int(total)
+    runs = [run_summary(job, owner) for job, owner in rows]
+    tags = tags_of(session, [r["id"] for r in runs])
+    for run in runs:
+        run["tags"] = tags.get(run["id"], [])
+    return runs, int(total)
+
+
+def tags_of(session: Session, job_ids: Sequence[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    if job_ids:
+        for job_id, tag in session.exec(
+            select(JobTag.job_id, JobTag.tag).where(col(JobTag.job_id).in_(job_ids)).order_by(col(JobTag.tag))
+        ).all():
+            found[job_id].append(tag)
+    return dict(found)
+
+
+def set_tags(session: Session, job: Job, tags: Iterable[str]) -> list[str]:
+    """Replace a run's tags; each checked, duplicates folded."""
+    wanted = sorted({t.strip() for t in tags if t.strip()})
+    bad = [t for t in wanted if not TAG_PATTERN.match(t)]
+    if bad:
+        raise InvalidInput(f"Tag {bad[0]!r}: a tag is 1-40 letters, digits, '_', '.', ':' or '-'")
+    if len(wanted) > 20:
+        raise InvalidInput("A run has at most 20 tags")
+    for row in session.exec(select(JobTag).where(JobTag.job_id == job.id)).all():
+        session.delete(row)
+    session.flush()
+    for tag in wanted:
+        session.add(JobTag(job_id=id_of(job), tag=tag))
+    return wanted
 
 
 def compare_runs(session: Session, *, project_id: int, job_ids: Iterable[int]) -> RunSet:
@@ -196,9 +322,9 @@ def job_facts(session: Session, *, project_ids: Iterable[int], since: datetime) 
             "user": owner,
             "state": str(job.state),
             "device": job.trainer_device or job.device,
-            "created_at": _aware(job.created_at),
-            "started_at": _aware(job.started_at),
-            "finished_at": _aware(job.finished_at),
+            "created_at": aware(job.created_at),
+            "started_at": aware(job.started_at),
+            "finished_at": aware(job.finished_at),
         }
         for job, owner in rows
     ]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from services.domain import catalog, datasets, fleet
+from services.domain import catalog, datasets, fleet, notifications
 from services.domain.models import Job, JobEvent, JobMetric, JobState, Project, User, id_of, utcnow
 from services.errors import Conflict, InvalidInput, NotFound
 from services.infra import storage
@@ -38,6 +38,9 @@ QUEUE_STATES = (S.queued, S.retrying)
 # What may be trained (frameworks, tasks, models, hyperparameters) comes from the trainer's
 # catalogue (services.domain.catalog); only the device choice is the backend's own.
 DEVICES = catalog.DEVICES
+# Per split, how many images get their predictions stored at the end of a job (a job option).
+DEFAULT_PREDICTIONS_MAX_IMAGES = 500
+MAX_PREDICTIONS_IMAGES = 10_000
 
 
 class InvalidTransition(Conflict):
@@ -70,6 +73,9 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
             payload={"from": current.value, "to": new.value, "reason": reason},
         )
     )
+    if new in FINISHED:
+        # In this transaction (an outbox row): the caller hands it to the worker after the commit.
+        notifications.job_finished(session, job, reason=reason)
     return True
 
 
@@ -102,6 +108,7 @@ def new_job(
     hyperparameters: dict[str, Any] | None = None,
     device: str = "auto",
     resources: fleet.Resources | dict[str, Any] | None = None,
+    predictions_max_images: int = DEFAULT_PREDICTIONS_MAX_IMAGES,
 ) -> Job:
     """A validated queued job, not yet added to the session: the caller checks the project's quota
     between validation and the write, so input errors come first. See `create_job`.
@@ -120,6 +127,11 @@ def new_job(
         raise InvalidInput(f"device: unknown device {device!r}; allowed: {list(DEVICES)}")
     params = validate_hyperparameters(hyperparameters or {}, framework=framework, task=task, plugins=plugins)
     asks = fleet.parse_resources(resources)
+    if not 0 <= predictions_max_images <= MAX_PREDICTIONS_IMAGES:
+        raise InvalidInput(
+            f"predictions_max_images: {predictions_max_images} is out of range; "
+            f"use 0 (store none) to {MAX_PREDICTIONS_IMAGES}"
+        )
     job = Job(
         project_id=project_id,
         dataset_version_id=id_of(version),
@@ -133,6 +145,7 @@ def new_job(
         resources=asks.model_dump(exclude_defaults=True),
         total_epochs=params.get("epochs"),
         callback_secret=new_secret(),
+        predictions_max_images=predictions_max_images,
     )
     return job
 
@@ -237,6 +250,7 @@ def dispatch_spec(
         "mlflow_experiment": f"project-{job.project_id}",
         "heartbeat_interval_s": heartbeat_s,
         "resources": resources_of(job).model_dump(),
+        "predictions_max_images": job.predictions_max_images,
     }
 
 
@@ -284,8 +298,10 @@ def apply_callback(session: Session, job: Job, event: dict[str, Any]) -> str:
         else:
             stored.metrics = metrics
             session.add(stored)
+        job.final_metrics = metrics
     if kind == "finished":
         job.artifacts = {str(k): str(v) for k, v in (event.get("artifacts") or {}).items()}
+        _store_best_metrics(job, event)
         error = event.get("error") or {}
         if event["state"] == S.failed.value and is_lost(error):
             # The attempt died under the job (killed process, dead node): resume it like a lost
@@ -327,6 +343,20 @@ def _apply_lost(session: Session, job: Job, message: str) -> None:
         reason=f"attempt {job.attempt} lost: {message}"[:500],
         max_attempts=get_settings().max_attempts,
     )
+
+
+def _store_best_metrics(job: Job, event: dict[str, Any]) -> None:
+    """The figures of a finished attempt, each with the split it was measured on: validation
+    (the trainer validates on `train` when the dataset has no `val` images) and test (v1.5)."""
+    job.val_metrics = {k: float(v) for k, v in (event.get("metrics") or {}).items() if _finite(v)}
+    job.test_metrics = {str(k): float(v) for k, v in (event.get("test_metrics") or {}).items() if _finite(v)}
+    counts = (event.get("dataset") or {}).get("counts") or {}
+    splits: dict[str, str] = {}
+    if job.val_metrics:
+        splits["val_metrics"] = "val" if counts.get("val", 1) else "train"
+    if job.test_metrics:
+        splits["test_metrics"] = "test"
+    job.metric_splits = splits
 
 
 def _finite(value: Any) -> bool:
@@ -376,6 +406,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
         total_epochs=job.total_epochs,
         callback_secret=new_secret(),
         attempt=2 if resume else 1,
+        predictions_max_images=job.predictions_max_images,
     )
     session.add(new)
     session.flush()
@@ -386,6 +417,7 @@ def retry(session: Session, job: Job, user: User, *, resume: bool = True) -> Job
             session.add(JobMetric(job_id=id_of(new), epoch=metric.epoch, metrics=dict(metric.metrics)))
         new.current_epoch = job.current_epoch
         new.checkpoint_epoch = job.checkpoint_epoch
+        new.final_metrics = dict(job.final_metrics or {})
     session.add(
         JobEvent(
             job_id=id_of(new),

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
-def aware(value: datetime) -> datetime:
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time stored here is UTC."""
+    if value is None:
+        return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -59,6 +65,8 @@ class User(SQLModel, table=True):
     # A deactivated account keeps its history (audit, jobs) but can no longer sign in.
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     password_changed_at: datetime | None = None
+    # Tell me when my own jobs finish (in-app list, and e-mail when SMTP is configured).
+    notify_own_jobs: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class ApiToken(SQLModel, table=True):
@@ -177,6 +185,23 @@ class Job(SQLModel, table=True):
     last_heartbeat_at: datetime | None = None
     # Why a queued job is not running yet ("1 GPU (A100)", "the trainer"); set by the dispatcher.
     waiting_for: str | None = Field(default=None, max_length=200)
+    # The newest epoch's metrics, kept on the row so the run list filters and sorts by them in SQL.
+    final_metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The finished job's best.pt figures, each with the split it comes from: `val_metrics` on
+    # the validation split (`metric_splits["val_metrics"]` says "train" when the
+    # dataset had no val images and the trainer validated on train), `test_metrics` best.pt on
+    # the test split, named `test/<metric>`.
+    val_metrics: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    metric_splits: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # How many val and test images get their predictions stored at the end (0: none).
+    predictions_max_images: int = Field(default=500, sa_column_kwargs={"server_default": "500"})
 
 
 class JobEvent(SQLModel, table=True):
@@ -202,6 +227,16 @@ class JobMetric(SQLModel, table=True):
     epoch: int
     metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobTag(SQLModel, table=True):
+    """A label on a run ("baseline", "paper"), for finding runs again; a table so filters stay in SQL."""
+
+    __table_args__ = (UniqueConstraint("job_id", "tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    tag: str = Field(max_length=40, index=True)
 
 
 class SavedComparison(SQLModel, table=True):
@@ -266,3 +301,66 @@ class AuditEvent(SQLModel, table=True):
     # otherwise); empty for rows the REST middleware writes for requests no action served.
     channel: str = Field(default="", max_length=8)
     source_ip: str = Field(default="", max_length=64)
+
+
+class NotificationRule(SQLModel, table=True):
+    """Where a project's events are sent (services.domain.notifications). `target` may hold a
+    secret (a Slack token, a webhook path); it is only ever shown masked."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    kind: str = Field(max_length=16)  # "apprise" or "webhook"
+    target: str = Field(max_length=2000)
+    # The webhook's HMAC key (services.infra.signing); empty for Apprise targets.
+    secret: str = Field(default="", max_length=128)
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class NotificationEvent(SQLModel, table=True):
+    """Something worth telling people about, written in the transaction that made it happen (an
+    outbox): the worker fans it out to the rules' targets after the commit, so no event is lost to
+    a crash between the commit and the enqueue."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    event: str = Field(max_length=32)
+    subject: str = Field(default="", max_length=64)  # "job:42", "sweep:7", "project:3"
+    # The user whose own job it is (their in-app list and e-mail), if any.
+    owner_id: int | None = Field(default=None, foreign_key="user.id")
+    # Only this rule (a "send a test" event); None: every rule of the project that asks for `event`.
+    rule_id: int | None = Field(default=None, foreign_key="notificationrule.id")
+    title: str = Field(max_length=200)
+    body: str = Field(default="", max_length=2000)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    fanned_out_at: datetime | None = Field(default=None, index=True)
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """One attempt to send one event to one target: the project's delivery log."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    event_id: int = Field(foreign_key="notificationevent.id", index=True)
+    rule_id: int | None = Field(default=None, foreign_key="notificationrule.id")
+    event: str = Field(max_length=32)
+    target: str = Field(max_length=300)  # masked
+    attempt: int = 1
+    status: str = Field(max_length=16)  # "sent", "retrying", "failed"
+    detail: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class UserNotification(SQLModel, table=True):
+    """An entry of a user's in-app list (the bell): one of their own jobs finished."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    project_id: int = Field(foreign_key="project.id")
+    event: str = Field(max_length=32)
+    title: str = Field(max_length=200)
+    link: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    read_at: datetime | None = None

@@ -36,8 +36,11 @@ class Action(StrEnum):
     job_create = "job.create"
     job_cancel = "job.cancel"
     job_retry = "job.retry"
+    job_tag = "job.tag"
     model_export = "model.export"
     model_predict = "model.predict"
+    notifications_read = "notifications.read"
+    notifications_manage = "notifications.manage"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -55,8 +58,12 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.job_create: Role.member,
     Action.job_cancel: Role.admin,
     Action.job_retry: Role.admin,
+    # Tags are shared labels for finding runs again (like a board's labels), not ownership.
+    Action.job_tag: Role.member,
     Action.model_export: Role.member,
     Action.model_predict: Role.member,
+    Action.notifications_read: Role.member,
+    Action.notifications_manage: Role.admin,
 }
 # When the acting user created the target themselves, this lower role is enough.
 OWN_MINIMUM_ROLE: dict[Action, Role] = {Action.job_cancel: Role.member, Action.job_retry: Role.member}

@@ -117,6 +117,12 @@ class JobCreate(BaseModel):
     resources: Resources = Field(
         default_factory=Resources, description="What the job asks the fleet for; default one CPU slot."
     )
+    predictions_max_images: int = Field(
+        default=500,
+        ge=0,
+        le=10_000,
+        description="Images of each of val and test whose predictions are stored at the end (0: none).",
+    )
 
 
 class MetricPoint(BaseModel):
@@ -156,6 +162,20 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     last_heartbeat_at: datetime | None
+    final_metrics: dict[str, float] = Field(default_factory=dict, description="The newest epoch's metrics.")
+    val_metrics: dict[str, float] = Field(
+        default_factory=dict, description="best.pt on the split `metric_splits.val_metrics` names."
+    )
+    test_metrics: dict[str, float] = Field(
+        default_factory=dict, description="best.pt on the test split, named `test/<metric>`."
+    )
+    metric_splits: dict[str, str] = Field(
+        default_factory=dict,
+        description="Which dataset split each set of figures comes from: `val_metrics` -> "
+        "`val` (or `train` when the dataset had no val images), `test_metrics` -> `test`; "
+        "per-epoch `metrics` come from the same split as `val_metrics`.",
+    )
+    predictions_max_images: int = 500
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
@@ -168,6 +188,11 @@ class JobPublic(BaseModel):
 
 class JobDetail(JobPublic):
     metrics: list[MetricPoint] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class RunTags(BaseModel):
+    tags: list[str] = Field(max_length=20, description="Replaces the run's tags; 1-40 characters each.")
 
 
 class JobListItem(JobPublic):

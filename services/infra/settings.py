@@ -122,6 +122,22 @@ class Settings(BaseSettings):
     oidc_display_name: str = Field(default="single sign-on", description="Shown as 'Sign in with …'.")
     oidc_scopes: str = "openid email profile"
 
+    # Notifications (services.domain.notifications): sending retries, and e-mail to users about their
+    # own jobs. An empty SMTP host switches e-mail off; the in-app list works without it.
+    notify_max_tries: int = Field(
+        default=5, ge=1, le=20, description="Attempts per delivery before giving up."
+    )
+    notify_retry_base_s: float = Field(
+        default=10.0, gt=0, le=3600, description="Wait before the 2nd attempt; doubles with each retry."
+    )
+    notify_timeout_s: float = Field(default=10.0, gt=0, le=120, description="One delivery attempt's limit.")
+    smtp_host: str = Field(default="", description="SMTP server for e-mail to users; empty: no e-mail.")
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="vtp@localhost", description="The From: address of the platform's e-mail.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the connection with STARTTLS.")
+
     @field_validator("data_dir", "trainer_workdir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

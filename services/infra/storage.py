@@ -76,6 +76,7 @@ DATASET_MANIFEST = "manifest.json"
 DATASET_REPORT = "report.json"
 DATASET_STATS = "stats.json"
 DATASET_THUMBS = "thumbs/"
+DATASET_PLAIN_THUMBS = "thumbs-plain/"  # without labels drawn: the prediction views draw their own
 
 
 def job_prefix(project_id: int, job_id: int) -> str:
@@ -156,6 +157,17 @@ def presigned_get(s3_uri: str, *, expires_s: int = 900, filename: str | None = N
         params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
     url: str = s3_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
     return url
+
+
+def presigned_gets(s3_uris: list[str], *, expires_s: int = 900) -> list[str]:
+    """Time-limited URLs for many objects with one client (a page of thumbnails)."""
+    client = s3_client()
+    urls: list[str] = []
+    for s3_uri in s3_uris:
+        bucket_name, key = parse_uri(s3_uri)
+        params = {"Bucket": bucket_name, "Key": key}
+        urls.append(client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
+    return urls
 
 
 def object_size(s3_uri: str) -> int | None:

@@ -44,6 +44,8 @@ class TrainerEvent(BaseModel):
     dataset: dict[str, Any] | None = None
     tracking: dict[str, Any] | None = None
     checkpoint_epoch: int | None = None
+    # v1.5: on `finished`, best.pt scored on the test split (`test/<metric>`).
+    test_metrics: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainerEvent:

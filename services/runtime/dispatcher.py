@@ -37,11 +37,12 @@ from services.domain.models import Job, JobState, utcnow
 from services.errors import DomainError
 from services.infra import storage
 from services.infra.db import session_scope
-from services.infra.queue import DISPATCH_LOCK, DISPATCH_WAKE
+from services.infra.queue import DISPATCH_LOCK, DISPATCH_WAKE, WAKE_ROOM
 from services.infra.settings import Settings, get_settings
 from services.infra.trainer_client import CircuitBreakerError, TrainerBusy, TrainerClient, TrainerRejected
 
 log = logging.getLogger("vtp.dispatcher")
+QUICK_LOOKS, QUICK_LOOK_S = 4, 0.1
 UNREACHABLE = f"{fleet.THE_TRAINER} (not reachable right now)"
 # What a trainer before v1.4 (no /capacity) is taken to have: room for one job, and its 429 says
 # otherwise. One such offer per interval, never one per waiting job.
@@ -61,6 +62,9 @@ class Dispatcher:
         self.capacity_calls = 0
         self._last_capacity_at = -1e9
         self._reachable = True
+        # Quick looks left after an attempt ended: the slot frees when its process has exited,
+        # a moment after the `finished` callback, so the first look may still see it taken.
+        self._quick_looks = 0
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -74,14 +78,22 @@ class Dispatcher:
             except Exception:  # one bad pass must not end dispatching for good
                 log.exception("dispatcher pass failed")
                 waiting = True
-            await self._sleep(interval if waiting else idle)
+            if waiting and self._quick_looks:
+                await self._sleep(QUICK_LOOK_S)
+            else:
+                self._quick_looks = 0
+                await self._sleep(interval if waiting else idle)
 
     async def _sleep(self, timeout_s: float) -> None:
         """Until woken or `timeout_s` has passed (a Redis outage is a plain sleep)."""
         try:
-            await cast(Awaitable[Any], self.redis.blpop([DISPATCH_WAKE], timeout=timeout_s))
+            woken = await cast(Awaitable[Any], self.redis.blpop([DISPATCH_WAKE], timeout=timeout_s))
         except (RedisError, OSError):
             await asyncio.sleep(timeout_s)
+            return
+        if woken is not None and woken[1] == WAKE_ROOM.encode():
+            # Room at the gateway: ask now (and a few times more, quickly), not at the next second.
+            self._last_capacity_at, self._quick_looks = -1e9, QUICK_LOOKS
 
     async def _hold_lock(self) -> bool:
         """Take or renew the dispatcher lock; False while another dispatcher holds it."""
@@ -132,11 +144,18 @@ class Dispatcher:
                     chosen.waiting_for.setdefault(later, why or fleet.THE_TRAINER)
                 break
         self._record(chosen.waiting_for, {job.job_id: why for job, why in queue})
+        if handed:
+            self._quick_looks = 0  # the freed room is taken: back to the waiting pace
         return len(queue) > handed
 
     async def _capacity(self) -> fleet.Capacity | None:
-        """The gateway's room, asked at most once per interval; None when it does not answer."""
-        wait = self._last_capacity_at + self.settings.dispatch_interval_s - time.monotonic()
+        """The gateway's room, asked at most once per interval (quicker right after an attempt
+        ended: at most QUICK_LOOKS more per ended attempt); None when it does not answer."""
+        pace = self.settings.dispatch_interval_s
+        if self._quick_looks:
+            self._quick_looks -= 1
+            pace = QUICK_LOOK_S
+        wait = self._last_capacity_at + pace - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         self._last_capacity_at = time.monotonic()

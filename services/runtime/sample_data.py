@@ -37,13 +37,13 @@ def _image(rng: random.Random, size: int) -> tuple[bytes, list[str]]:
     return buffer.getvalue(), lines
 
 
-def yolo_zip(*, train: int = 48, val: int = 16, size: int = 64, seed: int = 0) -> bytes:
-    """The bytes of a YOLO detection zip: data.yaml, images/{train,val}, labels/{train,val}."""
+def yolo_zip(*, train: int = 48, val: int = 16, size: int = 64, seed: int = 0, test: int = 0) -> bytes:
+    """The bytes of a YOLO detection zip: data.yaml, images/{train,val[,test]}, labels/{...}."""
     rng = random.Random(seed)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("data.yaml", "names:\n" + "".join(f"  - {c}\n" for c in CLASSES))
-        for split, count in (("train", train), ("val", val)):
+        for split, count in (("train", train), ("val", val), ("test", test)):
             for index in range(count):
                 png, lines = _image(rng, size)
                 archive.writestr(f"images/{split}/{index:04d}.png", png)

@@ -11,18 +11,29 @@ a second offer with the attempt it already has.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from arq import Retry
 from arq.cron import cron
+from arq.worker import func
 from sqlmodel import Session
 
-from services.domain import jobs
+from services.domain import jobs, notifications
 from services.domain.models import Job, JobState, id_of, utcnow
+from services.infra import notify
 from services.infra.db import session_scope
-from services.infra.queue import QUEUE_NAME, redis_settings, wake
+from services.infra.queue import (
+    NOTIFY_DELIVERY_JOB,
+    NOTIFY_EVENT_JOB,
+    QUEUE_NAME,
+    enqueue_notifications,
+    redis_settings,
+    wake,
+)
 from services.infra.settings import get_settings
 from services.infra.trainer_client import CircuitBreakerError, TrainerClient
 from services.runtime import dispatcher
@@ -55,6 +66,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
         return None  # nothing to do: keep the worker's log quiet
     views = {job_id: await _trainer_view(client, job_id) for job_id, _ in silent}
     counts = {"alive": 0, "finished": 0, "retried": 0, "failed": 0, "requeued": 0}
+    events: list[int] = []
     for job_id, attempt in silent:
         status, why = views[job_id]
         with session_scope() as session:
@@ -63,8 +75,11 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
                 continue  # a callback moved it meanwhile
             outcome = _settle(session, job, status, why, settings.heartbeat_timeout_s, settings.max_attempts)
             counts[outcome] += 1
+            pending = notifications.pending(session)
+        events += pending  # committed now
     if counts["retried"] or counts["requeued"]:
         await wake(ctx["redis"])
+    await enqueue_notifications(events)
     if not any(v for k, v in counts.items() if k != "alive"):
         return None
     log.warning("reconciled jobs: %s", counts)
@@ -98,6 +113,93 @@ def _settle(
     )
 
 
+# --- notifications --------------------------------------------------------------------------------
+
+
+async def notify_event(ctx: dict[str, Any], event_id: int) -> int:
+    """Fan one committed event out: one `deliver` job per target (rules, the owner's e-mail).
+    Safe to run twice: `notifications.fan_out` hands the targets out once."""
+
+    def targets() -> list[str]:
+        with session_scope() as session:
+            return notifications.fan_out(session, event_id=event_id)
+
+    keys = await asyncio.to_thread(targets)
+    for key in keys:
+        await ctx["redis"].enqueue_job(
+            "deliver",
+            event_id,
+            key,
+            _job_id=NOTIFY_DELIVERY_JOB.format(event_id=event_id, target=key),
+            _queue_name=QUEUE_NAME,
+        )
+    return len(keys)
+
+
+async def _send(target: notifications.Delivery) -> None:
+    if target.kind == "webhook":
+        await notify.send_webhook(
+            target.url, secret=target.secret, event=target.event, payload=target.payload
+        )
+    elif target.kind == "email":
+        await asyncio.to_thread(notify.send_email, target.url, subject=target.title, body=target.body)
+    else:
+        await notify.send_apprise(target.url, title=target.title, body=target.body)
+
+
+def _log(target: notifications.Delivery, attempt: int, status: str, detail: str = "") -> None:
+    with session_scope() as session:
+        notifications.log_attempt(session, target, attempt=attempt, status=status, detail=detail)
+
+
+async def deliver(ctx: dict[str, Any], event_id: int, target_key: str) -> str:
+    """One attempt to send one event to one target, logged whatever happens. A failure is tried
+    again after `notify_retry_base_s`, doubling each time, up to `notify_max_tries` attempts."""
+    settings = get_settings()
+    attempt = int(ctx.get("job_try", 1))
+
+    def load() -> notifications.Delivery | None:
+        with session_scope() as session:
+            return notifications.delivery(session, event_id=event_id, target_key=target_key)
+
+    target = await asyncio.to_thread(load)
+    if target is None:
+        return "gone"  # the rule was removed, or the user switched notifications off
+    try:
+        await asyncio.wait_for(_send(target), timeout=settings.notify_timeout_s * 2)
+    except (notify.SendError, TimeoutError) as exc:
+        detail = str(exc) or "timed out"
+        if attempt < settings.notify_max_tries:
+            delay = settings.notify_retry_base_s * 2 ** (attempt - 1)
+            await asyncio.to_thread(_log, target, attempt, "retrying", f"{detail}; next try in {delay:g}s")
+            raise Retry(defer=delay) from exc
+        await asyncio.to_thread(
+            _log, target, attempt, "failed", f"{detail}; gave up after {attempt} attempts"
+        )
+        return "failed"
+    await asyncio.to_thread(_log, target, attempt, "sent")
+    return "sent"
+
+
+async def notify_unsent(ctx: dict[str, Any]) -> int | None:
+    """Send what was committed but never handed over (a crash after a commit, Redis away, a path
+    that does not enqueue, such as the dispatcher failing a job)."""
+
+    def unsent() -> list[int]:
+        with session_scope() as session:
+            return notifications.unsent_events(session, older_than_s=UNSENT_AFTER_S)
+
+    found = await asyncio.to_thread(unsent)
+    for event_id in found:
+        await ctx["redis"].enqueue_job(
+            "notify_event",
+            event_id,
+            _job_id=NOTIFY_EVENT_JOB.format(event_id=event_id),
+            _queue_name=QUEUE_NAME,
+        )
+    return len(found) or None
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     ctx["trainer"] = TrainerClient.from_settings()
     await dispatcher.start(ctx)
@@ -111,18 +213,27 @@ def _every(seconds: int) -> set[int]:
     return set(range(0, 60, seconds)) if 60 % seconds == 0 else {0}
 
 
+# An event this old and not yet fanned out was never handed to the worker (see notify_unsent).
+UNSENT_AFTER_S = 10
+
+
 class WorkerSettings:
-    # No job-queue functions: waiting jobs wait in the database, and the dispatcher started in
-    # `startup` drains them. arq runs the reconciler and owns the Redis connection.
-    functions: list[Any] = []
+    # No training jobs here: waiting jobs wait in the database, and the dispatcher started in
+    # `startup` drains them. arq runs the reconciler, sends notifications and owns the Redis
+    # connection.
+    functions: list[Any] = [
+        func(notify_event, timeout=60, max_tries=3),
+        func(deliver, timeout=120, max_tries=get_settings().notify_max_tries),
+    ]
     cron_jobs = [
+        cron(notify_unsent, second={5, 35}, unique=True, timeout=60),
         cron(
             reconcile,
             second=_every(get_settings().reconcile_interval_s),
             run_at_startup=True,
             unique=True,
             timeout=60,
-        )
+        ),
     ]
     queue_name = QUEUE_NAME
     redis_settings = redis_settings()

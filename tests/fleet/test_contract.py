@@ -118,7 +118,7 @@ def test_capacity_lists_alive_nodes_with_their_accelerators(fleet_trainer: Train
     # The gateway's own endpoints answer whatever the executor.
     assert fleet_trainer.client.get("/plugins").json()["frameworks"]
     health = fleet_trainer.client.get("/healthz").json()
-    assert health["executor"] == fleet_trainer.executor and health["protocol"] == "1.4"  # type: ignore[attr-defined]
+    assert health["executor"] == fleet_trainer.executor and health["protocol"] == "1.5"  # type: ignore[attr-defined]
     capacity = fleet_trainer.client.get("/capacity").json()
     nodes = capacity["nodes"]
     assert all(node["alive"] for node in nodes)

@@ -209,6 +209,12 @@ def _trained_job(w: World) -> tuple[int, int]:
     return w.cast.project_id, job_id
 
 
+def _tag_job(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"project_id": w.cast.project_id, "job_id": w.job(w.cast.project_id, "owner")}, {
+        "json": {"tags": ["baseline"]}
+    }
+
+
 def _save_comparison(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     body = {"name": "view", "job_ids": [w.job(w.cast.project_id, "owner")], "metric": "map50"}
     return {"project_id": w.cast.project_id}, {"json": body}
@@ -244,6 +250,25 @@ def _predict(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, format="PNG")
     files = {"image": ("red.png", buffer.getvalue(), "image/png")}
     return {"project_id": project_id, "job_id": job_id}, {"files": files}
+
+
+def _notification_rule(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from services.domain import notifications
+    from services.domain.models import User
+
+    with session_scope() as session:
+        rule = notifications.create_rule(
+            session,
+            project_id=w.cast.project_id,
+            user=session.get(User, w.cast.users["owner"]),
+            kind="webhook",
+            target="http://127.0.0.1:9/hook",
+            events=["job.failed"],
+        )
+    return {"project_id": w.cast.project_id, "rule_id": rule.id}, {}
+
+
+_WEBHOOK = {"kind": "webhook", "target": "http://127.0.0.1:9/hook", "events": ["job.failed"]}
 
 
 @dataclass(frozen=True)
@@ -342,11 +367,23 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
     ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
+    ("GET", P + "/runs"): [Rule(VIEWER_UP, shared())],
+    ("PUT", P + "/jobs/{job_id}/tags"): [Rule(MEMBER_UP, _tag_job)],
     ("GET", P + "/compare"): [Rule(VIEWER_UP, shared())],
     ("GET", P + "/compare.csv"): [Rule(VIEWER_UP, shared())],
     ("POST", P + "/comparisons"): [Rule(VIEWER_UP, _save_comparison)],
     ("GET", P + "/comparisons"): [Rule(VIEWER_UP, shared())],
     ("GET", P + "/comparisons/{comparison_id}"): [Rule(VIEWER_UP, _saved_comparison)],
+    ("GET", P + "/notifications/rules"): [Rule(MEMBER_UP, shared())],
+    ("POST", P + "/notifications/rules"): [Rule(ADMIN_UP, shared(_WEBHOOK))],
+    ("DELETE", P + "/notifications/rules/{rule_id}"): [Rule(ADMIN_UP, _notification_rule)],
+    ("POST", P + "/notifications/rules/{rule_id}/test"): [Rule(ADMIN_UP, _notification_rule)],
+    ("GET", P + "/notifications/deliveries"): [Rule(MEMBER_UP, shared())],
+    ("GET", V1 + "/me/notifications"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
+    ("POST", V1 + "/me/notifications/read"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
+    ("PUT", V1 + "/me/notification-settings"): [
+        Rule(SIGNED_IN, shared({"own_jobs": True}), project_scoped=False)
+    ],
     ("GET", V1 + "/plugins"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     ("GET", V1 + "/analytics"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     # Trainer callbacks carry an HMAC per job, never a bearer token: no user may post one.
@@ -518,6 +555,19 @@ def _ui_load_job(w: World, token: str) -> bool:
     return load_job(token, w.job(w.cast.project_id, "owner")).detail is not None
 
 
+def _ui_tag(w: World, token: str) -> bool:
+    from services.actions import experiments
+    from services.actions.core import web_actor
+    from services.errors import DomainError
+
+    job_id = w.job(w.cast.project_id, "owner")
+    try:
+        experiments.set_run_tags(web_actor(token), project_id=w.cast.project_id, job_id=job_id, tags=["ui"])
+    except DomainError:
+        return False
+    return True
+
+
 def _ui_cancel(creator: str) -> Callable[[World, str], bool]:
     def check(w: World, token: str) -> bool:
         from services.actions import jobs
@@ -634,6 +684,20 @@ def _ui_extras(w: World, token: str) -> bool:
 
     extras = load_extras(token, w.job(w.cast.project_id, "owner"))
     return extras.signed_in and not extras.error
+
+
+def _ui_predictions(w: World, token: str) -> bool:
+    from state.predictions_state import load_page
+
+    ids = [w.job(w.cast.project_id, "owner"), w.job(w.cast.project_id, "owner")]
+    return _allowed_by_authorization(lambda: load_page(token, w.cast.project_id, ids, "val", {}, 0))
+
+
+def _ui_drill(w: World, token: str) -> bool:
+    from state.job_state import load_cell
+
+    job_id = w.job(w.cast.project_id, "owner")
+    return _allowed_by_authorization(lambda: load_cell(token, job_id, "background", "a", 0))
 
 
 def _ui_retry(creator: str) -> Callable[[World, str], bool]:
@@ -811,6 +875,39 @@ def _ui_admin(fn_name: str) -> Callable[[World, str], bool]:
     return check
 
 
+def _ui_notifications(kind: str) -> Callable[[World, str], bool]:
+    """A notifications page handler: the actions function it calls, with the page's web actor."""
+
+    def check(w: World, token: str) -> bool:
+        from services.actions import notifications
+        from services.domain.notifications import RuleCreate
+
+        project_id = w.cast.project_id
+        if kind == "list":
+            return _denied_is_false(lambda: notifications.list_deliveries(_web(token), project_id=project_id))
+        if kind == "create":
+            request = RuleCreate(**_WEBHOOK)
+            return _denied_is_false(
+                lambda: notifications.create_rule(_web(token), project_id=project_id, request=request)
+            )
+        rule_id = _notification_rule(w, "")[0]["rule_id"]
+        if kind == "test":
+            return _denied_is_false(
+                lambda: aio.run(notifications.send_test(_web(token), project_id=project_id, rule_id=rule_id))
+            )
+        return _denied_is_false(
+            lambda: notifications.delete_rule(_web(token), project_id=project_id, rule_id=rule_id)
+        )
+
+    return check
+
+
+def _ui_own_notifications(_w: World, token: str) -> bool:
+    from services.actions import notifications
+
+    return _denied_is_false(lambda: notifications.set_own_jobs_notifications(_web(token), enabled=True))
+
+
 UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | str] = {
     "AuthState.sign_in": "no project data (password check, rate limited, audited)",
     "AuthState.sign_out": "no project data",
@@ -825,7 +922,24 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "JobPageState.watch": [(VIEWER_UP, _ui_load_job)],
     "JobPageState.cancel": [(ADMIN_UP, _ui_cancel("owner")), (MEMBER_UP, _ui_cancel("member"))],
     "JobPageState.load_extras": [(VIEWER_UP, _ui_extras)],
+    "JobPageState.drill": [(VIEWER_UP, _ui_drill)],
+    "JobPageState.drill_from_plot": "changes the client's selection, then runs JobPageState.drill",
+    "JobPageState.drill_cell": "runs JobPageState.drill",
+    "JobPageState.drill_next": "runs JobPageState.drill",
+    "JobPageState.drill_previous": "runs JobPageState.drill",
+    "JobPageState.set_drill_true": "changes the client's selection",
+    "JobPageState.set_drill_predicted": "changes the client's selection",
+    "PredictionsState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "PredictionsState.load": "reads the address, then runs PredictionsState.fetch",
+    "PredictionsState.fetch": [(VIEWER_UP, _ui_predictions)],
+    "PredictionsState.set_disagree": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.set_class_name": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.set_wrong_in": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.set_split": "changes a filter, then runs PredictionsState.fetch",
+    "PredictionsState.next_page": "pages, then runs PredictionsState.fetch",
+    "PredictionsState.previous_page": "pages, then runs PredictionsState.fetch",
     "JobPageState.retry": [(ADMIN_UP, _ui_retry("owner")), (MEMBER_UP, _ui_retry("member"))],
+    "JobPageState.save_tags": [(MEMBER_UP, _ui_tag)],
     "TrainState.setvar": "sets a client-side var; every read of project data re-authorizes",
     "TrainState.load": [(VIEWER_UP, _ui_train_context)],
     "TrainState.set_framework": "recomputes the form from the catalogue already loaded (no project data)",
@@ -904,6 +1018,14 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "AccountState.change_password": "the caller's own account; the current password is checked",
     "AccountState.create_token": [(SIGNED_IN, _ui_account)],
     "AccountState.revoke": "the caller's own tokens; services.actions.accounts answers NotFound for others'",
+    "AccountState.set_notify_own_jobs": [(SIGNED_IN, _ui_own_notifications)],
+    "AccountState.mark_all_read": "the caller's own in-app list only (by the session's user id)",
+    "NotificationsState.setvar": "sets a client-side var; every read of project data re-authorizes",
+    "NotificationsState.load": [(MEMBER_UP, _ui_notifications("list"))],
+    "NotificationsState.refresh_log": [(MEMBER_UP, _ui_notifications("list"))],
+    "NotificationsState.add_rule": [(ADMIN_UP, _ui_notifications("create"))],
+    "NotificationsState.remove_rule": [(ADMIN_UP, _ui_notifications("delete"))],
+    "NotificationsState.send_test": [(ADMIN_UP, _ui_notifications("test"))],
     "AdminState.setvar": "sets a client-side var",
     "AdminState.load": [(PLATFORM, _ui_admin("overview"))],
     "AdminState.set_active": [(PLATFORM, _ui_admin("update_user"))],
@@ -928,6 +1050,8 @@ def state_handlers() -> set[str]:
     import state.jobs_state
     import state.members_state
     import state.models_state
+    import state.notifications_state
+    import state.predictions_state
     import state.signup_state
     import state.train_state
 
@@ -940,9 +1064,11 @@ def state_handlers() -> set[str]:
         state.jobs_state,
         state.compare_state,
         state.models_state,
+        state.predictions_state,
         state.analytics_state,
         state.datasets_state,
         state.members_state,
+        state.notifications_state,
         state.signup_state,
         state.account_state,
         state.admin_state,

@@ -220,6 +220,9 @@ def test_a_full_queue_refuses_new_jobs_with_a_clear_409(
     assert "at most 2 jobs waiting" in message and "2 waiting now" in message and "1 running" in message
     assert "Wait for a job to finish, cancel one, or ask a project admin to raise the quota." in message
     assert _job_count(project_id) == before
+    assert _notified(project_id) == ["quota.reached"]  # the project's rules hear of it, once
+    assert _create_job(client, cast, project_id, version_id).status_code == 409
+    assert _notified(project_id) == ["quota.reached"]
     # Cancelling a waiting job makes room again.
     queued = [
         j
@@ -230,7 +233,20 @@ def test_a_full_queue_refuses_new_jobs_with_a_clear_409(
         f"/api/v1/projects/{project_id}/jobs/{queued[0]['id']}/cancel", headers=cast.bearer("owner")
     )
     assert cancel.status_code == 200, cancel.text
+    assert _notified(project_id) == ["quota.reached", "job.cancelled"]
     assert _create_job(client, cast, project_id, version_id).status_code == 201
+
+
+def _notified(project_id: int) -> list[str]:
+    from services.domain.models import NotificationEvent
+
+    with session_scope() as session:
+        rows = session.exec(
+            select(NotificationEvent.event)
+            .where(NotificationEvent.project_id == project_id)
+            .order_by(NotificationEvent.id)
+        )
+        return list(rows.all())
 
 
 def test_retry_is_refused_when_the_queue_is_full(

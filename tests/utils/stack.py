@@ -44,8 +44,13 @@ class StackProcess:
         if not self.ports:
             names = ("web", "redis", "s3", "mlflow", "trainer")
             self.ports = {n: free_port() for n in names}
+            # Where tests/ops/test_notifications.py runs its SMTP sink (nothing listens otherwise).
+            self.ports["smtp"] = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("VTP_")}
         env.update({f"VTP_{n.upper()}_PORT": str(p) for n, p in self.ports.items()})
+        env.update(
+            {"VTP_SMTP_HOST": "127.0.0.1", "VTP_SMTP_STARTTLS": "false", "VTP_NOTIFY_RETRY_BASE_S": "0.5"}
+        )
         env.update(
             {
                 "VTP_DATA_DIR": str(self.data_dir),

@@ -37,7 +37,7 @@ from trainer_runner.schemas import (
     StartJobRequest,
 )
 from trainer_runner.settings import TrainerSettings
-from trainer_runner.workdir import CANCEL_FILE, SPEC_FILE, read_status, write_status
+from trainer_runner.workdir import CANCEL_FILE, SPEC_FILE, WARM_ARG, read_status, write_status
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,9 @@ class LocalExecutor(Executor):
         self._attempts: dict[tuple[str, int], Attempt] = {}
         self._lock = threading.RLock()
         self._lost = LostReporter()
+        # A job process started ahead, torch imported, waiting for the next CPU job's spec.
+        self._warm: subprocess.Popen[bytes] | None = None
+        self._closing = False  # shutting down: no new warm process
         self._recover()
 
     def _recover(self) -> None:
@@ -210,6 +213,64 @@ class LocalExecutor(Executor):
             )
             return item.status()
 
+    def _child_env(self, gpu_ids: list[str]) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.settings.child_env(),
+            "PYTHONPATH": _child_pythonpath(),
+            # Only its own GPUs; "" hides every GPU from a CPU job.
+            "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids),
+        }
+
+    def _keep_warm(self) -> None:
+        """Have a warm job process ready (`warm_job_process`) on a trainer without GPUs.
+
+        Started only while no attempt holds a slot: its imports take seconds of CPU, which a
+        running job would lose. The next CPU job then starts with torch already imported.
+        """
+        if not self.settings.warm_job_process or self.gpu_ids or self._closing:
+            return
+        if self._warm is not None and self._warm.poll() is None:
+            return
+        if self._holding():
+            return
+        # Outside jobs/: nothing it might write before its job is taken for an attempt folder.
+        self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+        self._warm = subprocess.Popen(
+            [sys.executable, "-m", "trainer_runner.job", WARM_ARG],
+            env=self._child_env([]),
+            cwd=self.settings.scratch_dir,
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def _take_warm(self, spec: Path) -> subprocess.Popen[bytes] | None:
+        """Hand `spec` to the warm process; None when there is none alive to take it."""
+        warm, self._warm = self._warm, None
+        if warm is None or warm.stdin is None or warm.poll() is not None:
+            return None
+        try:
+            warm.stdin.write(f"{spec}\n".encode())
+            warm.stdin.close()
+        except OSError:  # it died just now: start the job the ordinary way
+            warm.kill()
+            warm.wait()
+            return None
+        return warm
+
+    def _stop_warm(self) -> None:
+        warm, self._warm = self._warm, None
+        if warm is None:
+            return
+        if warm.stdin is not None:
+            warm.stdin.close()  # an empty stdin tells it it is not needed
+        warm.terminate()  # without waiting for its imports to finish
+        try:
+            warm.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            warm.kill()
+            warm.wait()
+
     def _spawn(self, request: StartJobRequest, gpu_ids: list[str], cpus: float) -> Attempt:
         work_dir = self.jobs_dir / f"{request.job_id}-{request.attempt}"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -220,19 +281,14 @@ class LocalExecutor(Executor):
         with os.fdopen(fd, "w") as fh:
             fh.write(request.model_dump_json())
         write_status(work_dir, job_id=request.job_id, attempt=request.attempt, state="accepted", epoch=None)
-        env = {
-            **os.environ,
-            **self.settings.child_env(),
-            "PYTHONPATH": _child_pythonpath(),
-            # Only its own GPUs; "" hides every GPU from a CPU job.
-            "CUDA_VISIBLE_DEVICES": ",".join(gpu_ids),
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trainer_runner.job", str(spec)],
-            env=env,
-            cwd=work_dir,
-            start_new_session=True,  # a Ctrl-C meant for the server does not hit the job
-        )
+        process = self._take_warm(spec) if not gpu_ids else None
+        if process is None:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "trainer_runner.job", str(spec)],
+                env=self._child_env(gpu_ids),
+                cwd=work_dir,
+                start_new_session=True,  # a Ctrl-C meant for the server does not hit the job
+            )
         return Attempt(
             request.job_id,
             request.attempt,
@@ -287,6 +343,7 @@ class LocalExecutor(Executor):
                 write_status(item.work_dir, state="failed", error={"kind": "lost", "message": message})
                 if item.request is not None:
                     self._lost.report(item.request, message)
+            self._keep_warm()
 
     def shutdown(self, timeout_s: float | None = None) -> None:
         """SIGTERM every child, then wait (`shutdown_timeout_s`): each stops at its next batch,
@@ -295,6 +352,8 @@ class LocalExecutor(Executor):
         reported lost by `poll`, so no attempt is left `running`."""
         timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
         with self._lock:
+            self._closing = True
+            self._stop_warm()
             running = [a for a in self._attempts.values() if a.is_running()]
         for item in running:
             assert item.process is not None

@@ -174,8 +174,13 @@ class UltralyticsPlugin:
                 )
             SPEC.check_model(config.task, config.model)
 
+    def preload(self, cache_dir: Path, threads: int) -> None:
+        """Import Ultralytics (and torch) as `train` will, before the job is known."""
+        import_ultralytics(cache_dir / "ultralytics-config", threads)
+
     def train(self, ctx: JobContext) -> None:
         yolo_cls = import_ultralytics(ctx.cache_dir / "ultralytics-config", ctx.torch_threads)
+        skip_flops_count()
         from ultralytics.cfg import get_cfg
 
         hyper = dict(ctx.spec.hyperparameters)
@@ -215,6 +220,25 @@ class UltralyticsPlugin:
                 project=str(ctx.run_dir.parent.resolve()),
                 name=ctx.run_dir.name,
             )
+
+    def evaluate(self, ctx: JobContext, checkpoint: Path, split: str) -> dict[str, float]:
+        """Score `checkpoint` on `split` with Ultralytics' own validator: the same metrics, under
+        the same names, as the per-epoch validation."""
+        yolo_cls = import_ultralytics(ctx.cache_dir / "ultralytics-config", ctx.torch_threads)
+        data = ctx.dataset_root if ctx.spec.task == "classify" else ctx.data_yaml
+        model = yolo_cls(str(checkpoint))
+        metrics = model.val(
+            data=str(data.resolve()),
+            split=split,
+            device="cpu" if ctx.device == "cpu" else ctx.device.split(":")[-1].split(",")[0],
+            workers=0,
+            plots=False,
+            verbose=False,
+            project=str(ctx.work_dir.resolve() / "runs"),
+            name=f"eval-{split}",
+            exist_ok=True,
+        )
+        return normalise_metrics(dict(metrics.results_dict))
 
     @staticmethod
     def _add_callbacks(model: Any, ctx: JobContext) -> None:
@@ -471,6 +495,23 @@ def _validation_docs(validator: Any, classes: list[str], task: str) -> dict[str,
             list(box.px), {classes[c]: list(prec[i]) for i, c in enumerate(index)}, iou=0.5
         )
     return docs
+
+
+def skip_flops_count() -> None:
+    """Leave the GFLOPs figure out of Ultralytics' model summaries in this (job) process.
+
+    Each summary (the model the trainer builds, the fused best.pt of the final evaluation)
+    counts FLOPs by running the model at 640 px under a profiler: about a second of both cores
+    each on a small CPU, several seconds of a short job, for one number in a log line that
+    nothing reads. The summary line is still logged, without it.
+    """
+    import ultralytics.utils.torch_utils as torch_utils
+
+    torch_utils.get_flops = _no_flops
+
+
+def _no_flops(model: Any, imgsz: Any = 640) -> float:
+    return 0.0  # model_info leaves the figure out for 0
 
 
 def _route_ultralytics_logs() -> None:

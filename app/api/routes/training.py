@@ -12,11 +12,12 @@ from fastapi.responses import PlainTextResponse
 from app.api.deps import CurrentActor, PathId
 from services.actions import experiments, jobs, models
 from services.domain import catalog, model_ops
-from services.domain.experiments import final_metrics, hyperparameter_rows
+from services.domain.experiments import QUERY_HELP, final_metrics, hyperparameter_rows
 from services.domain.schemas import (
     ExportRequest,
     JobPublic,
     RetryRequest,
+    RunTags,
     SavedComparisonCreate,
     SavedComparisonPublic,
 )
@@ -24,6 +25,7 @@ from services.errors import InvalidInput
 
 router = APIRouter(tags=["training"])
 JOB = "/projects/{project_id}/jobs/{job_id}"
+SORT_HELP = "newest, oldest, name, model, state, or metric:<name> (highest first)"
 
 
 @router.get("/plugins")
@@ -75,6 +77,29 @@ async def predict(
     return await models.predict(
         actor, project_id=project_id, job_id=job_id, image=data, filename=image.filename or ""
     )
+
+
+@router.get("/projects/{project_id}/runs")
+def runs(
+    project_id: PathId,
+    actor: CurrentActor,
+    q: Annotated[str, Query(max_length=500, description=QUERY_HELP)] = "",
+    state: Annotated[list[str] | None, Query(description="Only runs in these states")] = None,
+    sort: Annotated[str, Query(max_length=130, description=SORT_HELP)] = "newest",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """One page of the project's runs, filtered, sorted and paged in the database, and how many match."""
+    found, total = experiments.runs(
+        actor, project_id=project_id, search=q, states=state, offset=offset, limit=limit, sort=sort
+    )
+    return {"total": total, "items": found}
+
+
+@router.put(JOB + "/tags")
+def set_tags(project_id: PathId, job_id: PathId, body: RunTags, actor: CurrentActor) -> RunTags:
+    """Replace a run's tags (find them again with `tag:<name>` in the run filter)."""
+    return RunTags(tags=experiments.set_run_tags(actor, project_id=project_id, job_id=job_id, tags=body.tags))
 
 
 @router.get("/projects/{project_id}/compare")

@@ -98,8 +98,9 @@ def filter_images(
     ]
 
 
-def _thumb_key(version: DatasetVersion, index: int) -> str:
-    return storage.parse_uri(version.uri)[1] + THUMBS + f"{index:06d}.jpg"
+def _thumb_key(version: DatasetVersion, index: int, plain: bool = False) -> str:
+    folder = storage.DATASET_PLAIN_THUMBS if plain else THUMBS
+    return storage.parse_uri(version.uri)[1] + folder + f"{index:06d}.jpg"
 
 
 def _exists(key: str) -> bool:
@@ -124,6 +125,34 @@ def ensure_thumbnails(version: DatasetVersion, indexes: list[int]) -> None:
             storage.put_bytes(
                 _thumb_key(version, index), render(archive.read(image["path"]), image), "image/jpeg"
             )
+
+
+# Label-free thumbnails known to be in S3 already (the prediction views' pages).
+_PLAIN_STORED: set[str] = set()
+
+
+def plain_thumbnail_uris(version: DatasetVersion, indexes: list[int]) -> list[str]:
+    """`s3://` URIs of the label-free thumbnails of `indexes`, rendered first where missing.
+
+    What is stored is learnt by listing the version's folder once (one request, not a HEAD per
+    image); the ones rendered here are added to what this process knows."""
+    keys = [_thumb_key(version, i, True) for i in indexes]
+    if any(key not in _PLAIN_STORED for key in keys):
+        prefix = storage.parse_uri(version.uri)[1] + storage.DATASET_PLAIN_THUMBS
+        _PLAIN_STORED.update(storage.list_keys(prefix))
+    todo = [i for i, key in zip(indexes, keys, strict=True) if key not in _PLAIN_STORED]
+    if todo:
+        _render_plain(version, todo)
+        _PLAIN_STORED.update(_thumb_key(version, i, True) for i in todo)
+    return [storage.uri(key) for key in keys]
+
+
+def _render_plain(version: DatasetVersion, indexes: list[int]) -> None:
+    manifest = load_manifest(version.uri)
+    with open_remote(version.uri + manifest["archive"]) as raw, zipfile.ZipFile(raw) as archive:
+        for index in indexes:
+            data = archive.read(manifest["images"][index]["path"])
+            storage.put_bytes(_thumb_key(version, index, True), render(data, {}), "image/jpeg")
 
 
 def gallery_page(
