@@ -27,7 +27,8 @@ from services.runtime import sample_data
 from tests.utils.servers import free_port
 from tests.utils.stack import BIN, ROOT, Api
 
-pytestmark = pytest.mark.compose
+# The module shares one stack: its setup (build check, `up --wait`) counts against the first test.
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(1200)]
 PROJECT = "vtp-test"
 OVERRIDE = Path(__file__).with_name("override.yaml")
 METRIC_KEYS = {"train_box_loss", "val_box_loss", "precision", "recall", "map50", "map50_95"}
