@@ -15,7 +15,7 @@ export REFLEX_CHECK_LATEST_VERSION := 0
 export REFLEX_USE_SYSTEM_BUN := 1
 export PATH := $(CURDIR)/$(dir $(BUN)):$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test test-fast install lint format clean-data compose-up compose-down compose-images compose-engine compose-base compose-wheels
+.PHONY: up test test-fast install lint format clean-data compose-up compose-down compose-images compose-engine compose-base compose-wheels compose-packages
 
 up: install
 	$(BIN)/vtp up
@@ -96,8 +96,8 @@ WHEELS := docker/build/wheels
 # Docker builds share the machine's cores with everything else: keep them polite.
 NICE := nice -n 10
 
-.tools/.docker:
-	@mkdir -p .tools
+# Checked on every call (two `command -v`), so no stamp file is needed.
+compose-packages:
 	@missing=""; \
 	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
@@ -105,10 +105,9 @@ NICE := nice -n 10
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@touch $@
 
 # `docker compose` (the plugin form) for people at a shell; the Makefile and tests call the binary.
-compose-engine: install .tools/.docker
+compose-engine: install compose-packages
 	@mkdir -p $(HOME)/.docker/cli-plugins && ln -sf $(CURDIR)/$(BIN)/docker-compose $(HOME)/.docker/cli-plugins/docker-compose
 	@if ! $(DOCKER) info >/dev/null 2>&1; then \
 	  echo "starting dockerd (docker/daemon.json, log in /var/log/vtp-dockerd.log)"; \
