@@ -147,11 +147,14 @@ docker/build/web/build/client/index.html: $(WEB_SOURCES) | install $(BUN)
 	  $(NICE) $(BIN)/reflex export --frontend-only --no-zip --env prod --loglevel warning
 	@test -f $@
 
-compose-images: compose-base compose-wheels docker/build/web/build/client/index.html
+# The wheels are only read to build a deps image: a fresh clone whose deps images exist (same
+# requirement lists) builds no wheels at all.
+compose-images: compose-base docker/build/web/build/client/index.html
 	@set -e; for image in backend trainer s3; do \
 	  list=$$image; [ $$image = s3 ] && list=backend; \
 	  tag=vtp-$$image-deps:$$($(BIN)/python docker/requirements.py $$list | sha256sum | cut -c1-16); \
 	  if ! $(DOCKER) image inspect $$tag >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory compose-wheels; \
 	    echo "building $$tag (third-party packages; once per requirement list)"; \
 	    DOCKER_BUILDKIT=1 $(NICE) $(DOCKER) build -q -f docker/Dockerfile --target $$image-deps \
 	      --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $$tag . >/dev/null; \
