@@ -35,12 +35,25 @@ def register(app: typer.Typer) -> None:
 
         raise typer.Exit(cli.up(ray=ray))
 
-    @app.command("migrate", epilog=example("vtp migrate"))
-    def migrate_command() -> None:
+    @app.command("migrate", epilog=example("vtp migrate", "vtp migrate --prepare"))
+    def migrate_command(
+        prepare: Annotated[
+            bool,
+            typer.Option(
+                "--prepare",
+                help="Also create the storage bucket and, on an empty database, the demo account and "
+                "project (its password is printed once), as `vtp up` does. The Compose tier's "
+                "one-shot `migrate` service runs this before the web app starts.",
+            ),
+        ] = False,
+    ) -> None:
         """Apply database migrations."""
         from services.runtime import cli
 
-        cli.migrate()
+        if prepare:
+            cli.prepare()
+        else:
+            cli.migrate()
 
     @app.command("set-password", epilog=example("vtp set-password admin"))
     def set_password_command(
