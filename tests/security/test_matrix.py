@@ -970,7 +970,10 @@ def _ui_batch(w: World, token: str) -> bool:
     from state.models_state import start_batch
 
     project_id, job_id = _trained_job(w)
-    return _allowed_by_authorization(lambda: start_batch(token, project_id, f"jobs/{job_id}", w.version_id))
+    # start_batch runs its own event loop (Reflex calls it in a worker thread): so does the test.
+    return _allowed_by_authorization(
+        lambda: aio.in_thread(lambda: start_batch(token, project_id, f"jobs/{job_id}", w.version_id))
+    )
 
 
 def _ui_extras(w: World, token: str) -> bool:
