@@ -644,7 +644,17 @@ def run_warm(settings: TrainerSettings, stdin: IO[str]) -> int:
         return 0
     spec = Path(line)
     os.chdir(spec.parent)
-    state = JobRunner(spec, settings).run()
+    return run_attempt(spec, settings)
+
+
+def run_attempt(spec: Path, settings: TrainerSettings) -> int:
+    """Run the attempt a spec describes with the runner for its kind (warm or cold, the same)."""
+    runner: type[JobRunner] = JobRunner
+    if StartJobRequest.model_validate_json(spec.read_text()).kind == "batch_inference":
+        from trainer_runner.batch import BatchRunner  # v1.5: the same reporting, another task
+
+        runner = BatchRunner
+    state = runner(spec, settings).run()
     return EXIT_CODES.get(state, EXIT_CODES["failed"])
 
 
@@ -660,13 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == WARM_ARG:
         return run_warm(settings, sys.stdin)
     spec = spec_from_env(settings) if args[0] == "--spec-from-env" else Path(args[0])
-    runner = JobRunner
-    if StartJobRequest.model_validate_json(spec.read_text()).kind == "batch_inference":
-        from trainer_runner.batch import BatchRunner  # v1.5: the same reporting, another task
-
-        runner = BatchRunner
-    state = runner(spec, settings).run()
-    return EXIT_CODES.get(state, EXIT_CODES["failed"])
+    return run_attempt(spec, settings)
 
 
 if __name__ == "__main__":
