@@ -96,7 +96,15 @@ def test_plugins_endpoint_describes_a_form(client: TestClient) -> None:
     timm_tasks = {t["name"]: t for t in frameworks["timm"]["tasks"]}
     assert list(timm_tasks) == ["classify"] and frameworks["timm"]["any_model"] is True
     for framework in frameworks.values():
-        assert framework["export_formats"] == ["onnx", "torchscript"]
+        # Every format the form offers is one the trainer converts and checks for parity.
+        assert framework["export_formats"] == [
+            "onnx",
+            "torchscript",
+            "openvino",
+            "openvino_fp16",
+            "ncnn",
+            "ncnn_fp16",
+        ], framework["export_formats"]
         for task in framework["tasks"]:
             for param in task["hyperparameters"]:
                 assert param["type"] in {"int", "float", "bool", "str"}
