@@ -99,6 +99,8 @@ def test_train_two_epochs_end_to_end(
         "log": "logs/trainer.jsonl",
         "dataset_report": "artifacts/dataset_report.json",
         "predictions": "artifacts/predictions/predictions.json",
+        # v1.5: every validation image's predictions and ground truth (no test split here).
+        "predictions_val": "artifacts/predictions/val.json",
     }
     assert finished["artifacts"] == {k: f"s3://{BUCKET}/{prefix}{v}" for k, v in expected.items()}
     assert {prefix + v for v in expected.values()} <= s3_server.keys(prefix)
@@ -225,7 +227,14 @@ def test_export_detector_with_parity(trainer_service: TrainerService, s3_server:
         timeout=60,
     )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "formats"]
-    assert bad.json()["detail"][0]["ctx"]["allowed"] == ["onnx", "torchscript"]
+    assert bad.json()["detail"][0]["ctx"]["allowed"] == [
+        "onnx",
+        "torchscript",
+        "openvino",
+        "openvino_fp16",
+        "ncnn",
+        "ncnn_fp16",
+    ]
 
 
 def test_predict_on_a_real_photo_with_cache(trainer_service: TrainerService, s3_server: S3Server) -> None:

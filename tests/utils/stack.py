@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,14 +131,39 @@ class StackProcess:
                 self.process.wait()
 
 
+class SignedIn(httpx.Auth):
+    """Bearer auth that signs in again when the access token has expired (401): the suite's
+    session-wide client outlives the 15-minute access token."""
+
+    requires_request_body = True  # an upload retried after signing in again is sent whole
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.login_url, self.credentials = (
+            base_url + "/auth/login",
+            {"username": username, "password": password},
+        )
+        self.token = self._sign_in()
+
+    def _sign_in(self) -> str:
+        response = httpx.post(self.login_url, json=self.credentials, timeout=60)
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401:
+            self.token = self._sign_in()
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+
 class Api:
     """A thin REST client, signed in as a user of the stack."""
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
-        self.http = httpx.Client(base_url=base_url + "/api/v1", timeout=60)
-        response = self.http.post("/auth/login", json={"username": username, "password": password})
-        response.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        auth = SignedIn(base_url + "/api/v1", username, password)
+        self.http = httpx.Client(base_url=base_url + "/api/v1", timeout=60, auth=auth)
 
     def project_id(self) -> int:
         return self.http.get("/projects").raise_for_status().json()[0]["id"]
