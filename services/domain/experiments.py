@@ -174,7 +174,12 @@ def list_runs(
     Filtered (`parse_run_query`), sorted and paged in the database (three queries whatever the
     project's size), so a project with thousands of runs lists as fast as one with ten.
     """
-    where: list[Any] = [Job.project_id == project_id, *_query_filters(parse_run_query(search))]
+    # Training runs only: a batch inference run has no curves or settings to compare.
+    where: list[Any] = [
+        Job.project_id == project_id,
+        Job.kind == "train",
+        *_query_filters(parse_run_query(search)),
+    ]
     if states:
         where.append(col(Job.state).in_(states))
     total = session.exec(select(func.count()).select_from(Job).where(*where)).one()

@@ -142,6 +142,13 @@ def test_compare_two_runs(page: Page, stack: StackProcess, api: Api, output_dir:
         "r.querySelector('.status-indicator').dataset.state === 'succeeded')"
     )
     page.select_option("#run-state", "")
+    # This module's runs share their size settings; the project holds other tests' runs too.
+    query = "params.imgsz=64 params.batch=8"
+    total = api.http.get(f"/projects/{pid}/runs", params={"q": query}).raise_for_status().json()["total"]
+    page.fill("#run-search", query)
+    page.wait_for_function(
+        f"document.querySelector('#runs-page-label').innerText.includes(' · {total} runs · ')"
+    )
     page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length >= 2")
     page.click("#select-page")
     page.wait_for_function("document.querySelector('#runs-page-label').innerText.includes(' selected')")
