@@ -200,6 +200,16 @@ def _shared_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]
     return {"project_id": w.cast.project_id, "sweep_id": _sweep(w, w.cast.project_id, "owner")}, {}
 
 
+def _compared_jobs(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two succeeded jobs of the shared project with stored val predictions, compared."""
+    from tests.utils.predictions import succeeded_job, truth_doc, version_manifest
+
+    doc = truth_doc(version_manifest(w.version_id))
+    on = {"project_id": w.cast.project_id, "version_id": w.version_id, "user_id": w.cast.users["owner"]}
+    ids = [succeeded_job(**on, doc=doc) for _ in range(2)]
+    return {"project_id": w.cast.project_id}, {"params": {"jobs": ",".join(map(str, ids))}}
+
+
 def _best_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
     return {"project_id": w.cast.project_id, "sweep_id": sweep_id}, {}
@@ -529,6 +539,7 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
         Rule(MEMBER_UP, _fresh_sweep("member"), note="the member's own sweep"),
     ],
     ("POST", P + "/sweeps/{sweep_id}/train-best"): [Rule(MEMBER_UP, _best_sweep)],
+    ("GET", P + "/predictions/compare"): [Rule(VIEWER_UP, _compared_jobs)],
     ("GET", P + "/jobs/{job_id}/artifacts"): [Rule(VIEWER_UP, _shared_job)],
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
