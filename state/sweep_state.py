@@ -214,7 +214,8 @@ class SweepPageState(AuthState):
         raw = [t.model_dump() for t in d.trials]
         searched = [n for n, e in d.search_space.items() if e.get("type") != "fixed"]
         self.history = history_figure(raw, d.objective, d.direction)
-        self.parallel = parallel_figure(raw, searched, d.objective)
+        logs = [n for n, e in d.search_space.items() if e.get("log")]
+        self.parallel = parallel_figure(raw, searched, d.objective, log_params=logs)
         self.importance = importance_figure(d.importances, d.importance_note)
 
     @rx.event

@@ -74,12 +74,14 @@ _importance_lock = threading.Lock()
 
 
 def _importances(sweep: Sweep, trials: list[optuna.trial.FrozenTrial]) -> tuple[dict[str, float], str]:
-    """Parameter importances, computed once per number of finished trials (the page refreshes live)."""
-    key = (id_of(sweep), sum(1 for t in trials if t.state == TrialState.COMPLETE))
+    """Parameter importances for the trials finished so far: those the worker's step saved with
+    the study when the last trial finished (or saved here, once, when it has not yet)."""
+    complete = sweeps.complete_count(trials)
+    key = (id_of(sweep), complete)
     with _importance_lock:
         if key in _importance_cache:
             return _importance_cache[key]
-    found = sweeps.importances(sweep, trials)
+    found = sweeps.saved_importances(sweep, complete) or sweeps.save_importances(sweep, trials)
     with _importance_lock:
         _importance_cache[key] = found
     return found
@@ -559,6 +561,9 @@ def _step(sweep_id: int) -> Step:
     for job in trial_jobs:
         if job.number in trials:
             _settle(sweep, study, trials[job.number], job, decisions)
+    settled = study.get_trials(deepcopy=False)
+    if sweeps.saved_importances(sweep, sweeps.complete_count(settled)) is None:
+        sweeps.save_importances(sweep, settled)  # before the page hears of the finished trial
     with_jobs = {job.number for job in trial_jobs}
     # Asked, but the step that asked died before its job was committed: give it its job now.
     orphans = [t for n, t in trials.items() if t.state == TrialState.RUNNING and n not in with_jobs]

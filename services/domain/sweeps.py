@@ -312,6 +312,41 @@ def importances(sweep: Sweep, trials: list[FrozenTrial]) -> tuple[dict[str, floa
     return {k: float(v) for k, v in found.items()}, ""
 
 
+IMPORTANCE_ATTR = "vtp_importances"  # the study's user attribute that keeps them
+
+
+def complete_count(trials: list[FrozenTrial]) -> int:
+    return sum(1 for t in trials if t.state == TrialState.COMPLETE)
+
+
+def saved_importances(sweep: Sweep, complete: int) -> tuple[dict[str, float], str] | None:
+    """The importances saved with the study for `complete` finished trials, or None when none
+    were saved for that many (importing `optuna.importance` costs seconds: sklearn and scipy)."""
+    store = storage()
+    try:
+        attrs = store.get_study_user_attrs(store.get_study_id_from_name(sweep.study_name))
+    except KeyError:
+        return None
+    saved = attrs.get(IMPORTANCE_ATTR)
+    if not isinstance(saved, dict) or saved.get("complete") != complete:
+        return None
+    return {str(k): float(v) for k, v in saved.get("importances", {}).items()}, str(saved.get("note", ""))
+
+
+def save_importances(sweep: Sweep, trials: list[FrozenTrial]) -> tuple[dict[str, float], str]:
+    """Compute the importances for the trials finished so far and keep them with the study, so
+    the sweep page reads them instead of computing them on each visit."""
+    found, note = importances(sweep, trials)
+    store = storage()
+    try:
+        study_id = store.get_study_id_from_name(sweep.study_name)
+    except KeyError:
+        return found, note
+    value = {"complete": complete_count(trials), "importances": found, "note": note}
+    store.set_study_user_attr(study_id, IMPORTANCE_ATTR, value)
+    return found, note
+
+
 # --- rows -------------------------------------------------------------------------------------
 
 
