@@ -164,9 +164,10 @@ class SweepPageState(AuthState):
     mlflow_run_id: str = ""
     role: str = ""
     own: bool = False
-    history: go.Figure = empty_figure("No finished trial yet", height=320)
-    parallel: go.Figure = empty_figure("Parallel coordinates appear once a trial has finished", height=340)
-    importance: go.Figure = empty_figure("No importances yet", height=260)
+    # Shown (with the charts' library loading) until the first read; then the sweep's own.
+    history: go.Figure = empty_figure("Loading…", height=320)
+    parallel: go.Figure = empty_figure("Loading…", height=340)
+    importance: go.Figure = empty_figure("Loading…", height=260)
     action_message: str = ""
     working: bool = False
     _watch_generation: int = 0

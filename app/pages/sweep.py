@@ -192,25 +192,31 @@ def sweep_page() -> rx.Component:
     body = rx.cond(
         S.not_found != "",
         error_state(S.not_found, id="sweep-not-found"),
-        rx.cond(
-            S.loaded,
-            rx.vstack(
-                rx.cond(
-                    S.live_message != "",
-                    rx.callout(S.live_message, icon="wifi_off", color_scheme="amber", role="status"),
+        rx.vstack(
+            rx.cond(
+                S.loaded,
+                rx.vstack(
+                    rx.cond(
+                        S.live_message != "",
+                        rx.callout(S.live_message, icon="wifi_off", color_scheme="amber", role="status"),
+                    ),
+                    rx.cond(
+                        S.busy_message != "",
+                        rx.callout(S.busy_message, icon="hourglass", color_scheme="amber", role="status"),
+                    ),
+                    _summary(),
+                    spacing="5",
+                    align="stretch",
+                    width="100%",
                 ),
-                rx.cond(
-                    S.busy_message != "",
-                    rx.callout(S.busy_message, icon="hourglass", color_scheme="amber", role="status"),
-                ),
-                _summary(),
-                _charts(),
-                _trials(),
-                spacing="5",
-                align="stretch",
-                width="100%",
+                loading_state("Loading the sweep…", id="sweep-loading"),
             ),
-            loading_state("Loading the sweep…", id="sweep-loading"),
+            # Mounted while the sweep loads, so the browser fetches and parses Plotly meanwhile.
+            _charts(),
+            rx.cond(S.loaded, _trials()),
+            spacing="5",
+            align="stretch",
+            width="100%",
         ),
     )
     return page_shell(

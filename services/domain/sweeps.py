@@ -259,12 +259,25 @@ def study_of(sweep: Sweep, *, max_epochs: int = 100) -> optuna.Study:
 
 
 def trials_of(sweep: Sweep) -> list[FrozenTrial]:
-    """The study's trials (none before the worker's first step created the study)."""
+    """The study's trials (none before the worker's first step created the study). A finished
+    sweep's study no longer changes: its trials are read once per process (the sweep page)."""
+    if sweep.state == SweepState.finished:
+        return list(_final_trials(database_url(), sweep.study_name))
+    return _read_trials(sweep.study_name)
+
+
+def _read_trials(name: str) -> list[FrozenTrial]:
     store = storage()
     try:
-        return store.get_all_trials(store.get_study_id_from_name(sweep.study_name), deepcopy=False)
+        return store.get_all_trials(store.get_study_id_from_name(name), deepcopy=False)
     except KeyError:
         return []
+
+
+@lru_cache(maxsize=32)
+def _final_trials(url: str, name: str) -> tuple[FrozenTrial, ...]:
+    """`url`: the database's, so two databases' studies of one name never share an entry."""
+    return tuple(_read_trials(name))
 
 
 def asked(trials: list[FrozenTrial]) -> int:
