@@ -9,6 +9,13 @@ so nothing overtakes an undelivered event and the backend sees events in the ord
 happened. Heartbeats are coalesced: only the latest one waits (in memory), and it goes out
 only when no ordered event is pending.
 
+When several events wait (the backend was slow or down, or training outpaces it), they go out
+together, oldest first, in one signed request to `{callback_url}/batch` (protocol v1.6, up to
+`max_batch` events): the backend applies them all or none, so they are removed together. A
+backend without that route (older than v1.6: 404/405) gets them one at a time from then on; a
+batch refused for good (a bad event, 422) is sent again one event at a time, so only the bad
+event is dropped.
+
 `drain(budget_s)` is called when the job is over: it waits until every event is delivered or
 the budget is spent; what is left stays on disk and is logged.
 """
@@ -32,15 +39,22 @@ log = logging.getLogger(__name__)
 
 OUTBOX_DIR = "outbox"
 SUFFIX = ".json"
+# A batch stays well under the backend's 1 MiB request limit, whatever the events carry.
+MAX_BATCH_BYTES = 512 * 1024
+# What an older backend answers for a route it does not have.
+NO_BATCH_ROUTE = frozenset({404, 405})
 
 
 class CallbackOutbox:
     """Ordered, durable delivery of one attempt's events; thread-safe."""
 
-    def __init__(self, directory: Path, sender: CallbackSender, *, max_backoff_s: float = 30.0) -> None:
+    def __init__(
+        self, directory: Path, sender: CallbackSender, *, max_backoff_s: float = 30.0, max_batch: int = 100
+    ) -> None:
         self.directory = directory
         self.sender = sender
         self.max_backoff_s = max_backoff_s
+        self.max_batch = max_batch
         directory.mkdir(parents=True, exist_ok=True)
         self._cond = threading.Condition()
         self._seq = max((self._seq_of(p) for p in self.pending()), default=0)
@@ -48,6 +62,7 @@ class CallbackOutbox:
         self._closed = False  # `finished` was queued: no heartbeat after it
         self._stop = threading.Event()
         self.delivered = 0
+        self.batches = 0  # batch requests the backend took
         self.dropped = 0
         self.failures = 0
         self._down_since: float | None = None
@@ -124,30 +139,46 @@ class CallbackOutbox:
         return not left
 
     # -- the sender thread -----------------------------------------------------------------
-    def _next(self) -> tuple[Path | None, bytes] | None:
+    def _next(self) -> tuple[list[Path], list[bytes]] | None:
+        """The oldest waiting events (as many as one batch takes), or else the heartbeat (no path)."""
         with self._cond:
             while not self._stop.is_set():
-                files = self.pending()
+                files = self.pending()[: self.max_batch]
                 if files:
                     try:
-                        return files[0], files[0].read_bytes()
+                        return self._batch_of(files)
                     except OSError:  # removed under us; look again
                         continue
                 if self._heartbeat is not None:
                     body, self._heartbeat = self._heartbeat, None
-                    return None, body
+                    return [], [body]
                 self._cond.wait(0.5)
         return None
+
+    @staticmethod
+    def _batch_of(files: list[Path]) -> tuple[list[Path], list[bytes]]:
+        paths, bodies = [files[0]], [files[0].read_bytes()]
+        size = len(bodies[0])
+        for path in files[1:]:
+            body = path.read_bytes()
+            size += len(body) + 1
+            if size > MAX_BATCH_BYTES:
+                break
+            paths.append(path)
+            bodies.append(body)
+        return paths, bodies
 
     def _run(self) -> None:
         lower_this_thread()  # helper work yields to training (trainer_runner/threads.py)
         while (item := self._next()) is not None:
-            path, body = item
+            paths, bodies = item
             try:
-                if path is None:
-                    self._send_heartbeat(body)
+                if not paths:
+                    self._send_heartbeat(bodies[0])
+                elif len(paths) == 1:
+                    self._deliver(paths[0], bodies[0])
                 else:
-                    self._deliver(path, body)
+                    self._deliver_batch(paths, bodies)
             except Exception:  # the sender must outlive any surprise
                 log.exception("callback sender error")
                 self._stop.wait(1.0)
@@ -161,12 +192,13 @@ class CallbackOutbox:
             self._down(exc)
             self._stop.wait(1.0)
 
-    def _deliver(self, path: Path, body: bytes) -> None:
-        """Retry one event until delivered, refused for good, or the outbox is stopped."""
+    def _post_until_taken(self, body: bytes, name: str, url: str | None = None) -> None:
+        """POST until the backend takes it, refuses it for good (raised), or the outbox is stopped
+        (the last error raised)."""
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            self._down(exc, path.name, state.upcoming_sleep)
+            self._down(exc, name, state.upcoming_sleep)
 
         retrying = Retrying(
             retry=retry_if_exception(retryable),
@@ -176,8 +208,42 @@ class CallbackOutbox:
             before_sleep=before_sleep,
             reraise=True,
         )
+        retrying(self.sender.post_once, body, url=url)
+
+    def _deliver_batch(self, paths: list[Path], bodies: list[bytes]) -> None:
+        """Send the oldest waiting events in one request (v1.6); the backend applies all or none."""
+        body = b'{"events":[' + b",".join(bodies) + b"]}"
         try:
-            retrying(self.sender.post_once, body)
+            self._post_until_taken(body, f"{paths[0].name}..{paths[-1].name}", self.sender.batch_url)
+        except httpx.HTTPStatusError as exc:
+            if retryable(exc):  # stopped while the backend still failed: all kept on disk
+                return
+            code = exc.response.status_code
+            if code in NO_BATCH_ROUTE:
+                self.max_batch = 1
+                log.info("backend takes no callback batches (older than v1.6); sending one at a time")
+            else:
+                log.warning(
+                    "callback batch refused; sending its events one at a time",
+                    extra={"status": code, "detail": exc.response.text[:500]},
+                )
+            for path, one in zip(paths, bodies, strict=True):
+                if self._stop.is_set():
+                    return
+                self._deliver(path, one)
+            return
+        except httpx.HTTPError:
+            return  # stopped while unreachable: the events stay on disk
+        self.delivered += len(paths)
+        self.batches += 1
+        self._up()
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    def _deliver(self, path: Path, body: bytes) -> None:
+        """Retry one event until delivered, refused for good, or the outbox is stopped."""
+        try:
+            self._post_until_taken(body, path.name)
         except httpx.HTTPStatusError as exc:
             if retryable(exc):  # stopped while the backend still failed: keep it on disk
                 return

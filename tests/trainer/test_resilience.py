@@ -63,6 +63,7 @@ class FlakyReceiver:
     refuse_ids: set[str] = field(default_factory=set)  # answered 422 (a permanent refusal)
     accepted: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
+    batches: int = 0  # batch requests taken (protocol v1.6)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of(self, job_id: str, type_: str | None = None) -> list[dict[str, Any]]:
@@ -82,16 +83,19 @@ def flaky() -> Iterator[FlakyReceiver]:
             signed = signature_ok(
                 SECRET, self.headers.get("X-VTP-Timestamp"), self.headers.get("X-VTP-Signature"), body
             )
-            event = json.loads(body)
+            # v1.6: `{url}/batch` carries several events, taken all or none, like the backend.
+            sent = json.loads(body)
+            events = sent["events"] if self.path.endswith("/batch") else [sent]
             with receiver.lock:
                 if not signed:
                     code = 401
-                elif event["event_id"] in receiver.refuse_ids:
+                elif any(event["event_id"] in receiver.refuse_ids for event in events):
                     code = 422
                 else:
                     code = receiver.status_now
                 if code == 200:
-                    receiver.accepted.append(event)
+                    receiver.accepted.extend(events)
+                    receiver.batches += self.path.endswith("/batch")
                 else:
                     receiver.refused += 1
             self.send_response(code)
@@ -187,6 +191,9 @@ def test_outbox_drops_refused_events_and_keeps_order(flaky: FlakyReceiver, tmp_p
     assert delivered[:3] == [("epoch", 0), ("epoch", 2), ("epoch", 3)], delivered
     assert delivered[3:] in ([], [("heartbeat", 4)]), delivered
     assert outbox.dropped == 1 and outbox.delivered == 3
+    # The four waited together and went as one batch, which the bad event got refused; then one
+    # at a time, so only the bad one was dropped.
+    assert flaky.batches == 0 and flaky.refused >= 2
 
 
 def test_outbox_budget_spent_keeps_events_on_disk(tmp_path: Path) -> None:
