@@ -4,17 +4,17 @@ Training only ever appends: `put` writes the event as one JSON file in `{work_di
 (named by a sequence number, so the folder sorts in order) and returns at once. One sender
 thread delivers the oldest file first and removes it on a 2xx, or on a 4xx that means the
 backend will never take it (401, 404, 422: logged and dropped); a 5xx, 408/429 or a network
-error keeps it and retries the same event with exponential backoff and jitter (tenacity),
-so nothing overtakes an undelivered event and the backend sees events in the order they
-happened. Heartbeats are coalesced: only the latest one waits (in memory), and it goes out
-only when no ordered event is pending.
+error keeps it and tries again after an exponential backoff with jitter, so nothing overtakes
+an undelivered event and the backend sees events in the order they happened. Heartbeats are
+coalesced: only the latest one waits (in memory), and it goes out only when no ordered event
+is pending.
 
-When several events wait (the backend was slow or down, or training outpaces it), they go out
-together, oldest first, in one signed request to `{callback_url}/batch` (protocol v1.6, up to
-`max_batch` events): the backend applies them all or none, so they are removed together. A
-backend without that route (older than v1.6: 404/405) gets them one at a time from then on; a
-batch refused for good (a bad event, 422) is sent again one event at a time, so only the bad
-event is dropped.
+Every try looks at the folder afresh: when several events wait (the backend was slow or down,
+or training outpaces it), they go out together, oldest first, in one signed request to
+`{callback_url}/batch` (protocol v1.6, up to `max_batch` events): the backend applies them all
+or none, so they are removed together. A backend without that route (older than v1.6:
+404/405) gets them one at a time from then on; a batch refused for good (a bad event, 422) is
+sent again one event at a time, so only the bad event is dropped.
 
 `drain(budget_s)` is called when the job is over: it waits until every event is delivered or
 the budget is spent; what is left stays on disk and is logged.
@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from trainer_runner.callbacks import CallbackSender, retryable
 from trainer_runner.schemas import CallbackEvent
@@ -66,11 +66,13 @@ class CallbackOutbox:
         self.dropped = 0
         self.failures = 0
         self._down_since: float | None = None
+        self._streak = 0  # tries in a row the backend did not take (the backoff grows with it)
+        self._singles = 0  # events to send one at a time (after a refused batch)
         self._thread = threading.Thread(target=self._run, name="callback-outbox", daemon=True)
         self._thread.start()
 
     def _pause(self, seconds: float) -> None:
-        """Tenacity's sleep between tries, cut short when the run is asked to stop."""
+        """The wait between tries, cut short when the run is asked to stop."""
         self._stop.wait(seconds)
 
     # -- producers (training, heartbeat thread) ---------------------------------------------
@@ -175,10 +177,12 @@ class CallbackOutbox:
             try:
                 if not paths:
                     self._send_heartbeat(bodies[0])
-                elif len(paths) == 1:
-                    self._deliver(paths[0], bodies[0])
-                else:
-                    self._deliver_batch(paths, bodies)
+                    continue
+                if self._singles:
+                    paths, bodies = paths[:1], bodies[:1]
+                wait = self._try(paths, bodies)
+                if wait is not None:
+                    self._pause(wait)
             except Exception:  # the sender must outlive any surprise
                 log.exception("callback sender error")
                 self._stop.wait(1.0)
@@ -192,73 +196,63 @@ class CallbackOutbox:
             self._down(exc)
             self._stop.wait(1.0)
 
-    def _post_until_taken(self, body: bytes, name: str, url: str | None = None) -> None:
-        """POST until the backend takes it, refuses it for good (raised), or the outbox is stopped
-        (the last error raised)."""
+    def _backoff(self) -> float:
+        self._streak += 1
+        grown: float = 0.5 * 2.0 ** min(self._streak - 1, 16)
+        return min(self.max_backoff_s, grown + random.uniform(0, 1))
 
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            self._down(exc, name, state.upcoming_sleep)
-
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            wait=wait_exponential_jitter(multiplier=0.5, max=self.max_backoff_s, jitter=1),
-            stop=lambda _: self._stop.is_set(),
-            sleep=self._pause,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        retrying(self.sender.post_once, body, url=url)
-
-    def _deliver_batch(self, paths: list[Path], bodies: list[bytes]) -> None:
-        """Send the oldest waiting events in one request (v1.6); the backend applies all or none."""
-        body = b'{"events":[' + b",".join(bodies) + b"]}"
+    def _try(self, paths: list[Path], bodies: list[bytes]) -> float | None:
+        """One try at the oldest waiting events (several in one batch request, v1.6). Returns how
+        long to wait before the next try when the backend did not take them, else None."""
+        batch = len(paths) > 1
+        name = f"{paths[0].name}..{paths[-1].name}" if batch else paths[0].name
         try:
-            self._post_until_taken(body, f"{paths[0].name}..{paths[-1].name}", self.sender.batch_url)
+            if batch:
+                body = b'{"events":[' + b",".join(bodies) + b"]}"
+                self.sender.post_once(body, url=self.sender.batch_url)
+            else:
+                self.sender.post_once(bodies[0])
         except httpx.HTTPStatusError as exc:
-            if retryable(exc):  # stopped while the backend still failed: all kept on disk
-                return
-            code = exc.response.status_code
+            if retryable(exc):
+                return self._later(exc, name)
+            self._refused(paths, exc)
+            return None
+        except httpx.HTTPError as exc:  # unreachable, or cut off mid-answer
+            return self._later(exc, name)
+        self.delivered += len(paths)
+        self.batches += batch
+        self._singles = max(0, self._singles - len(paths))
+        self._streak = 0
+        self._up()
+        for path in paths:
+            path.unlink(missing_ok=True)
+        return None
+
+    def _later(self, exc: BaseException, name: str) -> float:
+        wait = self._backoff()
+        self._down(exc, name, wait)
+        return wait
+
+    def _refused(self, paths: list[Path], exc: httpx.HTTPStatusError) -> None:
+        """A refusal for good: a lone event is dropped; a batch's events go again one at a time,
+        so that only a bad one is dropped (and a backend without the batch route gets no more)."""
+        code = exc.response.status_code
+        self._streak = 0
+        if len(paths) > 1:
             if code in NO_BATCH_ROUTE:
                 self.max_batch = 1
                 log.info("backend takes no callback batches (older than v1.6); sending one at a time")
             else:
+                self._singles = len(paths)
                 log.warning(
                     "callback batch refused; sending its events one at a time",
                     extra={"status": code, "detail": exc.response.text[:500]},
                 )
-            for path, one in zip(paths, bodies, strict=True):
-                if self._stop.is_set():
-                    return
-                self._deliver(path, one)
             return
-        except httpx.HTTPError:
-            return  # stopped while unreachable: the events stay on disk
-        self.delivered += len(paths)
-        self.batches += 1
-        self._up()
-        for path in paths:
-            path.unlink(missing_ok=True)
-
-    def _deliver(self, path: Path, body: bytes) -> None:
-        """Retry one event until delivered, refused for good, or the outbox is stopped."""
-        try:
-            self._post_until_taken(body, path.name)
-        except httpx.HTTPStatusError as exc:
-            if retryable(exc):  # stopped while the backend still failed: keep it on disk
-                return
-            self.dropped += 1
-            log.error(
-                "callback refused by the backend; dropped",
-                extra={"event": path.name, "status": exc.response.status_code},
-            )
-            path.unlink(missing_ok=True)
-            return
-        except httpx.HTTPError:
-            return  # stopped while unreachable: the event stays on disk
-        self.delivered += 1
-        self._up()
-        path.unlink(missing_ok=True)
+        self.dropped += 1
+        self._singles = max(0, self._singles - 1)
+        log.error("callback refused by the backend; dropped", extra={"event": paths[0].name, "status": code})
+        paths[0].unlink(missing_ok=True)
 
     def _down(self, exc: BaseException | None, event: str = "heartbeat", wait: float = 0) -> None:
         self.failures += 1
