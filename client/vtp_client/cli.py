@@ -1118,8 +1118,9 @@ def batch_line(job: m.JobDetail) -> str:
 
 
 def download_batch(session: Client, project_id: int, job_id: int, dest: Path) -> None:
+    """The run's JSON Lines and CSV into `dest`; the lines go to stderr, so `-o json` stays JSON."""
     for path in session.batch.download(project_id, job_id, dest):
-        out.print(f"Saved {escape(str(path))}")
+        err.print(f"Saved {escape(str(path))}")
 
 
 @predict_app.command(
