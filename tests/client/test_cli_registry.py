@@ -3,7 +3,8 @@ it) against the whole test stack: register a trained job's model, move an alias,
 the alias over a dataset version with `vtp predict batch --wait --dest`, and parse the JSON Lines
 and CSV it downloaded; then the refusals a user meets, each with a message saying what to fix.
 
-One tiny job (1 epoch, 32 px, 12 images) is trained for the module through the REST API.
+It reuses the tiny job test_cli.py trained (1 epoch, 32 px, 12 images) when that module ran first
+on the session's stack, else trains one like it through the REST API.
 """
 
 from __future__ import annotations
@@ -25,14 +26,29 @@ from tests.utils.stack import Api, StackProcess
 pytestmark = [pytest.mark.client, pytest.mark.timeout(900)]
 
 
+def _from_test_cli(api: Api, pid: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """test_cli.py's tiny job and its dataset, when that module ran earlier on this stack."""
+    tiny = [d for d in api.datasets(pid) if d["name"] == "cli-tiny" and d["version"] == 1]
+    if not tiny:
+        return None
+    succeeded = api.http.get(f"/projects/{pid}/jobs", params={"state": "succeeded"}).raise_for_status()
+    for job in succeeded.json():
+        if job["dataset_version_id"] == tiny[0]["id"] and job["artifacts"].get("best_checkpoint"):
+            return tiny[0], job
+    return None
+
+
 @pytest.fixture(scope="module")
 def trained(api: Api) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """(project id, a 12-image dataset version, a succeeded 1-epoch job trained on it)."""
+    """(project id, a 12-image dataset version, a succeeded 1-epoch job trained on it): the CLI
+    test's when it ran first on the session's stack, else one trained here."""
     pid = api.project_id()
-    name = f"cli-reg-{uuid.uuid4().hex[:6]}"
+    reused = _from_test_cli(api, pid)
+    if reused is not None:
+        return pid, *reused
     response = api.http.post(
         f"/projects/{pid}/datasets",
-        data={"name": name},
+        data={"name": f"cli-reg-{uuid.uuid4().hex[:6]}"},
         files={"file": ("tiny.zip", yolo_zip(train=8, val=4, size=32, seed=11), "application/zip")},
     )
     assert response.status_code == 201, response.text
