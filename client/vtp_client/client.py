@@ -779,10 +779,7 @@ class Models(_Resource):
         urls = self.downloads(project_id, found.model, found.version)
         if format not in urls:
             have = ", ".join(sorted(urls))
-            raise NotFound(
-                f"{found.ref} has no {format!r} to download (it has: {have}); "
-                f"export it from the job first (`vtp models export {found.job_id or 'JOB'}`)"
-            )
+            raise NotFound(f"{found.ref} has no {format!r} to download (it has: {have})")
         if format == "weights":
             filename = found.filename or found.weights_uri.rsplit("/", 1)[-1]
         else:
