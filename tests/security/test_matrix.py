@@ -240,6 +240,11 @@ def _callback(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"job_id": w.job(w.cast.project_id, "owner")}, {"json": {"event_id": "x", "type": "heartbeat"}}
 
 
+def _callback_batch(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    events = [{"event_id": "x", "type": "heartbeat"}]
+    return {"job_id": w.job(w.cast.project_id, "owner")}, {"json": {"events": events}}
+
+
 def _finished_job(creator: str, state: str = "failed") -> Prepare:
     def prepare(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
         from services.domain.models import Job
@@ -586,6 +591,7 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", V1 + "/analytics"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     # Trainer callbacks carry an HMAC per job, never a bearer token: no user may post one.
     ("POST", V1 + "/trainer/callbacks/{job_id}"): [Rule(NOBODY, _callback, project_scoped=False)],
+    ("POST", V1 + "/trainer/callbacks/{job_id}/batch"): [Rule(NOBODY, _callback_batch, project_scoped=False)],
     ("GET", V1 + "/admin/users"): [Rule(PLATFORM, shared(), project_scoped=False)],
     ("PATCH", V1 + "/admin/users/{user_id}"): [
         Rule(PLATFORM, _throwaway_user({"is_active": False}), project_scoped=False)
