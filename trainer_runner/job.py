@@ -328,6 +328,7 @@ class JobRunner:
                 },
                 start_wait_s=self.settings.tracking_start_wait_s,
                 max_backoff_s=self.settings.tracking_max_backoff_s,
+                metrics_interval_s=self.settings.tracking_metrics_interval_s,
             )
             self.tracker.log_params(self._params())
             total = None if self.spec.resume_from_uri else int(self.spec.hyperparameters.get("epochs", 100))

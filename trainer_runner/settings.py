@@ -140,6 +140,13 @@ class TrainerSettings(BaseSettings):
         "final callback (which then says whether tracking is complete).",
     )
     tracking_max_backoff_s: float = Field(default=20.0, gt=0)
+    tracking_metrics_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Epoch metrics go to MLflow at most this often, several epochs in one request "
+        "(MLflow's server costs CPU per request, on the cores training uses; the platform's own "
+        "pages are live through the callbacks). 0 sends every epoch at once.",
+    )
     sigterm_budget_s: float = Field(
         default=25.0,
         ge=0,

@@ -35,6 +35,8 @@ from trainer_runner.threads import lower_this_thread
 log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_BATCH = 100
+# MLflow takes at most 1,000 metric values per log-batch; an epoch reports a few dozen.
+MAX_EPOCHS_PER_BATCH = 20
 RUN_KEY_TAG = "vtp_run_key"
 
 # Each MLflow request is tried once and bounded: the replay thread does the retrying.
@@ -132,8 +134,14 @@ class Tracker:
         tags: Mapping[str, str] | None = None,
         start_wait_s: float = 0.0,
         max_backoff_s: float = 20.0,
+        metrics_interval_s: float = 0.0,
     ) -> None:
         self.run_id: str | None = None
+        # Epoch metrics wait up to this long after the last metrics request and then go together
+        # (MLflow's server spends a few tens of ms of CPU per request; `flush` sends at once).
+        self.metrics_interval_s = metrics_interval_s
+        self._last_metrics = float("-inf")
+        self._urgent = False
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.run_name = run_name
@@ -228,6 +236,9 @@ class Tracker:
         """Wait up to `timeout_s` for the buffer to reach MLflow; True when it did."""
         if not self.enabled:
             return True
+        with self._cond:
+            self._urgent = True  # metrics held back for the interval go now
+            self._cond.notify_all()
         return self._wait(lambda: not self._ops and self.run_id is not None, timeout_s)
 
     def close(self, timeout_s: float) -> bool:
@@ -294,7 +305,7 @@ class Tracker:
                         self._cond.wait(0.5)
                     if not self._ops:
                         return
-                    op = self._ops[0]
+                    op, taken = self._next_op()
                 try:
                     self._call(op[0], self._apply, client, op)
                 except _Stopped:
@@ -307,7 +318,10 @@ class Tracker:
                         extra={"operation": op[0], "error": str(exc)[:500]},
                     )
                 with self._cond:
-                    self._ops.popleft()  # only once stored: pending() counts the one in flight
+                    for _ in range(taken):  # only once stored: pending() counts those in flight
+                        self._ops.popleft()
+                    if op[0] == "metrics":
+                        self._last_metrics = time.monotonic()
                     self._cond.notify_all()
         except _Stopped:
             return
@@ -319,6 +333,22 @@ class Tracker:
                 client.close()
             with self._cond:
                 self._cond.notify_all()
+
+    def _next_op(self) -> tuple[tuple[Any, ...], int]:
+        """The next request and how many buffered operations it carries (called holding the
+        lock, with the buffer not empty). Metrics wait out the interval since the last metrics
+        request, unless the job is flushing or stopping, then go as one batch."""
+        if self._ops[0][0] != "metrics":
+            return self._ops[0], 1
+        due = self._last_metrics + self.metrics_interval_s
+        while (left := due - time.monotonic()) > 0 and not self._urgent and not self._stop.is_set():
+            self._cond.wait(left)
+        rows: list[tuple[dict[str, float], int, int]] = []
+        for op in self._ops:
+            if op[0] != "metrics" or len(rows) + 1 > MAX_EPOCHS_PER_BATCH:
+                break
+            rows.append((op[1], op[2], op[3]))
+        return ("metrics", rows), len(rows)
 
     def _find_or_create_run(self, client: MlflowRest) -> str:
         experiment_id = client.experiment_id(self.experiment) if self.experiment else "0"
@@ -353,8 +383,11 @@ class Tracker:
             params = [{"key": k, "value": v} for k, v in op[1]]
             client.call("POST", "runs/log-batch", json={"run_id": self.run_id, "params": params})
         elif kind == "metrics":
-            _, metrics, step, ts = op
-            rows = [{"key": k, "value": v, "timestamp": ts, "step": step} for k, v in metrics.items()]
+            rows = [
+                {"key": k, "value": v, "timestamp": ts, "step": step}
+                for metrics, step, ts in op[1]
+                for k, v in metrics.items()
+            ]
             client.call("POST", "runs/log-batch", json={"run_id": self.run_id, "metrics": rows})
         elif kind == "end":
             client.call(
