@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from services.domain.models import ApiToken, RefreshToken, User, aware, utcnow
 from services.errors import InvalidInput, NotFound, Unauthorized
+from services.infra import live
 from services.infra.settings import get_settings
 
 HANDOFF_TTL_S = 60  # a single-sign-on handoff code is traded for a web session within a minute
@@ -295,11 +296,17 @@ def _bearer(session: Session, token: str) -> tuple[User, float]:
 # its own and two or three queries (the token row, the user, the refresh family): about a fifth
 # of the CPU a light request cost the web process under 200 users, who each send a request every
 # second or two with the same credential. A resolved credential is therefore kept for a few
-# seconds, never past its own expiry. A change that ends credentials in this process (a revoked
-# personal token, family or web session, a password change, a deactivated or changed user) empties
-# the cache as it is flushed and again once committed, so it takes effect at once; one made by
-# another process (the `vtp` CLI on the same database) takes effect within IDENTITY_TTL_S. The
+# seconds, never past its own expiry.
+#
+# A change that may end credentials (a revoked personal token, refresh family or web session, a
+# password change, a deactivated or edited user) empties the cache of the process that writes it
+# as it is flushed and again once committed, and is then announced over Redis (services.infra.live)
+# to every other web process, which empties its own: a revocation takes effect on every replica
+# within moments, not seconds. A process keeps resolved credentials only while it is subscribed
+# to those notices; without Redis it resolves every request from the database, as before. The
 # actions still load the acting user and refuse a deactivated one on every request.
+
+CREDENTIALS_CHANNEL = "credentials"
 
 
 @dataclass(frozen=True)
@@ -317,6 +324,22 @@ _identities_lock = threading.Lock()
 _generation = 0  # bumped whenever credentials may have ended; a resolution older than that is not kept
 
 
+_listener: live.Listener | None = None
+
+
+def credential_notices() -> live.Listener:
+    """This process's subscription to credential changes, started on first use (and again when
+    the settings name another Redis, as between test suites)."""
+    global _listener
+    url = get_settings().redis_dsn
+    with _identities_lock:
+        if _listener is None or _listener.url != url:
+            if _listener is not None:
+                _listener.stop()
+            _listener = live.Listener(url, CREDENTIALS_CHANNEL, forget_identities)
+        return _listener
+
+
 def bearer_identity(token: str) -> Identity:
     """`user_for_bearer` in a session of its own, remembered for a few seconds (see above)."""
     from services.infra.db import session_scope
@@ -325,16 +348,22 @@ def bearer_identity(token: str) -> Identity:
     hit = _identities.get(key)
     if hit is not None and hit[0] > time.time():
         return hit[1]
+    listening = credential_notices().connected.is_set()
     generation = _generation
     with session_scope() as session:
         user, expires = _bearer(session, token)
         identity = Identity(user_id=_user_id(user), username=user.username)
     with _identities_lock:
-        if generation == _generation:
+        if generation == _generation and listening:
             if len(_identities) >= _IDENTITY_LIMIT:
                 _identities.clear()
             _identities[key] = (min(time.time() + IDENTITY_TTL_S, expires), identity)
     return identity
+
+
+def kept_credentials() -> int:
+    """How many resolved credentials this process keeps now."""
+    return len(_identities)
 
 
 def forget_identities() -> None:
@@ -366,9 +395,10 @@ def _flushed(session: Session, _context: Any) -> None:
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
     # Again after the commit: a request that read the old rows between flush and commit must
-    # not keep what it read.
+    # not keep what it read. Then every other process.
     if session.info.pop("vtp_credentials_changed", False):
         forget_identities()
+        live.publish([CREDENTIALS_CHANNEL])
 
 
 @event.listens_for(Session, "after_rollback")
