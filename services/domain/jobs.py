@@ -185,6 +185,17 @@ def metrics_for(session: Session, *, job_id: int) -> list[JobMetric]:
     )
 
 
+def metric_points(session: Session, *, job_id: int) -> list[dict[str, Any]]:
+    """Each epoch's metrics as `{"epoch", "metrics"}`, for reads that only show them (the job
+    page polls this): no ORM object per epoch."""
+    rows = session.exec(
+        select(JobMetric.epoch, JobMetric.metrics)
+        .where(JobMetric.job_id == job_id)
+        .order_by(col(JobMetric.epoch))
+    )
+    return [{"epoch": epoch, "metrics": metrics} for epoch, metrics in rows]
+
+
 def last_checkpoint_uri(job: Job) -> str:
     return storage.uri(storage.job_prefix(job.project_id, id_of(job)) + "checkpoints/last.pt")
 
