@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +67,19 @@ def overview_view(actor: Actor) -> dict[str, Any]:
             }
             for u in found.users
         ],
+        "projects": [
+            {"id": str(p.id), "name": p.name, "priority": str(p.priority)} for p in admin.list_projects(actor)
+        ],
     }
+
+
+def parse_priority(value: Any) -> int:
+    """The priority field of the projects table: a whole number (its range is the domain's rule)."""
+    text = str(value or "").strip()
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise InvalidInput(f"Priority must be a whole number, not {text!r}") from exc
 
 
 def audit_view(actor: Actor, form: dict[str, str], offset: int) -> list[dict[str, str]]:
@@ -94,6 +107,7 @@ class AdminState(AuthState):
     ad_notice: str = ""
     ad_users: list[dict[str, str]] = []
     ad_signup: bool = False
+    ad_projects: list[dict[str, str]] = []
     audit_items: list[dict[str, str]] = []
     audit_filters: dict[str, str] = {}
     audit_offset: int = 0
@@ -115,6 +129,7 @@ class AdminState(AuthState):
         async with self:
             self.ad_allowed, self.ad_loading = True, False
             self.ad_users, self.ad_signup = overview["users"], overview["signup"]
+            self.ad_projects = overview["projects"]
 
     @rx.event(background=True)
     async def load(self):
@@ -133,39 +148,46 @@ class AdminState(AuthState):
         if allowed:
             return AdminState.load_audit
 
-    @rx.event(background=True)
-    async def set_active(self, user_id: str, active: bool):
+    async def _change(self, change: Callable[[Actor], str]) -> None:
+        """Run one administrative change (blocking, in a thread) and reload: `change` returns
+        the notice to show; a refusal or bad input shows its message instead."""
         async with self:
             token, self.ad_error, self.ad_notice = self.token, "", ""
         try:
             actor = await asyncio.to_thread(web_actor, token)
-            await asyncio.to_thread(
-                lambda: admin.update_user(actor, user_id=int(user_id), is_active=bool(active))
-            )
+            done = await asyncio.to_thread(change, actor)
         except DomainError as exc:
             async with self:
                 self.ad_error = error_message(exc)
             return
         await self._load_users(actor)
         async with self:
-            self.ad_notice = "Account " + (
-                "activated." if active else "deactivated and signed out everywhere."
-            )
+            self.ad_notice = done
+
+    @rx.event(background=True)
+    async def set_active(self, user_id: str, active: bool):
+        def change(actor: Actor) -> str:
+            admin.update_user(actor, user_id=int(user_id), is_active=bool(active))
+            return "Account " + ("activated." if active else "deactivated and signed out everywhere.")
+
+        await self._change(change)
 
     @rx.event(background=True)
     async def toggle_signup(self, enabled: bool):
-        async with self:
-            token, self.ad_error, self.ad_notice = self.token, "", ""
-        try:
-            actor = await asyncio.to_thread(web_actor, token)
-            await asyncio.to_thread(lambda: admin.set_signup_enabled(actor, enabled=bool(enabled)))
-        except DomainError as exc:
-            async with self:
-                self.ad_error = error_message(exc)
-            return
-        await self._load_users(actor)
-        async with self:
-            self.ad_notice = "Sign-up is " + ("on: anyone can create an account." if enabled else "off.")
+        def change(actor: Actor) -> str:
+            admin.set_signup_enabled(actor, enabled=bool(enabled))
+            return "Sign-up is " + ("on: anyone can create an account." if enabled else "off.")
+
+        await self._change(change)
+
+    @rx.event(background=True)
+    async def set_priority(self, project_id: str, form: dict[str, Any]):
+        def change(actor: Actor) -> str:
+            priority = parse_priority(form.get("priority"))
+            saved = admin.set_project_priority(actor, project_id=int(project_id), priority=priority)
+            return f"Project \u201c{saved.name}\u201d now has priority {saved.priority}."
+
+        await self._change(change)
 
     @rx.event
     def filter_audit(self, form: dict[str, Any]):

@@ -123,6 +123,9 @@ class CompareState(AuthState):
     view_name: str = ""
     view_message: str = ""
     run_labels: list[str] = []
+    # Column heads of the settings table link to each run's page: a way into a run from its
+    # settings, and the table's keyboard stop when it scrolls sideways.
+    run_links: list[dict[str, str]] = []
     run_cards: list[ExperimentCardData] = []
     metric_rows: list[dict[str, Any]] = []
     curves_figure: go.Figure = empty_figure("Pick two or more runs to compare")
@@ -130,6 +133,8 @@ class CompareState(AuthState):
     load_error: str = ""
     comparing: bool = False
     _data: dict[str, Any] = {}
+    # Reads overlap (typing in the search box fires one per keystroke): only the newest is shown.
+    _read_seq: int = 0
 
     @rx.var
     def shown_hp_rows(self) -> list[dict[str, Any]]:
@@ -221,6 +226,8 @@ class CompareState(AuthState):
             # A shared view's address keeps its ?view= through the sign-in page.
             query = urlencode(dict(self.router.url.query_parameters))
             path = self.router.url.path + (f"?{query}" if query else "")
+            self._read_seq += 1
+            seq = self._read_seq
         try:
             found = await asyncio.to_thread(load_runs, token, project_id, search, state, page, sort)
         except DomainError as exc:
@@ -228,6 +235,8 @@ class CompareState(AuthState):
                 self.load_error = exc.message
             return None
         async with self:
+            if seq != self._read_seq:  # a newer read (another keystroke, filter or page) is coming
+                return None
             if not found["signed_in"]:
                 self._remember(None)
                 return login_redirect(path)
@@ -259,7 +268,7 @@ class CompareState(AuthState):
                 self.selected, self.page, self._data = [], 0, {}
                 self.hp_rows, self.metric_rows, self.metrics = [], [], []
                 self.table_metrics = []
-                self.run_labels, self.run_cards = [], []
+                self.run_labels, self.run_cards, self.run_links = [], [], []
                 self.curves_figure = empty_figure("Pick two or more runs to compare")
                 self.parallel = empty_figure("Pick runs to compare")
             self.project_id = project_id
@@ -355,6 +364,7 @@ class CompareState(AuthState):
                 self.sort_key = self.metric
             runs = data["runs"]
             self.run_labels = [f"#{r['id']} {r['name']}" for r in runs]
+            self.run_links = [{"label": f"#{r['id']} {r['name']}", "href": f"/jobs/{r['id']}"} for r in runs]
             self.run_cards = data["cards"]
             self.hp_rows = experiments.hyperparameter_rows(runs)
             self._redraw()

@@ -69,6 +69,9 @@ class JobsListState(AuthState):
     load_error: str = ""
     loaded: bool = False
     _generation: int = 0
+    # Reads overlap (a filter change while a pushed change re-reads): only the newest one's rows
+    # are shown, or a slow unfiltered read would land after the filtered one and stay.
+    _read_seq: int = 0
 
     def _filters(self) -> dict[str, str]:
         return {
@@ -86,6 +89,8 @@ class JobsListState(AuthState):
                 self._filters(),
                 self.router.url.path,
             )
+            self._read_seq += 1
+            seq = self._read_seq
         try:
             found = await asyncio.to_thread(load_jobs, token, project_id, filters)
         except DomainError as exc:
@@ -93,6 +98,8 @@ class JobsListState(AuthState):
                 self.load_error, self.loaded = exc.message, True
             return None
         async with self:
+            if seq != self._read_seq:
+                return None
             if not found["signed_in"]:
                 self._remember(None)
                 return login_redirect(path)

@@ -79,3 +79,35 @@ def test_timestamps(session: Session) -> None:
     assert job.started_at is not None and job.finished_at is None
     jobs.transition(session, job, S.succeeded)
     assert job.finished_at is not None
+
+
+def test_two_processes_that_read_the_same_state_cannot_both_move_the_job(tmp_path) -> None:
+    """The dispatcher claiming a queued job while a user cancels it: one wins, the other learns
+    that the job changed and writes nothing (before, the last writer won and a job cancelled in
+    the database went on training)."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as setup:
+        job_id = _job(setup, S.queued).id
+        setup.commit()
+    with Session(engine) as dispatcher, Session(engine) as user:
+        claimed, cancelled = dispatcher.get(Job, job_id), user.get(Job, job_id)
+        assert claimed.state == cancelled.state == S.queued  # both read `queued`
+        jobs.transition(dispatcher, claimed, S.dispatching)
+        dispatcher.commit()
+        with pytest.raises(jobs.StateChanged):
+            jobs.transition(user, cancelled, S.cancelled)
+        user.rollback()
+        user.refresh(cancelled)
+        assert cancelled.state == S.dispatching
+        # Both sides making the same move (the dispatcher and a first callback marking it running)
+        # is no conflict.
+        first, second = dispatcher.get(Job, job_id), user.get(Job, job_id)
+        jobs.transition(dispatcher, first, S.running)
+        dispatcher.commit()
+        assert jobs.transition(user, second, S.running) is True
+        user.commit()
+    with Session(engine) as check:
+        assert check.get(Job, job_id).state == S.running
+        states = check.exec(select(JobEvent.payload).where(JobEvent.job_id == job_id)).all()
+        assert [(p["from"], p["to"]) for p in states].count(("queued", "cancelled")) == 0

@@ -88,6 +88,36 @@ def admin_page() -> rx.Component:
         rx.table.cell(e["detail"]),
     )
 
+    project_row = lambda p: rx.table.row(  # noqa: E731
+        rx.table.row_header_cell(p["name"]),
+        rx.table.cell(
+            rx.form(
+                rx.hstack(
+                    rx.input(
+                        name="priority",
+                        type="number",
+                        min=-10,
+                        max=10,
+                        step=1,
+                        default_value=p["priority"],
+                        key=p["id"] + ":" + p["priority"],
+                        width="90px",
+                        id="priority-" + p["id"],
+                        aria_label="Priority of " + p["name"],
+                    ),
+                    rx.button(
+                        "Save", size="1", variant="outline", type="submit", id="save-priority-" + p["id"]
+                    ),
+                    spacing="2",
+                    align="center",
+                ),
+                on_submit=lambda form: A.set_priority(p["id"], form),
+                reset_on_submit=False,
+            )
+        ),
+        custom_attrs={"data-project-id": p["id"]},
+    )
+
     def text_filter(id_: str, label: str, width: str = "150px", type_: str = "text") -> rx.Component:
         return field(
             label, rx.input(id=f"audit-{id_}", name=id_, type=type_, width=width), html_for=f"audit-{id_}"
@@ -140,6 +170,22 @@ def admin_page() -> rx.Component:
                 caption="All users",
             ),
             title="Users",
+        ),
+        card(
+            rx.text(
+                "Queued jobs are dispatched by their project's priority (higher first, -10 to 10), "
+                "then in the order they were submitted.",
+                size="2",
+                color=tokens.TEXT_MUTED,
+                margin_bottom="8px",
+            ),
+            data_table(
+                ["Project", "Priority"],
+                rx.foreach(A.ad_projects, project_row),
+                id="projects-priority-table",
+                caption="Projects in dispatch order",
+            ),
+            title="Project priority",
         ),
         card(
             filters,

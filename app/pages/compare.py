@@ -291,7 +291,10 @@ def results() -> rx.Component:
                     rx.table.row(
                         rx.table.column_header_cell("Setting", scope="col"),
                         rx.foreach(
-                            S.run_labels, lambda label: rx.table.column_header_cell(label, scope="col")
+                            S.run_links,
+                            lambda r: rx.table.column_header_cell(
+                                rx.link(r["label"], href=r["href"]), scope="col"
+                            ),
                         ),
                     )
                 ),

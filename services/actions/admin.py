@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlmodel import Session
 
 from services.actions.core import Actor, Audit, operation
-from services.domain import audit, auth
+from services.domain import audit, auth, projects
 from services.domain.permissions import Action
-from services.domain.security_schemas import AuditEventPublic, UserAdminPublic
+from services.domain.security_schemas import AuditEventPublic, ProjectAdminPublic, UserAdminPublic
 
 
 def list_users(actor: Actor, *, offset: int = 0, limit: int = 100) -> list[UserAdminPublic]:
@@ -61,6 +61,29 @@ def issue_reset_token(actor: Actor, *, user_id: int) -> str:
     with operation(actor, "admin.password_reset_token", target=f"user:{user_id}") as op:
         op.require_platform_admin()
         return auth.issue_reset_token(op.session, user_id=user_id)
+
+
+def list_projects(actor: Actor) -> list[ProjectAdminPublic]:
+    """Every live project with its dispatch priority, in dispatch order."""
+    with operation(actor, "admin.projects", record=Audit.refusals) as op:
+        op.require_platform_admin()
+        return [
+            ProjectAdminPublic(id=p.id or 0, name=p.name, priority=p.priority)
+            for p in projects.all_projects(op.session)
+        ]
+
+
+def set_project_priority(actor: Actor, *, project_id: int, priority: int) -> ProjectAdminPublic:
+    """Platform admins only: a project's priority ranks its queued jobs against every other
+    project's, so no project admin may raise their own. Audited with the old and new value."""
+    with operation(
+        actor, "admin.project_priority", target=f"project:{project_id}", project_id=project_id
+    ) as op:
+        op.require_platform_admin()
+        old, new = projects.set_priority(op.session, project_id=project_id, priority=priority)
+        op.detail = f"priority {old} -> {new}"
+        project = projects.get_project(op.session, project_id=project_id)
+        return ProjectAdminPublic(id=project_id, name=project.name, priority=new)
 
 
 def signup_enabled(actor: Actor) -> bool:

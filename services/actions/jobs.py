@@ -260,12 +260,10 @@ def _cancel(actor: Actor, project_id: int | None, job_id: int) -> tuple[JobPubli
     with operation(actor, "job.cancel", target=f"job:{job_id}", record=Audit.refusals) as op:
         job = _job_in(op.session, project_id=project_id, job_id=job_id)
         op.authorize(Action.job_cancel, project_id=job.project_id, owner_id=job.created_by)
-        state = JobState(job.state)
-        if state in jobs.FINISHED:
-            raise DomainError(f"Job {job_id} already {state.value}; nothing to cancel")
-        ask_trainer = state not in {JobState.queued, JobState.retrying}
-        if not ask_trainer:
-            jobs.transition(op.session, job, JobState.cancelled, reason=f"cancelled by {op.me.username}")
+        outcome = jobs.cancel(op.session, job, reason=f"cancelled by {op.me.username}")
+        if outcome == "finished":
+            raise DomainError(f"Job {job_id} already {JobState(job.state).value}; nothing to cancel")
+        ask_trainer = outcome == "ask_trainer"
         op.project_id = job.project_id
         return JobPublic.of(job), ask_trainer, notify.pending_events(op.session)
 

@@ -193,10 +193,7 @@ def _stop_trials(session: Session, sweep: Sweep, *, reason: str) -> list[int]:
     """Cancel the sweep's waiting trial jobs at once; return the running ones for the trainer."""
     running: list[int] = []
     for job in sweeps.trial_jobs(session, sweep_id=id_of(sweep)):
-        state = JobState(job.state)
-        if state in jobs.QUEUE_STATES:
-            jobs.transition(session, job, JobState.cancelled, reason=reason)
-        elif state in jobs.ACTIVE:
+        if jobs.cancel(session, job, reason=reason) == "ask_trainer":
             running.append(id_of(job))
     return running
 
@@ -403,10 +400,7 @@ def _apply(sweep_id: int, decisions: _Decisions, run_id: str | None, step: Step)
                 continue
             job.pruned_epoch = epoch
             session.add(job)
-            state = JobState(job.state)
-            if state in jobs.QUEUE_STATES:
-                jobs.transition(session, job, JobState.cancelled, reason=reason)
-            elif state in jobs.ACTIVE:
+            if jobs.cancel(session, job, reason=reason) == "ask_trainer":
                 step.stop.append(job_id)  # the same stop as a user's cancel: the trainer's next batch
             _record(session, sweep, "sweep.prune", f"job:{job_id}", reason)
         for job_id, number in decisions.renumber.items():

@@ -11,6 +11,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -48,6 +49,11 @@ class InvalidTransition(Conflict):
     """The lifecycle does not allow this move (e.g. anything out of a finished state)."""
 
 
+class StateChanged(Conflict):
+    """Another process moved the job since this one read it (the dispatcher claiming a job
+    while a user cancels it): nothing was changed; re-read the job and decide again."""
+
+
 def can_transition(current: JobState, new: JobState) -> bool:
     return new in ALLOWED[current]
 
@@ -59,6 +65,19 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
         return False
     if not can_transition(current, new):
         raise InvalidTransition(f"Job {job.id} cannot go from {current.value} to {new.value}")
+    if job.id is not None:
+        # Compare-and-set in the database: two processes that both read `queued` (the dispatcher
+        # handing the job over, a user cancelling it) must not both win, or a job cancelled in
+        # the database trains on. Finding the row already in `new` is no conflict (the dispatcher
+        # and a first callback both mark a job running). The row stays locked until commit.
+        moved = session.execute(
+            update(Job)
+            .where(col(Job.id) == job.id, col(Job.state).in_([current.value, new.value]))
+            .values(state=new.value)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise StateChanged(f"Job {job.id} changed meanwhile (it is no longer {current.value}); try again")
     job.state = new
     now = utcnow()
     if new == S.running and job.started_at is None:
@@ -78,6 +97,35 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
         # In this transaction (an outbox row): the caller hands it to the worker after the commit.
         notifications.job_finished(session, job, reason=reason)
     return True
+
+
+def cancel(session: Session, job: Job, *, reason: str) -> str:
+    """Cancel what has not reached training yet, and say what is left to do:
+    "cancelled" (done), "ask_trainer" (the trainer must stop it) or "finished" (nothing to do).
+
+    A waiting job is cancelled outright. A job being handed over (`dispatching`) is cancelled
+    here as well and the trainer is asked: the dispatcher, finding it cancelled once the trainer
+    accepts, asks the trainer again, so the attempt stops whichever side comes first. A running
+    job is only asked to stop; its final callback (with its checkpoint) records `cancelled`.
+    When the dispatcher moves the job at the same moment, decide again on what it is now.
+    """
+    try:
+        return _cancel_once(session, job, reason)
+    except StateChanged:
+        session.refresh(job)
+        return _cancel_once(session, job, reason)
+
+
+def _cancel_once(session: Session, job: Job, reason: str) -> str:
+    state = JobState(job.state)
+    if state in FINISHED:
+        return "finished"
+    if state in QUEUE_STATES:
+        transition(session, job, S.cancelled, reason=reason)
+        return "cancelled"
+    if state == S.dispatching:
+        transition(session, job, S.cancelled, reason=reason + " during the hand-over")
+    return "ask_trainer"
 
 
 def validate_hyperparameters(

@@ -65,6 +65,39 @@ def update_project(
     return project
 
 
+# Queue order across projects (services.domain.jobs): higher first. A small, bounded scale, so a
+# priority says "before" or "after" and is not an arms race of ever larger numbers.
+PRIORITY_RANGE = (-10, 10)
+
+
+def set_priority(session: Session, *, project_id: int, priority: int) -> tuple[int, int]:
+    """Set the project's dispatch priority; returns (old, new) for the audit trail.
+
+    The caller has checked platform admin: a priority ranks a project against every other one.
+    """
+    low, high = PRIORITY_RANGE
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        raise InvalidInput(
+            f"priority must be a whole number from {low} to {high} (higher is dispatched first);"
+            f" got {priority!r}"
+        )
+    project = get_project(session, project_id=project_id)
+    old, project.priority = project.priority, priority
+    session.add(project)
+    return old, priority
+
+
+def all_projects(session: Session) -> list[Project]:
+    """Every live project, highest priority first (the order their queued jobs are dispatched in)."""
+    return list(
+        session.exec(
+            select(Project)
+            .where(Project.deleted_at.is_(None))  # type: ignore[union-attr]
+            .order_by(col(Project.priority).desc(), col(Project.id))
+        ).all()
+    )
+
+
 def delete_project(session: Session, *, project_id: int) -> None:
     """The project disappears for everyone; its rows stay for the audit trail."""
     project = get_project(session, project_id=project_id)

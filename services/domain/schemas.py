@@ -41,6 +41,10 @@ class ProjectPublic(BaseModel):
     role: str
     max_running_jobs: int | None = Field(default=None, description="Jobs running at once; null: no limit.")
     max_queued_jobs: int | None = Field(default=None, description="Jobs waiting at once; null: no limit.")
+    priority: int = Field(
+        default=0,
+        description="Dispatch priority, set by a platform admin: queued jobs of higher projects go first.",
+    )
 
     @classmethod
     def of(cls, project: Project, role: str) -> ProjectPublic:
@@ -51,6 +55,7 @@ class ProjectPublic(BaseModel):
             role=role,
             max_running_jobs=project.max_running_jobs,
             max_queued_jobs=project.max_queued_jobs,
+            priority=project.priority,
         )
 
 

@@ -142,6 +142,19 @@ class SignupSetting(BaseModel):
     signup_enabled: bool
 
 
+class ProjectPriorityUpdate(BaseModel):
+    # Range checked in services.domain.projects.set_priority, whose message says what to send.
+    priority: int
+
+
+class ProjectAdminPublic(BaseModel):
+    """A project as the platform admin ranks it against the others."""
+
+    id: int
+    name: str
+    priority: int
+
+
 class AuditEventPublic(BaseModel):
     id: int
     at: datetime

@@ -210,7 +210,10 @@ class Dispatcher:
             logs.bind(attempt=attempt, project_id=job.project_id)
             if attempt == 1 and JobState(job.state) == JobState.queued:
                 metrics.QUEUE_WAIT.observe(max(0.0, (utcnow() - job.created_at).total_seconds()))
-            jobs.transition(session, job, JobState.dispatching, reason="handed to the trainer")
+            try:
+                jobs.transition(session, job, JobState.dispatching, reason="handed to the trainer")
+            except jobs.StateChanged:
+                return "skipped", ""  # cancelled at this very moment
             job.waiting_for = None
             job.last_heartbeat_at = utcnow()  # the reconciler's silence clock starts at the hand-over
             try:
@@ -254,17 +257,32 @@ class Dispatcher:
         with session_scope() as session:
             job = session.get(Job, job_id)
             if job is not None and job.attempt == attempt and JobState(job.state) == JobState.dispatching:
-                jobs.transition(session, job, JobState.running, reason="trainer accepted")
-                job.last_heartbeat_at = utcnow()
+                with contextlib.suppress(jobs.StateChanged):  # cancelled this instant: see below
+                    jobs.transition(session, job, JobState.running, reason="trainer accepted")
+                    job.last_heartbeat_at = utcnow()
+        if self._cancelled_meanwhile(job_id):
+            # The user cancelled during the hand-over; their request may have reached the trainer
+            # before it knew the job. Stop the attempt it just accepted.
+            log.info("job cancelled during the hand-over; stopping it on the trainer")
+            with contextlib.suppress(httpx.HTTPError, CircuitBreakerError):  # the reconciler retries
+                await self.trainer.cancel_job(job_id)
+            return "skipped", ""
         log.info("job handed to the trainer")
         return "dispatched", ""
+
+    @staticmethod
+    def _cancelled_meanwhile(job_id: int) -> bool:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            return job is None or JobState(job.state) == JobState.cancelled
 
     @staticmethod
     def _back_to_queue(job_id: int, attempt: int, reason: str) -> None:
         with session_scope() as session:
             job = session.get(Job, job_id)
             if job is not None and job.attempt == attempt and JobState(job.state) == JobState.dispatching:
-                jobs.transition(session, job, JobState.queued, reason=reason)
+                with contextlib.suppress(jobs.StateChanged):  # cancelled meanwhile: stays so
+                    jobs.transition(session, job, JobState.queued, reason=reason)
 
 
 def _fail(job_id: int, attempt: int, kind: str, message: str) -> None:
@@ -275,8 +293,9 @@ def _fail(job_id: int, attempt: int, kind: str, message: str) -> None:
             and job.attempt == attempt
             and jobs.can_transition(JobState(job.state), JobState.failed)
         ):
-            job.error_kind, job.error_message = kind, message[:2000]
-            jobs.transition(session, job, JobState.failed, reason=message[:500])
+            with contextlib.suppress(jobs.StateChanged):  # cancelled meanwhile: stays so
+                jobs.transition(session, job, JobState.failed, reason=message[:500])
+                job.error_kind, job.error_message = kind, message[:2000]
 
 
 async def start(ctx: dict[str, Any]) -> None:

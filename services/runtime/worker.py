@@ -78,15 +78,20 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int] | None:
     events: list[int] = []
     for job_id, attempt in silent:
         status, why = views[job_id]
-        with logs.bound(job_id=job_id, attempt=attempt), session_scope() as session:
-            job = session.get(Job, job_id)
-            if job is None or job.attempt != attempt or JobState(job.state) not in jobs.ACTIVE:
-                continue  # a callback moved it meanwhile
-            outcome = _settle(session, job, status, why, settings.heartbeat_timeout_s, settings.max_attempts)
-            counts[outcome] += 1
-            if outcome != "alive":
-                log.warning("silent job %s: %s", outcome, why, extra={"project_id": job.project_id})
-            pending = notifications.pending(session)
+        try:
+            with logs.bound(job_id=job_id, attempt=attempt), session_scope() as session:
+                job = session.get(Job, job_id)
+                if job is None or job.attempt != attempt or JobState(job.state) not in jobs.ACTIVE:
+                    continue  # a callback moved it meanwhile
+                outcome = _settle(
+                    session, job, status, why, settings.heartbeat_timeout_s, settings.max_attempts
+                )
+                counts[outcome] += 1
+                if outcome != "alive":
+                    log.warning("silent job %s: %s", outcome, why, extra={"project_id": job.project_id})
+                pending = notifications.pending(session)
+        except jobs.StateChanged:
+            continue  # a callback (or a user) moved it while this pass decided: nothing written
         events += pending  # committed now
     if counts["retried"] or counts["requeued"]:
         await wake(ctx["redis"])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -73,6 +74,25 @@ class ComposeStack:
 
     def api(self) -> Api:
         return Api(f"http://127.0.0.1:{self.web_port}", self.username, self.password)
+
+    def wait_ready(self, timeout_s: float = 180) -> None:
+        """Wait until the web app answers through the published port.
+
+        `up --wait` right after `restart` can return on the health status the container had
+        before it restarted, while Docker's port proxy already accepts connections and drops
+        them until the app listens.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.web_port}/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.save_logs()
+                raise AssertionError(f"the web app did not answer /readyz within {timeout_s:.0f}s")
+            time.sleep(1)
 
 
 def _make(target: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -242,6 +262,7 @@ def test_restart_loses_nothing(compose_stack: ComposeStack) -> None:
     started = time.monotonic()
     compose_stack.run("restart", timeout=400)
     compose_stack.run("up", "--detach", "--wait", "--wait-timeout", "300", timeout=400)
+    compose_stack.wait_ready()
     print(f"\ncompose: restart + healthy in {time.monotonic() - started:.0f}s")
 
     again = compose_stack.api()

@@ -20,6 +20,12 @@ class Seen:
 
     requests: list[tuple[float, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Cleared: every `POST /jobs` (a hand-over) waits here until it is set again, which holds a
+    # job in `dispatching` for as long as a test needs.
+    hand_overs: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.hand_overs.set()
 
     def count(self, method: str, path: str, since: float = 0.0, until: float = float("inf")) -> int:
         with self.lock:
@@ -43,6 +49,8 @@ def counting_proxy(port: int, upstream: str) -> Iterator[Seen]:
                 seen.requests.append((time.monotonic(), self.command, self.path.split("?", 1)[0]))
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
+            if self.command == "POST" and self.path.split("?", 1)[0] == "/jobs":
+                seen.hand_overs.wait(timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             try:
                 answer = client.request(self.command, self.path, content=body, headers=headers)

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from playwright.sync_api import Browser
@@ -130,6 +131,35 @@ def test_five_jobs_submitted_in_order_start_in_order(fleet: Fleet) -> None:
         for a, b in zip(finals, finals[1:], strict=False)
     ]
     print("\nfinished -> next started (s):", " ".join(f"{g:.2f}" for g in gaps))
+
+
+@pytest.mark.timeout(600)
+def test_a_job_cancelled_during_its_hand_over_never_trains_on(fleet: Fleet) -> None:
+    """Cancel while the dispatcher is handing the job to the trainer: the job is cancelled at
+    once, and the attempt the trainer accepts a moment later is stopped (before, the database
+    said cancelled while the trainer trained the job to the end, holding the only slot)."""
+    fleet.seen.hand_overs.clear()
+    try:
+        job = fleet.submit(epochs=50)
+        fleet.wait(job["id"], lambda j: j["state"] == "dispatching", timeout_s=120, what="hand-over")
+        cancelled = fleet.api.http.post(f"/projects/{fleet.project}/jobs/{job['id']}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert fleet.job(job["id"])["state"] == "cancelled"  # at once, not after the trainer
+    finally:
+        fleet.seen.hand_overs.set()
+    trainer = f"http://127.0.0.1:{fleet.stack.ports['trainer']}"
+    deadline = time.monotonic() + 180
+    while True:
+        answer = httpx.get(f"{trainer}/jobs/{job['id']}", timeout=10)
+        if answer.status_code == 200 and answer.json()["state"] in {"cancelled", "failed", "succeeded"}:
+            break
+        assert time.monotonic() < deadline, f"the trainer still runs the cancelled job: {answer.text}"
+        time.sleep(0.5)
+    assert answer.json()["state"] == "cancelled", answer.json()
+    final = fleet.job(job["id"])
+    assert final["state"] == "cancelled", final
+    # The slot is free again: the next job runs.
+    assert fleet.finished(fleet.submit()["id"])["state"] == "succeeded"
 
 
 @pytest.mark.timeout(900)

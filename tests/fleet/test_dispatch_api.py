@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
-from services.domain.models import Job, JobState, Project
+from services.domain.models import Job, JobState
 from services.infra import signing
 from services.infra.db import session_scope
 from services.runtime import sample_data
@@ -157,14 +157,38 @@ def test_queue_order_is_project_priority_then_submission_time(
         return [listed[first["id"]], listed[second["id"]], listed[third["id"]]]
 
     assert positions() == [1, 2, 3]
-    with session_scope() as session:
-        session.get(Project, high["id"]).priority = 10
+    url = f"/api/v1/admin/projects/{high['id']}/priority"
+    # The project's own owner may not rank it above the others; a platform admin may.
+    refused = client.put(url, json={"priority": 5})
+    assert refused.status_code == 403, refused.text
+    admin = _platform_admin_headers(client)
+    bad = client.put(url, json={"priority": 1000}, headers=admin)
+    assert bad.status_code == 422 and "from -10 to 10" in bad.json()["detail"], bad.text
+    assert client.get(f"/api/v1/projects/{high['id']}").json()["priority"] == 0  # nothing half-set
+    assert client.put(url, json={"priority": 5}, headers=admin).json()["priority"] == 5
     assert positions() == [3, 1, 2]
+    assert client.get(f"/api/v1/projects/{high['id']}").json()["priority"] == 5  # members see why
+    ranked = [p["id"] for p in client.get("/api/v1/admin/projects", headers=admin).json()]
+    assert ranked.index(high["id"]) < ranked.index(low["id"])
+    trail = client.get(
+        "/api/v1/admin/audit", params={"action": "admin.project_priority"}, headers=admin
+    ).json()
+    assert any(e["detail"] == "priority 0 -> 5" for e in trail), trail
     detail = client.get(f"/api/v1/projects/{high['id']}/jobs/{third['id']}").json()
     assert detail["queue_position"] == 2 and detail["state"] == "queued"
-    with session_scope() as session:
-        session.get(Project, high["id"]).priority = 0
+    client.put(url, json={"priority": 0}, headers=admin).raise_for_status()
     _clear_queue()
+
+
+def _platform_admin_headers(client: TestClient) -> dict[str, str]:
+    from services.domain import auth
+
+    with session_scope() as session:
+        user = auth.create_user(session, username=f"pa{uuid.uuid4().hex[:8]}", password="correct-horse-1")
+        user.is_platform_admin = True
+        username = user.username
+    token = client.post("/api/v1/auth/login", json={"username": username, "password": "correct-horse-1"})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def test_every_lost_attempt_resumes_until_the_budget_is_spent(

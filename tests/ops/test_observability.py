@@ -81,7 +81,7 @@ def test_every_dashboard_and_alert_query_returns_data(
 ) -> None:
     assert api.http.get("/projects/999999").status_code == 404  # a refused request: its own series
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "1s"},
         "rule_files": [str(GRAFANA / "alerts.yml")],
         "scrape_configs": [
             {"job_name": "vtp-web", "static_configs": [{"targets": [f"127.0.0.1:{stack.ports['web']}"]}]},
@@ -107,19 +107,27 @@ def test_every_dashboard_and_alert_query_returns_data(
         except httpx.HTTPError:
             return False
 
-    with running(argv, ready, output_dir / "prometheus.log", timeout_s=60):
-        time.sleep(6)  # several scrapes, so rate() has two points in its window
-        targets = httpx.get(f"{url}/api/v1/targets").json()["data"]["activeTargets"]
-        assert {t["labels"]["job"]: t["health"] for t in targets} == {
-            "vtp-web": "up",
-            "vtp-trainer": "up",
-        }, targets
+    def queries_without_data() -> list[str]:
         empty = []
         for name, expr in [*dashboard_queries(), *alert_signals()]:
             answer = httpx.get(f"{url}/api/v1/query", params={"query": expr}).json()
             assert answer["status"] == "success", (name, expr, answer)
             if not answer["data"]["result"]:
                 empty.append(f"{name}: {expr}")
+        return empty
+
+    with running(argv, ready, output_dir / "prometheus.log", timeout_s=60):
+        # rate() needs two successful scrapes in its window; on a busy machine (the rest of the
+        # suite training beside it) a 1 s scrape can time out, so wait for them with a bound.
+        deadline = time.monotonic() + 90
+        time.sleep(4)
+        while (empty := queries_without_data()) and time.monotonic() < deadline:
+            time.sleep(2)
+        targets = httpx.get(f"{url}/api/v1/targets").json()["data"]["activeTargets"]
+        assert {t["labels"]["job"]: t["health"] for t in targets} == {
+            "vtp-web": "up",
+            "vtp-trainer": "up",
+        }, targets
         assert not empty, "queries without data:\n" + "\n".join(empty)
         groups = httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"]
         unhealthy = [

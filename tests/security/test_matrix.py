@@ -585,6 +585,11 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", V1 + "/admin/settings"): [Rule(PLATFORM, shared(), project_scoped=False)],
     ("PUT", V1 + "/admin/settings"): [Rule(PLATFORM, shared({"signup_enabled": True}), project_scoped=False)],
     ("GET", V1 + "/admin/audit"): [Rule(PLATFORM, shared(), project_scoped=False)],
+    ("GET", V1 + "/admin/projects"): [Rule(PLATFORM, shared(), project_scoped=False)],
+    # A priority ranks a project against all others: not even the project's owner may set it.
+    ("PUT", V1 + "/admin/projects/{project_id}/priority"): [
+        Rule(PLATFORM, fresh(lambda _w: {"priority": 1}), project_scoped=False)
+    ],
     ("GET", "/healthz"): [Rule(EVERYONE, shared(), project_scoped=False)],
     ("GET", "/readyz"): [Rule(EVERYONE, shared(), project_scoped=False)],
     ("GET", "/metrics"): [Rule(EVERYONE, shared(), project_scoped=False)],
@@ -1164,6 +1169,11 @@ def _ui_admin(fn_name: str) -> Callable[[World, str], bool]:
             return _denied_is_false(lambda: admin.update_user(_web(token), user_id=user_id, is_active=False))
         if fn_name == "set_signup_enabled":
             return _denied_is_false(lambda: admin.set_signup_enabled(_web(token), enabled=True))
+        if fn_name == "set_project_priority":
+            project_id = w.fresh_project()
+            return _denied_is_false(
+                lambda: admin.set_project_priority(_web(token), project_id=project_id, priority=1)
+            )
         if fn_name == "audit_log":
             filters = admin.AuditFilter(action="members")
             return _denied_is_false(lambda: admin.audit_log(_web(token), filters=filters))
@@ -1349,6 +1359,7 @@ UI_TABLE: dict[str, list[tuple[frozenset[str], Callable[[World, str], bool]]] | 
     "AdminState.load": [(PLATFORM, _ui_admin("overview"))],
     "AdminState.set_active": [(PLATFORM, _ui_admin("update_user"))],
     "AdminState.toggle_signup": [(PLATFORM, _ui_admin("set_signup_enabled"))],
+    "AdminState.set_priority": [(PLATFORM, _ui_admin("set_project_priority"))],
     "AdminState.filter_audit": "sets a client-side var; load_audit authorizes",
     "AdminState.audit_page": "sets a client-side var; load_audit authorizes",
     "AdminState.load_audit": [(PLATFORM, _ui_admin("audit_log"))],

@@ -148,3 +148,24 @@ def test_admin_users_signup_switch_and_audit(
     page = open_as(browser, stack, "/admin", target, PASSWORD)
     page.wait_for_selector("#admin-not-allowed")
     assert page.locator("#users-table").count() == 0
+
+
+def test_admin_ranks_a_project_above_the_others(browser: Browser, stack: StackProcess, api: Api) -> None:
+    pid = api.project_id()
+    page = open_as(browser, stack, "/admin")
+    page.wait_for_selector(f"#projects-priority-table tr[data-project-id='{pid}']")
+    page.fill(f"#priority-{pid}", "11")
+    page.click(f"#save-priority-{pid}")
+    page.wait_for_selector("#admin-error")
+    assert "from -10 to 10" in page.inner_text("#admin-error")
+    assert api.http.get(f"/projects/{pid}").json()["priority"] == 0
+    try:
+        page.fill(f"#priority-{pid}", "3")
+        page.click(f"#save-priority-{pid}")
+        page.wait_for_selector("#admin-notice")
+        assert "priority 3" in page.inner_text("#admin-notice")
+        assert api.http.get(f"/projects/{pid}").json()["priority"] == 3
+        first = page.locator("#projects-priority-table tbody tr").first
+        assert first.get_attribute("data-project-id") == str(pid)  # listed in dispatch order
+    finally:
+        api.http.put(f"/admin/projects/{pid}/priority", json={"priority": 0}).raise_for_status()

@@ -15,6 +15,8 @@ from services.actions import admin
 from services.actions.admin import AuditFilter
 from services.domain.security_schemas import (
     AuditEventPublic,
+    ProjectAdminPublic,
+    ProjectPriorityUpdate,
     ResetTokenPublic,
     SignupSetting,
     UserAdminPublic,
@@ -48,6 +50,20 @@ def reset_token(user_id: PathId, actor: CurrentActor) -> ResetTokenPublic:
     """A single-use password reset token to hand to the user (POST /auth/password-reset)."""
     token = admin.issue_reset_token(actor, user_id=user_id)
     return ResetTokenPublic(reset_token=token, expires_in=get_settings().password_reset_ttl_s)
+
+
+@router.get("/admin/projects")
+def list_projects(actor: CurrentActor) -> list[ProjectAdminPublic]:
+    """Every project with its dispatch priority, in the order their queued jobs are dispatched."""
+    return admin.list_projects(actor)
+
+
+@router.put("/admin/projects/{project_id}/priority")
+def set_project_priority(
+    project_id: PathId, body: ProjectPriorityUpdate, actor: CurrentActor
+) -> ProjectAdminPublic:
+    """Queued jobs of higher-priority projects are dispatched first, then by submission time."""
+    return admin.set_project_priority(actor, project_id=project_id, priority=body.priority)
 
 
 @router.get("/admin/settings")
