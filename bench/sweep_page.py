@@ -23,7 +23,8 @@ from tests.utils.stack import Api
 
 def insert_sweep(api: Api, username: str, trials: int, epochs: int) -> int:
     """A finished sweep: its row, one succeeded (or pruned and cancelled) job per trial with its
-    per-epoch metrics, and the study's trials with values and intermediate values."""
+    per-epoch metrics, the study's trials with values and intermediate values, and the
+    importances the worker would have saved with the study."""
     import optuna
     from sqlalchemy import insert
     from sqlmodel import select
@@ -87,6 +88,10 @@ def insert_sweep(api: Api, username: str, trials: int, epochs: int) -> int:
         )
         study.add_trial(trial)
         plan.append((number, params, pruned, curve))
+    with session_scope() as session:  # as the worker's step does when a trial finishes
+        row = session.get(Sweep, sweep_id)
+        assert row is not None
+        sweeps.save_importances(row, study.get_trials(deepcopy=False))
     with session_scope() as session:
         jobs = [
             {

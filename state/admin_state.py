@@ -74,7 +74,8 @@ def overview_view(actor: Actor) -> dict[str, Any]:
 
 
 def parse_priority(value: Any) -> int:
-    """The priority field of the projects table: a whole number (its range is the domain's rule)."""
+    """A field of the projects table (priority, the row's project id): a whole number; the
+    priority's range is the domain's rule."""
     text = str(value or "").strip()
     try:
         return int(text)
@@ -181,10 +182,11 @@ class AdminState(AuthState):
         await self._change(change)
 
     @rx.event(background=True)
-    async def set_priority(self, project_id: str, form: dict[str, Any]):
+    async def set_priority(self, form: dict[str, Any]):
         def change(actor: Actor) -> str:
             priority = parse_priority(form.get("priority"))
-            saved = admin.set_project_priority(actor, project_id=int(project_id), priority=priority)
+            project_id = parse_priority(form.get("project_id"))
+            saved = admin.set_project_priority(actor, project_id=project_id, priority=priority)
             return f"Project \u201c{saved.name}\u201d now has priority {saved.priority}."
 
         await self._change(change)

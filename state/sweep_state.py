@@ -164,9 +164,10 @@ class SweepPageState(AuthState):
     mlflow_run_id: str = ""
     role: str = ""
     own: bool = False
-    history: go.Figure = empty_figure("No finished trial yet", height=320)
-    parallel: go.Figure = empty_figure("Parallel coordinates appear once a trial has finished", height=340)
-    importance: go.Figure = empty_figure("No importances yet", height=260)
+    # Shown (with the charts' library loading) until the first read; then the sweep's own.
+    history: go.Figure = empty_figure("Loading…", height=320)
+    parallel: go.Figure = empty_figure("Loading…", height=340)
+    importance: go.Figure = empty_figure("Loading…", height=260)
     action_message: str = ""
     working: bool = False
     _watch_generation: int = 0
@@ -214,7 +215,8 @@ class SweepPageState(AuthState):
         raw = [t.model_dump() for t in d.trials]
         searched = [n for n, e in d.search_space.items() if e.get("type") != "fixed"]
         self.history = history_figure(raw, d.objective, d.direction)
-        self.parallel = parallel_figure(raw, searched, d.objective)
+        logs = [n for n, e in d.search_space.items() if e.get("log")]
+        self.parallel = parallel_figure(raw, searched, d.objective, log_params=logs)
         self.importance = importance_figure(d.importances, d.importance_note)
 
     @rx.event

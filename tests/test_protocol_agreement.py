@@ -75,6 +75,24 @@ def test_both_copies_of_the_callback_event_have_the_same_fields() -> None:
     assert set(TrainerError.model_fields) == set(CallbackError.model_fields)
 
 
+def test_both_copies_of_the_callback_batch_agree() -> None:
+    """v1.6: a batch the trainer's outbox builds (events joined as they lie on disk) validates on
+    the backend, under the same size limit on both sides."""
+    from services.infra import trainer_protocol as wire
+    from trainer_runner.schemas import MAX_BATCH_EVENTS, CallbackBatch
+
+    assert set(wire.TrainerBatch.model_fields) == set(CallbackBatch.model_fields)
+    assert wire.MAX_BATCH_EVENTS == MAX_BATCH_EVENTS
+    events = [
+        CallbackEvent(job_id="1", attempt=1, type="epoch", state="running", epoch=n, metrics={"map50": 0.1})
+        for n in range(3)
+    ]
+    body = b'{"events":[' + b",".join(e.model_dump_json().encode() for e in events) + b"]}"
+    parsed = wire.TrainerBatch.model_validate_json(body)
+    assert [e.model_dump() for e in parsed.events] == [e.model_dump() for e in events]
+    assert CallbackBatch.model_validate_json(body).events == events
+
+
 def test_every_trainer_event_validates_on_the_backend() -> None:
     from services.infra.trainer_protocol import TrainerEvent
 

@@ -74,15 +74,21 @@ class CallbackSender:
         self.timeout_s = timeout_s
         self._client = httpx.Client(timeout=timeout_s)
 
-    def post_once(self, body: bytes) -> httpx.Response:
-        """One signed POST; raises httpx.HTTPStatusError for a non-2xx answer.
+    @property
+    def batch_url(self) -> str:
+        """Where several events of this job go in one request (protocol v1.6)."""
+        return self.url.rstrip("/") + "/batch"
+
+    def post_once(self, body: bytes, *, url: str | None = None) -> httpx.Response:
+        """One signed POST (to the callback URL, or `url`); raises httpx.HTTPStatusError for a
+        non-2xx answer.
 
         Signed per try, so a retry after minutes still carries a fresh timestamp.
         """
         headers = signed_headers(self.secret, body)
         if self.request_id:
             headers[REQUEST_ID_HEADER] = self.request_id
-        response = self._client.post(self.url, content=body, headers=headers)
+        response = self._client.post(url or self.url, content=body, headers=headers)
         response.raise_for_status()
         return response
 

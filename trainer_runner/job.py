@@ -101,7 +101,10 @@ class JobRunner:
         )
         # Every callback goes through the on-disk outbox: training never waits for the backend.
         self.outbox = CallbackOutbox(
-            self.work_dir / OUTBOX_DIR, self.sender, max_backoff_s=settings.callback_max_backoff_s
+            self.work_dir / OUTBOX_DIR,
+            self.sender,
+            max_backoff_s=settings.callback_max_backoff_s,
+            max_batch=settings.callback_batch_max,
         )
         self.s3: Any = None
         self.tracker: Tracker | None = None

@@ -1,4 +1,4 @@
-"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1.5).
+"""Wire models of the backend <-> trainer protocol (docs/trainer-protocol.md, v1.6).
 
 The backend keeps its own copy (`services/infra/trainer_client.py`); a test checks they agree, so the
 two sides never import each other.
@@ -170,6 +170,17 @@ class CallbackEvent(BaseModel):
     # Additive (v1.5): on `finished`, best.pt scored on the dataset's test split, under the
     # validation names prefixed `test/` (`test/map50_95`, `test/top1`); absent without one.
     test_metrics: dict[str, float] | None = None
+
+
+# v1.6: the most events the outbox sends in one `POST {callback_url}/batch` (the backend takes 500).
+MAX_BATCH_EVENTS = 500
+
+
+class CallbackBatch(BaseModel):
+    """v1.6: body of `POST {callback_url}/batch`, events of one job oldest first, signed like one
+    callback; the backend applies them all or none."""
+
+    events: list[CallbackEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
 class InspectRequest(BaseModel):

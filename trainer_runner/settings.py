@@ -114,6 +114,13 @@ class TrainerSettings(BaseSettings):
     callback_max_backoff_s: float = Field(
         default=30.0, gt=0, description="Longest wait between two tries of an undelivered event."
     )
+    callback_batch_max: int = Field(
+        default=100,
+        ge=1,
+        le=500,
+        description="Most queued events sent in one signed batch request (protocol v1.6); 1 turns "
+        "batching off.",
+    )
     callback_drain_budget_s: float = Field(
         default=600.0,
         ge=0,

@@ -22,6 +22,7 @@ from app.api.routes import (
     jobs,
     notifications,
     oidc,
+    predictions,
     projects,
     registry,
     sweeps,
@@ -71,6 +72,7 @@ for module in (
     registry,
     inference,
     sweeps,
+    predictions,
 ):
     v1.include_router(module.router)
 api.include_router(v1)

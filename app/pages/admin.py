@@ -93,6 +93,9 @@ def admin_page() -> rx.Component:
         rx.table.cell(
             rx.form(
                 rx.hstack(
+                    # The row's project travels in the form (a per-row handler argument cannot be
+                    # used inside the form's submit function).
+                    rx.el.input(type="hidden", name="project_id", value=p["id"]),
                     rx.input(
                         name="priority",
                         type="number",
@@ -111,7 +114,7 @@ def admin_page() -> rx.Component:
                     spacing="2",
                     align="center",
                 ),
-                on_submit=lambda form: A.set_priority(p["id"], form),
+                on_submit=A.set_priority,
                 reset_on_submit=False,
             )
         ),

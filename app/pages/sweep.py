@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from components import tokens
+from components.basic_plot import basic_plot
 from components.layout import card, page_shell
 from components.permission_gate import permission_gate
 from components.project_nav import (
@@ -141,15 +142,15 @@ def _summary() -> rx.Component:
 def _charts() -> rx.Component:
     return rx.vstack(
         card(
-            rx.plotly(data=S.history, config=PLOT_CONFIG, width="100%", id="history-chart"),
+            basic_plot(data=S.history, config=PLOT_CONFIG, width="100%", id="history-chart"),
             title="Optimisation history",
         ),
         card(
-            rx.plotly(data=S.parallel, config=PLOT_CONFIG, width="100%", id="parallel-chart"),
+            basic_plot(data=S.parallel, config=PLOT_CONFIG, width="100%", id="parallel-chart"),
             title="Trials across their hyperparameters (colour: objective)",
         ),
         card(
-            rx.plotly(data=S.importance, config=PLOT_CONFIG, width="100%", id="importance-chart"),
+            basic_plot(data=S.importance, config=PLOT_CONFIG, width="100%", id="importance-chart"),
             rx.cond(
                 S.importance_note != "",
                 rx.text(S.importance_note, size="2", color=tokens.TEXT_MUTED, id="importance-note"),
@@ -191,25 +192,31 @@ def sweep_page() -> rx.Component:
     body = rx.cond(
         S.not_found != "",
         error_state(S.not_found, id="sweep-not-found"),
-        rx.cond(
-            S.loaded,
-            rx.vstack(
-                rx.cond(
-                    S.live_message != "",
-                    rx.callout(S.live_message, icon="wifi_off", color_scheme="amber", role="status"),
+        rx.vstack(
+            rx.cond(
+                S.loaded,
+                rx.vstack(
+                    rx.cond(
+                        S.live_message != "",
+                        rx.callout(S.live_message, icon="wifi_off", color_scheme="amber", role="status"),
+                    ),
+                    rx.cond(
+                        S.busy_message != "",
+                        rx.callout(S.busy_message, icon="hourglass", color_scheme="amber", role="status"),
+                    ),
+                    _summary(),
+                    spacing="5",
+                    align="stretch",
+                    width="100%",
                 ),
-                rx.cond(
-                    S.busy_message != "",
-                    rx.callout(S.busy_message, icon="hourglass", color_scheme="amber", role="status"),
-                ),
-                _summary(),
-                _charts(),
-                _trials(),
-                spacing="5",
-                align="stretch",
-                width="100%",
+                loading_state("Loading the sweep…", id="sweep-loading"),
             ),
-            loading_state("Loading the sweep…", id="sweep-loading"),
+            # Mounted while the sweep loads, so the browser fetches and parses Plotly meanwhile.
+            _charts(),
+            rx.cond(S.loaded, _trials()),
+            spacing="5",
+            align="stretch",
+            width="100%",
         ),
     )
     return page_shell(

@@ -71,13 +71,27 @@ tokens_app = typer.Typer(
     help="Personal API tokens for CI and scripts.", no_args_is_help=True, rich_markup_mode="rich"
 )
 models_app = typer.Typer(
-    help="Trained models: checkpoints and exports.", no_args_is_help=True, rich_markup_mode="rich"
+    help="The model registry (versions, aliases, weights) and trained jobs' checkpoints and exports.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+alias_app = typer.Typer(
+    help="Aliases (champion, staging, ...) that point at a model's versions; project admins move them.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+models_app.add_typer(alias_app, name="alias", epilog=example("vtp models alias --help"))
+predict_app = typer.Typer(
+    help="Batch inference: a model over a dataset version or a zip of images, as a queued job.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
 )
 for sub, name in (
     (projects_app, "projects"),
     (datasets_app, "datasets"),
     (jobs_app, "jobs"),
     (models_app, "models"),
+    (predict_app, "predict"),
     (tokens_app, "tokens"),
 ):
     app.add_typer(sub, name=name, epilog=example(f"vtp {name} --help"))
@@ -766,13 +780,7 @@ def jobs_download(
 # --- models ------------------------------------------------------------------------------------------
 
 
-@models_app.command("ls", epilog=example("vtp models ls --project 1", "vtp models ls -P 1 -o json"))
-def models_ls(project: ProjectOpt, output: OutputOpt = Output.table) -> None:
-    """Succeeded jobs with a saved model, newest first."""
-    session = client()
-    found = session.models.list(session.projects.get(project).id)
-    if output is Output.json:
-        return emit_json(found)
+def show_trained_jobs(found: list[m.JobListItem]) -> None:
     show_table(
         found,
         [
@@ -793,39 +801,261 @@ def models_ls(project: ProjectOpt, output: OutputOpt = Output.table) -> None:
     )
 
 
-class ModelFormat(StrEnum):
-    pt = "pt"
-    onnx = "onnx"
-    torchscript = "torchscript"
+def aliases_text(aliases: dict[str, int]) -> str:
+    return ", ".join(f"{alias}→v{version}" for alias, version in sorted(aliases.items()))
+
+
+def metrics_text(metrics: dict[str, float], limit: int = 3) -> str:
+    return "  ".join(f"{k}={v:.3g}" for k, v in list(metrics.items())[:limit])
+
+
+@models_app.command(
+    "ls",
+    epilog=example("vtp models ls --project 1", "vtp models ls -P 1 --jobs", "vtp models ls -P 1 -o json"),
+)
+def models_ls(
+    project: ProjectOpt,
+    jobs: Annotated[
+        bool, typer.Option("--jobs", help="List succeeded jobs with a checkpoint instead of the registry.")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Registered models with their latest version and aliases (or, with --jobs, trained jobs)."""
+    session = client()
+    project_id = session.projects.get(project).id
+    if jobs:
+        trained = session.models.list(project_id)
+        return emit_json(trained) if output is Output.json else show_trained_jobs(trained)
+    found = session.models.registered(project_id)
+    if output is Output.json:
+        return emit_json(found)
+    show_table(
+        found,
+        [
+            ("name", lambda r: r.name),
+            ("versions", lambda r: len(r.versions)),
+            ("latest", lambda r: r.latest_version),
+            ("aliases", lambda r: aliases_text(r.aliases)),
+            ("task", lambda r: r.versions[0].task if r.versions else ""),
+            ("description", lambda r: r.description),
+        ],
+        "No registered models yet: `vtp models register JOB --name NAME` or `vtp models upload FILE`.",
+    )
+
+
+def show_version(found: m.ModelVersion) -> None:
+    aliases = f"  [bold]{escape(', '.join(found.aliases))}[/bold]" if found.aliases else ""
+    out.print(f"[bold]{escape(found.ref)}[/bold]{aliases}")
+    source = f"job {found.job_id}" if found.source == "job" else f"uploaded {found.filename}"
+    out.print(f"{escape(found.framework)}/{escape(found.task)} {escape(found.architecture)}, from {source}")
+    out.print(f"classes: {escape(', '.join(found.classes))}")
+    if found.dataset_version_id is not None:
+        out.print(f"dataset version {found.dataset_version_id}")
+    if found.val_metrics:
+        out.print("val " + escape(metrics_text(found.val_metrics, 10)))
+    if found.test_metrics:
+        out.print("test " + escape(metrics_text(found.test_metrics, 10)))
+    if found.exports:
+        out.print("exports: " + escape(", ".join(e.format for e in found.exports)))
+    out.print(
+        f"registered by {escape(found.registered_by)} on {when(found.created_at)}; MLflow {found.mlflow_name}"
+    )
+
+
+@models_app.command(
+    "show",
+    epilog=example(
+        "vtp models show shapes --project 1",
+        "vtp models show shapes@champion -P 1",
+        "vtp models show shapes/2 -P 1 -o json",
+    ),
+)
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME (all versions), NAME@ALIAS or NAME/VERSION.")],
+    project: ProjectOpt,
+    output: OutputOpt = Output.table,
+) -> None:
+    """A registered model's versions with metrics and aliases, or one version's lineage."""
+    session = client()
+    project_id = session.projects.get(project).id
+    plain = ref.removeprefix("models/")
+    if "@" in plain or "/" in plain:
+        version = session.models.resolve(project_id, plain)
+        return emit_json(version) if output is Output.json else show_version(version)
+    found = session.models.get(project_id, plain)
+    if output is Output.json:
+        return emit_json(found)
+    if found.description:
+        out.print(escape(found.description))
+    show_table(
+        found.versions,
+        [
+            ("version", lambda v: v.version),
+            ("aliases", lambda v: ", ".join(v.aliases)),
+            ("source", lambda v: f"job {v.job_id}" if v.source == "job" else "upload"),
+            ("architecture", lambda v: v.architecture),
+            ("val", lambda v: metrics_text(v.val_metrics)),
+            ("exports", lambda v: ", ".join(e.format for e in v.exports)),
+            ("registered", lambda v: f"{when(v.created_at)} {v.registered_by}"),
+        ],
+        f"{found.name} has no versions.",
+    )
+
+
+@models_app.command(
+    "register",
+    epilog=example(
+        "vtp models register 12 --name shapes --project 1",
+        "vtp models register 12 -n shapes -P 1 --description 'first try' -o json",
+    ),
+)
+def models_register(
+    job: JobArg,
+    project: ProjectOpt,
+    name: Annotated[str, typer.Option("--name", "-n", help="The model's name (created if new).")],
+    description: Annotated[str, typer.Option(help="A line for the model card.")] = "",
+    output: OutputOpt = Output.table,
+) -> None:
+    """Register a succeeded job's best checkpoint as the next version of a model (in MLflow too)."""
+    if not name.strip():
+        raise typer.BadParameter("give the model a name, e.g. --name shapes", param_hint="--name")
+    session = client()
+    found = session.models.register(session.projects.get(project).id, job, name, description=description)
+    if output is Output.json:
+        return emit_json(found)
+    out.print(f"Registered job {job} as [bold]{escape(found.ref)}[/bold]")
+
+
+@models_app.command(
+    "upload",
+    epilog=example(
+        "vtp models upload yolo11n.pt --name coco-start --project 1",
+        "vtp models upload resnet18.safetensors -n backbone -P 1 --architecture resnet18",
+    ),
+)
+def models_upload(
+    file: Annotated[
+        Path,
+        typer.Argument(help="Ultralytics .pt, timm state_dict .pt/.pth, or .safetensors.", dir_okay=False),
+    ],
+    project: ProjectOpt,
+    name: Annotated[str, typer.Option("--name", "-n", help="The model's name (created if new).")],
+    description: Annotated[str, typer.Option(help="A line for the model card.")] = "",
+    architecture: Annotated[str, typer.Option(help="timm model name, for a bare state_dict.")] = "",
+    output: OutputOpt = Output.table,
+) -> None:
+    """Upload pretrained weights as a new model version; the trainer checks they load safely."""
+    if not file.is_file():
+        raise typer.BadParameter(f"{file}: no such file", param_hint="FILE")
+    session = client()
+    project_id = session.projects.get(project).id
+    bar, update = _upload_progress(file.name)
+    with bar:
+        found = session.models.upload(
+            project_id, file, name, description=description, architecture=architecture, progress=update
+        )
+    if output is Output.json:
+        return emit_json(found)
+    out.print(
+        f"Uploaded as [bold]{escape(found.ref)}[/bold]: {escape(found.framework)}/{escape(found.task)} "
+        f"{escape(found.architecture)}, {len(found.classes)} classes"
+    )
+
+
+@alias_app.command(
+    "set",
+    epilog=example("vtp models alias set shapes champion 2 --project 1"),
+)
+def alias_set(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    alias: Annotated[str, typer.Argument(help="champion, staging, ...")],
+    version: Annotated[int, typer.Argument(help="The version it points at.", min=1)],
+    project: ProjectOpt,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Point an alias at a version (moves it if it pointed elsewhere); project admins only."""
+    session = client()
+    found = session.models.set_alias(session.projects.get(project).id, name, alias, version)
+    if output is Output.json:
+        return emit_json(found)
+    out.print(
+        f"models/{escape(name)}@{escape(alias)} now points at version {found.aliases.get(alias, version)}"
+    )
+
+
+@alias_app.command("rm", epilog=example("vtp models alias rm shapes staging --project 1"))
+def alias_rm(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+    project: ProjectOpt,
+) -> None:
+    """Remove an alias; the version it pointed at stays."""
+    session = client()
+    session.models.remove_alias(session.projects.get(project).id, name, alias)
+    out.print(f"Removed models/{escape(name)}@{escape(alias)}")
+
+
+@models_app.command(
+    "resolve",
+    epilog=example(
+        "vtp models resolve shapes@champion --project 1", "vtp models resolve models/shapes/2 -P 1 -o json"
+    ),
+)
+def models_resolve(
+    ref: Annotated[
+        str, typer.Argument(help="models/NAME@ALIAS or models/NAME/VERSION (the prefix is optional).")
+    ],
+    project: ProjectOpt,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Which version a reference names now, with its lineage."""
+    session = client()
+    found = session.models.resolve(session.projects.get(project).id, ref)
+    if output is Output.json:
+        return emit_json(found)
+    show_version(found)
 
 
 @models_app.command(
     "download",
     epilog=example(
-        "vtp models download 12 --project 1", "vtp models download 12 -P 1 --format onnx --dest models/"
+        "vtp models download shapes@champion --project 1 --dest models/",
+        "vtp models download shapes/2 -P 1 --format onnx",
+        "vtp models download 12 -P 1 --format torchscript   # a job's checkpoint or export",
     ),
 )
 def models_download(
-    job: JobArg,
+    ref: Annotated[
+        str, typer.Argument(help="NAME@ALIAS or NAME/VERSION of a registered model, or a job id.")
+    ],
     project: ProjectOpt,
     format: Annotated[
-        ModelFormat, typer.Option(help="pt (checkpoint), onnx or torchscript (exported on demand).")
-    ] = ModelFormat.pt,
-    checkpoint: Annotated[str, typer.Option(help="best or last (for pt).")] = "best",
+        str,
+        typer.Option(
+            help="pt (the weights) or an export format (onnx, torchscript, openvino, ...); "
+            "for a job, onnx and torchscript are exported on demand."
+        ),
+    ] = "pt",
+    checkpoint: Annotated[str, typer.Option(help="best or last (a job's pt).")] = "best",
     dest: Annotated[Path, typer.Option(help="File or folder to write to.")] = Path("."),
 ) -> None:
-    """Download a trained model's weights."""
+    """Download a model's weights or an export: of a registered version, or of a job."""
     session = client()
-    bar, update = _upload_progress(f"job {job} {format.value}")
+    project_id = session.projects.get(project).id
+    bar, update = _upload_progress(f"{ref} {format}")
     with bar:
-        path = session.models.download(
-            session.projects.get(project).id,
-            job,
-            dest,
-            format=format.value,
-            checkpoint=checkpoint,
-            progress=update,
-        )
+        if ref.strip().isdigit():
+            path = session.models.download(
+                project_id, int(ref), dest, format=format, checkpoint=checkpoint, progress=update
+            )
+        else:
+            if "@" not in ref and "/" not in ref.removeprefix("models/"):
+                raise typer.BadParameter(
+                    f"{ref!r}: name a version, e.g. {ref}@champion or {ref}/1 (or give a job id)",
+                    param_hint="REF",
+                )
+            wanted = "weights" if format == "pt" else format
+            path = session.models.download_version(project_id, ref, dest, format=wanted, progress=update)
     out.print(f"Saved {escape(str(path))}")
 
 
@@ -877,6 +1107,127 @@ def models_predict(
         ],
         "Nothing found.",
     )
+
+
+# --- batch inference ---------------------------------------------------------------------------
+
+
+def batch_line(job: m.JobDetail) -> str:
+    images = f" {job.current_epoch or 0}/{job.total_epochs} images" if job.total_epochs else ""
+    return f"batch run {job.id} {job.state}{images}"
+
+
+def download_batch(session: Client, project_id: int, job_id: int, dest: Path) -> None:
+    """The run's JSON Lines and CSV into `dest`; the lines go to stderr, so `-o json` stays JSON."""
+    for path in session.batch.download(project_id, job_id, dest):
+        err.print(f"Saved {escape(str(path))}")
+
+
+@predict_app.command(
+    "batch",
+    epilog=example(
+        "vtp predict batch --model shapes@champion --dataset shapes:2 --project 1 --wait --dest results/",
+        "vtp predict batch --model 12 --images photos.zip -P 1 --conf 0.4 --wait",
+    ),
+)
+def predict_batch(
+    project: ProjectOpt,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="A job id, NAME@ALIAS, NAME/VERSION, jobs/ID or models/NAME@ALIAS."
+        ),
+    ],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="NAME or NAME:VERSION: every image, all splits.")
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", "-i", help="Or a local .zip of images.", dir_okay=False)
+    ] = None,
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Confidence threshold.")] = 0.25,
+    name: Annotated[str, typer.Option(help="Run name.")] = "",
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Follow it; exit 0 if it succeeds, else 1.")
+    ] = False,
+    dest: Annotated[
+        Path | None, typer.Option(help="With --wait: download the JSON Lines and CSV results here.")
+    ] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between status checks with --wait.")] = 2.0,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Run a model over a dataset version or a zip of images, as a queued job."""
+    if (dataset is None) == (images is None):
+        raise typer.BadParameter("give exactly one of --dataset NAME[:VERSION] or --images FILE.zip")
+    if images is not None and not images.is_file():
+        raise typer.BadParameter(f"{images}: no such file", param_hint="--images")
+    if dest is not None and not wait:
+        raise typer.BadParameter("--dest needs --wait (results exist once the run finished)")
+    session = client()
+    project_id = session.projects.get(project).id
+    if images is not None:
+        bar, update = _upload_progress(images.name)
+        with bar:
+            job = session.batch.start_zip(project_id, model, images, conf=conf, name=name, progress=update)
+        source = images.name
+    else:
+        version = session.datasets.resolve(project_id, dataset or "")
+        job = session.batch.start(project_id, model, dataset_version_id=version.id, conf=conf, name=name)
+        source = f"{version.name}:{version.version}"
+    err.print(f"batch run {job.id} queued: {escape(job.model)} on {escape(source)}")
+    if not wait:
+        if output is Output.json:
+            emit_json(job)
+        return
+    final = follow_batch(session, project_id, job.id, poll)
+    if final.state == "succeeded" and dest is not None:
+        download_batch(session, project_id, job.id, dest)
+    if output is Output.json:
+        emit_json(session.batch.results(project_id, job.id))
+    raise typer.Exit(0 if final.state == "succeeded" else 1)
+
+
+def follow_batch(session: Client, project_id: int, job_id: int, poll_s: float) -> m.JobDetail:
+    """Wait for a batch run, printing each change of state and of images done."""
+    with err.status(f"batch run {job_id}: waiting") as status:
+
+        def update(job: m.JobDetail) -> None:
+            status.update(batch_line(job))
+            err.print(escape(batch_line(job)))
+
+        job = session.batch.wait(project_id, job_id, on_update=update, poll_s=poll_s)
+    if job.state != "succeeded":
+        err.print(f"[red]batch run {job_id} {job.state}[/red]: {escape(job.error_message or '')}")
+    return job
+
+
+@predict_app.command(
+    "results",
+    epilog=example("vtp predict results 31 --project 1", "vtp predict results 31 -P 1 --dest results/"),
+)
+def predict_results(
+    job: Annotated[int, typer.Argument(help="The batch run's job id.")],
+    project: ProjectOpt,
+    dest: Annotated[Path | None, typer.Option(help="Download the JSON Lines and CSV results here.")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """A batch run's progress, then its summary (counts per class); --dest downloads the results."""
+    session = client()
+    project_id = session.projects.get(project).id
+    found = session.batch.results(project_id, job)
+    if dest is not None:
+        download_batch(session, project_id, job, dest)
+    if output is Output.json:
+        return emit_json(found)
+    summary = found.get("summary") or {}
+    done, total = found.get("images_done") or 0, found.get("images_total") or "?"
+    out.print(f"batch run {job} {found.get('state')}: {done}/{total} images")
+    if summary:
+        out.print(f"{summary.get('images', 0)} images, {summary.get('predictions', 0)} predictions")
+        show_table(
+            sorted((summary.get("counts") or {}).items()),
+            [("class", lambda r: r[0]), ("predictions", lambda r: r[1])],
+            "No predictions above the threshold.",
+        )
 
 
 # --- entry point -------------------------------------------------------------------------------------

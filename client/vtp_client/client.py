@@ -18,9 +18,11 @@ import io
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -144,6 +146,7 @@ class Client:
         self.jobs = Jobs(self)
         self.sweeps = Sweeps(self)
         self.models = Models(self)
+        self.batch = BatchInference(self)
 
     # --- construction ------------------------------------------------------------------------------
 
@@ -613,8 +616,28 @@ class Sweeps(_Resource):
         return self.client.one(ep.TRAIN_BEST, project_id=project_id, sweep_id=sweep_id)
 
 
+def model_ref(ref: str | int) -> str:
+    """A model reference as the server takes it: a job id becomes `jobs/<id>`; `models/...` and
+    `jobs/...` pass unchanged; `<name>@<alias>` and `<name>/<version>` gain the `models/` prefix."""
+    text = str(ref).strip()
+    if text.isdigit():
+        return f"jobs/{text}"
+    if text.startswith(("models/", "jobs/")) or not text:
+        return text
+    return f"models/{text}"
+
+
+def _name(name: str) -> str:
+    """A model name as one path segment (names may hold spaces and other characters)."""
+    if not name.strip():
+        raise InvalidInput("name: give the model's name")
+    return quote(name, safe="")
+
+
 class Models(_Resource):
-    """Trained models are succeeded jobs' checkpoints and their exports."""
+    """Trained models: succeeded jobs' checkpoints and their exports (`list`, `export`, `predict`,
+    `download`), and the project's model registry, kept in MLflow's Model Registry (`registered`,
+    `register`, `upload`, aliases, `resolve`, `download_version`)."""
 
     def list(self, project_id: int) -> builtins.list[m.JobListItem]:
         """Succeeded jobs that saved a checkpoint, newest first."""
@@ -670,3 +693,215 @@ class Models(_Resource):
         if key is None:
             raise NotFound(f"Job {job_id}: the export to {format} left no file")
         return jobs.download(project_id, job_id, key, dest, progress=progress)
+
+    # --- the registry ------------------------------------------------------------------------------
+
+    def registered(self, project_id: int) -> builtins.list[m.RegisteredModel]:
+        """The project's registered models, each with its versions (newest first) and aliases."""
+        return self.client.many(ep.LIST_MODELS, project_id=project_id)
+
+    def get(self, project_id: int, name: str) -> m.RegisteredModel:
+        return self.client.one(ep.GET_MODEL, project_id=project_id, name=_name(name))
+
+    def versions(self, project_id: int, name: str) -> builtins.list[m.ModelVersion]:
+        """A model's versions, newest first, with their aliases, metrics and exports."""
+        return self.get(project_id, name).versions
+
+    def version(self, project_id: int, name: str, version: int) -> m.ModelVersion:
+        """One version: model card facts, lineage (job, dataset version, parameters, metrics)."""
+        return self.client.one(ep.GET_MODEL_VERSION, project_id=project_id, name=_name(name), version=version)
+
+    def register(self, project_id: int, job_id: int, name: str, *, description: str = "") -> m.ModelVersion:
+        """A succeeded job's best checkpoint as the next version of `name` (created if new),
+        stored as the run's artifact and registered in MLflow's Model Registry."""
+        body = m.RegisterRequest(job_id=job_id, name=name, description=description)
+        return self.client.one(ep.REGISTER_MODEL, body=body, project_id=project_id)
+
+    def upload(
+        self,
+        project_id: int,
+        path: str | Path,
+        name: str,
+        *,
+        description: str = "",
+        architecture: str = "",
+        progress: Progress | None = None,
+    ) -> m.ModelVersion:
+        """Pretrained weights (an Ultralytics `.pt`, a timm state_dict `.pt`/`.pth` or `.safetensors`)
+        as a new version of `name`; the trainer loads them the safe way first and detects the task,
+        architecture and classes. A bare timm state_dict needs its `architecture` (a timm name)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInput(f"{path}: no such file")
+        total = path.stat().st_size
+        with path.open("rb") as handle:
+            body: Any = _CountingReader(handle, total, progress) if progress else handle
+            files = {"file": (path.name, body, "application/octet-stream")}
+            data = {"name": name, "description": description, "architecture": architecture}
+            return self.client.one(ep.UPLOAD_WEIGHTS, files=files, data=data, project_id=project_id)
+
+    def set_alias(self, project_id: int, name: str, alias: str, version: int) -> m.RegisteredModel:
+        """Point `alias` (champion, staging, ...) at a version; project admins only, audited."""
+        return self.client.one(
+            ep.SET_ALIAS,
+            body=m.AliasRequest(version=version),
+            project_id=project_id,
+            name=_name(name),
+            alias=quote(alias, safe=""),
+        )
+
+    def remove_alias(self, project_id: int, name: str, alias: str) -> None:
+        self.client.raw(ep.REMOVE_ALIAS, project_id=project_id, name=_name(name), alias=quote(alias, safe=""))
+
+    def resolve(self, project_id: int, ref: str) -> m.ModelVersion:
+        """The version `models/<name>@<alias>` or `models/<name>/<version>` names right now."""
+        return self.client.one(ep.RESOLVE_MODEL, params={"ref": model_ref(ref)}, project_id=project_id)
+
+    def downloads(self, project_id: int, name: str, version: int) -> dict[str, str]:
+        """Short-lived URLs: `weights`, and one per export format attached to the version."""
+        found: dict[str, str] = self.client.raw(
+            ep.VERSION_DOWNLOADS, project_id=project_id, name=_name(name), version=version
+        )
+        return found
+
+    def download_version(
+        self,
+        project_id: int,
+        ref: str,
+        dest: str | Path = ".",
+        *,
+        format: str = "weights",
+        progress: Progress | None = None,
+    ) -> Path:
+        """A registered version's weights (`format="weights"`) or one of its exports (`onnx`, ...);
+        `ref` is `models/<name>@<alias>` or `models/<name>/<version>`; `dest` a file or folder."""
+        found = self.resolve(project_id, ref)
+        urls = self.downloads(project_id, found.model, found.version)
+        if format not in urls:
+            have = ", ".join(sorted(urls))
+            raise NotFound(f"{found.ref} has no {format!r} to download (it has: {have})")
+        if format == "weights":
+            filename = found.filename or found.weights_uri.rsplit("/", 1)[-1]
+        else:
+            uri = next((e.uri for e in found.exports if e.format == format), f"{format}.bin")
+            filename = uri.rsplit("/", 1)[-1]
+        target = Path(dest)
+        if target.is_dir() or str(dest).endswith(os.sep):
+            target = target / f"{found.model}-v{found.version}-{filename}"
+        return self.client.download_url(urls[format], target, progress=progress)
+
+
+# What `BatchInference.download` fetches for each format it is asked for.
+BATCH_FILES = {"jsonl": "predictions_jsonl", "csv": "predictions_csv", "summary": "inference_summary"}
+
+
+class BatchInference(_Resource):
+    """Batch runs: a model over every image of a dataset version, or of a zip you upload. Each is a
+    queued job like training (progress, cancel via `jobs.cancel`); it writes its predictions as
+    JSON Lines and CSV, and a summary (counts per class, score histogram, gallery).
+
+        job = vtp.batch.start(pid, "models/shapes@champion", dataset_version_id=3)
+        vtp.batch.wait(pid, job.id, raise_on_failure=True)
+        jsonl, csv = vtp.batch.download(pid, job.id, "results/")
+    """
+
+    def start(
+        self,
+        project_id: int,
+        model: str | int,
+        *,
+        dataset_version_id: int,
+        conf: float = 0.25,
+        name: str = "",
+    ) -> m.Job:
+        """Queue a run of `model` (a job id, `jobs/<id>`, `models/<name>@<alias>` or
+        `models/<name>/<version>`) over every image (all splits) of a dataset version."""
+        body = m.BatchCreate(
+            model=model_ref(model), dataset_version_id=dataset_version_id, conf=conf, name=name
+        )
+        return self.client.one(ep.CREATE_BATCH, body=body, project_id=project_id)
+
+    def start_zip(
+        self,
+        project_id: int,
+        model: str | int,
+        images: str | Path,
+        *,
+        conf: float = 0.25,
+        name: str = "",
+        progress: Progress | None = None,
+    ) -> m.Job:
+        """Queue a run over a local `.zip` of PNG/JPEG/WebP/BMP/TIFF images."""
+        path = Path(images)
+        if not path.is_file():
+            raise InvalidInput(f"{path}: no such file")
+        if not zipfile.is_zipfile(path):
+            raise InvalidInput(f"{path}: not a zip file; pack the images with `zip -r images.zip folder/`")
+        total = path.stat().st_size
+        with path.open("rb") as handle:
+            body: Any = _CountingReader(handle, total, progress) if progress else handle
+            files = {"images": (path.name, body, "application/zip")}
+            data = {"model": model_ref(model), "conf": str(conf), "name": name}
+            return self.client.one(ep.UPLOAD_BATCH, files=files, data=data, project_id=project_id)
+
+    def results(self, project_id: int, job_id: int) -> dict[str, Any]:
+        """`state`, `images_done`/`images_total`; once it succeeded, `summary` (counts per class,
+        score histogram), `gallery` (drawn images' URLs) and `downloads` (short-lived URLs)."""
+        found: dict[str, Any] = self.client.raw(ep.BATCH_RESULTS, project_id=project_id, job_id=job_id)
+        return found
+
+    def wait(
+        self,
+        project_id: int,
+        job_id: int,
+        *,
+        on_update: Callable[[m.JobDetail], None] | None = None,
+        poll_s: float = 2.0,
+        timeout_s: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> m.JobDetail:
+        """Poll until the run finishes; `on_update(job)` on each change of state or of images done
+        (`job.current_epoch` of `job.total_epochs` for a batch run). Returns the finished job."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last: tuple[str, int | None, int | None] | None = None
+        while True:
+            job = self.client.jobs.get(project_id, job_id)
+            now = (job.state, job.current_epoch, job.total_epochs)
+            if on_update is not None and now != last:
+                on_update(job)
+            last = now
+            if job.finished:
+                if raise_on_failure and job.state != "succeeded":
+                    reason = job.error_message or job.state
+                    raise JobFailed(f"Batch run {job_id} {job.state}: {reason}", job=job)
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"Batch run {job_id} still {job.state} after {timeout_s:.0f} s")
+            time.sleep(poll_s)
+
+    def download(
+        self,
+        project_id: int,
+        job_id: int,
+        dest: str | Path = ".",
+        *,
+        formats: tuple[str, ...] = ("jsonl", "csv"),
+        progress: Progress | None = None,
+    ) -> builtins.list[Path]:
+        """Download a finished run's predictions (`jsonl`, `csv`) and/or `summary` into folder `dest`."""
+        unknown = [f for f in formats if f not in BATCH_FILES]
+        if unknown:
+            raise InvalidInput(f"formats: choose from {', '.join(BATCH_FILES)}; got {', '.join(unknown)}")
+        job = self.client.jobs.get(project_id, job_id)
+        if job.kind != "batch_inference":
+            raise InvalidInput(f"Job {job_id} is a {job.kind} job, not a batch inference run")
+        urls = self.results(project_id, job_id).get("downloads") or {}
+        folder = Path(dest)
+        saved = []
+        for name in formats:
+            key = BATCH_FILES[name]
+            if key not in urls or key not in job.artifacts:
+                raise NotFound(f"Batch run {job_id} ({job.state}) has no {name} results yet")
+            target = folder / job.artifacts[key].rsplit("/", 1)[-1]
+            saved.append(self.client.download_url(urls[key], target, progress=progress))
+        return saved

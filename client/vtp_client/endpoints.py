@@ -76,4 +76,34 @@ GET_SWEEP = Endpoint("GET", SW + "/{sweep_id}", response=m.SweepDetail)
 CANCEL_SWEEP = Endpoint("POST", SW + "/{sweep_id}/cancel", response=m.Sweep)
 TRAIN_BEST = Endpoint("POST", SW + "/{sweep_id}/train-best", response=m.Job, status=201)
 
+MD = P + "/models"
+MV = MD + "/{name}/versions/{version}"
+LIST_MODELS = Endpoint("GET", MD, response=m.RegisteredModel, many=True)
+REGISTER_MODEL = Endpoint("POST", MD + "/register", m.RegisterRequest, m.ModelVersion, status=201)
+UPLOAD_WEIGHTS = Endpoint(
+    "POST",
+    MD + "/upload",
+    response=m.ModelVersion,
+    status=201,
+    form=("file", "name", "description", "architecture"),
+)
+RESOLVE_MODEL = Endpoint("GET", MD + "/resolve", response=m.ModelVersion, query=("ref",))
+GET_MODEL = Endpoint("GET", MD + "/{name}", response=m.RegisteredModel)
+GET_MODEL_VERSION = Endpoint("GET", MV, response=m.ModelVersion)
+VERSION_DOWNLOADS: Endpoint[Any] = Endpoint("GET", MV + "/downloads")  # {"weights": url, <format>: url}
+SET_ALIAS = Endpoint("PUT", MD + "/{name}/aliases/{alias}", m.AliasRequest, m.RegisteredModel)
+REMOVE_ALIAS: Endpoint[Any] = Endpoint("DELETE", MD + "/{name}/aliases/{alias}", status=204)
+
+CREATE_BATCH = Endpoint("POST", P + "/batch-inference", m.BatchCreate, m.Job, status=201)
+UPLOAD_BATCH = Endpoint(
+    "POST",
+    P + "/batch-inference/upload",
+    response=m.Job,
+    status=201,
+    form=("model", "images", "conf", "name"),
+)
+BATCH_RESULTS: Endpoint[Any] = Endpoint(
+    "GET", J + "/batch-results"
+)  # free-form: state, images_done/_total, summary, gallery, downloads
+
 ALL: tuple[Endpoint[Any], ...] = tuple(v for v in list(globals().values()) if isinstance(v, Endpoint))

@@ -189,6 +189,7 @@ class Job(_Model):
     model: str
     hyperparameters: dict[str, Any]
     device: str
+    kind: str = "train"  # or "batch_inference": a model run over images
     state: str
     attempt: int
     mlflow_run_id: str | None
@@ -308,3 +309,78 @@ class SweepDetail(Sweep):
     trials: list[SweepTrial] = Field(default_factory=list)
     best_params: dict[str, Any] = Field(default_factory=dict)
     importances: dict[str, float] = Field(default_factory=dict)
+
+
+# --- model registry --------------------------------------------------------------------------------
+
+
+class RegisterRequest(_Model):
+    job_id: int
+    name: str
+    description: str = ""
+
+
+class AliasRequest(_Model):
+    version: int
+
+
+class ModelExport(_Model):
+    """An export attached to a registered version, with its parity check against PyTorch."""
+
+    format: str
+    uri: str
+    parity: dict[str, Any] = Field(default_factory=dict)
+    added_at: str | None = None
+
+
+class ModelVersion(_Model):
+    """One version of a registered model: model card facts, lineage and exports."""
+
+    model: str  # the model's name in the project
+    mlflow_name: str
+    version: int
+    aliases: list[str] = Field(default_factory=list)
+    source: str  # "job" (a finished job's best.pt) or "upload"
+    job_id: int | None = None
+    dataset_version_id: int | None = None
+    weights_uri: str
+    filename: str = ""
+    mlflow_run_id: str
+    framework: str
+    task: str
+    architecture: str
+    classes: list[str]
+    imgsz: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    val_metrics: dict[str, float] = Field(default_factory=dict)
+    test_metrics: dict[str, float] = Field(default_factory=dict)
+    exports: list[ModelExport] = Field(default_factory=list)
+    description: str = ""
+    registered_by: str = ""
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        """The reference jobs, batch runs and the playground accept for this exact version."""
+        return f"models/{self.model}/{self.version}"
+
+
+class RegisteredModel(_Model):
+    name: str
+    mlflow_name: str
+    description: str = ""
+    latest_version: int | None = None
+    aliases: dict[str, int] = Field(default_factory=dict)  # alias -> version
+    versions: list[ModelVersion] = Field(default_factory=list)  # newest first
+
+
+# --- batch inference -------------------------------------------------------------------------------
+
+
+class BatchCreate(_Model):
+    """A model (`jobs/<id>`, `models/<name>@<alias>`, `models/<name>/<version>`) over a dataset version."""
+
+    model: str
+    dataset_version_id: int
+    conf: float = 0.25
+    name: str = ""

@@ -31,6 +31,22 @@ from services.infra import storage
 MIN_JOBS, MAX_JOBS = 2, 4
 SPLITS = ("val", "test")
 MAX_PAGE = 100
+_ID_MAX = 2**63 - 1  # the database's integer range
+
+
+def job_ids_from(raw: str) -> list[int]:
+    """`"3,4,7"` (the REST query's `jobs`) -> [3, 4, 7], or InvalidInput naming the bad part."""
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        if not part.isdigit() or not 0 < int(part) <= _ID_MAX:
+            raise InvalidInput(
+                f"jobs: {part[:40]!r} is not a job id; give {MIN_JOBS} to {MAX_JOBS} comma-separated "
+                "job ids, for example jobs=3,4"
+            )
+        found.append(int(part))
+    return found
 
 
 @dataclass(frozen=True)

@@ -74,12 +74,14 @@ _importance_lock = threading.Lock()
 
 
 def _importances(sweep: Sweep, trials: list[optuna.trial.FrozenTrial]) -> tuple[dict[str, float], str]:
-    """Parameter importances, computed once per number of finished trials (the page refreshes live)."""
-    key = (id_of(sweep), sum(1 for t in trials if t.state == TrialState.COMPLETE))
+    """Parameter importances for the trials finished so far: those the worker's step saved with
+    the study when the last trial finished (or saved here, once, when it has not yet)."""
+    complete = sweeps.complete_count(trials)
+    key = (id_of(sweep), complete)
     with _importance_lock:
         if key in _importance_cache:
             return _importance_cache[key]
-    found = sweeps.importances(sweep, trials)
+    found = sweeps.saved_importances(sweep, complete) or sweeps.save_importances(sweep, trials)
     with _importance_lock:
         _importance_cache[key] = found
     return found
@@ -553,6 +555,7 @@ def _step(sweep_id: int) -> Step:
     for job in trial_jobs:
         if job.number in trials:
             _settle(sweep, study, trials[job.number], job, decisions)
+    _save_importances(sweep, study, list(trials.values()), trial_jobs, decisions)
     with_jobs = {job.number for job in trial_jobs}
     # Asked, but the step that asked died before its job was committed: give it its job now.
     orphans = [t for n, t in trials.items() if t.state == TrialState.RUNNING and n not in with_jobs]
@@ -573,6 +576,27 @@ def _step(sweep_id: int) -> Step:
             except tracking.MlflowUnavailable as exc:
                 log.warning("sweep %s: best value not logged to MLflow (%s)", sweep_id, exc)
     return step
+
+
+def _save_importances(
+    sweep: Sweep,
+    study: optuna.Study,
+    before: list[optuna.trial.FrozenTrial],
+    trial_jobs: list[_TrialJob],
+    decisions: _Decisions,
+) -> None:
+    """Importances for the trials finished so far, saved with the study before the page hears
+    of a newly finished one. The study is read again only when this step finished a trial (or
+    none are saved yet), not on each epoch's step."""
+    states = {t.number: t.state for t in before}
+    finished_now = decisions.renumber or any(
+        j.state == JobState.succeeded and states.get(j.number) == TrialState.RUNNING for j in trial_jobs
+    )
+    if not finished_now and sweeps.saved_importances(sweep, sweeps.complete_count(before)) is not None:
+        return
+    settled = study.get_trials(deepcopy=False)
+    if sweeps.saved_importances(sweep, sweeps.complete_count(settled)) is None:
+        sweeps.save_importances(sweep, settled)
 
 
 def _close_running_trials(sweep: Sweep) -> None:

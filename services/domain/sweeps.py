@@ -259,12 +259,25 @@ def study_of(sweep: Sweep, *, max_epochs: int = 100) -> optuna.Study:
 
 
 def trials_of(sweep: Sweep) -> list[FrozenTrial]:
-    """The study's trials (none before the worker's first step created the study)."""
+    """The study's trials (none before the worker's first step created the study). A finished
+    sweep's study no longer changes: its trials are read once per process (the sweep page)."""
+    if sweep.state == SweepState.finished:
+        return list(_final_trials(database_url(), sweep.study_name))
+    return _read_trials(sweep.study_name)
+
+
+def _read_trials(name: str) -> list[FrozenTrial]:
     store = storage()
     try:
-        return store.get_all_trials(store.get_study_id_from_name(sweep.study_name), deepcopy=False)
+        return store.get_all_trials(store.get_study_id_from_name(name), deepcopy=False)
     except KeyError:
         return []
+
+
+@lru_cache(maxsize=32)
+def _final_trials(url: str, name: str) -> tuple[FrozenTrial, ...]:
+    """`url`: the database's, so two databases' studies of one name never share an entry."""
+    return tuple(_read_trials(name))
 
 
 def asked(trials: list[FrozenTrial]) -> int:
@@ -310,6 +323,41 @@ def importances(sweep: Sweep, trials: list[FrozenTrial]) -> tuple[dict[str, floa
     except (RuntimeError, ValueError) as exc:  # e.g. every trial had the same parameters
         return {}, f"Importances unavailable: {exc}"
     return {k: float(v) for k, v in found.items()}, ""
+
+
+IMPORTANCE_ATTR = "vtp_importances"  # the study's user attribute that keeps them
+
+
+def complete_count(trials: list[FrozenTrial]) -> int:
+    return sum(1 for t in trials if t.state == TrialState.COMPLETE)
+
+
+def saved_importances(sweep: Sweep, complete: int) -> tuple[dict[str, float], str] | None:
+    """The importances saved with the study for `complete` finished trials, or None when none
+    were saved for that many (importing `optuna.importance` costs seconds: sklearn and scipy)."""
+    store = storage()
+    try:
+        attrs = store.get_study_user_attrs(store.get_study_id_from_name(sweep.study_name))
+    except KeyError:
+        return None
+    saved = attrs.get(IMPORTANCE_ATTR)
+    if not isinstance(saved, dict) or saved.get("complete") != complete:
+        return None
+    return {str(k): float(v) for k, v in saved.get("importances", {}).items()}, str(saved.get("note", ""))
+
+
+def save_importances(sweep: Sweep, trials: list[FrozenTrial]) -> tuple[dict[str, float], str]:
+    """Compute the importances for the trials finished so far and keep them with the study, so
+    the sweep page reads them instead of computing them on each visit."""
+    found, note = importances(sweep, trials)
+    store = storage()
+    try:
+        study_id = store.get_study_id_from_name(sweep.study_name)
+    except KeyError:
+        return found, note
+    value = {"complete": complete_count(trials), "importances": found, "note": note}
+    store.set_study_user_attr(study_id, IMPORTANCE_ATTR, value)
+    return found, note
 
 
 # --- rows -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The backend's own copy of the trainer's wire models (docs/trainer-protocol.md): the callback
-event, (v1.4) a job's resources and the gateway's capacity, and (v1.5) a batch inference job's
-request.
+event, (v1.4) a job's resources and the gateway's capacity, (v1.5) a batch inference job's
+request, and (v1.6) a batch of callback events in one signed request.
 
 The trainer has its copy (`trainer_runner/schemas.py`); the two sides never import each other,
 and tests/test_protocol_agreement.py checks that both copies have the same fields. Values the
@@ -55,6 +55,35 @@ class TrainerEvent(BaseModel):
         if self.type == "finished" and self.state not in FINAL_STATES:
             raise ValueError(f"a finished callback needs 'state' in {sorted(FINAL_STATES)}")
         return self
+
+
+# --- v1.6: several callback events of one job in one signed request ------------------------------
+
+# More than any outbox sends at once; keeps one request's transaction short.
+MAX_BATCH_EVENTS = 500
+
+
+class TrainerBatch(BaseModel):
+    """Body of `POST {callback_url}/batch`: events of one job, oldest first, applied in one
+    transaction (all or nothing), each with the same idempotency as a single callback."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    events: list[TrainerEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+class BatchItemResult(BaseModel):
+    """What became of one event of a batch: `applied`, `duplicate` or `ignored`."""
+
+    event_id: str
+    result: Literal["applied", "duplicate", "ignored"]
+
+
+class BatchResult(BaseModel):
+    """The answer to a batch: one result per event, in the order sent."""
+
+    results: list[BatchItemResult]
+    applied: int
 
 
 # --- v1.4: resources per job, GET /capacity ----------------------------------------------------

@@ -119,7 +119,7 @@ def test_upload_train_wait_and_download(vtp: Run, stack: StackProcess, tmp_path:
     assert len(logs) > 3, logs
     assert ok(vtp("jobs", "logs", jid, "-P", pid, "-f")).stdout.strip(), "a finished job's tail"
 
-    models = json.loads(ok(vtp("models", "ls", "-P", pid, "-o", "json")).stdout)
+    models = json.loads(ok(vtp("models", "ls", "--jobs", "-P", pid, "-o", "json")).stdout)
     assert job["id"] in {m["id"] for m in models}
     out_dir = tmp_path / "weights"
     out_dir.mkdir()

@@ -200,6 +200,16 @@ def _shared_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]
     return {"project_id": w.cast.project_id, "sweep_id": _sweep(w, w.cast.project_id, "owner")}, {}
 
 
+def _compared_jobs(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two succeeded jobs of the shared project with stored val predictions, compared."""
+    from tests.utils.predictions import succeeded_job, truth_doc, version_manifest
+
+    doc = truth_doc(version_manifest(w.version_id))
+    on = {"project_id": w.cast.project_id, "version_id": w.version_id, "user_id": w.cast.users["owner"]}
+    ids = [succeeded_job(**on, doc=doc) for _ in range(2)]
+    return {"project_id": w.cast.project_id}, {"params": {"jobs": ",".join(map(str, ids))}}
+
+
 def _best_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
     return {"project_id": w.cast.project_id, "sweep_id": sweep_id}, {}
@@ -228,6 +238,11 @@ def _create_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]
 
 def _callback(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"job_id": w.job(w.cast.project_id, "owner")}, {"json": {"event_id": "x", "type": "heartbeat"}}
+
+
+def _callback_batch(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    events = [{"event_id": "x", "type": "heartbeat"}]
+    return {"job_id": w.job(w.cast.project_id, "owner")}, {"json": {"events": events}}
 
 
 def _finished_job(creator: str, state: str = "failed") -> Prepare:
@@ -529,6 +544,7 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
         Rule(MEMBER_UP, _fresh_sweep("member"), note="the member's own sweep"),
     ],
     ("POST", P + "/sweeps/{sweep_id}/train-best"): [Rule(MEMBER_UP, _best_sweep)],
+    ("GET", P + "/predictions/compare"): [Rule(VIEWER_UP, _compared_jobs)],
     ("GET", P + "/jobs/{job_id}/artifacts"): [Rule(VIEWER_UP, _shared_job)],
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
@@ -575,6 +591,7 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", V1 + "/analytics"): [Rule(SIGNED_IN, shared(), project_scoped=False)],
     # Trainer callbacks carry an HMAC per job, never a bearer token: no user may post one.
     ("POST", V1 + "/trainer/callbacks/{job_id}"): [Rule(NOBODY, _callback, project_scoped=False)],
+    ("POST", V1 + "/trainer/callbacks/{job_id}/batch"): [Rule(NOBODY, _callback_batch, project_scoped=False)],
     ("GET", V1 + "/admin/users"): [Rule(PLATFORM, shared(), project_scoped=False)],
     ("PATCH", V1 + "/admin/users/{user_id}"): [
         Rule(PLATFORM, _throwaway_user({"is_active": False}), project_scoped=False)

@@ -3,6 +3,8 @@ training): a trial asked for by a step that died before its job was saved gets i
 
 from __future__ import annotations
 
+import uuid
+
 import optuna
 import pytest
 from sqlmodel import select
@@ -17,7 +19,7 @@ pytestmark = [pytest.mark.sweeps, pytest.mark.usefixtures("backend")]
 
 def _sweep() -> Sweep:
     with session_scope() as session:
-        user = User(username="stepper", password_hash="x", avatar_name="S")
+        user = User(username=f"stepper-{uuid.uuid4().hex[:6]}", password_hash="x", avatar_name="S")
         project = Project(name="p")
         session.add_all([user, project])
         session.flush()
@@ -69,3 +71,27 @@ def test_an_orphaned_trial_gets_its_job_and_no_extra_trial_is_asked() -> None:
     assert [t.state for t in trials] == [optuna.trial.TrialState.RUNNING]  # parallelism 1: no second
     again = sweep_actions._step(sweep.id or 0)  # idempotent: nothing new to do
     assert again.dispatch == [] and len(sweeps.trials_of(sweep)) == 1
+
+
+def test_importances_are_saved_with_the_study_once_per_finished_trial() -> None:
+    sweep = _sweep()
+    with session_scope() as session:
+        row = session.get(Sweep, sweep.id)
+        assert row is not None
+        row.search_space = {**row.search_space, "momentum": {"type": "float", "low": 0.6, "high": 0.95}}
+        session.add(row)
+        sweep = row
+    study = sweeps.study_of(sweep)
+    distributions = sweeps.distributions(sweep.search_space)
+    for n in range(4):
+        params = {"lr0": 0.001 * 3**n, "momentum": 0.6 + 0.08 * n}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=0.1 * n))
+    assert sweeps.saved_importances(sweep, 4) is None  # nothing saved yet
+    sweep_actions._step(sweep.id or 0)  # the worker's step saves them for the 4 finished trials
+    saved = sweeps.saved_importances(sweep, 4)
+    assert saved is not None and set(saved[0]) == {"lr0", "momentum"} and saved[1] == ""
+    assert saved == sweeps.importances(sweep, sweeps.trials_of(sweep))
+    assert sweeps.saved_importances(sweep, 5) is None  # stale once another trial finishes
+    with session_scope() as session:
+        detail = sweep_actions._detail(session, sweep)
+    assert (detail.importances, detail.importance_note) == saved

@@ -132,11 +132,15 @@ def test_figures_show_best_so_far_trials_by_parameter_and_importances() -> None:
     assert list(best.y) == [0.5, 0.5]  # trial 2 (0.4) does not beat trial 0
     pruned = next(t for t in history.data if t.name.startswith("pruned"))
     assert list(pruned.x) == [1] and list(pruned.y) == [0.05]
-    parallel = parallel_figure(raw, ["lr0", "optimizer"], "map50").data[0]
-    labels = [d["label"] for d in parallel.dimensions]
-    assert labels == ["lr0", "optimizer", "map50"]
-    assert list(parallel.dimensions[1]["ticktext"]) == ["AdamW", "SGD"]  # categorical axis
-    assert len(parallel.dimensions[0]["values"]) == 2  # finished trials only
+    parallel = parallel_figure(raw, ["lr0", "optimizer"], "map50", log_params={"lr0"})
+    assert list(parallel.layout.xaxis.ticktext) == ["lr0", "optimizer", "map50"]
+    assert all(t.type == "scatter" for t in parallel.data)  # SVG: no WebGL parcoords
+    *lines, points = parallel.data
+    assert len(points.x) == 2 and points.marker.showscale  # finished trials only, with the colour scale
+    drawn = [y for trace in lines for y in trace.y]
+    assert drawn.count(None) == 2 and len(drawn) == 2 * 4  # one line of 3 points per trial
+    ticks = {a.text for a in parallel.layout.annotations}
+    assert {"AdamW", "SGD"} <= ticks  # the categorical axis names its choices
     empty = importance_figure({}, "Importances need 3 finished trials; 2 so far.")
     assert empty.layout.annotations[0].text.startswith("Importances need 3")
     bars = importance_figure({"lr0": 0.8, "optimizer": 0.2}, "").data[0]

@@ -63,6 +63,8 @@ class FlakyReceiver:
     refuse_ids: set[str] = field(default_factory=set)  # answered 422 (a permanent refusal)
     accepted: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
+    batches: int = 0  # batch requests taken (protocol v1.6)
+    batch_route: bool = True  # False: a backend older than v1.6, without `{url}/batch`
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of(self, job_id: str, type_: str | None = None) -> list[dict[str, Any]]:
@@ -82,16 +84,21 @@ def flaky() -> Iterator[FlakyReceiver]:
             signed = signature_ok(
                 SECRET, self.headers.get("X-VTP-Timestamp"), self.headers.get("X-VTP-Signature"), body
             )
-            event = json.loads(body)
+            # v1.6: `{url}/batch` carries several events, taken all or none, like the backend.
+            sent = json.loads(body)
+            events = sent["events"] if self.path.endswith("/batch") else [sent]
             with receiver.lock:
-                if not signed:
+                if self.path.endswith("/batch") and not receiver.batch_route:
+                    code = 404
+                elif not signed:
                     code = 401
-                elif event["event_id"] in receiver.refuse_ids:
+                elif any(event["event_id"] in receiver.refuse_ids for event in events):
                     code = 422
                 else:
                     code = receiver.status_now
                 if code == 200:
-                    receiver.accepted.append(event)
+                    receiver.accepted.extend(events)
+                    receiver.batches += self.path.endswith("/batch")
                 else:
                     receiver.refused += 1
             self.send_response(code)
@@ -187,6 +194,28 @@ def test_outbox_drops_refused_events_and_keeps_order(flaky: FlakyReceiver, tmp_p
     assert delivered[:3] == [("epoch", 0), ("epoch", 2), ("epoch", 3)], delivered
     assert delivered[3:] in ([], [("heartbeat", 4)]), delivered
     assert outbox.dropped == 1 and outbox.delivered == 3
+    # The four waited together and went as one batch, which the bad event got refused; then one
+    # at a time, so only the bad one was dropped.
+    assert flaky.batches == 0 and flaky.refused >= 2
+
+
+def test_outbox_sends_one_at_a_time_to_a_backend_without_batches(
+    flaky: FlakyReceiver, tmp_path: Path
+) -> None:
+    """A backend older than v1.6 answers 404 for `{url}/batch`: the waiting events still arrive,
+    in order, one request each, and the outbox stops trying batches."""
+    flaky.batch_route, flaky.status_now = False, 503
+    sender = CallbackSender(flaky.url, SECRET, timeout_s=5)
+    outbox = CallbackOutbox(tmp_path / "outbox", sender, max_backoff_s=0.5)
+    for n in range(3):
+        outbox.put(CallbackEvent(job_id="j", attempt=1, type="epoch", state="running", epoch=n))
+    wait_until(lambda: flaky.refused >= 1, 30, "a refused try")
+    flaky.status_now = 200  # three events wait now: the next try is a batch, refused with 404
+    assert outbox.drain(30)
+    sender.close()
+    assert [e["epoch"] for e in flaky.accepted] == [0, 1, 2]
+    assert outbox.delivered == 3 and outbox.dropped == 0 and flaky.batches == 0
+    assert outbox.max_batch == 1
 
 
 def test_outbox_budget_spent_keeps_events_on_disk(tmp_path: Path) -> None:

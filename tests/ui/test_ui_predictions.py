@@ -1,7 +1,8 @@
 """Test-set evaluation and predictions side by side, end to end: two real tiny trainings on a
 dataset version with a test split report `test/` metrics (job detail, MLflow), store per-image
 predictions in S3, and the compare-predictions page and the confusion-matrix drill-down show
-them in headless Chromium, filters included.
+them in headless Chromium, filters included. The models page's batch-inference form runs the
+first job over the same version.
 
 One module fixture trains both jobs (1 epoch each, 64 px) on the session's shared stack; every
 test reads them.
@@ -9,6 +10,8 @@ test reads them.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import Browser, Page
@@ -221,3 +225,55 @@ def test_confusion_cell_lists_its_images(
         timeout=20_000,
     )
     assert page.input_value("#drill-true") == "circle"
+
+
+def test_batch_inference_form_runs_a_model_over_a_version(
+    trained: dict[str, Any], stack: StackProcess, api: Api, page: Page, output_dir: Path
+) -> None:
+    """The models page's batch form queues a run of a trained job over a dataset version; its job
+    page shows the images done, then the finished run's JSON Lines, CSV and summary links."""
+    pid, job, version = trained["pid"], trained["jobs"][0], trained["version"]
+    page.goto(f"{stack.web_url}/projects/{pid}/models")
+    page.wait_for_selector("#run-batch", timeout=30_000)
+    for selector in ("#inference-model", "#batch-version", "#run-batch"):
+        wait_hydrated(page, selector)
+    page.select_option("#inference-model", str(job["id"]))
+    page.select_option("#batch-version", str(version["id"]))
+    page.click("#run-batch")
+    link = page.wait_for_selector("#batch-job-link", timeout=30_000)
+    assert link is not None and "queued" in link.inner_text()
+    found = re.fullmatch(r"/jobs/(\d+)", link.get_attribute("href") or "")
+    assert found, link.get_attribute("href")
+    batch_id = int(found.group(1))
+    link.click()
+    page.wait_for_url(f"**/jobs/{batch_id}")
+
+    # Progress counts images, not epochs; the page follows the run live until it finishes.
+    page.wait_for_selector("#job-epoch", timeout=30_000)
+    progress = page.locator("#job-epoch").locator("xpath=..").inner_text()
+    assert "Images" in progress, progress
+    assert re.fullmatch(r"\d+/(\d+|\?)", page.inner_text("#job-epoch").strip())
+    total = version["num_images"]
+    page.wait_for_selector("#batch-downloads a", timeout=600_000)
+    page.wait_for_function(
+        "t => document.querySelector('#job-epoch')?.innerText.trim() === t", arg=f"{total}/{total}"
+    )
+    assert f"{total} images" in page.inner_text("#batch-summary")
+    links = {
+        a.inner_text().strip(): a.get_attribute("href") or ""
+        for a in page.query_selector_all("#batch-downloads a")
+    }
+    assert set(links) == {"JSON Lines", "CSV", "Summary"}, links
+    page.screenshot(path=str(output_dir / "batch-inference-results.png"), full_page=True)
+
+    rows = [json.loads(line) for line in httpx.get(links["JSON Lines"]).raise_for_status().text.splitlines()]
+    assert len(rows) == total and len({r["image"] for r in rows}) == total
+    table = list(csv.DictReader(io.StringIO(httpx.get(links["CSV"]).raise_for_status().text)))
+    assert [r["image"] for r in table] == [r["image"] for r in rows]
+    detail = api.job(pid, batch_id)  # the run the form queued: the chosen model over the chosen version
+    assert (detail["kind"], detail["state"], detail["dataset_version_id"]) == (
+        "batch_inference",
+        "succeeded",
+        version["id"],
+    )
+    assert detail["name"].startswith(f"Batch inference: jobs/{job['id']}"), detail["name"]
