@@ -28,7 +28,6 @@ from services.domain.schemas import (
     JobDetail,
     JobListItem,
     JobPublic,
-    MetricPoint,
     ProjectPublic,
 )
 from services.errors import DomainError, NotFound
@@ -47,12 +46,17 @@ def _job_in(session: Session, *, project_id: int | None, job_id: int) -> Job:
 
 def _detail(session: Session, job: Job) -> JobDetail:
     assert job.id is not None
-    points = [MetricPoint.of(m) for m in jobs.metrics_for(session, job_id=job.id)]
-    public = JobPublic.of(job)
-    if job.state in jobs.QUEUE_STATES:
-        public.queue_position = jobs.queue_positions(session).get(job.id)
-    tags = experiments.tags_of(session, [job.id]).get(job.id, [])
-    return JobDetail(**public.model_dump(), metrics=points, tags=tags)
+    queue_position = jobs.queue_positions(session).get(job.id) if job.state in jobs.QUEUE_STATES else None
+    # Validated once from plain values (a JobPublic and MetricPoints first, dumped and validated
+    # again, cost twice the CPU; the job page asks for this every second or two).
+    return JobDetail.model_validate(
+        {
+            **JobPublic.public_fields(job.model_dump(warnings=False)),
+            "queue_position": queue_position,
+            "metrics": jobs.metric_points(session, job_id=job.id),
+            "tags": experiments.tags_of(session, [job.id]).get(job.id, []),
+        }
+    )
 
 
 # --- reads ----------------------------------------------------------------------------------------
@@ -114,17 +118,23 @@ def job_list(
             dataset_version_ids=dataset_version_ids,
             search=search,
         )
-        positions = jobs.queue_positions(session) if any(j.state in jobs.QUEUE_STATES for j in rows) else {}
-        owners = {
-            u.id: u.username
-            for u in session.exec(select(User).where(col(User.id).in_({j.created_by for j in rows}))).all()
-        }
+        waiting = any(j["state"] in jobs.QUEUE_STATES for j in rows)
+        positions = jobs.queue_positions(session) if waiting else {}
+        owners = dict(
+            session.exec(
+                select(User.id, User.username).where(col(User.id).in_({j["created_by"] for j in rows}))
+            ).all()
+        )
+        # Validated once, straight from each row's columns (a Job object, then a JobPublic dumped
+        # and validated again, cost twice the CPU).
         return [
-            JobListItem(
-                **JobPublic.of(j).model_dump(exclude={"queue_position"}),
-                owner=owners.get(j.created_by, "?"),
-                owner_id=j.created_by,
-                queue_position=positions.get(j.id or 0),
+            JobListItem.model_validate(
+                {
+                    **JobPublic.public_fields(j),
+                    "owner": owners.get(j["created_by"], "?"),
+                    "owner_id": j["created_by"],
+                    "queue_position": positions.get(j["id"]),
+                }
             )
             for j in rows
         ]

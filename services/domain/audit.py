@@ -55,11 +55,11 @@ def current_context() -> AuditContext | None:
     return _context.get()
 
 
-def note_actor(user: User) -> None:
+def note_actor(user_id: int, username: str) -> None:
     """Remember who the request is acting as, for a row the middleware may still write."""
     context = _context.get()
     if context is not None:
-        context.actor_id, context.actor = user.id, user.username
+        context.actor_id, context.actor = user_id, username
 
 
 def _row(

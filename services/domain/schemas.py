@@ -210,10 +210,15 @@ class JobPublic(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobPublic:
         # States load from the database as plain strings; skip pydantic's enum-type warning.
-        row = job.model_dump(exclude={"callback_secret", "created_by"}, warnings=False)
-        if row["state"] not in ("queued", "retrying"):
-            row["waiting_for"] = None  # a reason left from its wait, no longer true
-        return cls.model_validate(row)
+        return cls.model_validate(cls.public_fields(job.model_dump(warnings=False)))
+
+    @staticmethod
+    def public_fields(row: dict[str, Any]) -> dict[str, Any]:
+        """A job row's columns as this model (or a subclass with more fields) validates them."""
+        public = {k: v for k, v in row.items() if k not in ("callback_secret", "created_by")}
+        if public["state"] not in ("queued", "retrying"):
+            public["waiting_for"] = None  # a reason left from its wait, no longer true
+        return public
 
 
 class JobDetail(JobPublic):

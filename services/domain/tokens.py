@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,10 +26,12 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
+from sqlalchemy import event, inspect
 from sqlmodel import Session, col, select
 
 from services.domain.models import ApiToken, RefreshToken, User, aware, utcnow
 from services.errors import InvalidInput, NotFound, Unauthorized
+from services.infra import live
 from services.infra.settings import get_settings
 
 HANDOFF_TTL_S = 60  # a single-sign-on handoff code is traded for a web session within a minute
@@ -259,6 +263,11 @@ def _user(session: Session, user_id: int) -> User:
 
 def user_for_bearer(session: Session, token: str) -> User:
     """Whoever a bearer credential belongs to: a JWT access token, a personal token or a web session."""
+    return _bearer(session, token)[0]
+
+
+def _bearer(session: Session, token: str) -> tuple[User, float]:
+    """The credential's user and when the credential expires (Unix seconds)."""
     if token.startswith(PERSONAL_PREFIX):
         row = session.exec(
             select(ApiToken).where(ApiToken.token_hash == token_hash(token), ApiToken.kind == "personal")
@@ -268,7 +277,7 @@ def user_for_bearer(session: Session, token: str) -> User:
         user = _user(session, row.user_id)
         if row.last_used_at is None or utcnow() - aware(row.last_used_at) > LAST_USED_RESOLUTION:
             _touches.submit(_touch, row.id)  # type: ignore[arg-type]
-        return user
+        return user, aware(row.expires_at).timestamp()
     if token.count(".") == 2:
         claims = decode_access_token(token)
         user = _user(session, int(claims["sub"]))
@@ -277,8 +286,124 @@ def user_for_bearer(session: Session, token: str) -> User:
         changed = user.password_changed_at
         if changed is not None and int(claims["iat"]) < int(aware(changed).timestamp()):
             raise Unauthorized("The password changed since this token was issued: sign in again")
-        return user
-    return user_for_session(session, token)
+        return user, float(claims["exp"])
+    return _session_user(session, token)
+
+
+# --- the resolved-credential cache of the REST API -------------------------------------------------
+#
+# Every REST request names its caller by a bearer credential, and resolving one took a session of
+# its own and two or three queries (the token row, the user, the refresh family): about a fifth
+# of the CPU a light request cost the web process under 200 users, who each send a request every
+# second or two with the same credential. A resolved credential is therefore kept for a few
+# seconds, never past its own expiry.
+#
+# A change that may end credentials (a revoked personal token, refresh family or web session, a
+# password change, a deactivated or edited user) empties the cache of the process that writes it
+# as it is flushed and again once committed, and is then announced over Redis (services.infra.live)
+# to every other web process, which empties its own: a revocation takes effect on every replica
+# within moments, not seconds. A process keeps resolved credentials only while it is subscribed
+# to those notices; without Redis it resolves every request from the database, as before. The
+# actions still load the acting user and refuse a deactivated one on every request.
+
+CREDENTIALS_CHANNEL = "credentials"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a bearer credential names, as the REST API's `Actor` needs it."""
+
+    user_id: int
+    username: str
+
+
+IDENTITY_TTL_S = 5.0
+_IDENTITY_LIMIT = 10_000  # distinct credentials kept at most (then the cache starts over)
+_identities: dict[str, tuple[float, Identity]] = {}  # token digest -> (valid until, identity)
+_identities_lock = threading.Lock()
+_generation = 0  # bumped whenever credentials may have ended; a resolution older than that is not kept
+
+
+_listener: live.Listener | None = None
+
+
+def credential_notices() -> live.Listener:
+    """This process's subscription to credential changes, started on first use (and again when
+    the settings name another Redis, as between test suites)."""
+    global _listener
+    url = get_settings().redis_dsn
+    with _identities_lock:
+        if _listener is None or _listener.url != url:
+            if _listener is not None:
+                _listener.stop()
+            _listener = live.Listener(url, CREDENTIALS_CHANNEL, forget_identities)
+        return _listener
+
+
+def bearer_identity(token: str) -> Identity:
+    """`user_for_bearer` in a session of its own, remembered for a few seconds (see above)."""
+    from services.infra.db import session_scope
+
+    key = token_hash(token)
+    hit = _identities.get(key)
+    if hit is not None and hit[0] > time.time():
+        return hit[1]
+    listening = credential_notices().connected.is_set()
+    generation = _generation
+    with session_scope() as session:
+        user, expires = _bearer(session, token)
+        identity = Identity(user_id=_user_id(user), username=user.username)
+    with _identities_lock:
+        if generation == _generation and listening:
+            if len(_identities) >= _IDENTITY_LIMIT:
+                _identities.clear()
+            _identities[key] = (min(time.time() + IDENTITY_TTL_S, expires), identity)
+    return identity
+
+
+def kept_credentials() -> int:
+    """How many resolved credentials this process keeps now."""
+    return len(_identities)
+
+
+def forget_identities() -> None:
+    """Empty the cache: credentials may have ended."""
+    global _generation
+    with _identities_lock:
+        _generation += 1
+        _identities.clear()
+
+
+def _ends_credentials(obj: object) -> bool:
+    """Whether this change of a row may end a credential. A personal token's "last used"
+    bookkeeping (written once a minute per token) does not; any other change of a token or user
+    row may."""
+    if isinstance(obj, ApiToken):
+        changed = {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
+        return not changed <= {"last_used_at"}
+    return isinstance(obj, User | RefreshToken)
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    deleted = any(isinstance(obj, ApiToken | RefreshToken | User) for obj in session.deleted)
+    if deleted or any(_ends_credentials(obj) for obj in session.dirty):
+        session.info["vtp_credentials_changed"] = True
+        forget_identities()
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    # Again after the commit: a request that read the old rows between flush and commit must
+    # not keep what it read. Then every other process.
+    if session.info.pop("vtp_credentials_changed", False):
+        forget_identities()
+        live.publish([CREDENTIALS_CHANNEL])
+
+
+@event.listens_for(Session, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop("vtp_credentials_changed", None)
 
 
 @lru_cache
@@ -341,6 +466,10 @@ def redeem_handoff(session: Session, code: str) -> tuple[User, str]:
 
 
 def user_for_session(session: Session, token: str) -> User:
+    return _session_user(session, token)[0]
+
+
+def _session_user(session: Session, token: str) -> tuple[User, float]:
     row = session.exec(
         select(ApiToken).where(ApiToken.token_hash == token_hash(token), ApiToken.kind == "session")
     ).first()
@@ -349,7 +478,7 @@ def user_for_session(session: Session, token: str) -> User:
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("Sign in again: the account no longer exists or is deactivated")
-    return user
+    return user, aware(row.expires_at).timestamp()
 
 
 def revoke_session(session: Session, token: str) -> None:

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import redis
@@ -93,6 +93,52 @@ def publish(channels: Iterable[str]) -> None:
     names = sorted(set(channels))
     if names:
         _publisher(get_settings().redis_dsn).put(names)
+
+
+class Listener:
+    """A background thread subscribed to one channel: it calls `on_notice` for every notice, and
+    also whenever its subscription is made, made again or lost (notices sent meanwhile are lost,
+    so the caller must assume anything changed). `connected` is set only while notices are sure
+    to arrive. After `stop` it calls nothing more."""
+
+    def __init__(self, url: str, channel: str, on_notice: Callable[[], None]) -> None:
+        self.url = url
+        self.channel = PREFIX + channel
+        self.on_notice = on_notice
+        self.connected = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"vtp-listen-{channel}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.connected.clear()
+
+    def _notice(self) -> None:
+        if not self._stopped.is_set():
+            self.on_notice()
+
+    def _run(self) -> None:
+        failed_at = 0.0
+        while not self._stopped.is_set():
+            try:
+                client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_keepalive=True)
+                pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+                pubsub.subscribe(self.channel)
+                for message in pubsub.listen():
+                    if self._stopped.is_set():
+                        break
+                    if message["type"] == "subscribe":  # confirmed: from here on nothing is missed
+                        self.connected.set()
+                    self._notice()
+                pubsub.close()
+            except (redis.RedisError, OSError) as exc:
+                if time.monotonic() - failed_at > 60 and not self._stopped.is_set():
+                    log.warning("not subscribed to %s (%s); retrying", self.channel, exc)
+                failed_at = time.monotonic()
+            self.connected.clear()
+            self._notice()
+            self._stopped.wait(RECONNECT_S)
 
 
 class Hub:

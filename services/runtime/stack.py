@@ -202,7 +202,12 @@ def children(settings: Settings, *, ray: bool = False) -> list[Child]:
         # gunicorn closes an idle keep-alive connection after 2 s by default; clients that pause
         # 1-3 s between requests then reuse a connection the server is closing (a reset, seen as
         # errors under load). Keep idle connections longer than any client's pause.
-        "GUNICORN_CMD_ARGS": os.environ.get("GUNICORN_CMD_ARGS", "--keep-alive 65"),
+        # Reflex runs uvicorn's pure-Python HTTP parser and event loop (UvicornH11Worker); the
+        # standard worker takes httptools and uvloop (project dependencies), which
+        # cost the web process less CPU per request (bench/route_cost.py).
+        "GUNICORN_CMD_ARGS": os.environ.get(
+            "GUNICORN_CMD_ARGS", "--keep-alive 65 --worker-class uvicorn.workers.UvicornWorker"
+        ),
     }
     return [
         *([ray_head(settings, base_env)] if ray else []),

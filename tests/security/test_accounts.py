@@ -122,6 +122,60 @@ def test_personal_token_lifecycle(client: TestClient) -> None:
     assert client.delete(f"/api/v1/auth/tokens/{mine['id']}", headers=other_headers).status_code == 404
 
 
+def test_a_resolved_credential_is_reused_until_a_credential_row_changes(client: TestClient) -> None:
+    """The REST API keeps a resolved bearer credential for a few seconds (no token query per
+    request) while it is subscribed to credential changes, and forgets it as soon as this process
+    writes a change that may end it, or another process announces one."""
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from services.domain import tokens
+    from services.domain.models import ApiToken, utcnow
+    from services.infra import live
+    from services.infra.db import get_engine
+
+    _, name = new_user()
+    access = {"Authorization": f"Bearer {login(client, name)['access_token']}"}
+    created = client.post("/api/v1/auth/tokens", json={"name": "cached"}, headers=access).json()
+    personal = {"Authorization": f"Bearer {created['token']}"}
+    assert client.get("/api/v1/auth/me", headers=personal).status_code == 200
+    assert tokens.credential_notices().connected.wait(10), "never subscribed to credential changes"
+    deadline = time.monotonic() + 5  # "last used" is written off the request path: let it land
+    while client.get("/api/v1/auth/tokens", headers=access).json()[0]["last_used_at"] is None:
+        assert time.monotonic() < deadline, "last_used_at never set"
+        time.sleep(0.05)
+    assert client.get("/api/v1/auth/me", headers=personal).status_code == 200  # resolved and kept
+
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(get_engine(), "before_cursor_execute", seen)
+    try:
+        assert client.get("/api/v1/auth/me", headers=personal).status_code == 200
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", seen)
+    assert statements, "the request ran no query at all"
+    assert not [s for s in statements if "from apitoken" in s], statements
+
+    # Another process announces a change of credentials: this one forgets what it kept.
+    assert tokens.kept_credentials() > 0
+    live.publish([tokens.CREDENTIALS_CHANNEL])
+    deadline = time.monotonic() + 10
+    while tokens.kept_credentials():
+        assert time.monotonic() < deadline, "the notice never emptied the cache"
+        time.sleep(0.05)
+
+    # The token expires, written straight to the database by this process: refused at once.
+    with session_scope() as session:
+        row = session.get(ApiToken, created["id"])
+        row.expires_at = utcnow() - timedelta(minutes=1)
+        session.add(row)
+    assert client.get("/api/v1/auth/me", headers=personal).status_code == 401
+
+
 # --- passwords, sign-up, avatars ----------------------------------------------------------------
 
 
