@@ -42,6 +42,36 @@ def test_tracker_logs_params_and_epoch_metrics(mlflow_uri: str, monkeypatch) -> 
     assert run2.data.params["epochs"] == "2" and run2.data.metrics["map50"] == 0.5
 
 
+def test_epoch_metrics_held_for_the_interval_go_together_and_a_flush_sends_them_at_once(
+    mlflow_uri: str, monkeypatch
+) -> None:
+    """A job sends MLflow at most one metrics request per interval (several epochs in it); the
+    end of the job does not wait the interval out."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    tracker = Tracker(mlflow_uri, "project-1", "job-44", start_wait_s=60, metrics_interval_s=600)
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    tracker.log_metrics({"map50": 0.1}, step=0)  # the first request goes at once
+    deadline = time.monotonic() + 60
+    while tracker.pending():
+        assert time.monotonic() < deadline, tracker.summary()
+        time.sleep(0.1)
+    for step in (1, 2):  # the next ones wait for the interval
+        tracker.log_metrics({"map50": 0.1 * (step + 1)}, step=step)
+    time.sleep(1)
+    assert tracker.pending() == 2
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "map50")] == [0]
+    started = time.monotonic()
+    tracker.end("succeeded")
+    assert tracker.close(120), tracker.summary()
+    assert time.monotonic() - started < 60  # not the 600 s interval
+    history = client.get_metric_history(tracker.run_id, "map50")
+    assert [(m.step, round(m.value, 3)) for m in history] == [(0, 0.1), (1, 0.2), (2, 0.3)]
+
+
 def test_only_an_mlflow_server_url_is_accepted() -> None:
     from trainer_runner.settings import TrainerSettings
 
