@@ -219,7 +219,9 @@ def main() -> int:
     batches = [1] if args.batch <= 1 else [1, args.batch]
     with (
         database(args.database) as db_env,
-        running_stack(**db_env) as (stack, api),
+        # The seeded jobs have no trainer behind them: never silent for the reconciler, or it
+        # hands them to the real trainer as new attempts (which then trains beside the bench).
+        running_stack(**db_env, VTP_HEARTBEAT_TIMEOUT_S="86400") as (stack, api),
         tempfile.TemporaryDirectory(prefix="vtp-ingest-") as tmp,
     ):
         pid = api.project_id()

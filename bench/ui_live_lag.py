@@ -69,8 +69,9 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     args = parser.parse_args()
     total = args.samples + 10
-    # A slow heartbeat check: the synthetic job is never declared silent while it is measured.
-    with running_stack(VTP_HEARTBEAT_INTERVAL_S="60") as (stack, api):
+    # The synthetic jobs have no trainer behind them: the reconciler must never find them silent,
+    # or it hands them to the real trainer as new attempts, which then trains beside the bench.
+    with running_stack(VTP_HEARTBEAT_INTERVAL_S="60", VTP_HEARTBEAT_TIMEOUT_S="86400") as (stack, api):
         import httpx
 
         job_id, secret = _insert(api, stack.username, total)
