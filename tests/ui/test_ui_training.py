@@ -125,10 +125,13 @@ def test_cancel_then_resume_and_jobs_list(
     page.goto(f"{stack.web_url}/projects/{pid}/jobs")
     page.wait_for_selector("#jobs-list tr[data-job-id]")
     page.select_option("#filter-state", "cancelled")
+    # A sweep trial the pruner stopped is a cancelled job shown as "pruned" (the suite's shared
+    # stack holds the sweeps tests' trials too).
     page.wait_for_function(
         "[...document.querySelectorAll('#jobs-list tbody tr')].every(r => "
-        "r.querySelector('.status-indicator').dataset.state === 'cancelled')"
+        "['cancelled', 'pruned'].includes(r.querySelector('.status-indicator').dataset.state))"
     )
+    page.wait_for_selector(f"#jobs-list tr[data-job-id='{new_id}']")  # the resumed one, cancelled
     page.screenshot(path=str(output_dir / "jobs-list.png"), full_page=True)
 
 
