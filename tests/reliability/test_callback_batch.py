@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import reset_caches
 from tests.utils import servers
+from tests.utils.live_jobs import insert_running_job
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.outbox import CallbackOutbox
 from trainer_runner.schemas import CallbackEvent
@@ -97,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Busy
 def _job() -> tuple[int, str]:
     """A running job (attempt 1) as if a trainer had started it: its id and callback secret."""
     from services.domain import auth, projects
-    from services.domain.models import Dataset, DatasetVersion, Job, utcnow
+    from services.domain.models import Dataset, DatasetVersion
     from services.infra.db import session_scope
 
     with session_scope() as session:
@@ -111,23 +112,8 @@ def _job() -> tuple[int, str]:
         )
         session.add(version)
         session.flush()
-        job = Job(
-            project_id=project.id,
-            dataset_version_id=version.id,
-            created_by=user.id,
-            name="batched",
-            framework="ultralytics",
-            task="detect",
-            model="yolo11n.yaml",
-            state="running",
-            attempt=1,
-            callback_secret=uuid.uuid4().hex,
-            started_at=utcnow(),
-        )
-        session.add(job)
-        session.flush()
-        assert job.id is not None
-        return job.id, job.callback_secret
+        ids = (int(project.id), int(version.id), user.username)  # type: ignore[arg-type]
+    return insert_running_job(*ids, epochs=10)
 
 
 def _epoch(epoch: int, **extra: Any) -> dict[str, Any]:
