@@ -25,9 +25,10 @@ class Overloaded(DomainError):
 
     status_code = 503
 
-    def __init__(self, message: str = BUSY, retry_after_s: int = 1) -> None:
+    def __init__(self, message: str = BUSY, retry_after_s: int = 1, *, cause: str = "busy") -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.cause = cause  # what ran out (deadline, pool_timeout, db_locked): the shed counter's label
 
 
 class NotFound(DomainError):

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.api.overload import LoadShedding, overloaded
+from app.api.overload import LoadShedding, count_shed, overloaded
 from app.api.routes import (
     admin,
     auth,
@@ -101,8 +101,10 @@ api.openapi = _openapi  # type: ignore[method-assign]
 
 
 @api.exception_handler(DomainError)
-async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
     limited = isinstance(exc, RateLimited | Overloaded)
+    if isinstance(exc, Overloaded):
+        count_shed(request.url.path, cause=exc.cause)
     headers = {"Retry-After": str(exc.retry_after_s)} if limited else None
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 

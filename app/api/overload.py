@@ -2,16 +2,23 @@
 shed the rest at once with 503 + Retry-After.
 
 Under more load than one web process can serve, queueing everything turns into minute-long waits
-and, once a connection or worker wait times out, into 500s. Instead every `/api/` request takes a
-slot in a lane before it runs; a request that cannot get one within `api_queue_wait_s` (about a
-second) is answered 503 with `Retry-After`, which well-behaved clients (the trainer's callback
-sender, the web UI's "busy, retrying") take as "try again shortly".
+and, once a connection or worker wait times out, into 500s. Instead every `/api/` request gets a
+deadline when it arrives (`api_queue_wait_s`, about a second, `services.infra.deadline`) by which
+it must have started its work, and takes a slot in a lane before it runs. A request that cannot
+get a slot before its deadline, or that is still waiting for a worker thread or a database
+connection when it passes, is answered 503 with `Retry-After`, which well-behaved clients (the
+trainer's callback sender, the web UI's "busy, retrying") take as "try again shortly". One budget
+for all the waits: bounded one by one they added up, and under 1,000 users requests admitted at
+the end of their slot wait were served ten seconds after they arrived.
 
 - Two lanes: trainer callbacks have their own, so browsing users never shed the ingest of
   training progress (and the reverse).
+- A lane's queue holds what it can start before the deadline at the time a request is measured
+  to hold a slot; past that a newcomer is shed on arrival, not after a full wait. Under congestion
+  the newest waiter is served first and the oldest are shed (adaptive LIFO, see `Lane`).
 - The lanes bound how many requests run at once, which also bounds the threads and database
   connections they use: `services.infra.db` sizes the pool and this module sizes the thread pool
-  from the same settings, so an admitted request never waits for either.
+  from the same settings, so an admitted request rarely waits for either.
 - Should a connection wait still time out (another process holds the database, a lane is sized
   above the pool), `session_scope` raises `Overloaded` (a `DomainError`: 503 + Retry-After), and
   `overloaded` does the same for SQLAlchemy's pool `TimeoutError` and SQLite's "database is
@@ -24,11 +31,11 @@ a second are logged here with their route: cheap enough to leave on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from collections import deque
 
-import anyio
 import anyio.to_thread
 from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import OperationalError
@@ -39,6 +46,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.telemetry import ROUTE_OVERRIDE, template
 from services.errors import BUSY
+from services.infra import deadline
 from services.infra.db import is_lock_timeout
 from services.infra.settings import get_settings
 
@@ -65,50 +73,112 @@ def busy_response(*, lane: str, cause: str) -> JSONResponse:
     return JSONResponse({"detail": BUSY}, status_code=503, headers={"Retry-After": str(retry_after_s())})
 
 
+def lane_of(path: str) -> str:
+    return "callbacks" if path.startswith(CALLBACK_PREFIX) else "api"
+
+
+def count_shed(path: str, *, cause: str) -> None:
+    """A request refused as `Overloaded` past its slot (deadline, pool, lock): counted as shed."""
+    SHED.labels(lane_of(path), cause).inc()
+
+
 async def overloaded(request: Request, exc: Exception) -> JSONResponse:
     """Exception handler: a connection that could not be had in time is overload, not a bug."""
     if isinstance(exc, OperationalError) and not is_lock_timeout(exc):
         raise exc
     cause = "pool_timeout" if isinstance(exc, PoolTimeout) else "db_locked"
-    lane = "callbacks" if request.url.path.startswith(CALLBACK_PREFIX) else "api"
     log.warning("shed %s %s: %s", request.method, request.url.path, cause)
-    return busy_response(lane=lane, cause=cause)
+    return busy_response(lane=lane_of(request.url.path), cause=cause)
 
 
-@dataclass
 class Lane:
-    """At most `limit` requests at once; the others wait up to `wait_s` for a slot."""
+    """At most `limit` requests at once; the others queue until their deadline, or are shed.
 
-    name: str
-    limit: int
-    wait_s: float
-    _limiter: anyio.CapacityLimiter | None = field(default=None, repr=False)
+    The queue is bounded by what the lane can start within the wait (`room`: its slots times the
+    wait over the measured time a request holds a slot), so a request that could not begin before
+    its deadline is answered 503 on arrival instead of after a full wait. While the lane keeps up
+    the queue is served first come, first served; once the oldest waiter has waited a quarter of
+    the budget (congestion: the queue is not draining) the newest is served first and the oldest,
+    who would time out anyway, are shed when the queue is full (adaptive LIFO). Under overload the
+    requests that are served are then the ones that waited least, rather than every one of them
+    waiting nearly the whole budget.
+    """
 
-    @property
-    def limiter(self) -> anyio.CapacityLimiter:
-        # Created on first use, inside the server's event loop.
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.limit)
-        return self._limiter
+    # Until measured: a browsing request holds a slot for a few ms of CPU, more under contention.
+    INITIAL_SERVICE_S = 0.05
+    EWMA_WEIGHT = 0.05
 
-    async def acquire(self) -> bool:
+    def __init__(self, name: str, limit: int, wait_s: float) -> None:
+        self.name = name
+        self.limit = limit
+        self.wait_s = wait_s
+        self.busy = 0
+        self.service_s = self.INITIAL_SERVICE_S
+        self._waiters: deque[tuple[float, asyncio.Future[bool]]] = deque()
+
+    def room(self) -> int:
+        """Waiters the lane can start within the wait, at the measured time per request."""
+        return max(1, int(self.limit * self.wait_s / max(self.service_s, 1e-3)))
+
+    async def acquire(self, deadline_at: float) -> bool:
+        """True with a slot held; False (shed) when none could be had before `deadline_at`."""
+        if self.busy < self.limit and not self._waiters:
+            self.busy += 1
+            IN_FLIGHT.labels(self.name).inc()
+            return True
+        now = time.monotonic()
+        if deadline_at <= now:
+            return False
+        if len(self._waiters) >= self.room():
+            if not self._congested(now):
+                return False  # the queue ahead of it already fills the wait
+            _arrived, oldest = self._waiters.popleft()
+            oldest.set_result(False)  # it would time out anyway; the newcomer takes its place
+        handed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (now, handed)
+        self._waiters.append(entry)
         WAITING.labels(self.name).inc()
         try:
-            with anyio.move_on_after(self.wait_s):
-                await self.limiter.acquire()
-                IN_FLIGHT.labels(self.name).inc()
-                return True
+            return await asyncio.wait_for(asyncio.shield(handed), deadline_at - now)
+        except TimeoutError:
+            if handed.done() and not handed.cancelled():
+                return handed.result()  # handed a slot (or shed) as the wait ran out
+            handed.cancel()  # `release` skips it
             return False
+        except BaseException:  # the client went away, or the server stops
+            if handed.done() and not handed.cancelled() and handed.result():
+                self._pass_on()
+            handed.cancel()
+            raise
         finally:
             WAITING.labels(self.name).dec()
+            if entry in self._waiters:
+                self._waiters.remove(entry)
 
-    def release(self) -> None:
+    def release(self, *, began: float) -> None:
+        """Hand the slot to the next waiter (or free it), learning how long it was held."""
+        held = time.monotonic() - began
+        self.service_s += self.EWMA_WEIGHT * (held - self.service_s)
+        self._pass_on()
+
+    def _pass_on(self) -> None:
+        while self._waiters:
+            _arrived, handed = self._next()
+            if not handed.done():
+                handed.set_result(True)  # the slot passes on: `busy` is unchanged
+                return
+        self.busy -= 1
         IN_FLIGHT.labels(self.name).dec()
-        self.limiter.release()
+
+    def _congested(self, now: float) -> bool:
+        return bool(self._waiters) and now - self._waiters[0][0] > self.wait_s / 4
+
+    def _next(self) -> tuple[float, asyncio.Future[bool]]:
+        return self._waiters.pop() if self._congested(time.monotonic()) else self._waiters.popleft()
 
 
 class LoadShedding:
-    """Pure ASGI middleware: a lane slot per `/api/` request, or 503 + Retry-After after the wait."""
+    """Pure ASGI middleware: a deadline and a lane slot per `/api/` request, or 503 + Retry-After."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -134,16 +204,23 @@ class LoadShedding:
         self._size_threads()
         lane = self.callbacks if path.startswith(CALLBACK_PREFIX) else self.api
         method: str = scope.get("method", "GET")
-        began = time.perf_counter()
-        if not await lane.acquire():
-            scope[ROUTE_OVERRIDE] = "shed"  # the latency histogram's route label
-            await busy_response(lane=lane.name, cause="queue_wait")(scope, receive, send)
-            return
+        arrived = time.monotonic()
+        # One deadline for every wait of this request: the slot here, then a worker thread and a
+        # database connection (`services.infra.db.session_scope` checks it before connecting).
+        token = deadline.start(arrived + lane.wait_s, method=method)
         try:
-            await self.app(scope, receive, send)
+            if not await lane.acquire(arrived + lane.wait_s):
+                scope[ROUTE_OVERRIDE] = "shed"  # the latency histogram's route label
+                await busy_response(lane=lane.name, cause="queue_wait")(scope, receive, send)
+                return
+            admitted = time.monotonic()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                lane.release(began=admitted)
+                elapsed = time.monotonic() - arrived
+                if elapsed > SLOW_REQUEST_S:
+                    route = template(scope)
+                    log.warning("slow request: %s %s took %.0f ms", method, route, elapsed * 1000)
         finally:
-            lane.release()
-            elapsed = time.perf_counter() - began
-            if elapsed > SLOW_REQUEST_S:
-                route = template(scope)
-                log.warning("slow request: %s %s took %.0f ms", method, route, elapsed * 1000)
+            deadline.reset(token)

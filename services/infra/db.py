@@ -7,7 +7,8 @@ once as this pool has connections):
   its pool `TimeoutError`, which the API answers 503 + Retry-After instead of queueing for 30 s;
 - the pool's checked-out connections are a Prometheus gauge (`vtp_db_pool_checked_out`), so the
   pool's use over time shows on /metrics;
-- statements slower than `slow_query_ms` are logged with their SQL and counted.
+- statements slower than `slow_query_ms` are logged with their SQL and counted;
+- an API request that queued past its deadline is shed before it takes a connection.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 from services.errors import Overloaded
+from services.infra import deadline
 from services.infra.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -117,19 +119,22 @@ def session_scope() -> Iterator[Session]:
     """A session that commits on success and rolls back on any error.
 
     No connection within the pool timeout, or SQLite's write lock not within its busy timeout, is
-    overload, not a bug: it is raised as `Overloaded` (503 + Retry-After, "busy" in the UI).
+    overload, not a bug: it is raised as `Overloaded` (503 + Retry-After, "busy" in the UI). So is
+    an API request whose deadline to start has passed while it queued (`services.infra.deadline`):
+    it is shed here, before it takes a connection, rather than served late.
     """
+    deadline.check()
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except PoolTimeout as exc:
             session.rollback()
-            raise Overloaded() from exc
+            raise Overloaded(cause="pool_timeout") from exc
         except OperationalError as exc:
             session.rollback()
             if is_lock_timeout(exc):
-                raise Overloaded() from exc
+                raise Overloaded(cause="db_locked") from exc
             raise
         except Exception:
             session.rollback()
