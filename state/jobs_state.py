@@ -53,6 +53,7 @@ def load_jobs(token: str, project_id: int, filters: dict[str, str]) -> dict[str,
         owner_id=int(filters["owner"]) if filters.get("owner") else None,
         dataset_version_ids=[int(filters["dataset"])] if filters.get("dataset") else None,
         search=filters.get("search", ""),
+        light=True,  # the table shows neither log lines nor artifacts
     )
     return {"signed_in": True, "rows": [list_row(i) for i in items], **options}
 

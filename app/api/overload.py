@@ -6,10 +6,10 @@ and, once a connection or worker wait times out, into 500s. Instead every `/api/
 deadline when it arrives (`api_queue_wait_s`, about a second, `services.infra.deadline`) by which
 it must have started its work, and takes a slot in a lane before it runs. A request that cannot
 get a slot before its deadline, or that is still waiting for a worker thread or a database
-connection when it passes, is answered 503 with `Retry-After`, which well-behaved clients (the
-trainer's callback sender, the web UI's "busy, retrying") take as "try again shortly". One budget
-for all the waits: bounded one by one they added up, and under 1,000 users requests admitted at
-the end of their slot wait were served ten seconds after they arrived.
+connection when it passes while the lane is saturated, is answered 503 with `Retry-After`, which
+well-behaved clients (the trainer's callback sender, the web UI's "busy, retrying") take as "try
+again shortly". One budget for all the waits: bounded one by one they added up, and under 1,000
+users requests admitted at the end of their slot wait were served long after they arrived.
 
 - Two lanes: trainer callbacks have their own, so browsing users never shed the ingest of
   training progress (and the reverse).
@@ -116,6 +116,10 @@ class Lane:
         self.service_s = self.INITIAL_SERVICE_S
         self._waiters: deque[tuple[float, asyncio.Future[bool]]] = deque()
 
+    def saturated(self) -> bool:
+        """Every slot taken: a request arriving now would wait (read from worker threads too)."""
+        return self.busy >= self.limit
+
     def room(self) -> int:
         """Waiters the lane can start within the wait, at the measured time per request."""
         return max(1, int(self.limit * self.wait_s / max(self.service_s, 1e-3)))
@@ -207,7 +211,7 @@ class LoadShedding:
         arrived = time.monotonic()
         # One deadline for every wait of this request: the slot here, then a worker thread and a
         # database connection (`services.infra.db.session_scope` checks it before connecting).
-        token = deadline.start(arrived + lane.wait_s, method=method)
+        token = deadline.start(arrived + lane.wait_s, method=method, saturated=lane.saturated)
         try:
             if not await lane.acquire(arrived + lane.wait_s):
                 scope[ROUTE_OVERRIDE] = "shed"  # the latency histogram's route label

@@ -104,9 +104,13 @@ def job_list(
     owner_id: int | None = None,
     dataset_version_ids: list[int] | None = None,
     search: str = "",
+    light: bool = False,
 ) -> list[JobListItem]:
     """Jobs of a project matching the filters, newest first, each with its owner's name and, for
-    waiting jobs, its 1-based place in the trainer queue (shared by every project)."""
+    waiting jobs, its 1-based place in the trainer queue (shared by every project).
+
+    `light`: without each job's `log_tail` and `artifacts` (empty), which a list page never shows
+    and which made up most of the list's bytes and decoding; the job's detail has them."""
     with operation(actor, "job.list", record=Audit.refusals) as op:
         op.authorize(Action.job_read, project_id=project_id)
         session = op.session
@@ -117,6 +121,7 @@ def job_list(
             owner_id=owner_id,
             dataset_version_ids=dataset_version_ids,
             search=search,
+            light=light,
         )
         waiting = any(j["state"] in jobs.QUEUE_STATES for j in rows)
         positions = jobs.queue_positions(session) if waiting else {}

@@ -8,9 +8,11 @@ callback can never move a finished job.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import insert, update
 from sqlmodel import Session, col, func, select
 
@@ -598,6 +600,10 @@ def queue_text(state: str, position: int | None, waiting_for: str | None) -> str
     return " · ".join(parts)
 
 
+# What a light jobs list leaves out, and the empty value each comes back as.
+LIST_HEAVY_COLUMNS: dict[str, Callable[[], Any]] = {"log_tail": list, "artifacts": dict}
+
+
 def filter_jobs(
     session: Session,
     *,
@@ -607,14 +613,19 @@ def filter_jobs(
     dataset_version_ids: list[int] | None = None,
     search: str = "",
     limit: int = 500,
+    light: bool = False,
 ) -> list[dict[str, Any]]:
     """The matching jobs' columns, newest first, as plain dicts (the jobs list only reads them).
 
     Not `Job` objects: building and tracking an ORM object per row was half the CPU the jobs
     list cost the web process (bench/route_cost.py), more than the query itself.
+
+    `light`: each job's log tail and artifact URIs are neither read nor decoded (up to 50 log lines
+    of 500 characters a job: most of a list's bytes) and come back empty; a job's detail has them.
     """
     table = Job.__table__  # type: ignore[attr-defined]
-    query = select(table).where(table.c.project_id == project_id)
+    columns = [c for c in table.c if not (light and c.name in LIST_HEAVY_COLUMNS)]
+    query = sqlalchemy.select(*columns).where(table.c.project_id == project_id)
     if states:
         query = query.where(table.c.state.in_(states))
     if owner_id:
@@ -624,4 +635,5 @@ def filter_jobs(
     if search.strip():
         query = query.where(table.c.name.icontains(search.strip()))
     rows = session.execute(query.order_by(table.c.id.desc()).limit(limit)).mappings()
-    return [dict(row) for row in rows]
+    left_out = {name: empty() for name, empty in LIST_HEAVY_COLUMNS.items()} if light else {}
+    return [{**dict(row), **left_out} for row in rows]

@@ -9,7 +9,9 @@ longer checks what is left (`check`, called by `services.infra.db.session_scope`
 a connection): a request that can no longer begin in time is answered "busy" at once, which a
 client retries, instead of being served after it stopped being useful.
 
-A read (GET, HEAD) is checked before each of its sessions: it writes nothing, so shedding it
+Only while the request's lane is saturated (every slot taken, so others wait behind it): a late
+request on an otherwise idle server is served late, since shedding it would free nothing for
+anyone. A read (GET, HEAD) is checked before each of its sessions: it writes nothing, so shedding it
 between two sessions loses nothing but the work already spent. A write is checked only before its
 first session: once it has begun, shedding it between two sessions could leave half of it done.
 
@@ -22,6 +24,7 @@ next) and is absent everywhere else (the arq worker, the Reflex event handlers, 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
@@ -34,15 +37,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Deadline:
     at: float  # time.monotonic() by which the work must start
     read_only: bool  # a GET/HEAD: may be shed before any of its sessions
+    saturated: Callable[[], bool]  # whether others wait for the capacity this request holds
     started: bool = False  # a session of this request has begun
 
 
 _DEADLINE: ContextVar[Deadline | None] = ContextVar("vtp_request_deadline", default=None)
 
 
-def start(at: float, *, method: str) -> Token[Deadline | None]:
+def start(at: float, *, method: str, saturated: Callable[[], bool]) -> Token[Deadline | None]:
     """Set this request's deadline (a `time.monotonic()` value); `reset` with the token after."""
-    return _DEADLINE.set(Deadline(at=at, read_only=method.upper() in SAFE_METHODS))
+    return _DEADLINE.set(Deadline(at=at, read_only=method.upper() in SAFE_METHODS, saturated=saturated))
 
 
 def reset(token: Token[Deadline | None]) -> None:
@@ -56,11 +60,13 @@ def remaining() -> float | None:
 
 
 def check() -> None:
-    """Before a session: raise `Overloaded` when this request can no longer start in time (a write
-    that has already begun is let through), else note that its work has begun."""
+    """Before a session: raise `Overloaded` when this request can no longer start in time and
+    others wait for its capacity (a write that has already begun is let through), else note that
+    its work has begun."""
     found = _DEADLINE.get()
     if found is None:
         return
-    if (found.read_only or not found.started) and time.monotonic() >= found.at:
+    late = time.monotonic() >= found.at
+    if late and (found.read_only or not found.started) and found.saturated():
         raise Overloaded(cause="deadline")
     found.started = True

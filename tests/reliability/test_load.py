@@ -286,6 +286,116 @@ def test_requests_past_the_lane_wait_are_shed_and_the_rest_are_served() -> None:
     assert all(seconds < 0.5 and retry == "1" for status, seconds, retry in results if status == 503)
 
 
+def _shedding(app: Any, *, limit: int, wait_s: float) -> Any:
+    """`LoadShedding` around `app` with `limit` slots and a `wait_s` budget."""
+    from app.api.overload import LoadShedding
+
+    os.environ.update({"VTP_API_MAX_CONCURRENCY": str(limit), "VTP_API_QUEUE_WAIT_S": str(wait_s)})
+    reset_caches()
+    try:
+        return LoadShedding(app)
+    finally:
+        for key in ("VTP_API_MAX_CONCURRENCY", "VTP_API_QUEUE_WAIT_S"):
+            os.environ.pop(key)
+        reset_caches()
+
+
+async def _burst(app: Any, requests: list[tuple[str, str]]) -> list[tuple[int, float]]:
+    """`requests` (method, path) sent at once through `app`: each one's status and seconds."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+        async def one(method: str, path: str) -> tuple[int, float]:
+            began = time.monotonic()
+            response = await client.request(method, path)
+            assert response.status_code != 503 or response.headers.get("retry-after") == "1"
+            return response.status_code, time.monotonic() - began
+
+        return list(await asyncio.gather(*(one(method, path) for method, path in requests)))
+
+
+def test_a_request_that_cannot_start_before_its_deadline_is_shed_on_arrival() -> None:
+    """One slot whose requests are measured to take 0.45 s, a 1 s budget: two requests can wait
+    for it. Of six at once, one runs, two wait their turn (they start at 0.3 and 0.6 s), and three
+    are answered 503 at once, not after waiting out the budget."""
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = _shedding(slow, limit=1, wait_s=1.0)
+    app.api.service_s = 0.45  # as if measured: room for int(1 x 1.0 / 0.45) = 2 waiters
+    results = aio.run(_burst(app, [("GET", "/api/v1/projects")] * 6))
+    served = [seconds for status, seconds in results if status == 200]
+    shed = [seconds for status, seconds in results if status == 503]
+    assert len(served) == 3 and len(shed) == 3, results
+    assert max(shed) < 0.5, f"shed after {max(shed):.2f} s instead of on arrival"
+
+
+def test_the_deadline_bounds_the_wait_after_the_slot_too(light_backend: Path) -> None:
+    """Both slots taken: a read that got its slot but then waited past its deadline (here 0.7 s
+    of a 0.5 s budget, as behind a busy thread pool) is shed before it opens a database session;
+    a write that has begun (its first session open) is let through its second."""
+    from services.errors import Overloaded
+    from services.infra.db import session_scope
+
+    opened: list[str] = []
+
+    def two_sessions(label: str) -> int:
+        for step in ("first", "second"):
+            try:
+                with session_scope():
+                    opened.append(f"{label} {step}")
+            except Overloaded:
+                return 503
+            time.sleep(0.7)  # queued behind others between its two sessions
+        return 200
+
+    async def queued(scope: Scope, receive: Receive, send: Send) -> None:
+        import anyio.to_thread
+
+        if scope["method"] == "GET":
+            await asyncio.sleep(0.7)  # waiting for a worker thread past the deadline
+        status = await anyio.to_thread.run_sync(two_sessions, scope["method"])
+        await send({"type": "http.response.start", "status": status, "headers": [(b"retry-after", b"1")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = _shedding(queued, limit=2, wait_s=0.5)
+    results = aio.run(_burst(app, [("GET", "/api/v1/projects"), ("POST", "/api/v1/projects")]))
+    assert [status for status, _ in results] == [503, 200], results
+    assert opened == ["POST first", "POST second"]
+
+
+def test_the_light_jobs_list_leaves_out_log_tails_and_artifacts(server: str, project: dict[str, Any]) -> None:
+    """`?light=true` answers every job with an empty log tail and no artifacts; without it the
+    list is as before (the client's model list reads `artifacts`); the detail always has both."""
+    from services.domain.models import Job
+    from services.infra.db import session_scope
+
+    job_id = project["job_ids"][0]
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.log_tail = [f"epoch {i}: loss 0.{i}" for i in range(50)]
+        job.artifacts = {"best_checkpoint": f"s3://b/projects/1/jobs/{job_id}/checkpoints/best.pt"}
+        session.add(job)
+    headers = {"Authorization": f"Bearer {project['token']}"}
+    jobs_url = f"{server}/api/v1/projects/{project['project_id']}/jobs"
+    full = {j["id"]: j for j in httpx.get(jobs_url, headers=headers, timeout=15).json()}
+    light = {
+        j["id"]: j for j in httpx.get(jobs_url, params={"light": "true"}, headers=headers, timeout=15).json()
+    }
+    detail = httpx.get(f"{jobs_url}/{job_id}", headers=headers, timeout=15).json()
+    assert len(full[job_id]["log_tail"]) == 50 and full[job_id]["artifacts"]
+    assert light.keys() == full.keys()
+    assert all(j["log_tail"] == [] and j["artifacts"] == {} for j in light.values())
+    assert {k: v for k, v in light[job_id].items() if k not in ("log_tail", "artifacts")} == {
+        k: v for k, v in full[job_id].items() if k not in ("log_tail", "artifacts")
+    }
+    assert len(detail["log_tail"]) == 50 and detail["artifacts"] == full[job_id]["artifacts"]
+
+
 class _Statements:
     """Counts the SQL statements the engine runs while active."""
 

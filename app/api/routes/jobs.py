@@ -21,6 +21,13 @@ def list_jobs(
     owner_id: Annotated[int | None, Query(description="Only jobs this user launched")] = None,
     dataset_version_id: Annotated[list[int] | None, Query(description="Only jobs on these versions")] = None,
     search: Annotated[str, Query(max_length=120)] = "",
+    light: Annotated[
+        bool,
+        Query(
+            description="Leave out each job's `log_tail` and `artifacts` (sent empty): a list "
+            "rarely needs them, and a job's log tail alone can be 25 kB. The job's detail has them."
+        ),
+    ] = False,
 ) -> list[JobListItem]:
     """Newest first; waiting jobs carry their `queue_position` (1 = next to be dispatched)."""
     return jobs.job_list(
@@ -30,6 +37,7 @@ def list_jobs(
         owner_id=owner_id,
         dataset_version_ids=dataset_version_id,
         search=search,
+        light=light,
     )
 
 
