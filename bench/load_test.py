@@ -158,10 +158,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VTP_NAME=VALUE",
+        help="a setting for the stack, to compare sizes (e.g. VTP_API_MAX_CONCURRENCY=4); repeatable",
+    )
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     with (
         database(args.database) as db_env,
-        running_stack(**db_env) as (stack, api),
+        running_stack(**db_env, **settings) as (stack, api),
         tempfile.TemporaryDirectory(prefix="vtp-load-") as tmp,
     ):
         pid = insert_runs(api, stack.username, args.runs, args.epochs)
@@ -203,6 +211,7 @@ def main() -> int:
     print(
         f"{args.users} users, spawn {args.spawn_rate}/s, {args.duration} s, {args.database}, "
         f"app and locust on this machine; load average {os.getloadavg()[0]:.1f} at the end"
+        + (f"; {' '.join(args.set)}" if args.set else "")
     )
     print(
         f"{'request':<18} {'count':>7} {'fail':>6} {'shed':>6} {'p50 ms':>7} {'p95 ms':>7} "

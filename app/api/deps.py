@@ -29,8 +29,11 @@ DB_INT_MIN, DB_INT_MAX = -(2**63), 2**63 - 1
 PathId = Annotated[int, Path(ge=DB_INT_MIN, le=DB_INT_MAX)]
 
 
-def client_ip(request: Request) -> str:
-    """The peer address. Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the client."""
+async def client_ip(request: Request) -> str:
+    """The peer address. Behind a proxy, run uvicorn with --forwarded-allow-ips so this is the client.
+
+    `async` although it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread,
+    and this one is on every request (a thread hop each, and a wait for the GIL under load)."""
     return request.client.host if request.client else ""
 
 

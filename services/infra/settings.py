@@ -110,7 +110,10 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Trainer callbacks applied at once per web process (own lane)."
     )
     api_queue_wait_s: float = Field(
-        default=1.0, ge=0, description="How long a request waits for a free slot before a 503."
+        default=1.0,
+        ge=0,
+        description="How long after arriving a request must have started its work (its waits for a "
+        "slot, a thread and a connection together), or be answered 503 while the API is saturated.",
     )
     api_retry_after_s: float = Field(default=1.0, ge=1, description="Retry-After sent with a 503.")
     web_spare_threads: int = Field(
