@@ -114,20 +114,24 @@ def main() -> int:
     framework, model, objective, epochs, imgsz, _ = TASKS[args.task]
     args.epochs = args.epochs or epochs
     args.imgsz = args.imgsz or imgsz
-    with running_stack() as (_stack, api):
-        version_id = upload(api, args.task)
-        results = [run_sweep(api, version_id, args, pruner) for pruner in (args.pruner, "none")]
     print(
         f"{args.trials} trials of {framework} {model} ({args.task}) x up to {args.epochs} epochs, "
-        f"imgsz {args.imgsz}, objective {objective}"
+        f"imgsz {args.imgsz}, objective {objective}",
+        flush=True,
     )
-    for r in results:
-        best = "none" if r["best"] is None else f"{r['best']:.4f}"
-        print(
-            f"pruner={r['pruner']:<9} state={r['state']} epochs trained={r['epochs']:>3} "
-            f"wall={r['wall_s']:.0f} s best {objective}={best} "
-            f"(complete {r['complete']}, pruned {r['pruned']})"
-        )
+    results = []
+    with running_stack() as (_stack, api):
+        version_id = upload(api, args.task)
+        for pruner in (args.pruner, "none"):
+            r = run_sweep(api, version_id, args, pruner)
+            results.append(r)
+            best = "none" if r["best"] is None else f"{r['best']:.4f}"
+            print(
+                f"pruner={r['pruner']:<9} state={r['state']} epochs trained={r['epochs']:>3} "
+                f"wall={r['wall_s']:.0f} s best {objective}={best} "
+                f"(complete {r['complete']}, pruned {r['pruned']})",
+                flush=True,
+            )
     with_pruner, without = results
     if without["epochs"]:
         print(
