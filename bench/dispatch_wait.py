@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -114,6 +116,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--run", type=int, default=None, help="run only the first N (default: all)")
     args = parser.parse_args()
+    # `timeout` and CI stop a benchmark with SIGTERM: run the `finally`s that stop what it started.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     run = args.jobs if args.run is None else min(args.run, args.jobs)
     with tempfile.TemporaryDirectory(prefix="vtp-bench-") as tmp:
         root = Path(tmp)
@@ -128,8 +132,8 @@ def main() -> None:
         proxy = free_port()
         with counting_proxy(proxy, f"http://127.0.0.1:{stack.ports['trainer']}") as seen:
             stack.extra_env["VTP_TRAINER_URL"] = f"http://127.0.0.1:{proxy}"
-            stack.start()
             try:
+                stack.start()
                 api = Api(stack.api_url, stack.username, stack.password)
                 pid = api.project_id()
                 version = api.datasets(pid)[0]["id"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -243,6 +244,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--executors", default="local,ray")
     args = parser.parse_args()
+    # `timeout` and CI stop a benchmark with SIGTERM: run the `finally`s that stop what it started.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     executors = args.executors.split(",")
     summary: dict[str, list[dict[str, float]]] = {name: [] for name in executors}
 
