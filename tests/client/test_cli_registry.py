@@ -1,7 +1,7 @@
 """The model registry and batch inference from the `vtp` command line (a subprocess, as a user runs
 it) against the whole test stack: register a trained job's model, move an alias, resolve it, run
 the alias over a dataset version with `vtp predict batch --wait --dest`, and parse the JSON Lines
-and CSV it downloaded; upload weights (`vtp models upload`) and run them over a zip of images,
+and CSV it downloaded; upload weights (`vtp models upload`), run a version over a zip of images,
 download a version's export and the job's, remove an alias; then the refusals a user meets, each
 with a message saying what to fix.
 
@@ -168,9 +168,9 @@ def test_upload_weights_export_download_zip_batch_and_alias_rm(
     trained: tuple[int, dict[str, Any], dict[str, Any]],
     tmp_path: Path,
 ) -> None:
-    """The paths a user takes after training: bring weights in with `vtp models upload`, run them
-    over a zip of photos, export a registered version and download that export (and the job's,
-    already made), and take an alias away again."""
+    """The paths a user takes after training: bring weights in with `vtp models upload`, run a
+    registered version over a zip of photos, export it and download that export (from the version,
+    from a version registered later, from the job), and take an alias away again."""
     pid, version, job = trained
     p, name = str(pid), f"cli-up-{uuid.uuid4().hex[:6]}"
     login(vtp, stack)
@@ -191,16 +191,23 @@ def test_upload_weights_export_download_zip_batch_and_alias_rm(
     refused = vtp("models", "upload", str(junk), "-n", name, "-P", p)
     assert refused.returncode == 1 and "not a PyTorch checkpoint" in refused.stderr, refused.stderr
 
-    # The uploaded version over a zip of images, one of them unreadable (a row with its error).
+    # Register the job, run it over a zip, export it, and download that export from the version
+    # and from the job.
+    registered = f"{name}-job"
+    ok(vtp("models", "register", str(job["id"]), "-n", registered, "-P", p))
+    # A registered version over a zip of images, one of them unreadable (a row with its error).
+    # (Uploaded weights have no training data to stand as the run's lineage: refused, saying so.)
     photos = tmp_path / "photos.zip"
     with zipfile.ZipFile(photos, "w") as zf:
         for i, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
             zf.writestr(f"photos/{i}.png", _png((48, 32), colour))
         zf.writestr("photos/broken.png", b"not a png")
         zf.writestr("photos/readme.txt", "not an image: skipped")
+    lineage = vtp("predict", "batch", "-m", f"{name}/1", "--images", str(photos), "-P", p)
+    assert lineage.returncode == 1 and "run it over a dataset version" in lineage.stderr, lineage.stderr
     results = tmp_path / "results"
     batch = vtp(
-        "predict", "batch", "--model", f"{name}/1", "--images", str(photos), "-P", p, "--conf", "0.01",
+        "predict", "batch", "--model", f"{registered}/1", "--images", str(photos), "-P", p, "--conf", "0.01",
         "--wait", "--poll", "1", "--dest", str(results), "-o", "json", timeout=600,
     )  # fmt: skip
     assert batch.returncode == 0, f"stdout:\n{batch.stdout}\nstderr:\n{batch.stderr}"
@@ -217,9 +224,6 @@ def test_upload_weights_export_download_zip_batch_and_alias_rm(
     with (results / "predictions.csv").open(newline="") as handle:
         assert [r["image"] for r in csv.DictReader(handle)] == list(rows)
 
-    # Register the job, export it, and download that export from the version and from the job.
-    registered = f"{name}-job"
-    ok(vtp("models", "register", str(job["id"]), "-n", registered, "-P", p))
     exported = json.loads(
         ok(vtp("models", "export", str(job["id"]), "-P", p, "--format", "onnx", "-o", "json")).stdout
     )
