@@ -105,20 +105,50 @@ class JobExtras:
     batch: dict | None = None  # a batch run's summary and downloads (services.actions.batch_inference)
 
 
-def batch_view(batch: dict) -> tuple[str, list[list[str]], list[dict[str, str]]]:
-    """A batch run's one-line summary, its counts per class and its download links."""
+@dataclass(frozen=True)
+class BatchView:
+    """What a batch run's page shows: a run over images has no best checkpoint and no metrics;
+    it has images done and failed, predictions, and the files it wrote."""
+
+    text: str  # one line: "11 of 12 images done, 1 failed (unreadable); 30 predictions at 45.0 images/s."
+    facts: list[dict[str, str]]  # {"label", "value"} rows
+    counts: list[list[str]]  # [class, predictions]
+    links: list[dict[str, str]]  # the results files: {"label", "url"}
+
+
+BATCH_FILE_LABELS = {
+    "predictions_jsonl": "JSON Lines",
+    "predictions_csv": "CSV",
+    "inference_summary": "Summary",
+}
+
+
+def batch_view(batch: dict) -> BatchView:
+    """A batch run's summary as what it is (images done, failed, results files), its counts per
+    class and its download links."""
     summary = batch.get("summary") or {}
     if not summary:
-        return "Results appear when the run finishes.", [], []
-    speed = f" at {summary['images_per_s']:.1f} images/s" if summary.get("images_per_s") else ""
+        return BatchView("Results appear when the run finishes.", [], [], [])
+    images, failed = int(summary.get("images", 0)), int(summary.get("failed_images", 0))
+    predictions = int(summary.get("predictions", 0))
+    speed = f"{summary['images_per_s']:.1f} images/s" if summary.get("images_per_s") else ""
     text = (
-        f"{summary.get('images', 0)} images, {summary.get('predictions', 0)} predictions"
-        f", {summary.get('failed_images', 0)} unreadable{speed}."
+        f"{images - failed} of {images} images done, {failed} failed (unreadable); "
+        f"{predictions} predictions{' at ' + speed if speed else ''}."
     )
+    links = [
+        {"label": BATCH_FILE_LABELS.get(k, k), "url": v} for k, v in (batch.get("downloads") or {}).items()
+    ]
+    facts = [
+        {"label": "Images done", "value": f"{images - failed} of {images}"},
+        {"label": "Failed (unreadable)", "value": str(failed)},
+        {"label": "Predictions", "value": str(predictions)},
+        {"label": "Results files", "value": ", ".join(link["label"] for link in links) or "none"},
+    ]
+    if speed:
+        facts.insert(3, {"label": "Speed", "value": speed})
     counts = [[name, str(n)] for name, n in (summary.get("counts") or {}).items()]
-    labels = {"predictions_jsonl": "JSON Lines", "predictions_csv": "CSV", "inference_summary": "Summary"}
-    links = [{"label": labels.get(k, k), "url": v} for k, v in (batch.get("downloads") or {}).items()]
-    return text, counts, links
+    return BatchView(text, facts, counts, links)
 
 
 def _mlflow_experiment(run_id: str) -> str | None:
@@ -175,7 +205,12 @@ def metric_rows(metrics: dict[str, float], split: str) -> list[dict[str, str]]:
 
 
 def final_figures(detail: JobDetail) -> list[dict[str, str]]:
-    """best.pt's validation figures, then its test figures (`test/<metric>`), with their splits."""
+    """best.pt's validation figures, then its test figures (`test/<metric>`), with their splits.
+
+    None for a batch run: it trained nothing, and the counts it reports when it finishes are its
+    summary (`batch_view`), not a checkpoint's metrics."""
+    if detail.kind == "batch_inference":
+        return []
     splits = detail.metric_splits or {}
     return metric_rows(detail.val_metrics, splits.get("val_metrics", "val")) + metric_rows(
         detail.test_metrics, splits.get("test_metrics", "test")
@@ -248,6 +283,7 @@ class JobPageState(AuthState):
     gallery: list[dict[str, str]] = []
     is_batch: bool = False
     batch_text: str = ""
+    batch_facts: list[dict[str, str]] = []
     batch_counts: list[list[str]] = []
     batch_histogram: go.Figure = empty_figure("No predictions yet")
     batch_downloads: list[dict[str, str]] = []
@@ -370,7 +406,9 @@ class JobPageState(AuthState):
         self.gallery, self.files, self.mlflow_url = extras.gallery, extras.artifacts, extras.mlflow_url
         self.is_batch = extras.batch is not None
         if extras.batch is not None:
-            self.batch_text, self.batch_counts, self.batch_downloads = batch_view(extras.batch)
+            view = batch_view(extras.batch)
+            self.batch_text, self.batch_facts = view.text, view.facts
+            self.batch_counts, self.batch_downloads = view.counts, view.links
             self.batch_histogram = score_histogram_figure(
                 (extras.batch.get("summary") or {}).get("score_histogram")
             )

@@ -11,7 +11,7 @@ import pytest
 from services.domain import jobs
 from services.domain.models import Job
 from services.domain.schemas import JobDetail
-from state.job_state import final_figures
+from state.job_state import batch_view, final_figures
 from trainer_runner.dataset import PreparedDataset
 from trainer_runner.evaluation import labelled_images, prefixed, topk_metrics, truth_boxes
 
@@ -86,6 +86,37 @@ def test_a_finished_event_records_which_split_each_figure_comes_from() -> None:
     assert job.metric_splits == {"val_metrics": "train"} and job.test_metrics == {}
     detail = JobDetail.model_validate({**JobDetail.of(job).model_dump(), "metrics": []})
     assert final_figures(detail) == [{"name": "map50", "value": "0.9000", "split": "train"}]
+
+
+def test_a_batch_run_shows_its_summary_not_metrics() -> None:
+    """A batch run reports counts when it finishes; its page shows them as what they are."""
+    job = _job(kind="batch_inference")
+    jobs._store_best_metrics(job, {"metrics": {"images": 12.0, "failed_images": 1.0, "images_per_s": 40.0}})
+    detail = JobDetail.model_validate({**JobDetail.of(job).model_dump(), "metrics": []})
+    assert final_figures(detail) == []
+    summary = {
+        "images": 12,
+        "failed_images": 1,
+        "predictions": 30,
+        "images_per_s": 41.27,
+        "counts": {"a": 30},
+    }
+    downloads = {
+        "predictions_jsonl": "http://s/j",
+        "predictions_csv": "http://s/c",
+        "inference_summary": "http://s/s",
+    }
+    view = batch_view({"summary": summary, "downloads": downloads})
+    assert view.text == "11 of 12 images done, 1 failed (unreadable); 30 predictions at 41.3 images/s."
+    assert {f["label"]: f["value"] for f in view.facts} == {
+        "Images done": "11 of 12",
+        "Failed (unreadable)": "1",
+        "Predictions": "30",
+        "Speed": "41.3 images/s",
+        "Results files": "JSON Lines, CSV, Summary",
+    }
+    assert [link["label"] for link in view.links] == ["JSON Lines", "CSV", "Summary"]
+    assert batch_view({"summary": {}}).text == "Results appear when the run finishes."
 
 
 def test_the_predictions_cap_goes_to_the_trainer() -> None:

@@ -435,7 +435,23 @@ def validation_card() -> rx.Component:
 
 
 def batch_card() -> rx.Component:
-    """A batch inference run: summary, counts per class, score histogram, gallery, downloads."""
+    """A batch inference run: what it did (images done, failed, results files), counts per class,
+    score histogram, gallery, downloads. It takes the place of training's final metrics."""
+    facts = rx.el.dl(
+        rx.foreach(
+            S.batch_facts,
+            lambda f: rx.box(
+                rx.el.dt(f["label"], font_size="12px", color=tokens.TEXT_MUTED),
+                rx.el.dd(f["value"], margin="0", font_weight="600"),
+                custom_attrs={"data-fact": f["label"]},
+            ),
+        ),
+        display="flex",
+        flex_wrap="wrap",
+        gap="24px",
+        margin="0",
+        id="batch-facts",
+    )
     counts = rx.table.root(
         rx.table.header(
             rx.table.row(
@@ -472,6 +488,7 @@ def batch_card() -> rx.Component:
         id="batch-gallery",
     )
     downloads = rx.hstack(
+        rx.text("Results files:", size="2", color=tokens.TEXT_MUTED),
         rx.foreach(
             S.batch_downloads,
             lambda d: rx.link(rx.icon("download", size=14, aria_hidden="true"), d["label"], href=d["url"]),
@@ -481,6 +498,7 @@ def batch_card() -> rx.Component:
     )
     return card(
         rx.text(S.batch_text, id="batch-summary"),
+        facts,
         downloads,
         rx.flex(rx.box(counts, min_width="220px"), rx.box(histogram, flex="1"), gap="4", wrap="wrap"),
         gallery,
@@ -500,8 +518,11 @@ def job_page() -> rx.Component:
             S.loaded,
             rx.vstack(
                 summary_card(),
-                final_results_card(),
-                rx.cond(S.is_batch, batch_card(), rx.fragment(chart_card(), validation_card())),
+                rx.cond(
+                    S.is_batch,
+                    batch_card(),
+                    rx.fragment(final_results_card(), chart_card(), validation_card()),
+                ),
                 logs_card(),
                 artifacts_card(),
                 spacing="5",

@@ -160,6 +160,10 @@ def show_table(rows: Iterable[Any], columns: Sequence[tuple[str, Callable[[Any],
     out.print(table)
 
 
+# A string, not a Path: Path drops the trailing "/" that says "a folder" when it does not exist yet.
+DEST_HELP = "File or folder to write to; end it with / for a folder that does not exist yet."
+
+
 def human_bytes(size: int) -> str:
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
@@ -769,7 +773,7 @@ def jobs_download(
     job: JobArg,
     key: Annotated[str, typer.Argument(help="Artifact key, from `vtp jobs artifacts`.")],
     project: ProjectOpt,
-    dest: Annotated[Path, typer.Option(help="File or folder to write to.")] = Path("."),
+    dest: Annotated[str, typer.Option(help=DEST_HELP)] = ".",
 ) -> None:
     """Download one of the job's files."""
     session = client()
@@ -1037,7 +1041,7 @@ def models_download(
         ),
     ] = "pt",
     checkpoint: Annotated[str, typer.Option(help="best or last (a job's pt).")] = "best",
-    dest: Annotated[Path, typer.Option(help="File or folder to write to.")] = Path("."),
+    dest: Annotated[str, typer.Option(help=DEST_HELP)] = ".",
 ) -> None:
     """Download a model's weights or an export: of a registered version, or of a job."""
     session = client()

@@ -256,6 +256,7 @@ class VersionDraft:
     params: tuple[tuple[str, Any], ...] = ()
     val_metrics: tuple[tuple[str, float], ...] = ()
     test_metrics: tuple[tuple[str, float], ...] = ()
+    exports: tuple[tuple[str, str], ...] = ()  # (format, s3 URI) the job exported before
 
 
 def _final_metrics(session: Session, job: Job) -> dict[str, float]:
@@ -308,6 +309,13 @@ def draft_from_job(session: Session, job: Job, *, name: str, description: str) -
         # The job's best.pt scored on val (and test, when the dataset has a test split).
         val_metrics=tuple(sorted((job.val_metrics or _final_metrics(session, job)).items())),
         test_metrics=tuple(sorted(job.test_metrics.items())),
+        # Exported before it was registered: the same weights, so the version has them too (an
+        # export made later is attached by the export step).
+        exports=tuple(
+            (key.removeprefix("export_"), uri)
+            for key, uri in sorted(job.artifacts.items())
+            if key.startswith("export_") and uri.startswith("s3://")
+        ),
     )
 
 
@@ -376,6 +384,8 @@ def add_version(
     )
     session.add(row)
     session.flush()
+    for format, uri in draft.exports:  # the job's parity checks were shown when it exported
+        attach_export(session, row, format, uri, {})
     return row
 
 

@@ -1,7 +1,9 @@
 """The model registry and batch inference from the `vtp` command line (a subprocess, as a user runs
 it) against the whole test stack: register a trained job's model, move an alias, resolve it, run
 the alias over a dataset version with `vtp predict batch --wait --dest`, and parse the JSON Lines
-and CSV it downloaded; then the refusals a user meets, each with a message saying what to fix.
+and CSV it downloaded; upload weights (`vtp models upload`), run a version over a zip of images,
+download a version's export and the job's, remove an alias; then the refusals a user meets, each
+with a message saying what to fix.
 
 It reuses the tiny job test_cli.py trained (1 epoch, 32 px, 12 images) when that module ran first
 on the session's stack, else trains one like it through the REST API.
@@ -10,13 +12,16 @@ on the session's stack, else trains one like it through the REST API.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
+from PIL import Image
 from vtp_client import Client, InvalidInput
 
 from services.runtime.sample_data import yolo_zip
@@ -149,3 +154,104 @@ def test_bad_input_gets_a_message_saying_what_to_fix(
 
     with Client(stack.web_url) as session, pytest.raises(InvalidInput, match="not a zip file"):
         session.batch.start_zip(pid, job["id"], not_zip)  # refused before anything is sent
+
+
+def _png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_weights_export_download_zip_batch_and_alias_rm(
+    vtp: Run,  # noqa: F811
+    stack: StackProcess,
+    trained: tuple[int, dict[str, Any], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """The paths a user takes after training: bring weights in with `vtp models upload`, run a
+    registered version over a zip of photos, export it and download that export (from the version,
+    from a version registered later, from the job), and take an alias away again."""
+    pid, version, job = trained
+    p, name = str(pid), f"cli-up-{uuid.uuid4().hex[:6]}"
+    login(vtp, stack)
+
+    # Weights from elsewhere: the job's checkpoint, downloaded and uploaded as a new model.
+    weights = tmp_path / "weights"
+    ok(vtp("models", "download", str(job["id"]), "-P", p, "--dest", f"{weights}/"))
+    uploaded = json.loads(
+        ok(vtp("models", "upload", str(weights / "best.pt"), "-n", name, "-P", p, "-o", "json")).stdout
+    )
+    assert (uploaded["model"], uploaded["version"], uploaded["source"]) == (name, 1, "upload")
+    assert (uploaded["framework"], uploaded["task"]) == ("ultralytics", "detect"), uploaded
+    assert uploaded["classes"] == version["classes"], uploaded
+    shown = ok(vtp("models", "upload", str(weights / "best.pt"), "-n", name, "-P", p)).stdout
+    assert f"models/{name}/2" in shown and f"{len(version['classes'])} classes" in shown, shown
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    refused = vtp("models", "upload", str(junk), "-n", name, "-P", p)
+    assert refused.returncode == 1 and "not a PyTorch checkpoint" in refused.stderr, refused.stderr
+
+    # Register the job, run it over a zip, export it, and download that export from the version
+    # and from the job.
+    registered = f"{name}-job"
+    ok(vtp("models", "register", str(job["id"]), "-n", registered, "-P", p))
+    # A registered version over a zip of images, one of them unreadable (a row with its error).
+    # (Uploaded weights have no training data to stand as the run's lineage: refused, saying so.)
+    photos = tmp_path / "photos.zip"
+    with zipfile.ZipFile(photos, "w") as zf:
+        for i, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
+            zf.writestr(f"photos/{i}.png", _png((48, 32), colour))
+        zf.writestr("photos/broken.png", b"not a png")
+        zf.writestr("photos/readme.txt", "not an image: skipped")
+    lineage = vtp("predict", "batch", "-m", f"{name}/1", "--images", str(photos), "-P", p)
+    assert lineage.returncode == 1 and "run it over a dataset version" in lineage.stderr, lineage.stderr
+    results = tmp_path / "results"
+    batch = vtp(
+        "predict", "batch", "--model", f"{registered}/1", "--images", str(photos), "-P", p, "--conf", "0.01",
+        "--wait", "--poll", "1", "--dest", str(results), "-o", "json", timeout=600,
+    )  # fmt: skip
+    assert batch.returncode == 0, f"stdout:\n{batch.stdout}\nstderr:\n{batch.stderr}"
+    assert f"on {photos.name}" in batch.stderr and "4/4 images" in batch.stderr, batch.stderr
+    doc = json.loads(batch.stdout)
+    assert doc["state"] == "succeeded" and doc["images_done"] == doc["images_total"] == 4, doc
+    assert (doc["summary"]["images"], doc["summary"]["failed_images"]) == (4, 1), doc["summary"]
+    rows = {r["image"]: r for r in map(json.loads, (results / "predictions.jsonl").read_text().splitlines())}
+    assert sorted(rows) == ["photos/0.png", "photos/1.png", "photos/2.png", "photos/broken.png"]
+    assert "not a readable image" in rows["photos/broken.png"]["error"]
+    assert all(
+        rows[f"photos/{i}.png"]["width"] == 48 and "error" not in rows[f"photos/{i}.png"] for i in range(3)
+    )
+    with (results / "predictions.csv").open(newline="") as handle:
+        assert [r["image"] for r in csv.DictReader(handle)] == list(rows)
+
+    exported = json.loads(
+        ok(vtp("models", "export", str(job["id"]), "-P", p, "--format", "onnx", "-o", "json")).stdout
+    )
+    assert [e["format"] for e in exported["exports"]] == ["onnx"], exported
+    from_version = tmp_path / "from-version"
+    from_version.mkdir()
+    saved = ok(
+        vtp("models", "download", f"{registered}/1", "-P", p, "--format", "onnx", "--dest", str(from_version))
+    )
+    (onnx_file,) = from_version.iterdir()
+    assert onnx_file.name.startswith(f"{registered}-v1-") and onnx_file.suffix == ".onnx", saved.stdout
+    onnx.checker.check_model(onnx.load(str(onnx_file)))  # a whole, valid ONNX graph
+    # A version registered after the export has it too (the same weights), and the job's own
+    # export is the same file.
+    late = f"{name}-late"
+    ok(vtp("models", "register", str(job["id"]), "-n", late, "-P", p))
+    for ref, folder in ((f"{late}/1", "from-late"), (str(job["id"]), "from-job")):
+        (tmp_path / folder).mkdir()
+        ok(vtp("models", "download", ref, "-P", p, "--format", "onnx", "--dest", str(tmp_path / folder)))
+        assert [f.read_bytes() for f in (tmp_path / folder).iterdir()] == [onnx_file.read_bytes()], ref
+
+    # An alias taken away: the version stays, the reference no longer resolves.
+    ok(vtp("models", "alias", "set", registered, "staging", "1", "-P", p))
+    removed = ok(vtp("models", "alias", "rm", registered, "staging", "-P", p)).stdout
+    assert f"Removed models/{registered}@staging" in removed, removed
+    gone = vtp("models", "resolve", f"{registered}@staging", "-P", p)
+    assert gone.returncode == 1 and "has no alias 'staging'" in gone.stderr, gone.stderr
+    listed = {r["name"]: r for r in json.loads(ok(vtp("models", "ls", "-P", p, "-o", "json")).stdout)}
+    assert listed[registered]["aliases"] == {} and listed[registered]["latest_version"] == 1
+    again = vtp("models", "alias", "rm", registered, "staging", "-P", p)
+    assert again.returncode == 1 and "staging" in again.stderr, again.stderr

@@ -231,7 +231,8 @@ def test_batch_inference_form_runs_a_model_over_a_version(
     trained: dict[str, Any], stack: StackProcess, api: Api, page: Page, output_dir: Path
 ) -> None:
     """The models page's batch form queues a run of a trained job over a dataset version; its job
-    page shows the images done, then the finished run's JSON Lines, CSV and summary links."""
+    page shows the images done, then the finished run's summary (images done, failed, results files;
+    no training metrics) and its JSON Lines, CSV and summary links."""
     pid, job, version = trained["pid"], trained["jobs"][0], trained["version"]
     page.goto(f"{stack.web_url}/projects/{pid}/models")
     page.wait_for_selector("#run-batch", timeout=30_000)
@@ -258,7 +259,12 @@ def test_batch_inference_form_runs_a_model_over_a_version(
     page.wait_for_function(
         "t => document.querySelector('#job-epoch')?.innerText.trim() === t", arg=f"{total}/{total}"
     )
-    assert f"{total} images" in page.inner_text("#batch-summary")
+    assert f"{total} of {total} images done, 0 failed" in page.inner_text("#batch-summary")
+    # A run over images shows what it did, not training's "Final results" metrics.
+    facts = page.inner_text("#batch-facts")
+    assert f"{total} of {total}" in page.inner_text("#batch-facts [data-fact='Images done']"), facts
+    assert "JSON Lines, CSV, Summary" in page.inner_text("#batch-facts [data-fact='Results files']"), facts
+    assert page.locator("#job-final-metrics").count() == 0
     links = {
         a.inner_text().strip(): a.get_attribute("href") or ""
         for a in page.query_selector_all("#batch-downloads a")
