@@ -9,7 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 import reflex as rx
 
-from components.charts import flatten_points, metrics_figure
+from components.charts import flatten_points, metrics_figure_json
 from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import (
     confusion_matrix_figure,
@@ -32,6 +32,7 @@ from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress
 from state.page_helpers import human_bytes, role_allows
 from state.polling import PAUSED_MESSAGE, DisconnectTimer, client_connected, next_change, route_id, watch
 from state.predictions_state import page_rows
+from state.shared_reads import shared
 from state.training_helpers import mlflow_run_url, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
@@ -83,6 +84,35 @@ def _load_job(token: str, job_id: int) -> JobSnapshot:
     return JobSnapshot(
         detail=view.detail, role=view.role, own=view.own, points=flatten_points(view.detail.metrics)
     )
+
+
+def with_access(token: str, job_id: int, shared: JobSnapshot) -> JobSnapshot:
+    """The job of `shared` (read once for every viewer of the job) as the user behind `token` may
+    see it: their own check and role, the shared data (blocking; run in a thread)."""
+    try:
+        actor = optional_web_actor(token)
+        if actor is None:
+            return JobSnapshot(signed_in=False)
+        try:
+            access = jobs.job_access(actor, job_id=job_id)
+        except DomainError:
+            return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
+    except Overloaded:
+        return JobSnapshot(busy=True)
+    # A list of its own: a page's state must never share a mutable list with another page's.
+    return JobSnapshot(detail=shared.detail, role=access.role, own=access.own, points=list(shared.points))
+
+
+async def watched_job(token: str, job_id: int, version: tuple[int, int] | None) -> JobSnapshot:
+    """The job as a watching page re-reads it after a notice. With a `version` (push is up), the
+    job's data is read once per version for all the pages of this process that watch it, and
+    each page is checked on its own; without one, the page reads for itself."""
+    if version is None:
+        return await asyncio.to_thread(load_job, token, job_id)
+    found = await shared("job-page", JobSnapshot).get(job_id, version, lambda: load_job(token, job_id))
+    if found.detail is None:  # the page that read it was signed out, refused or shed: read alone
+        return await asyncio.to_thread(load_job, token, job_id)
+    return await asyncio.to_thread(with_access, token, job_id, found)
 
 
 def parse_job_id(raw: str) -> int | None:
@@ -227,7 +257,8 @@ class JobPageState(AuthState):
     created: str = ""
     artifacts: list[dict[str, str]] = []
     log_lines: list[str] = []
-    points: list[dict[str, float]] = []
+    # Backend-only: the browser gets the chart (`figure`) and the count, not the points twice.
+    _points: list[dict[str, float]] = []
     role: str = ""
     own_job: bool = False
     cancel_message: str = ""
@@ -262,15 +293,16 @@ class JobPageState(AuthState):
 
     @rx.var
     def points_count(self) -> int:
-        return len(self.points)
+        return len(self._points)
 
     @rx.var
     def points_label(self) -> str:
-        return f"{len(self.points)} epoch{'' if len(self.points) == 1 else 's'} plotted"
+        return f"{len(self._points)} epoch{'' if len(self._points) == 1 else 's'} plotted"
 
     @rx.var
-    def figure(self) -> go.Figure:
-        return metrics_figure(self.points, self.task)
+    def figure(self) -> dict[str, Any]:
+        """The chart as Plotly JSON, built once per distinct points and task for all pages."""
+        return metrics_figure_json(self._points, self.task)
 
     @rx.var
     def chart_title(self) -> str:
@@ -352,8 +384,8 @@ class JobPageState(AuthState):
         self.created = format_time(job.created_at)
         self.artifacts = artifact_rows(job.artifacts)
         self.log_lines = job.log_tail[-LOG_LINES:]
-        if snap.points != self.points:
-            self.points = snap.points
+        if snap.points != self._points:
+            self._points = snap.points
         self.stale_message = staleness(job.state, job.last_heartbeat_at, job.started_at, _now())
         self.queue_message = queue_text(job.state, job.queue_position, job.waiting_for)
         self.resources_text = fleet.describe_ask(fleet.Resources.model_validate(job.resources or {}))
@@ -383,7 +415,7 @@ class JobPageState(AuthState):
                 return
             self.extras_loading = True
             token, job_id = self.token, self.page_job_id
-            key = f"{job_id}:{self.job_state}:{len(self.points)}"
+            key = f"{job_id}:{self.job_state}:{len(self._points)}"
         try:
             extras = await asyncio.to_thread(load_extras, token, job_id)
         finally:
@@ -487,7 +519,7 @@ class JobPageState(AuthState):
             self.not_found = "This is not a job address: job ids are whole numbers."
             return
         if job_id != self.page_job_id:
-            self.points, self.artifacts, self.log_lines = [], [], []
+            self._points, self.artifacts, self.log_lines = [], [], []
             self.per_class, self.gallery, self.files, self.mlflow_url = [], [], [], ""
             self.has_confusion = self.has_pr = False
             self.validation_epoch, self.retry_message = "", ""
@@ -523,7 +555,8 @@ class JobPageState(AuthState):
                         return
                     token = self.token
                 pushed = await next_change(watching)
-                snap = await asyncio.to_thread(load_job, token, job_id)
+                channel = live_channels.job_channel(job_id)
+                snap = await watched_job(token, job_id, watching.version(channel) if pushed else None)
                 async with self:
                     if generation != self._watch_generation or job_id != self.page_job_id:
                         return
@@ -537,9 +570,9 @@ class JobPageState(AuthState):
                     yield redirect
                     return
                 async with self:
-                    before = (len(self.points), self.job_state)
+                    before = (len(self._points), self.job_state)
                     self._apply(snap)
-                    changed = (len(self.points), self.job_state) != before
+                    changed = (len(self._points), self.job_state) != before
                 if changed:
                     yield JobPageState.load_extras
 
