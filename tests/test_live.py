@@ -112,13 +112,15 @@ def test_without_redis_the_watcher_reports_that_push_is_down() -> None:
 
 
 def test_pages_watching_one_job_share_one_read_and_each_is_checked() -> None:
-    """Twenty pages of one job wake on one notice: the job is read once for all of them, every
-    member gets the new epoch with their own role, and an outsider among them is refused."""
+    """Twenty pages of one job (two members' tabs and an outsider's) wake on one notice: the job
+    is read once for all of them, every member's page gets the new epoch with its own role, and
+    the outsider's page is refused."""
     from state.job_state import watched_job
     from state.shared_reads import shared
 
-    tokens = ["member"] * 19 + ["outsider"]
-    job_id = _job(viewers=tokens)
+    users = ["member", "member", "outsider"]  # each user hashes a password: few users, many pages
+    job_id = _job(viewers=users)
+    tokens = [users[0]] * 10 + [users[1]] * 9 + [users[2]]
 
     async def check() -> tuple[list[object], int]:
         hub = live.hub()
