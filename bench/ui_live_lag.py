@@ -85,13 +85,16 @@ class Recorder:
     def on_websocket(self, ws) -> None:  # type: ignore[no-untyped-def]
         if "/_event" not in ws.url:
             return
-        self.url = ws.url
-        ws.on("framesent", self._sent)
+        # The newest socket is the page's (one warmed up before the app mounted may be dropped).
+        self.url, frames = ws.url, []
+        self.frames = frames
 
-    def _sent(self, payload: str | bytes) -> None:
-        text = payload if isinstance(payload, str) else payload.decode()
-        if text.startswith("4"):  # socket.io packets; "2"/"3" are engine.io pings and pongs
-            self.frames.append(text)
+        def sent(payload: str | bytes) -> None:
+            text = payload if isinstance(payload, str) else payload.decode()
+            if text.startswith("4"):  # socket.io packets; "2"/"3" are engine.io pings and pongs
+                frames.append(text)
+
+        ws.on("framesent", sent)
 
 
 _POINTS = re.compile(r"points_count_rx_state_\W*?(\d+)")

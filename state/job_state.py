@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import plotly.graph_objects as go
@@ -86,19 +86,26 @@ def _load_job(token: str, job_id: int) -> JobSnapshot:
     )
 
 
-def with_access(token: str, job_id: int, shared: JobSnapshot) -> JobSnapshot:
-    """The job of `shared` (read once for every viewer of the job) as the user behind `token` may
-    see it: their own check and role, the shared data (blocking; run in a thread)."""
+def viewer_access(token: str, job_id: int) -> jobs.JobAccess | JobSnapshot:
+    """The check of one viewer of a job whose data was read for all its viewers: their access,
+    or the snapshot that says why they see nothing (blocking; run in a thread)."""
     try:
         actor = optional_web_actor(token)
         if actor is None:
             return JobSnapshot(signed_in=False)
-        try:
-            access = jobs.job_access(actor, job_id=job_id)
-        except DomainError:
-            return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
+        return jobs.job_access(actor, job_id=job_id)
     except Overloaded:
         return JobSnapshot(busy=True)
+    except DomainError:
+        return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
+
+
+def with_access(token: str, job_id: int, shared: JobSnapshot) -> JobSnapshot:
+    """The job of `shared` (read once for every viewer of the job) as the user behind `token` may
+    see it: their own check and role, the shared data (blocking; run in a thread)."""
+    access = viewer_access(token, job_id)
+    if isinstance(access, JobSnapshot):
+        return access
     # A list of its own: a page's state must never share a mutable list with another page's.
     return JobSnapshot(detail=shared.detail, role=access.role, own=access.own, points=list(shared.points))
 
@@ -197,6 +204,20 @@ def load_extras(token: str, job_id: int) -> JobExtras:
         ],
         mlflow_url=mlflow_run_url(mlflow, run_id, _mlflow_experiment(run_id) if run_id else None),
     )
+
+
+async def watched_extras(token: str, job_id: int, version: object | None) -> JobExtras:
+    """`load_extras` for a page; with a `version` (push is up), read once per version for all the
+    pages of this process that show the job, each page checked on its own."""
+    if version is None:
+        return await asyncio.to_thread(load_extras, token, job_id)
+    found = await shared("job-extras", JobExtras).get(job_id, version, lambda: load_extras(token, job_id))
+    if not found.signed_in or found.error:  # the page that read it saw nothing: read alone
+        return await asyncio.to_thread(load_extras, token, job_id)
+    access = await asyncio.to_thread(viewer_access, token, job_id)
+    if isinstance(access, JobSnapshot):
+        return JobExtras(signed_in=access.signed_in, error=access.error or BUSY_RETRYING)
+    return replace(found, gallery=list(found.gallery), artifacts=list(found.artifacts))
 
 
 def metric_rows(metrics: dict[str, float], split: str) -> list[dict[str, str]]:
@@ -416,8 +437,13 @@ class JobPageState(AuthState):
             self.extras_loading = True
             token, job_id = self.token, self.page_job_id
             key = f"{job_id}:{self.job_state}:{len(self._points)}"
+        hub = live_channels.hub()
+        channel = live_channels.job_channel(job_id)
+        # Shared with the job's other pages only while notices arrive (the version then moves
+        # with every change); an unwatched job has no version and each page reads alone.
+        version = (key, hub.version(channel)) if hub.connected and hub.watching(channel) else None
         try:
-            extras = await asyncio.to_thread(load_extras, token, job_id)
+            extras = await watched_extras(token, job_id, version)
         finally:
             async with self:
                 self.extras_loading = False

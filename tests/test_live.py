@@ -160,3 +160,27 @@ def test_a_notice_gives_a_watched_channel_a_new_version() -> None:
             assert hub.version("job:7") != first
 
     aio.run(check())
+
+
+def test_a_shared_read_is_redone_for_a_new_version_or_after_a_failure() -> None:
+    from state.shared_reads import SharedReads
+
+    calls: list[str] = []
+
+    def read(answer: str) -> str:
+        calls.append(answer)
+        if answer == "boom":
+            raise RuntimeError(answer)
+        return answer
+
+    async def check() -> None:
+        reads: SharedReads[str] = SharedReads()
+        assert await reads.get(1, "v1", lambda: read("a")) == "a"
+        assert await reads.get(1, "v1", lambda: read("not read")) == "a"  # same version: kept
+        assert await reads.get(1, "v2", lambda: read("b")) == "b"  # a newer version reads again
+        with pytest.raises(RuntimeError):
+            await reads.get(2, "v1", lambda: read("boom"))
+        assert await reads.get(2, "v1", lambda: read("c")) == "c"  # a failed read is not kept
+
+    aio.run(check())
+    assert calls == ["a", "b", "boom", "c"]

@@ -199,6 +199,10 @@ class Hub:
         """Which notices of a watched channel this process has seen: (connection, notice number)."""
         return self.generation, self._versions.get(channel, 0)
 
+    def watching(self, channel: str) -> bool:
+        """Whether a page of this process watches `channel` (only then does its version move)."""
+        return bool(self._waiters.get(channel))
+
     def _wake_all(self) -> None:
         for events in self._waiters.values():
             for event in events:
