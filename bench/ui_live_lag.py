@@ -112,11 +112,9 @@ class SocketViewers:
         self.points = [0] * count
         self.connected = [False] * count
         self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(
-            target=self._loop.run_until_complete, args=(self._all(),), daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
+        self._all_done = asyncio.run_coroutine_threadsafe(self._all(), self._loop)
 
     async def _all(self) -> None:
         await asyncio.gather(*[self._viewer(i) for i in range(len(self.points))])
@@ -140,18 +138,19 @@ class SocketViewers:
                 else:
                     for found in _POINTS.findall(text):
                         self.points[index] = max(self.points[index], int(found))
-                if self._stop.is_set():
-                    return
 
     def wait_connected(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while not all(self.connected) and time.monotonic() < deadline:
+        while not all(self.connected) and time.monotonic() < deadline and not self._all_done.done():
             time.sleep(0.2)
         if not all(self.connected):
             raise SystemExit(f"{self.connected.count(False)} socket viewers did not connect")
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
+        """Close every socket (before the stack stops, so none sees the server go away)."""
+        self._all_done.cancel()
+        time.sleep(0.5)  # the cancelled viewers close their sockets on the loop
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
 

@@ -310,6 +310,8 @@ class JobPageState(AuthState):
     tags_text: str = ""  # "baseline paper"
     tags_message: str = ""
     _extras_for: str = ""
+    _confusion_doc: dict | None = None  # what confusion_figure and pr_figure were drawn from
+    _pr_doc: dict | None = None
     _watch_generation: int = 0
 
     @rx.var
@@ -417,9 +419,15 @@ class JobPageState(AuthState):
         self.per_class_headers = per_class_headers(self.task, extras.per_class)
         self.per_class = per_class_table(self.task, extras.per_class)
         self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
-        self.confusion_figure = confusion_matrix_figure(extras.confusion)
+        # Rebuilt (and sent to the browser) only when the document changed: extras are re-read on
+        # every epoch, and a figure per page per epoch cost the web process more than the read.
+        if extras.confusion != self._confusion_doc or not self._extras_for:
+            self.confusion_figure = confusion_matrix_figure(extras.confusion)
+            self._confusion_doc = extras.confusion
         self.confusion_names = [str(n) for n in (extras.confusion or {}).get("names") or []]
-        self.pr_figure = pr_curve_figure(extras.pr_curve)
+        if extras.pr_curve != self._pr_doc or not self._extras_for:
+            self.pr_figure = pr_curve_figure(extras.pr_curve)
+            self._pr_doc = extras.pr_curve
         self.gallery, self.files, self.mlflow_url = extras.gallery, extras.artifacts, extras.mlflow_url
         self.is_batch = extras.batch is not None
         if extras.batch is not None:
