@@ -154,8 +154,15 @@ class SocketViewers:
         self._thread.join(5)
 
 
-def _profile_summary(path: str, top: int = 20) -> str:
-    """The functions the web process spent its samples in (inclusive), from py-spy's raw output."""
+_OURS = ("(state/", "(services/", "(components/", "(app/")
+# Where a live update's server time went before (serializing figures, emitting deltas, the DB).
+_HOT = ("serialize_figure", "BaseState._serialize", "BaseState.get_delta", "EventNamespace.emit_update")
+_HOT += ("Session.execute",)
+
+
+def _profile_summary(path: str, top: int = 15) -> str:
+    """Where the web process spent its samples (inclusive: a function and what it called), from
+    py-spy's raw output: our own functions, then a few library hot spots."""
     from collections import Counter
 
     inclusive: Counter[str] = Counter()
@@ -166,9 +173,12 @@ def _profile_summary(path: str, top: int = 20) -> str:
             if not stack or not count.isdigit():
                 continue
             total += int(count)
-            for frame in set(stack.split(";")):
-                inclusive[frame.split(" (")[0] + " (" + frame.rsplit("/", 1)[-1]] += int(count)
-    rows = [f"  {100 * n / max(total, 1):5.1f}%  {name}" for name, n in inclusive.most_common(top)]
+            names = {frame.rsplit(":", 1)[0] for frame in stack.split(";")}  # per function, not line
+            for name in names:
+                inclusive[name] += int(count)
+    ours = [(n, c) for n, c in inclusive.most_common() if any(m in n for m in _OURS)][:top]
+    hot = [(n, c) for n, c in inclusive.most_common() if n.split(" (")[0] in _HOT]
+    rows = [f"  {100 * c / max(total, 1):5.1f}%  {n})" for n, c in ours + hot]
     return f"web process profile (py-spy, {total} samples, inclusive):\n" + "\n".join(rows)
 
 
