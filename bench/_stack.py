@@ -4,6 +4,7 @@ Debian Chromium page, and direct database access to the stack's SQLite file."""
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -20,8 +21,15 @@ from tests.utils.browser import ARGS, CHROMIUM, VIEWPORT, sign_in  # noqa: E402
 from tests.utils.stack import Api, StackProcess  # noqa: E402
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def running_stack(**extra_env: str) -> Iterator[tuple[StackProcess, Api]]:
+    # `timeout` and CI stop a benchmark with SIGTERM, which by default ends Python without running
+    # `finally`: the stack (web, worker, trainer, MLflow, S3) would live on and load the machine.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="vtp-bench-") as tmp:
         root = Path(tmp)
         stack = StackProcess(

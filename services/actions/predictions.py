@@ -280,14 +280,16 @@ def confusion_cell(
     split: str = "val",
     offset: int = 0,
     limit: int = 12,
+    project_id: int | None = None,
 ) -> PredictionPage:
     """The images behind one cell of a job's confusion matrix: true `true` predicted as
     `predicted` (`predicted == "background"`: missed objects of `true`; `true == "background"`:
-    false detections of `predicted`), with the job's predictions drawn."""
+    false detections of `predicted`), with the job's predictions drawn. `project_id` (the REST
+    path's) must be the job's: a job is not reachable through another project's address."""
     _check_page(offset, limit)
     with operation(actor, "job.read", target=f"job:{job_id}", record=Audit.refusals) as op:
         job = op.session.get(Job, job_id)
-        if job is None:
+        if job is None or (project_id is not None and job.project_id != project_id):
             raise NotFound(f"Job {job_id} does not exist")
         try:
             op.authorize(Action.job_read, project_id=job.project_id)

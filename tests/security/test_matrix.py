@@ -210,6 +210,17 @@ def _compared_jobs(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]
     return {"project_id": w.cast.project_id}, {"params": {"jobs": ",".join(map(str, ids))}}
 
 
+def _confusion_cell(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A succeeded job of the shared project with stored val predictions: one cell of its matrix."""
+    from tests.utils.predictions import succeeded_job, truth_doc, version_manifest
+
+    manifest = version_manifest(w.version_id)
+    on = {"project_id": w.cast.project_id, "version_id": w.version_id, "user_id": w.cast.users["owner"]}
+    job_id = succeeded_job(**on, doc=truth_doc(manifest))
+    name = manifest["classes"][0]
+    return {"project_id": w.cast.project_id, "job_id": job_id}, {"params": {"true": name, "predicted": name}}
+
+
 def _best_sweep(w: World, _part: str) -> tuple[dict[str, Any], dict[str, Any]]:
     sweep_id = _sweep(w, w.cast.project_id, "owner", with_best=True)
     return {"project_id": w.cast.project_id, "sweep_id": sweep_id}, {}
@@ -547,6 +558,7 @@ TABLE: dict[tuple[str, str], list[Rule]] = {
     ("GET", P + "/predictions/compare"): [Rule(VIEWER_UP, _compared_jobs)],
     ("GET", P + "/jobs/{job_id}/artifacts"): [Rule(VIEWER_UP, _shared_job)],
     ("GET", P + "/jobs/{job_id}/validation"): [Rule(VIEWER_UP, _shared_job)],
+    ("GET", P + "/jobs/{job_id}/confusion"): [Rule(VIEWER_UP, _confusion_cell)],
     ("POST", P + "/jobs/{job_id}/export"): [Rule(MEMBER_UP, _export)],
     ("POST", P + "/jobs/{job_id}/predict"): [Rule(MEMBER_UP, _predict)],
     ("GET", P + "/models"): [Rule(VIEWER_UP, shared())],

@@ -155,3 +155,50 @@ def test_bad_job_ids_get_a_clear_4xx(world: World) -> None:
     refused(422, "unknown class 'zebra'", jobs=f"{ok},{world.blind}", class_name="zebra")
     refused(422, "stored no predictions for the test split", jobs=f"{ok},{world.blind}", split="test")
     assert world.get("viewer").status_code == 422  # `jobs` is required
+
+
+def _cell(
+    world: World, part: str, job_id: int, project_id: int | None = None, **params: Any
+) -> httpx.Response:
+    project = world.cast.project_id if project_id is None else project_id
+    return world.client.get(
+        f"/api/v1/projects/{project}/jobs/{job_id}/confusion", params=params, headers=world.cast.bearer(part)
+    )
+
+
+def test_confusion_cell_lists_the_images_behind_it(world: World) -> None:
+    """What clicking a confusion-matrix cell on the job page lists, over REST: the blind job's
+    missed objects are exactly on the val images it predicted nothing for."""
+    manifest_classes = world.get("viewer", jobs=f"{world.perfect},{world.blind}").json()["classes"]
+    missed: set[str] = set()
+    for name in manifest_classes:
+        body = _cell(world, "viewer", world.blind, true=name, predicted="background", limit=100).json()
+        assert body["jobs"] == [{"id": world.blind, "name": body["jobs"][0]["name"], "model": "yolo11n.yaml"}]
+        assert body["total"] == len(body["rows"])
+        for row in body["rows"]:
+            assert {b["kind"] for b in row["models"][0]["boxes"]} == {"missed"}
+            missed.add(row["path"])
+    assert missed == set(world.val_paths[0::2])
+    # The perfect job missed nothing, and predicted each class only as itself.
+    for name in manifest_classes:
+        assert _cell(world, "viewer", world.perfect, true=name, predicted="background").json()["total"] == 0
+        hits = _cell(world, "viewer", world.perfect, true=name, predicted=name, limit=1).json()
+        assert hits["limit"] == 1 and len(hits["rows"]) <= 1
+    first = manifest_classes[0]
+    paged = _cell(world, "viewer", world.blind, true=first, predicted="background", offset=1, limit=1).json()
+    assert paged["offset"] == 1 and len(paged["rows"]) == min(1, max(0, paged["total"] - 1))
+
+
+def test_confusion_cell_refuses_bad_input_and_outsiders(world: World) -> None:
+    name = world.get("viewer", jobs=f"{world.perfect},{world.blind}").json()["classes"][0]
+    cell = {"true": name, "predicted": "background"}
+    unknown = _cell(world, "viewer", world.blind, true="zebra", predicted="background")
+    assert unknown.status_code == 422 and "unknown class 'zebra'" in unknown.text, unknown.text
+    no_test = _cell(world, "viewer", world.blind, split="test", **cell)
+    assert no_test.status_code == 422 and "stored no predictions for the test split" in no_test.text
+    assert _cell(world, "viewer", world.blind, true=name).status_code == 422  # `predicted` is required
+    assert _cell(world, "outsider", world.blind, **cell).status_code == 404
+    assert _cell(world, "anonymous", world.blind, **cell).status_code == 401
+    # A job is reached through its own project's address only.
+    foreign = _cell(world, "owner", world.elsewhere, **cell)
+    assert foreign.status_code == 404 and f"Job {world.elsewhere} does not exist" in foreign.text

@@ -4,13 +4,13 @@ export, inference, run comparison and usage analytics. Routes parse and shape; s
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import CurrentActor, PathId
-from services.actions import experiments, jobs, models
+from app.api.deps import DB_INT_MAX, CurrentActor, PathId
+from services.actions import experiments, jobs, models, predictions
 from services.domain import catalog, model_ops
 from services.domain.experiments import QUERY_HELP, final_metrics, hyperparameter_rows
 from services.domain.schemas import (
@@ -54,6 +54,35 @@ def artifacts(project_id: PathId, job_id: PathId, actor: CurrentActor) -> list[d
 def validation(project_id: PathId, job_id: PathId, actor: CurrentActor) -> dict[str, Any]:
     """The newest epoch's per-class AP, confusion matrix, PR curve, and the prediction samples."""
     return asdict(models.validation(actor, project_id=project_id, job_id=job_id))
+
+
+@router.get(JOB + "/confusion")
+def confusion_cell(
+    project_id: PathId,
+    job_id: PathId,
+    actor: CurrentActor,
+    true: Annotated[str, Query(min_length=1, max_length=200, description="The true class, or `background`")],
+    predicted: Annotated[
+        str, Query(min_length=1, max_length=200, description="The predicted class, or `background`")
+    ],
+    split: Literal["val", "test"] = "val",
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=predictions.MAX_PAGE)] = 12,
+) -> predictions.PredictionPage:
+    """The images behind one cell of the job's confusion matrix (what clicking the cell on the job
+    page lists): objects of class `true` predicted as `predicted`; `predicted=background` lists
+    the missed objects of `true`, `true=background` the false detections of `predicted`. Each
+    image comes with the job's boxes judged (tp / fp / missed) and a short-lived thumbnail URL."""
+    return predictions.confusion_cell(
+        actor,
+        project_id=project_id,
+        job_id=job_id,
+        predicted=predicted,
+        true=true,
+        split=split,
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.post(JOB + "/export")
