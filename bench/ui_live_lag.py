@@ -97,6 +97,7 @@ class Recorder:
         ws.on("framesent", sent)
 
 
+RECONNECTS = 5
 _POINTS = re.compile(r"points_count_rx_state_\W*?(\d+)")
 
 
@@ -112,6 +113,7 @@ class SocketViewers:
         self.points = [0] * count
         self.connected = [False] * count
         self.errors: list[str] = []
+        self.reconnects = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -121,16 +123,24 @@ class SocketViewers:
         await asyncio.gather(*[self._viewer(i) for i in range(len(self.points))])
 
     async def _viewer(self, index: int) -> None:
-        # One viewer failing (its connection refused on a loaded machine) must not end the others.
-        try:
-            await self._follow(index)
-        except Exception as exc:  # noqa: BLE001 - counted and reported
-            self.errors.append(repr(exc))
+        """One viewer; a dropped connection is opened again under the same client token, as a
+        tab's socket.io client does (the page state is the same). One viewer failing for good
+        must not end the others."""
+        mine = str(uuid.uuid4())
+        await asyncio.sleep(0.1 * index)  # tabs are not all opened in the same instant
+        for _attempt in range(RECONNECTS + 1):
+            try:
+                await self._follow(index, mine)
+                return
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                error = repr(exc)
+                self.reconnects += 1
+                await asyncio.sleep(1.0)
+        self.errors.append(error)
 
-    async def _follow(self, index: int) -> None:
+    async def _follow(self, index: int, mine: str) -> None:
         from websockets.asyncio.client import connect
 
-        mine = str(uuid.uuid4())
         frames = [f.replace(self._old, mine) for f in self._recorded.frames]
         # Engine.IO pings (answered below) keep the connection; websockets' own pings would close
         # it when a loaded machine answers late, and opening 49 at once may take a while.
@@ -300,6 +310,7 @@ def main() -> int:
                 while min(sockets.points) < args.samples and time.monotonic() < deadline:
                     time.sleep(0.2)
                 late_sockets = sum(1 for n in sockets.points if n < args.samples)
+                print(f"socket viewers: {sockets.reconnects} reconnect(s), {len(sockets.errors)} gave up")
                 sockets.close()
             else:
                 late_sockets = 0
