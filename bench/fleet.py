@@ -11,11 +11,13 @@ Printed per executor, and `--repeat N` times:
   divided by the slots, a job's time being how long it held its slot (202 -> `finished`
   callback: Python start-up, imports, dataset download and training). The ratio shows what
   dispatching costs; the training alone (`started` -> `finished`) is printed beside it;
-- dispatch latency, p50/p95: from the moment the dispatcher saw room (or began) to the moment the
-  executor reported the attempt running (`GET /jobs/{id}` polled every 25 ms; local: the job
-  process has started; Ray: the Ray Job is RUNNING). Targets: p95 < 300 ms local, < 3 s Ray.
-  Also: hand-over (room seen -> 202) and start-up (202 -> `started` callback: Python, imports,
-  dataset download);
+- dispatch latency, p50/p95: from the moment the dispatcher saw room (or began) to the moment
+  a process runs the attempt on its node. Local: the trainer starts the job process (or hands
+  the spec to its warm one) before it answers 202, so that is the 202. Ray: Ray has started the
+  job's entrypoint (the Ray Job is RUNNING; `GET /jobs/{id}` polled every 25 ms). Targets: p95
+  < 300 ms local, < 3 s Ray. Also: hand-over (room -> 202) and start-up (launched -> `started`
+  callback: Python, imports, dataset download; the same code under both executors, and where a
+  local job's own `running` status is written, which is why that status is not the measure);
 - node utilisation: busy seconds (202 -> `finished`) over available seconds (slots x makespan).
 
     python bench/fleet.py [--jobs 12] [--repeat 2] [--executors local,ray]
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -119,7 +122,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(int(round(q * (len(ordered) - 1))), len(ordered) - 1)]
 
 
-def run_jobs(url: str, rec: Receiver, dataset_uri: str, n_jobs: int, tag: str) -> dict[str, Any]:
+def run_jobs(
+    url: str, rec: Receiver, dataset_uri: str, n_jobs: int, tag: str, launched_by_202: bool
+) -> dict[str, Any]:
     client = httpx.Client(base_url=url, timeout=30)
     queue = [f"{tag}-{i:02d}" for i in range(n_jobs)]
     runs: dict[str, Run] = {}
@@ -167,7 +172,10 @@ def run_jobs(url: str, rec: Receiver, dataset_uri: str, n_jobs: int, tag: str) -
         response.raise_for_status()
         item = Run(job_id, ready=ready_since, accepted=time.monotonic())
         runs[job_id] = item
-        pending_running.append(item)
+        if launched_by_202:
+            item.running = item.accepted
+        else:
+            pending_running.append(item)
         queue.pop(0)
         ready_since = time.monotonic()  # room for the next one is checked at once
 
@@ -196,7 +204,8 @@ def report(name: str, slots: int, result: dict[str, Any], rec: Receiver) -> dict
     ideal = sum(job_times) / slots
     dispatch = [r.running - r.ready for r in runs.values()]
     handover = [r.accepted - r.ready for r in runs.values()]
-    startup = [started[j] - r.accepted for j, r in runs.items()]
+    startup = [started[j] - r.running for j, r in runs.items()]
+    to_started = [started[j] - r.ready for j, r in runs.items()]
     busy: dict[str, float] = {}
     for j, r in runs.items():
         busy[r.node] = busy.get(r.node, 0.0) + finished[j] - r.accepted
@@ -207,7 +216,7 @@ def report(name: str, slots: int, result: dict[str, Any], rec: Receiver) -> dict
         f"of which training (started -> finished) {statistics.mean(training):5.1f} s"
     )
     print(
-        f"dispatch (room -> running) p50 {1000 * percentile(dispatch, 0.5):6.0f} ms   "
+        f"dispatch (room -> launched) p50 {1000 * percentile(dispatch, 0.5):6.0f} ms   "
         f"p95 {1000 * percentile(dispatch, 0.95):6.0f} ms"
     )
     print(
@@ -215,13 +224,16 @@ def report(name: str, slots: int, result: dict[str, Any], rec: Receiver) -> dict
         f"p95 {1000 * percentile(handover, 0.95):6.0f} ms"
     )
     p50, p95 = percentile(startup, 0.5), percentile(startup, 0.95)
-    print(f"  start-up (202 -> started) p50 {p50:6.1f} s    p95 {p95:6.1f} s")
+    print(f"  start-up (launched -> started) p50 {p50:6.1f} s    p95 {p95:6.1f} s")
+    p50, p95 = percentile(to_started, 0.5), percentile(to_started, 0.95)
+    print(f"room -> started (all of it) p50 {p50:6.1f} s    p95 {p95:6.1f} s")
     per_node = {node[:8]: b / makespan for node, b in sorted(busy.items())}
     print("node utilisation " + "  ".join(f"{n}: {u:.0%}" for n, u in per_node.items()))
     return {
         "makespan_ratio": makespan / ideal,
         "dispatch_p50_ms": 1000 * percentile(dispatch, 0.5),
         "dispatch_p95_ms": 1000 * percentile(dispatch, 0.95),
+        "startup_p95_s": percentile(startup, 0.95),
         "utilisation": statistics.mean(per_node.values()) * len(per_node) / slots,
     }
 
@@ -232,6 +244,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--executors", default="local,ray")
     args = parser.parse_args()
+    # `timeout` and CI stop a benchmark with SIGTERM: run the `finally`s that stop what it started.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     executors = args.executors.split(",")
     summary: dict[str, list[dict[str, float]]] = {name: [] for name in executors}
 
@@ -255,7 +269,7 @@ def main() -> None:
                 if "local" in executors:
                     env = {"TRAINER_EXECUTOR": "local", "TRAINER_CPU_SLOTS": "1"}
                     with trainer_service(work / f"local-{round_}", s3_url, env) as url:
-                        result = run_jobs(url, rec, dataset_uri, args.jobs, f"local{round_}")
+                        result = run_jobs(url, rec, dataset_uri, args.jobs, f"local{round_}", True)
                     summary["local"].append(report("local, one slot", 1, result, rec))
                 if "ray" in executors:
                     cluster = RayCluster(log_dir=work / f"ray-{round_}")
@@ -269,7 +283,7 @@ def main() -> None:
                             "TRAINER_RAY_PYTHON": sys.executable,
                         }
                         with trainer_service(work / f"ray-{round_}", s3_url, env) as url:
-                            result = run_jobs(url, rec, dataset_uri, args.jobs, f"ray{round_}")
+                            result = run_jobs(url, rec, dataset_uri, args.jobs, f"ray{round_}", False)
                         ray_nodes(cluster, result["runs"])
                         summary["ray"].append(report("Ray, three one-slot nodes", 3, result, rec))
                     finally:
