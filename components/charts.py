@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io
 
 from components import tokens
 from components.chart_style import chart_layout
@@ -136,3 +139,21 @@ def metrics_figure(rows: Iterable[Mapping[str, float]], task: str = "detect") ->
         epoch = int(rows[0]["epoch"]) + 1
         figure.update_xaxes(range=[epoch - 0.5, epoch + 0.5])
     return figure
+
+
+def metrics_figure_json(rows: Iterable[Mapping[str, float]], task: str = "detect") -> dict[str, Any]:
+    """`metrics_figure` as the Plotly JSON the browser draws, made once per distinct rows and task.
+
+    Every page watching a job shows the same points; building and serializing a go.Figure per
+    page per epoch cost the web process more than everything else those pages did. The result
+    is shared between callers: treat it as read-only.
+    """
+    key = tuple(tuple(sorted(row.items())) for row in rows)
+    return _figure_json(key, task)
+
+
+@lru_cache(maxsize=64)
+def _figure_json(key: tuple[tuple[tuple[Hashable, float], ...], ...], task: str) -> dict[str, Any]:
+    figure = metrics_figure([dict(row) for row in key], task)
+    found: dict[str, Any] = json.loads(str(plotly.io.to_json(figure)))
+    return found

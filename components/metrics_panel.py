@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import plotly.graph_objects as go
 import reflex as rx
 
 from components import tokens
@@ -89,7 +90,8 @@ def metrics_panel(
     """MetricsPanel: a job's live chart with its task's heading and "n epochs plotted" (a polite
     live region, so a screen reader hears the chart grow without focusing it).
 
-    `figure` comes from components.charts.metrics_figure(rows, task), the one chart style.
+    `figure` comes from components.charts.metrics_figure_json(rows, task) (or metrics_figure),
+    the one chart style.
     """
     return rx.fragment(
         rx.hstack(
@@ -109,7 +111,8 @@ def metrics_panel(
             rx.cond(
                 points_count > 0,
                 rx.plotly(
-                    data=figure,
+                    # Plotly JSON (a dict) or a figure: the component draws either.
+                    data=figure.to(go.Figure),
                     config={"displaylogo": False, "responsive": True},
                     width="100%",
                     use_resize_handler=True,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import plotly.graph_objects as go
 import reflex as rx
 
-from components.charts import flatten_points, metrics_figure
+from components.charts import flatten_points, metrics_figure_json
 from components.metrics_panel import chart_title, per_class_headers, per_class_table
 from components.training_charts import (
     confusion_matrix_figure,
@@ -32,6 +32,7 @@ from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress
 from state.page_helpers import human_bytes, role_allows
 from state.polling import PAUSED_MESSAGE, DisconnectTimer, client_connected, next_change, route_id, watch
 from state.predictions_state import page_rows
+from state.shared_reads import shared
 from state.training_helpers import mlflow_run_url, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
@@ -83,6 +84,42 @@ def _load_job(token: str, job_id: int) -> JobSnapshot:
     return JobSnapshot(
         detail=view.detail, role=view.role, own=view.own, points=flatten_points(view.detail.metrics)
     )
+
+
+def viewer_access(token: str, job_id: int) -> jobs.JobAccess | JobSnapshot:
+    """The check of one viewer of a job whose data was read for all its viewers: their access,
+    or the snapshot that says why they see nothing (blocking; run in a thread)."""
+    try:
+        actor = optional_web_actor(token)
+        if actor is None:
+            return JobSnapshot(signed_in=False)
+        return jobs.job_access(actor, job_id=job_id)
+    except Overloaded:
+        return JobSnapshot(busy=True)
+    except DomainError:
+        return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
+
+
+def with_access(token: str, job_id: int, shared: JobSnapshot) -> JobSnapshot:
+    """The job of `shared` (read once for every viewer of the job) as the user behind `token` may
+    see it: their own check and role, the shared data (blocking; run in a thread)."""
+    access = viewer_access(token, job_id)
+    if isinstance(access, JobSnapshot):
+        return access
+    # A list of its own: a page's state must never share a mutable list with another page's.
+    return JobSnapshot(detail=shared.detail, role=access.role, own=access.own, points=list(shared.points))
+
+
+async def watched_job(token: str, job_id: int, version: tuple[int, int] | None) -> JobSnapshot:
+    """The job as a watching page re-reads it after a notice. With a `version` (push is up), the
+    job's data is read once per version for all the pages of this process that watch it, and
+    each page is checked on its own; without one, the page reads for itself."""
+    if version is None:
+        return await asyncio.to_thread(load_job, token, job_id)
+    found = await shared("job-page", JobSnapshot).get(job_id, version, lambda: load_job(token, job_id))
+    if found.detail is None:  # the page that read it was signed out, refused or shed: read alone
+        return await asyncio.to_thread(load_job, token, job_id)
+    return await asyncio.to_thread(with_access, token, job_id, found)
 
 
 def parse_job_id(raw: str) -> int | None:
@@ -199,6 +236,20 @@ def load_extras(token: str, job_id: int) -> JobExtras:
     )
 
 
+async def watched_extras(token: str, job_id: int, version: object | None) -> JobExtras:
+    """`load_extras` for a page; with a `version` (push is up), read once per version for all the
+    pages of this process that show the job, each page checked on its own."""
+    if version is None:
+        return await asyncio.to_thread(load_extras, token, job_id)
+    found = await shared("job-extras", JobExtras).get(job_id, version, lambda: load_extras(token, job_id))
+    if not found.signed_in or found.error:  # the page that read it saw nothing: read alone
+        return await asyncio.to_thread(load_extras, token, job_id)
+    access = await asyncio.to_thread(viewer_access, token, job_id)
+    if isinstance(access, JobSnapshot):
+        return JobExtras(signed_in=access.signed_in, error=access.error or BUSY_RETRYING)
+    return replace(found, gallery=list(found.gallery), artifacts=list(found.artifacts))
+
+
 def metric_rows(metrics: dict[str, float], split: str) -> list[dict[str, str]]:
     """A finished job's figures as table rows, each naming the split it was measured on."""
     return [{"name": k, "value": f"{v:.4f}", "split": split} for k, v in sorted(metrics.items())]
@@ -262,7 +313,8 @@ class JobPageState(AuthState):
     created: str = ""
     artifacts: list[dict[str, str]] = []
     log_lines: list[str] = []
-    points: list[dict[str, float]] = []
+    # Backend-only: the browser gets the chart (`figure`) and the count, not the points twice.
+    _points: list[dict[str, float]] = []
     role: str = ""
     own_job: bool = False
     cancel_message: str = ""
@@ -294,19 +346,22 @@ class JobPageState(AuthState):
     tags_text: str = ""  # "baseline paper"
     tags_message: str = ""
     _extras_for: str = ""
+    _confusion_doc: dict | None = None  # what confusion_figure and pr_figure were drawn from
+    _pr_doc: dict | None = None
     _watch_generation: int = 0
 
     @rx.var
     def points_count(self) -> int:
-        return len(self.points)
+        return len(self._points)
 
     @rx.var
     def points_label(self) -> str:
-        return f"{len(self.points)} epoch{'' if len(self.points) == 1 else 's'} plotted"
+        return f"{len(self._points)} epoch{'' if len(self._points) == 1 else 's'} plotted"
 
     @rx.var
-    def figure(self) -> go.Figure:
-        return metrics_figure(self.points, self.task)
+    def figure(self) -> dict[str, Any]:
+        """The chart as Plotly JSON, built once per distinct points and task for all pages."""
+        return metrics_figure_json(self._points, self.task)
 
     @rx.var
     def chart_title(self) -> str:
@@ -388,8 +443,8 @@ class JobPageState(AuthState):
         self.created = format_time(job.created_at)
         self.artifacts = artifact_rows(job.artifacts)
         self.log_lines = job.log_tail[-LOG_LINES:]
-        if snap.points != self.points:
-            self.points = snap.points
+        if snap.points != self._points:
+            self._points = snap.points
         self.stale_message = staleness(job.state, job.last_heartbeat_at, job.started_at, _now())
         self.queue_message = queue_text(job.state, job.queue_position, job.waiting_for)
         self.resources_text = fleet.describe_ask(fleet.Resources.model_validate(job.resources or {}))
@@ -400,9 +455,15 @@ class JobPageState(AuthState):
         self.per_class_headers = per_class_headers(self.task, extras.per_class)
         self.per_class = per_class_table(self.task, extras.per_class)
         self.has_confusion, self.has_pr = bool(extras.confusion), bool(extras.pr_curve)
-        self.confusion_figure = confusion_matrix_figure(extras.confusion)
+        # Rebuilt (and sent to the browser) only when the document changed: extras are re-read on
+        # every epoch, and a figure per page per epoch cost the web process more than the read.
+        if extras.confusion != self._confusion_doc or not self._extras_for:
+            self.confusion_figure = confusion_matrix_figure(extras.confusion)
+            self._confusion_doc = extras.confusion
         self.confusion_names = [str(n) for n in (extras.confusion or {}).get("names") or []]
-        self.pr_figure = pr_curve_figure(extras.pr_curve)
+        if extras.pr_curve != self._pr_doc or not self._extras_for:
+            self.pr_figure = pr_curve_figure(extras.pr_curve)
+            self._pr_doc = extras.pr_curve
         self.gallery, self.files, self.mlflow_url = extras.gallery, extras.artifacts, extras.mlflow_url
         self.is_batch = extras.batch is not None
         if extras.batch is not None:
@@ -421,9 +482,14 @@ class JobPageState(AuthState):
                 return
             self.extras_loading = True
             token, job_id = self.token, self.page_job_id
-            key = f"{job_id}:{self.job_state}:{len(self.points)}"
+            key = f"{job_id}:{self.job_state}:{len(self._points)}"
+        hub = live_channels.hub()
+        channel = live_channels.job_channel(job_id)
+        # Shared with the job's other pages only while notices arrive (the version then moves
+        # with every change); an unwatched job has no version and each page reads alone.
+        version = (key, hub.version(channel)) if hub.connected and hub.watching(channel) else None
         try:
-            extras = await asyncio.to_thread(load_extras, token, job_id)
+            extras = await watched_extras(token, job_id, version)
         finally:
             async with self:
                 self.extras_loading = False
@@ -525,7 +591,7 @@ class JobPageState(AuthState):
             self.not_found = "This is not a job address: job ids are whole numbers."
             return
         if job_id != self.page_job_id:
-            self.points, self.artifacts, self.log_lines = [], [], []
+            self._points, self.artifacts, self.log_lines = [], [], []
             self.per_class, self.gallery, self.files, self.mlflow_url = [], [], [], ""
             self.has_confusion = self.has_pr = False
             self.validation_epoch, self.retry_message = "", ""
@@ -561,7 +627,8 @@ class JobPageState(AuthState):
                         return
                     token = self.token
                 pushed = await next_change(watching)
-                snap = await asyncio.to_thread(load_job, token, job_id)
+                channel = live_channels.job_channel(job_id)
+                snap = await watched_job(token, job_id, watching.version(channel) if pushed else None)
                 async with self:
                     if generation != self._watch_generation or job_id != self.page_job_id:
                         return
@@ -575,9 +642,9 @@ class JobPageState(AuthState):
                     yield redirect
                     return
                 async with self:
-                    before = (len(self.points), self.job_state)
+                    before = (len(self._points), self.job_state)
                     self._apply(snap)
-                    changed = (len(self.points), self.job_state) != before
+                    changed = (len(self._points), self.job_state) != before
                 if changed:
                     yield JobPageState.load_extras
 

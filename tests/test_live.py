@@ -16,8 +16,11 @@ from tests.utils import aio
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("backend")]
 
 
-def _job() -> int:
-    from services.domain import auth, projects
+def _job(*, viewers: list[str] | None = None) -> int:
+    """A job in a project of its own; each name in `viewers` gets a web session token as a
+    viewer of that project (appended to the list in place of the name)."""
+    from services.domain import auth, projects, tokens
+    from services.domain.models import Role
 
     with session_scope() as session:
         user = auth.create_user(
@@ -45,6 +48,19 @@ def _job() -> int:
         session.add(job)
         session.flush()
         assert job.id is not None
+        for i, name in enumerate(viewers or []):
+            viewer = auth.create_user(
+                session, username=f"{name}-{uuid.uuid4().hex[:8]}", password="a-long-password-1"
+            )
+            if name != "outsider":
+                projects.add_member(
+                    session,
+                    acting=Role.owner,
+                    project_id=project.id,
+                    username=viewer.username,
+                    role=Role.viewer,
+                )
+            (viewers or [])[i] = tokens.issue_session(session, user=viewer)
         return job.id
 
 
@@ -93,3 +109,78 @@ def test_without_redis_the_watcher_reports_that_push_is_down() -> None:
             return watching.connected
 
     assert aio.run(check()) is False
+
+
+def test_pages_watching_one_job_share_one_read_and_each_is_checked() -> None:
+    """Twenty pages of one job (two members' tabs and an outsider's) wake on one notice: the job
+    is read once for all of them, every member's page gets the new epoch with its own role, and
+    the outsider's page is refused."""
+    from state.job_state import watched_job
+    from state.shared_reads import shared
+
+    users = ["member", "member", "outsider"]  # each user hashes a password: few users, many pages
+    job_id = _job(viewers=users)
+    tokens = [users[0]] * 10 + [users[1]] * 9 + [users[2]]
+
+    async def check() -> tuple[list[object], int]:
+        hub = live.hub()
+        with hub.watch([live.job_channel(job_id)]) as watching:
+            for _ in range(50):  # the hub subscribes in the background
+                if watching.connected:
+                    break
+                await asyncio.sleep(0.05)
+            await watching.changed(0.2)
+            await asyncio.to_thread(_touch, job_id, commit=True)
+            assert await watching.changed(5.0), "the committed change was not pushed"
+            version = watching.version(live.job_channel(job_id))
+            reads = shared("job-page", object)
+            before = reads.started
+            snaps = await asyncio.gather(*[watched_job(t, job_id, version) for t in tokens])
+            return list(snaps), reads.started - before
+
+    snaps, reads = aio.run(check())
+    assert reads == 1, f"{reads} reads of one job for one notice"
+    *members, outsider = snaps
+    for snap in members:
+        assert snap.detail is not None and snap.detail.current_epoch == 1  # type: ignore[attr-defined]
+        assert snap.role == "viewer" and not snap.own  # type: ignore[attr-defined]
+    assert outsider.detail is None and "not found" in outsider.error  # type: ignore[attr-defined]
+
+
+def test_a_notice_gives_a_watched_channel_a_new_version() -> None:
+    """A read keyed by the version seen before a notice is never reused after it."""
+
+    async def check() -> None:
+        hub = live.Hub("redis://127.0.0.1:1/0")  # no Redis needed: notices are handed in directly
+        with hub.watch(["job:7"]):
+            first = hub.version("job:7")
+            hub._wake("job:8")  # nobody watches it: job:7 keeps its version
+            assert hub.version("job:7") == first
+            hub._wake("job:7")
+            assert hub.version("job:7") != first
+
+    aio.run(check())
+
+
+def test_a_shared_read_is_redone_for_a_new_version_or_after_a_failure() -> None:
+    from state.shared_reads import SharedReads
+
+    calls: list[str] = []
+
+    def read(answer: str) -> str:
+        calls.append(answer)
+        if answer == "boom":
+            raise RuntimeError(answer)
+        return answer
+
+    async def check() -> None:
+        reads: SharedReads[str] = SharedReads()
+        assert await reads.get(1, "v1", lambda: read("a")) == "a"
+        assert await reads.get(1, "v1", lambda: read("not read")) == "a"  # same version: kept
+        assert await reads.get(1, "v2", lambda: read("b")) == "b"  # a newer version reads again
+        with pytest.raises(RuntimeError):
+            await reads.get(2, "v1", lambda: read("boom"))
+        assert await reads.get(2, "v1", lambda: read("c")) == "c"  # a failed read is not kept
+
+    aio.run(check())
+    assert calls == ["a", "b", "boom", "c"]

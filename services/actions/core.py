@@ -71,12 +71,13 @@ def web_actor(token: str, *, source_ip: str = "") -> Actor:
     """The actor behind a web UI session token; SessionEnded when it is missing, expired or revoked."""
     if not token:
         raise SessionEnded()
-    with session_scope() as session:
-        try:
-            user = tokens.user_for_session(session, token)
-        except Unauthorized as exc:
-            raise SessionEnded() from exc
-        return Actor.of(user, channel="web", source_ip=source_ip)
+    try:
+        # Remembered for a few seconds, forgotten at once when credentials may have ended
+        # (services.domain.tokens); each operation still loads the user and refuses a deactivated one.
+        identity = tokens.web_identity(token)
+    except Unauthorized as exc:
+        raise SessionEnded() from exc
+    return Actor(user_id=identity.user_id, username=identity.username, channel="web", source_ip=source_ip)
 
 
 @dataclass(frozen=True)

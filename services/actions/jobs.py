@@ -96,6 +96,27 @@ def job_view(actor: Actor, *, job_id: int) -> JobView:
         return JobView(detail=_detail(op.session, job), role=role.value, own=job.created_by == op.me.id)
 
 
+@dataclass(frozen=True)
+class JobAccess:
+    """What one viewer may do on a job's page: their role in its project, and whether it is theirs."""
+
+    role: str
+    own: bool
+
+
+def job_access(actor: Actor, *, job_id: int) -> JobAccess:
+    """The job page's check alone, without reading the job's metrics: when many viewers watch one
+    job, one of them reads the job for all (state.shared_reads) and each of the others is checked
+    here. Refused the same way as `job_view` (NotFound for outsiders and missing jobs)."""
+    with operation(actor, "job.read", target=f"job:{job_id}", record=Audit.refusals) as op:
+        job = _job_in(op.session, project_id=None, job_id=job_id)
+        try:
+            role = op.authorize(Action.job_read, project_id=job.project_id)
+        except NotFound as exc:
+            raise NotFound(f"Job {job_id} does not exist", reason=exc.reason) from exc
+        return JobAccess(role=role.value, own=job.created_by == op.me.id)
+
+
 def job_list(
     actor: Actor,
     *,

@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -342,16 +343,26 @@ def credential_notices() -> live.Listener:
 
 def bearer_identity(token: str) -> Identity:
     """`user_for_bearer` in a session of its own, remembered for a few seconds (see above)."""
+    return _remembered(token_hash(token), token, _bearer)
+
+
+def web_identity(token: str) -> Identity:
+    """`user_for_session` (the web UI's token only) in a session of its own, remembered the same
+    way: every open page re-checks its viewer on each live update, 50 viewers of a job 50 times
+    per epoch."""
+    return _remembered("web:" + token_hash(token), token, _session_user)
+
+
+def _remembered(key: str, token: str, resolve: Callable[[Session, str], tuple[User, float]]) -> Identity:
     from services.infra.db import session_scope
 
-    key = token_hash(token)
     hit = _identities.get(key)
     if hit is not None and hit[0] > time.time():
         return hit[1]
     listening = credential_notices().connected.is_set()
     generation = _generation
     with session_scope() as session:
-        user, expires = _bearer(session, token)
+        user, expires = resolve(session, token)
         identity = Identity(user_id=_user_id(user), username=user.username)
     with _identities_lock:
         if generation == _generation and listening:

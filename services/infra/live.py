@@ -150,6 +150,11 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self.connected = False
         self.generation = 0  # bumped on every (re)connect, so pages know to catch up
+        # A fresh number for a watched channel on every notice to it, and when it starts being
+        # watched: pages that share one read of what a channel shows (state.shared_reads) key it
+        # by this, and a read begun after the number was given sees every write announced so far.
+        self._sequence = 0
+        self._versions: dict[str, int] = {}
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
@@ -182,8 +187,21 @@ class Hub:
             await asyncio.sleep(RECONNECT_S)
 
     def _wake(self, channel: str) -> None:
-        for event in self._waiters.get(channel, ()):
+        events = self._waiters.get(channel)
+        if not events:
+            return
+        self._sequence += 1
+        self._versions[channel] = self._sequence
+        for event in events:
             event.set()
+
+    def version(self, channel: str) -> tuple[int, int]:
+        """Which notices of a watched channel this process has seen: (connection, notice number)."""
+        return self.generation, self._versions.get(channel, 0)
+
+    def watching(self, channel: str) -> bool:
+        """Whether a page of this process watches `channel` (only then does its version move)."""
+        return bool(self._waiters.get(channel))
 
     def _wake_all(self) -> None:
         for events in self._waiters.values():
@@ -197,6 +215,9 @@ class Hub:
 
     def _add(self, channels: list[str], event: asyncio.Event) -> None:
         for name in channels:
+            if not self._waiters[name]:  # unwatched until now: notices may have been missed
+                self._sequence += 1
+                self._versions[name] = self._sequence
             self._waiters[name].add(event)
 
     def _remove(self, channels: list[str], event: asyncio.Event) -> None:
@@ -204,6 +225,7 @@ class Hub:
             self._waiters[name].discard(event)
             if not self._waiters[name]:
                 del self._waiters[name]
+                self._versions.pop(name, None)
 
 
 class Watch:
@@ -216,6 +238,10 @@ class Watch:
     @property
     def connected(self) -> bool:
         return self._hub.connected
+
+    def version(self, channel: str) -> tuple[int, int]:
+        """See `Hub.version`; `channel` is one of those this page watches."""
+        return self._hub.version(channel)
 
     async def changed(self, timeout: float) -> bool:
         """True when a watched channel changed since the last call; False after `timeout`."""
