@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
@@ -81,14 +82,20 @@ def _touch(job_id: int, *, commit: bool) -> None:
         pass
 
 
+async def _settled(watching: Any) -> None:
+    """Until the hub has subscribed (in the background) and woken everyone once, as it does on
+    each (re)connect, so that the next wake-up is the test's own."""
+    for _ in range(50):
+        if watching.connected:
+            break
+        await asyncio.sleep(0.05)
+    await watching.changed(0.2)
+
+
 async def _watch_then(job_id: int, action: object, timeout: float) -> tuple[bool, bool]:
     hub = live.hub()
     with hub.watch([live.job_channel(job_id)]) as watching:
-        for _ in range(50):  # the hub subscribes in the background
-            if watching.connected:
-                break
-            await asyncio.sleep(0.05)
-        await watching.changed(0.2)  # the hub wakes everyone once when it (re)connects
+        await _settled(watching)
         await asyncio.to_thread(action)  # type: ignore[arg-type]
         return await watching.changed(timeout), watching.connected
 
@@ -125,11 +132,7 @@ def test_pages_watching_one_job_share_one_read_and_each_is_checked() -> None:
     async def check() -> tuple[list[object], int]:
         hub = live.hub()
         with hub.watch([live.job_channel(job_id)]) as watching:
-            for _ in range(50):  # the hub subscribes in the background
-                if watching.connected:
-                    break
-                await asyncio.sleep(0.05)
-            await watching.changed(0.2)
+            await _settled(watching)
             await asyncio.to_thread(_touch, job_id, commit=True)
             assert await watching.changed(5.0), "the committed change was not pushed"
             version = watching.version(live.job_channel(job_id))

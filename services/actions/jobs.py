@@ -16,7 +16,7 @@ import httpx
 from sqlmodel import Session, col, select
 
 from services.actions import notifications as notify
-from services.actions.core import Actor, Audit, operation, record_outcome
+from services.actions.core import Actor, Audit, Operation, operation, record_outcome
 from services.domain import audit, experiments, jobs, quotas, registry
 from services.domain.datasets import list_datasets
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
@@ -89,11 +89,16 @@ def job_view(actor: Actor, *, job_id: int) -> JobView:
     for a job that does not exist, so existence is not leaked."""
     with operation(actor, "job.read", target=f"job:{job_id}", record=Audit.refusals) as op:
         job = _job_in(op.session, project_id=None, job_id=job_id)
-        try:
-            role = op.authorize(Action.job_read, project_id=job.project_id)
-        except NotFound as exc:
-            raise NotFound(f"Job {job_id} does not exist", reason=exc.reason) from exc
-        return JobView(detail=_detail(op.session, job), role=role.value, own=job.created_by == op.me.id)
+        role = _read_role(op, job_id=job_id, project_id=job.project_id)
+        return JobView(detail=_detail(op.session, job), role=role, own=job.created_by == op.me.id)
+
+
+def _read_role(op: Operation, *, job_id: int, project_id: int) -> str:
+    """The viewer's role on the job's page; an outsider gets the NotFound of a missing job."""
+    try:
+        return op.authorize(Action.job_read, project_id=project_id).value
+    except NotFound as exc:
+        raise NotFound(f"Job {job_id} does not exist", reason=exc.reason) from exc
 
 
 @dataclass(frozen=True)
@@ -109,12 +114,14 @@ def job_access(actor: Actor, *, job_id: int) -> JobAccess:
     job, one of them reads the job for all (state.shared_reads) and each of the others is checked
     here. Refused the same way as `job_view` (NotFound for outsiders and missing jobs)."""
     with operation(actor, "job.read", target=f"job:{job_id}", record=Audit.refusals) as op:
-        job = _job_in(op.session, project_id=None, job_id=job_id)
-        try:
-            role = op.authorize(Action.job_read, project_id=job.project_id)
-        except NotFound as exc:
-            raise NotFound(f"Job {job_id} does not exist", reason=exc.reason) from exc
-        return JobAccess(role=role.value, own=job.created_by == op.me.id)
+        # Two columns, not the row: the row's metrics, logs and artifacts are what the shared
+        # read is for, and this runs once per viewer per notice.
+        found = op.session.exec(select(Job.project_id, Job.created_by).where(Job.id == job_id)).first()
+        if found is None:
+            raise NotFound(f"Job {job_id} does not exist")
+        project_id, created_by = found
+        role = _read_role(op, job_id=job_id, project_id=project_id)
+        return JobAccess(role=role, own=created_by == op.me.id)
 
 
 def job_list(
