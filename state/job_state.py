@@ -78,6 +78,8 @@ def _load_job(token: str, job_id: int) -> JobSnapshot:
         return JobSnapshot(signed_in=False)
     try:
         view = jobs.job_view(actor, job_id=job_id)
+    except Overloaded:
+        raise  # "busy, retrying" (load_job), not "not found": the job is still there
     except DomainError:
         # Same answer for "no such job" and "not your project": existence is not leaked.
         return JobSnapshot(error=f"Job {job_id} was not found, or you do not have access to it.")
