@@ -211,6 +211,8 @@ def load_extras(token: str, job_id: int) -> JobExtras:
         return JobExtras(signed_in=False)
     try:
         found = models.job_extras(actor, job_id=job_id)
+    except Overloaded:
+        return JobExtras(error=BUSY_RETRYING)  # what is shown stays; the next change reads again
     except DomainError:
         return JobExtras(error=f"Job {job_id} was not found, or you do not have access to it.")
     run_id = found.mlflow_run_id
