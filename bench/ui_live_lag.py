@@ -98,6 +98,7 @@ class Recorder:
 
 
 RECONNECTS = 5
+SETTLE_S = 10.0
 _POINTS = re.compile(r"points_count_rx_state_\W*?(\d+)")
 
 
@@ -258,6 +259,9 @@ def main() -> int:
                 tab.close()
                 sockets = SocketViewers(recorded, args.viewers - browsers)
                 sockets.wait_connected(120)
+            # Idle means after the viewers' own page loads (each connected viewer then loads the
+            # job and its extras once): what stays is each page's periodic re-check.
+            time.sleep(SETTLE_S)
             cpu_many = _cpu_percent(web, args.idle_seconds) if web else float("nan")
             reporter = threading.Thread(target=report, daemon=True)
             reporter.start()
