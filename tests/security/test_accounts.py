@@ -347,6 +347,7 @@ def test_brute_force_locks_the_account(client: TestClient) -> None:
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
 
 
+@pytest.mark.slow  # a rate-limit window of real sign-ins: `make test` runs it, not the fast lane
 def test_login_failures_are_limited_per_ip(backend: dict[str, str]) -> None:
     from app.api.main import api
     from services.infra.settings import get_settings

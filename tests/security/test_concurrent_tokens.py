@@ -35,6 +35,7 @@ def _tokens(count: int) -> list[str]:
     return secrets
 
 
+@pytest.mark.slow  # concurrent sign-ins hash passwords for seconds: `make test` runs it, not test-fast
 def test_more_concurrent_token_requests_than_pooled_connections_all_sign_in() -> None:
     from services.domain import tokens
 
