@@ -93,6 +93,8 @@ DOCKER := $(shell [ -x /usr/bin/docker ] && echo /usr/bin/docker || echo docker)
 COMPOSE := $(BIN)/docker-compose -f docker/compose.yaml
 BASE_IMAGE ?= vtp-base:bookworm
 IMAGE_TAG ?= local
+# Every image this Makefile builds carries it, so a rebuild can prune the untagged images it left.
+IMAGE_LABEL := org.vtp.project=vision-training-platform
 IMAGE_TARGETS := backend trainer postgres redis s3
 WHEELS := docker/build/wheels
 # Docker builds share the machine's cores with everything else: keep them polite.
@@ -162,12 +164,15 @@ compose-images: compose-base docker/build/web/build/client/index.html
 	      --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $$tag . >/dev/null; \
 	  fi; \
 	  deps="$$deps --build-arg $$(echo $$image | tr a-z A-Z)_DEPS=$$tag"; \
+	  stale=$$($(DOCKER) images --format '{{.Repository}}:{{.Tag}}' vtp-$$image-deps | grep -vx "$$tag" || true); \
+	  [ -z "$$stale" ] || $(DOCKER) rmi $$stale >/dev/null 2>&1 || true; \
 	done; \
 	for target in $(IMAGE_TARGETS); do \
 	  echo "building vtp-$$target:$(IMAGE_TAG)"; \
 	  DOCKER_BUILDKIT=1 $(NICE) $(DOCKER) build -q -f docker/Dockerfile --target $$target $$deps \
-	    --build-arg BASE_IMAGE=$(BASE_IMAGE) -t vtp-$$target:$(IMAGE_TAG) . >/dev/null; \
-	done
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --label $(IMAGE_LABEL) -t vtp-$$target:$(IMAGE_TAG) . >/dev/null; \
+	done; \
+	$(DOCKER) image prune -f --filter label=$(IMAGE_LABEL) >/dev/null
 
 compose-up: compose-images
 	$(COMPOSE) up --detach --wait
