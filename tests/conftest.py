@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from playwright.sync_api import Browser, sync_playwright
 from tests.utils import servers
 from tests.utils.browser import ARGS, CHROMIUM
 from tests.utils.stack import SSO_ACCOUNTS, SSO_CLIENT, Api, StackProcess
+
+# argon2's cheapest parameters: the suite hashes and checks hundreds of passwords, at about 0.1 s
+# each with the product's default. Every process the tests start inherits it.
+os.environ.setdefault("VTP_PASSWORD_HASH_PROFILE", "CHEAPEST")
 
 OUTPUT_DIR = Path(os.environ.get("VTP_TEST_OUTPUT", Path(__file__).resolve().parents[1] / "test-output"))
 
@@ -34,6 +39,25 @@ def reset_caches() -> None:
     get_settings.cache_clear()
     get_engine.cache_clear()
     s3_client.cache_clear()
+
+
+def _migrate_from_template(
+    factory: pytest.TempPathFactory, data_dir: Path, migrate: Callable[[], None]
+) -> None:
+    """A fresh SQLite database at head: migrated once per session, copied for every module.
+
+    Alembic from scratch costs about half a second; two dozen modules start a backend. The
+    copy is then upgraded like any database (a no-op at head). Every whole-stack test still
+    migrates from scratch.
+    """
+    template = factory.getbasetemp() / "schema-template" / "vtp.db"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if template.exists():
+        shutil.copyfile(template, data_dir / "vtp.db")
+    migrate()
+    if not template.exists() and (data_dir / "vtp.db").exists():
+        template.parent.mkdir(exist_ok=True)
+        shutil.copyfile(data_dir / "vtp.db", template)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +91,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         from services.runtime.cli import migrate
 
         storage.ensure_bucket()
-        migrate()
+        _migrate_from_template(tmp_path_factory, root / "data", migrate)
         try:
             yield env
         finally:

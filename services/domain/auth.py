@@ -9,11 +9,12 @@ every refusal raised here carries its `reason` for the audit row the action writ
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from datetime import timedelta
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
@@ -29,21 +30,35 @@ from services.errors import Conflict, InvalidInput, NotFound, PermissionDenied, 
 from services.infra import ratelimit
 from services.infra.settings import get_settings
 
-_hasher = PasswordHasher()
-# A hash to verify against when the account does not exist, so timing does not reveal usernames.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+@functools.cache
+def _hasher(profile: str) -> PasswordHasher:
+    return PasswordHasher.from_parameters(getattr(profiles, profile))
+
+
+@functools.cache
+def _dummy_hash(profile: str) -> str:
+    """A hash to verify against when the account does not exist, so timing does not reveal
+    usernames. It has the profile's cost, like every fresh hash."""
+    return _hasher(profile).hash(secrets.token_urlsafe(16))
+
+
+def _profile() -> str:
+    return get_settings().password_hash_profile
+
 
 SIGNUP_SETTING = "signup_enabled"
 _USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher(_profile()).hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Any argon2 hash verifies (its parameters are in the hash), whatever the profile now."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher(_profile()).verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -124,12 +139,18 @@ def authenticate(session: Session, *, username: str, password: str, source_ip: s
         exc.reason = "locked out"
         raise
     user = session.exec(select(User).where(User.username == username)).first()
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+    stored = user.password_hash if user else _dummy_hash(_profile())
+    ok = verify_password(stored, password) and user is not None
     if not ok or user is None or not user.is_active:
         ratelimit.login_failed(username=username, source_ip=source_ip)
         reason = "wrong password" if user is None or not ok else "account deactivated"
         raise Unauthorized("Wrong username or password", reason=reason)
     ratelimit.login_succeeded(username=username)
+    # A changed profile reaches each stored hash at its owner's next sign-in (the password is
+    # known only then).
+    if _hasher(_profile()).check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.add(user)
     return user
 
 

@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         default=5000, ge=0, description="Longest wait for SQLite's write lock held by another process."
     )
+    password_hash_profile: Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"] = Field(
+        default="RFC_9106_LOW_MEMORY",
+        description=(
+            "argon2 parameters for new password hashes (an argon2-cffi profile; the default costs"
+            " 64 MiB and about 0.1 s a hash). CHEAPEST is for test suites only. Stored hashes keep"
+            " verifying under any profile and are rehashed at their owner's next sign-in."
+        ),
+    )
     slow_query_ms: float = Field(default=100.0, ge=0, description="Statements slower than this are logged.")
 
     # Single sign-on with any OpenID Connect provider; an empty issuer switches it off.

@@ -245,6 +245,32 @@ def test_avatar_defaults_pass_contrast_and_light_colours_are_refused(client: Tes
     assert dark.status_code == 200 and dark.json()["badge_color"] == "#1d4ed8"
 
 
+def test_a_changed_hash_profile_reaches_a_stored_hash_at_the_next_sign_in(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator who raises the argon2 cost needs no reset: old hashes verify, then get redone."""
+    from services.domain.models import User
+    from services.infra.settings import get_settings
+
+    user_id, name = new_user()  # hashed with the suite's profile (CHEAPEST: 1 pass, 8 KiB)
+    with session_scope() as session:
+        old_hash = session.get(User, user_id).password_hash
+    assert "m=8," in old_hash
+    monkeypatch.setenv("VTP_PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")
+    get_settings.cache_clear()
+    try:
+        login(client, name)
+        with session_scope() as session:
+            new_hash = session.get(User, user_id).password_hash
+        assert new_hash.startswith("$argon2id$") and "m=65536,t=3,p=4" in new_hash
+        login(client, name)  # the new hash verifies, and is left as it is
+        with session_scope() as session:
+            assert session.get(User, user_id).password_hash == new_hash
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
 # --- members' rules -----------------------------------------------------------------------------
 
 
