@@ -150,6 +150,45 @@ def test_pages_watching_one_job_share_one_read_and_each_is_checked() -> None:
     assert outsider.detail is None and "not found" in outsider.error  # type: ignore[attr-defined]
 
 
+def test_a_viewer_s_access_is_checked_once_and_a_removal_ends_it_at_once() -> None:
+    """The second notice does not re-check a viewer (50 viewers cost 150 queries per epoch); a
+    member removed from the project is refused on the very next notice, and a role change shows."""
+    from sqlmodel import select
+
+    from services.actions import jobs
+    from services.actions.core import web_actor
+    from services.domain import projects, tokens
+    from services.domain.models import Membership, Role
+    from state.job_state import viewer_access
+
+    users = ["member"]
+    job_id = _job(viewers=users)
+    token = users[0]
+    actor = web_actor(token)
+    assert tokens.credential_notices().connected.wait(5.0), "not subscribed to credential notices"
+    first = viewer_access(token, job_id)
+    assert isinstance(first, jobs.JobAccess) and first.role == "viewer"
+    assert (actor.user_id, job_id) in jobs._accesses, "a granted access was not remembered"
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        row = session.exec(
+            select(Membership).where(
+                Membership.project_id == job.project_id, Membership.user_id == actor.user_id
+            )
+        ).one()
+        project_id = job.project_id
+        row.role = Role.admin
+        session.add(row)
+    promoted = viewer_access(token, job_id)
+    assert isinstance(promoted, jobs.JobAccess) and promoted.role == "admin"
+
+    with session_scope() as session:
+        projects.remove_member(session, acting=Role.owner, project_id=project_id, user_id=actor.user_id)
+    refused = viewer_access(token, job_id)
+    assert not isinstance(refused, jobs.JobAccess) and "not found" in refused.error
+
+
 def test_a_notice_gives_a_watched_channel_a_new_version() -> None:
     """A read keyed by the version seen before a notice is never reused after it."""
 

@@ -9,6 +9,7 @@ DomainError (trainer unreachable).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from services.actions import notifications as notify
 from services.actions.core import Actor, Audit, Operation, operation, record_outcome
-from services.domain import audit, experiments, jobs, quotas, registry
+from services.domain import audit, experiments, jobs, quotas, registry, tokens
 from services.domain.datasets import list_datasets
 from services.domain.models import Dataset, DatasetVersion, Job, JobState, Membership, User
 from services.domain.permissions import Action
@@ -109,10 +110,36 @@ class JobAccess:
     own: bool
 
 
+# A viewer's access to a job, remembered: 50 viewers of a job were checked 50 times per epoch,
+# three queries each, the largest cost of the web process while they watched. Kept only while
+# this process hears credential notices, and only under the credentials generation it was decided
+# in: a change of a membership, project, user or credential, on any process, empties it at once
+# (services.domain.tokens). The time bound only limits what a notice lost in a reconnect could
+# leave, like the page's periodic re-read. Refusals are never kept (and are audited each time).
+ACCESS_TTL_S = 15.0
+_ACCESS_LIMIT = 10_000
+_accesses: dict[tuple[int | None, int], tuple[int, float, JobAccess]] = {}
+
+
 def job_access(actor: Actor, *, job_id: int) -> JobAccess:
     """The job page's check alone, without reading the job's metrics: when many viewers watch one
     job, one of them reads the job for all (state.shared_reads) and each of the others is checked
     here. Refused the same way as `job_view` (NotFound for outsiders and missing jobs)."""
+    key = (actor.user_id, job_id)
+    generation = tokens.credentials_generation()
+    hit = _accesses.get(key)
+    if hit is not None and hit[0] == generation and hit[1] > time.monotonic():
+        return hit[2]
+    listening = tokens.credential_notices().connected.is_set()
+    access = _checked_job_access(actor, job_id=job_id)
+    if listening and generation == tokens.credentials_generation():
+        if len(_accesses) >= _ACCESS_LIMIT:
+            _accesses.clear()
+        _accesses[key] = (generation, time.monotonic() + ACCESS_TTL_S, access)
+    return access
+
+
+def _checked_job_access(actor: Actor, *, job_id: int) -> JobAccess:
     with operation(actor, "job.read", target=f"job:{job_id}", record=Audit.refusals) as op:
         # Two columns, not the row: the row's metrics, logs and artifacts are what the shared
         # read is for, and this runs once per viewer per notice.

@@ -30,7 +30,7 @@ from joserfc.jwk import OctKey
 from sqlalchemy import event, inspect
 from sqlmodel import Session, col, select
 
-from services.domain.models import ApiToken, RefreshToken, User, aware, utcnow
+from services.domain.models import ApiToken, Membership, Project, RefreshToken, User, aware, utcnow
 from services.errors import InvalidInput, NotFound, Unauthorized
 from services.infra import live
 from services.infra.settings import get_settings
@@ -299,13 +299,14 @@ def _bearer(session: Session, token: str) -> tuple[User, float]:
 # second or two with the same credential. A resolved credential is therefore kept for a few
 # seconds, never past its own expiry.
 #
-# A change that may end credentials (a revoked personal token, refresh family or web session, a
-# password change, a deactivated or edited user) empties the cache of the process that writes it
-# as it is flushed and again once committed, and is then announced over Redis (services.infra.live)
-# to every other web process, which empties its own: a revocation takes effect on every replica
-# within moments, not seconds. A process keeps resolved credentials only while it is subscribed
-# to those notices; without Redis it resolves every request from the database, as before. The
-# actions still load the acting user and refuse a deactivated one on every request.
+# A change that may end credentials or access (a revoked personal token, refresh family or web
+# session, a password change, a deactivated or edited user, a membership or project change)
+# empties the cache of the process that writes it as it is flushed and again once committed, and
+# is then announced over Redis (services.infra.live) to every other web process, which empties
+# its own: a revocation takes effect on every replica within moments, not seconds. A process
+# keeps resolved credentials only while it is subscribed to those notices; without Redis it
+# resolves every request from the database, as before. The actions still load the acting user
+# and refuse a deactivated one on every request.
 
 CREDENTIALS_CHANNEL = "credentials"
 
@@ -385,19 +386,29 @@ def forget_identities() -> None:
         _identities.clear()
 
 
+def credentials_generation() -> int:
+    """Moves whenever credentials or access may have ended (see `forget_identities`): a cache of
+    anything decided from them (services.actions.jobs' viewer checks) keeps only what it decided
+    under the current number."""
+    return _generation
+
+
 def _ends_credentials(obj: object) -> bool:
-    """Whether this change of a row may end a credential. A personal token's "last used"
-    bookkeeping (written once a minute per token) does not; any other change of a token or user
-    row may."""
+    """Whether this change of a row may end a credential or someone's access. A personal token's
+    "last used" bookkeeping (written once a minute per token) does not; any other change of a
+    token, user, membership or project row may."""
     if isinstance(obj, ApiToken):
         changed = {attr.key for attr in inspect(obj).attrs if attr.history.has_changes()}
         return not changed <= {"last_used_at"}
-    return isinstance(obj, User | RefreshToken)
+    return isinstance(obj, _ACCESS_ROWS)
+
+
+_ACCESS_ROWS = (User, RefreshToken, Membership, Project)
 
 
 @event.listens_for(Session, "after_flush")
 def _flushed(session: Session, _context: Any) -> None:
-    deleted = any(isinstance(obj, ApiToken | RefreshToken | User) for obj in session.deleted)
+    deleted = any(isinstance(obj, (ApiToken, *_ACCESS_ROWS)) for obj in session.deleted)
     if deleted or any(_ends_credentials(obj) for obj in session.dirty):
         session.info["vtp_credentials_changed"] = True
         forget_identities()
