@@ -620,7 +620,10 @@ class JobPageState(AuthState):
         async with self:
             job_id = self.page_job_id
         gone = DisconnectTimer()
-        with watch([live_channels.job_channel(job_id)]) as watching:
+        channel = live_channels.job_channel(job_id)
+        seen: tuple[int, int] | None = None  # the notice the page's last re-read followed
+        heard: JobDetail | None = None
+        with watch([channel]) as watching:
             while True:
                 async with self:
                     if generation != self._watch_generation or self.router.route_id != _JOB_ROUTE_ID:
@@ -631,8 +634,17 @@ class JobPageState(AuthState):
                         return
                     token = self.token
                 pushed = await next_change(watching)
-                channel = live_channels.job_channel(job_id)
-                snap = await watched_job(token, job_id, watching.version(channel) if pushed else None)
+                version = watching.version(channel) if pushed else None
+                if version is not None and version == seen and heard is not None:
+                    # No notice since the last re-read, so nothing it shows changed but the time
+                    # since the trainer was last heard: no read, and no delta unless that moved.
+                    stale = staleness(heard.state, heard.last_heartbeat_at, heard.started_at, _now())
+                    async with self:
+                        if stale != self.stale_message:
+                            self.stale_message = stale
+                    continue
+                snap = await watched_job(token, job_id, version)
+                seen, heard = version, snap.detail
                 async with self:
                     if generation != self._watch_generation or job_id != self.page_job_id:
                         return

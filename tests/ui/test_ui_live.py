@@ -104,6 +104,27 @@ def test_a_dropped_connection_is_shown_and_the_page_catches_up(
         _points(page, 4)
 
 
+def test_a_silent_trainer_is_shown_without_any_notice(
+    page: Page, stack: StackProcess, synthetic_job: tuple[int, str]
+) -> None:
+    """Nothing is announced while a trainer is silent, yet the page must say it went quiet: the
+    watcher's periodic look recomputes the staleness from what it last read."""
+    job_id, secret = synthetic_job
+    sign_in(page, stack, f"/jobs/{job_id}")
+    page.wait_for_selector("#metrics-chart")
+    with httpx.Client(timeout=30) as http:
+        post_callback(http, stack.api_url, job_id, secret, epoch_event(1, EPOCHS))
+        _points(page, 1)
+    assert page.locator("#job-stale").count() == 0
+    # Heard just now; stale after STALE_AFTER_S (15 s), seen at the next look (every 15 s).
+    banner = page.wait_for_selector("#job-stale", timeout=40_000)
+    assert banner is not None and "No update from the trainer" in banner.inner_text()
+    with httpx.Client(timeout=30) as http:  # heard again: the warning goes with the new point
+        post_callback(http, stack.api_url, job_id, secret, epoch_event(2, EPOCHS))
+    _points(page, 2)
+    page.wait_for_selector("#job-stale", state="detached", timeout=10_000)
+
+
 def test_tags_set_on_the_job_page_filter_the_run_list(
     page: Page, stack: StackProcess, api: Api, synthetic_job: tuple[int, str]
 ) -> None:
