@@ -30,10 +30,19 @@ from services.infra.settings import get_settings
 from state.auth_state import AuthState, login_redirect
 from state.formatting import FINISHED_STATES, artifact_rows, checkpoint_progress, epoch_progress, format_time
 from state.page_helpers import human_bytes, role_allows
-from state.polling import PAUSED_MESSAGE, DisconnectTimer, client_connected, next_change, route_id, watch
+from state.polling import (
+    IDLE_LOOK_S,
+    LIVE_REFRESH_S,
+    PAUSED_MESSAGE,
+    DisconnectTimer,
+    client_connected,
+    next_change,
+    route_id,
+    watch,
+)
 from state.predictions_state import page_rows
 from state.shared_reads import shared
-from state.training_helpers import mlflow_run_url, staleness
+from state.training_helpers import mlflow_run_url, stale_in, staleness
 
 JOB_ROUTE = "/jobs/[job_id]"
 
@@ -612,10 +621,11 @@ class JobPageState(AuthState):
         """Follow the job while this page is open and the job unfinished: pushed, not polled.
 
         The page re-reads the job when the backend announces a change to it (an epoch, a state
-        move), so a new point shows without a reload; it also re-reads every LIVE_REFRESH_S (the
-        heartbeat's staleness is a matter of time). Without push it re-reads every few seconds
-        and says so. The loop ends when the job finishes, the user leaves the page, the tab has
-        been gone for a while, or a newer page load started its own loop.
+        move), so a new point shows without a reload. Between notices nothing it shows changes
+        but how long a silent trainer has been silent: it looks again when that crosses the
+        staleness line, or after IDLE_LOOK_S, without reading. Without push it re-reads every
+        few seconds and says so. The loop ends when the job finishes, the user leaves the page,
+        the tab has been gone for a while, or a newer page load started its own loop.
         """
         async with self:
             job_id = self.page_job_id
@@ -633,16 +643,18 @@ class JobPageState(AuthState):
                     if gone.update(client_connected(self.router.session.client_token)):
                         return
                     token = self.token
-                pushed = await next_change(watching)
-                version = watching.version(channel) if pushed else None
-                if version is not None and version == seen and heard is not None:
-                    # No notice since the last re-read, so nothing it shows changed but the time
-                    # since the trainer was last heard: no read, and no delta unless that moved.
-                    stale = staleness(heard.state, heard.last_heartbeat_at, heard.started_at, _now())
-                    async with self:
+                    if heard is not None:  # no delta unless the warning moved
+                        stale = staleness(heard.state, heard.last_heartbeat_at, heard.started_at, _now())
                         if stale != self.stale_message:
                             self.stale_message = stale
-                    continue
+                look = LIVE_REFRESH_S  # nothing read yet by this loop: look soon
+                if heard is not None:
+                    due = stale_in(heard.state, heard.last_heartbeat_at, heard.started_at, _now())
+                    look = min(IDLE_LOOK_S, due + 0.5) if due is not None else IDLE_LOOK_S
+                pushed = await next_change(watching, look)
+                version = watching.version(channel) if pushed else None
+                if version is not None and version == seen and heard is not None:
+                    continue  # no notice since the last re-read: only the staleness may move
                 snap = await watched_job(token, job_id, version)
                 seen, heard = version, snap.detail
                 async with self:

@@ -16,6 +16,10 @@ from services.infra import live
 POLL_INTERVAL_S = 1.0
 # With push working, a page still re-reads this often: heartbeat staleness is a matter of time.
 LIVE_REFRESH_S = 15.0
+# A page that knows when what it shows next changes by itself (the job page: when a silent
+# trainer's silence crosses the staleness line) waits for that, or this long at most: to end the
+# watcher of a tab that is gone, and to move "no update for ..." along.
+IDLE_LOOK_S = 60.0
 # Without push (Redis unreachable), it re-reads this often and says live updates are paused.
 FALLBACK_REFRESH_S = 3.0
 PAUSED_MESSAGE = "Live updates are paused (reconnecting); this page refreshes every few seconds meanwhile."
@@ -62,7 +66,8 @@ def watch(channels: list[str]) -> live.Watch:
     return live.hub().watch(channels)
 
 
-async def next_change(watching: live.Watch) -> bool:
-    """Wait for a pushed change, or until it is time to re-read anyway; False when push is down."""
-    await watching.changed(LIVE_REFRESH_S if watching.connected else FALLBACK_REFRESH_S)
+async def next_change(watching: live.Watch, refresh_s: float = LIVE_REFRESH_S) -> bool:
+    """Wait for a pushed change, or until it is time to look anyway (`refresh_s` while push is
+    up); False when push is down."""
+    await watching.changed(refresh_s if watching.connected else FALLBACK_REFRESH_S)
     return watching.connected

@@ -138,6 +138,18 @@ def staleness(
     )
 
 
+def stale_in(
+    state: str, last_heard: datetime | None, started: datetime | None, now: datetime
+) -> float | None:
+    """Seconds until `staleness` would start warning, or None when it never will by itself (the
+    job is not live, or the warning shows already)."""
+    heard = aware(last_heard) or aware(started)
+    if state not in LIVE_STATES or heard is None:
+        return None
+    left = STALE_AFTER_S - (now - heard).total_seconds()
+    return left if left > 0 else None
+
+
 def mlflow_run_url(base: str, run_id: str | None, experiment_id: str | None = None) -> str:
     """The MLflow UI link for a run ('' without a run id)."""
     if not run_id:

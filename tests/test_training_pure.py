@@ -94,6 +94,16 @@ def test_staleness_says_since_when() -> None:
     assert h.staleness("running", None, heard.replace(tzinfo=None), now) != ""
 
 
+def test_stale_in_says_when_the_warning_will_show() -> None:
+    """The job page's watcher sleeps until then instead of re-reading a silent job."""
+    now = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
+    assert h.stale_in("running", now - timedelta(seconds=3), None, now) == h.STALE_AFTER_S - 3
+    assert h.staleness("running", now - timedelta(seconds=h.STALE_AFTER_S), None, now) != ""
+    assert h.stale_in("running", now - timedelta(seconds=h.STALE_AFTER_S), None, now) is None
+    assert h.stale_in("succeeded", now, None, now) is None
+    assert h.stale_in("running", None, None, now) is None
+
+
 def test_overlays_queue_and_links() -> None:
     result = {
         "width": 200,
