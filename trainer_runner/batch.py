@@ -25,7 +25,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
@@ -57,6 +57,9 @@ HISTOGRAM_BINS = 10
 # Images decoded ahead of the model (`Prefetcher`): enough to ride out a slow decode or a moment
 # without CPU, few enough that a zip of large photos does not fill the memory.
 PREFETCH_DEPTH = 8
+# Images of one size predicted per call of the model: on a CPU, 8 per call about doubled the
+# images per second of one at a time (yolo11n, 160 px, 2 cores); more gained nothing.
+PREDICT_BATCH = 8
 CSV_COLUMNS = ("image", "split", "width", "height", "predictions", "top_class", "top_score", "error")
 
 
@@ -94,6 +97,26 @@ def manifest_images(manifest: dict[str, Any]) -> list[SourceImage]:
 
 
 Decoded = tuple[Any, dict[str, Any]]  # (PIL image or None, the image's row so far)
+
+
+def groups(decoded: Iterable[Decoded], limit: int) -> Iterator[list[Decoded]]:
+    """The decoded images in order, as runs of consecutive images of one size (at most `limit`
+    each) for one call of the model; an unreadable image (None) comes alone."""
+    pending: list[Decoded] = []
+    for item in decoded:
+        image = item[0]
+        if pending and (image is None or image.size != pending[0][0].size):
+            yield pending
+            pending = []
+        if image is None:
+            yield [item]
+            continue
+        pending.append(item)
+        if len(pending) >= limit:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
 
 
 class Prefetcher:
@@ -294,24 +317,29 @@ class BatchRunner(JobRunner):
     def _predict_all(
         self, model: Any, spec: BatchInference, decoded: Prefetcher
     ) -> tuple[list[dict[str, Any]], list[Decoded]]:
-        """Predict each decoded image in order. A row's `inference_ms` times the model's call on
-        that image alone (decoding happened beside it, in the prefetcher's thread)."""
+        """Predict the decoded images in order, a group of one size per call of the model
+        (`groups`). A row's `inference_ms` is its share of that call's time (decoding happened
+        beside it, in the prefetcher's thread)."""
         rows: list[dict[str, Any]] = []
         gallery: list[Decoded] = []
-        for image, row in decoded:
+        for group in groups(decoded, PREDICT_BATCH):
             if self.is_cancelled():
                 raise JobCancelled("cancel requested")
-            if image is not None:
-                started = time.perf_counter()
-                result = model.predict(image, spec.conf)
-                result["inference_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            if group[0][0] is None:  # unreadable: its row says why
+                rows.append(group[0][1])
+                self.epoch = len(rows)
+                continue
+            started = time.perf_counter()
+            results = model.predict_many([image for image, _row in group], spec.conf)
+            share_ms = round((time.perf_counter() - started) * 1000 / len(group), 2)
+            for (image, row), result in zip(group, results, strict=True):
                 for key in ("boxes", "probabilities"):
                     if key in result:
                         result[key] = result[key][: spec.max_results]
-                row.update(width=image.width, height=image.height, **result)
+                row.update(width=image.width, height=image.height, **result, inference_ms=share_ms)
                 if len(gallery) < spec.gallery_size:
                     gallery.append((image, row))
-            rows.append(row)
+                rows.append(row)
             self.epoch = len(rows)  # heartbeats carry it: images done
         return rows, gallery
 

@@ -56,6 +56,11 @@ class LoadedModel(Protocol):
         pixels `[x1, y1, x2, y2]`, `class_id`, `class_name`, `score`) or
         `{"probabilities": [...]}` (classify: `class_id`, `class_name`, `score`, best first)."""
 
+    def predict_many(self, images: list[Any], conf: float) -> list[dict[str, Any]]:
+        """`predict` for several images of one size in one call of the model, one result each, in
+        order: a batch inference job's throughput on a CPU about doubles at 8 per call. The same
+        size keeps each image's letterboxing what it is alone."""
+
 
 @dataclass
 class ExportResult:

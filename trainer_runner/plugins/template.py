@@ -146,6 +146,10 @@ class _TemplateModel:
             ]
         }
 
+    def predict_many(self, images: list[Any], conf: float) -> list[dict[str, Any]]:
+        """One image at a time: a new plugin may batch later (see LoadedModel.predict_many)."""
+        return [self.predict(image, conf) for image in images]
+
 
 def _tiny_cnn(nc: int) -> Any:
     import torch

@@ -274,16 +274,26 @@ class TimmModel:
         return _to_tensor(image, self.imgsz, self.mean, self.std).unsqueeze(0).to(self.device)
 
     def predict(self, image: Any, conf: float = 0.0) -> dict[str, Any]:
+        return self.predict_many([image], conf)[0]
+
+    def predict_many(self, images: list[Any], conf: float = 0.0) -> list[dict[str, Any]]:
         import torch
 
         with torch.no_grad():
-            probs = torch.softmax(self.model(self.preprocess(image)).float(), dim=1)[0].cpu()
-        order = torch.argsort(probs, descending=True).tolist()
-        return {
-            "probabilities": [
-                {"class_id": i, "class_name": self.classes[i], "score": float(probs[i])} for i in order
-            ]
-        }
+            batch = torch.cat([self.preprocess(image) for image in images])
+            found = torch.softmax(self.model(batch).float(), dim=1).cpu()
+        results = []
+        for probs in found:
+            order = torch.argsort(probs, descending=True).tolist()
+            results.append(
+                {
+                    "probabilities": [
+                        {"class_id": i, "class_name": self.classes[i], "score": float(probs[i])}
+                        for i in order
+                    ]
+                }
+            )
+        return results
 
 
 class FolderDataset:

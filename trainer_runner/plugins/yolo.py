@@ -353,7 +353,13 @@ class UltralyticsModel:
         self.imgsz = _train_imgsz(yolo)
 
     def predict(self, image: Any, conf: float) -> dict[str, Any]:
-        result = self.yolo.predict(image, conf=conf, imgsz=self.imgsz, device=self.device, verbose=False)[0]
+        return self.predict_many([image], conf)[0]
+
+    def predict_many(self, images: list[Any], conf: float) -> list[dict[str, Any]]:
+        found = self.yolo.predict(images, conf=conf, imgsz=self.imgsz, device=self.device, verbose=False)
+        return [self._result(result) for result in found]
+
+    def _result(self, result: Any) -> dict[str, Any]:
         if self.task == "classify":
             probs = result.probs.data.float().cpu().tolist()
             order = sorted(range(len(probs)), key=lambda i: -probs[i])
