@@ -155,7 +155,9 @@ class DatasetVersion(SQLModel, table=True):
 class Job(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
-    dataset_version_id: int = Field(foreign_key="datasetversion.id")
+    # The data the job ran on; None only for a batch run over an uploaded zip of images from
+    # uploaded weights (the zip is no dataset version, and such weights have no training data).
+    dataset_version_id: int | None = Field(default=None, foreign_key="datasetversion.id")
     created_by: int = Field(foreign_key="user.id")
     name: str = Field(max_length=120)
     framework: str = Field(max_length=32)
@@ -187,7 +189,8 @@ class Job(SQLModel, table=True):
     waiting_for: str | None = Field(default=None, max_length=200)
     # "train", or "batch_inference" (protocol v1.5): run `inference["model_uri"]` over the
     # dataset version, or over the zip at `inference["images_uri"]` (`source: "zip"`; the job's
-    # dataset_version_id is then the version the model was trained on, its lineage).
+    # dataset_version_id is then the version the model was trained on, its lineage, or None when
+    # the weights were uploaded).
     kind: str = Field(default="train", max_length=24, sa_column_kwargs={"server_default": "train"})
     inference: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")

@@ -1,0 +1,135 @@
+"""Migration 0016 (`job.dataset_version_id` nullable) on a database that holds jobs, with their
+metrics, on SQLite (the table is rebuilt) and PostgreSQL: the upgrade keeps every row; a batch
+run over an uploaded zip is then stored without a dataset version, listed and given a context; the
+downgrade refuses while such a job exists, saying which, and restores NOT NULL once none does."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+from sqlmodel import delete, select
+
+from alembic import command
+from services.domain import auth, jobs, overview, projects
+from services.domain.models import Dataset, DatasetVersion, Job, JobMetric
+from services.infra.db import get_engine, session_scope
+from services.runtime.cli import ROOT
+from tests.conftest import reset_caches
+from tests.utils import servers
+
+pytestmark = [pytest.mark.ops]
+
+
+def _alembic(direction: str, revision: str) -> None:
+    getattr(command, direction)(Config(str(ROOT / "alembic.ini")), revision)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the kind asked for, which the platform's settings point at."""
+    saved = {k: os.environ.get(k) for k in ("VTP_DATA_DIR", "VTP_DATABASE_URL")}
+    os.environ["VTP_DATA_DIR"] = str(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    try:
+        if request.param == "sqlite":
+            os.environ.pop("VTP_DATABASE_URL", None)
+            reset_caches()
+            yield "sqlite"
+        else:
+            with servers.postgres() as url:
+                os.environ["VTP_DATABASE_URL"] = url
+                reset_caches()
+                yield "postgresql"
+    finally:
+        get_engine().dispose()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_caches()
+
+
+def _job(project_id: int, user_id: int, version_id: int | None, name: str) -> Job:
+    return Job(
+        project_id=project_id,
+        dataset_version_id=version_id,
+        created_by=user_id,
+        name=name,
+        framework="ultralytics",
+        task="detect",
+        model="yolo11n.yaml",
+        state="succeeded",
+        callback_secret="s",
+        kind="train" if version_id is not None else "batch_inference",
+        inference={} if version_id is not None else {"source": "zip", "images_uri": "s3://b/x.zip"},
+    )
+
+
+def _nullable() -> bool:
+    columns = sa.inspect(get_engine()).get_columns("job")
+    return next(c for c in columns if c["name"] == "dataset_version_id")["nullable"]
+
+
+def test_upgrade_keeps_jobs_and_downgrade_refuses_jobs_without_a_version(database: str) -> None:
+    _alembic("upgrade", "0009")
+    with session_scope() as session:
+        user = auth.create_user(session, username=f"mig-{uuid.uuid4().hex[:8]}", password="a-long-password-1")
+        project = projects.create_project(session, owner=user, name="migration")
+        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
+        session.add(dataset)
+        session.flush()
+        version = DatasetVersion(
+            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
+        )
+        session.add(version)
+        session.flush()
+        trained = _job(project.id, user.id, version.id, "trained")
+        session.add(trained)
+        session.flush()
+        # Rows that point at the job: rebuilding the table on SQLite must not trip over them.
+        session.add(JobMetric(job_id=trained.id, epoch=0, metrics={"map50": 0.5}))
+        ids = (project.id, user.id, version.id, trained.id)
+    project_id, user_id, version_id, trained_id = ids
+    assert not _nullable()
+
+    _alembic("upgrade", "head")
+    assert _nullable()
+    with session_scope() as session:
+        kept = session.get(Job, trained_id)
+        assert kept is not None and kept.dataset_version_id == version_id and kept.name == "trained"
+        assert len(session.exec(select(JobMetric).where(JobMetric.job_id == trained_id)).all()) == 1
+        batch = _job(project_id, user_id, None, "uploaded weights over a zip")
+        session.add(batch)
+        session.flush()
+        batch_id = batch.id
+        listed = jobs.filter_jobs(session, project_id=project_id)
+        assert {(j["id"], j["dataset_version_id"]) for j in listed} == {
+            (trained_id, version_id),
+            (batch_id, None),
+        }
+        contexts = overview.run_contexts(session, project_id=project_id, job_ids=[trained_id, batch_id])
+        assert (contexts[trained_id].dataset, contexts[batch_id].dataset) == ("d v1", "uploaded images")
+
+    with pytest.raises(RuntimeError, match=rf"1 job\(s\) have no dataset version .*: {batch_id}\); delete"):
+        _alembic("downgrade", "0009")
+    assert _nullable(), "a refused downgrade changed nothing"
+
+    with session_scope() as session:
+        session.exec(delete(Job).where(Job.id == batch_id))
+    _alembic("downgrade", "0009")
+    assert not _nullable()
+    with session_scope() as session:
+        assert session.get(Job, trained_id) is not None
+    with pytest.raises(sa.exc.IntegrityError), session_scope() as session:
+        session.add(_job(project_id, user_id, None, "no version"))
+        session.flush()
+
+    _alembic("upgrade", "head")  # and up again, to where the rest of the session expects it
+    assert _nullable()
