@@ -46,6 +46,14 @@ def key_metrics(task: str, final: Mapping[str, float]) -> list[KeyMetric]:
     return [KeyMetric(label=s.label, value=f"{final[s.key]:.3f}" if s.key in final else "—") for s in series]
 
 
+def _data_of(run: Mapping[str, Any]) -> str:
+    """A run's data when its dataset's name is not known: the version id, or a zip's images."""
+    if "dataset_version_id" not in run:
+        return "version ?"
+    version = run["dataset_version_id"]
+    return "uploaded images" if version is None else f"version {version}"
+
+
 def experiment_card_data(
     run: Mapping[str, Any], *, dataset: str = "", owner_avatar: str = "", owner_color: str = ""
 ) -> ExperimentCardData:
@@ -54,7 +62,7 @@ def experiment_card_data(
         id=str(run["id"]),
         name=str(run["name"]),
         model=str(run["model"]).removesuffix(".yaml"),
-        dataset=dataset or f"version {run.get('dataset_version_id', '?')}",
+        dataset=dataset or _data_of(run),
         state=str(run["state"]),
         owner=str(run.get("owner") or ""),
         owner_avatar=owner_avatar or str(run.get("owner") or "?")[:2].upper(),

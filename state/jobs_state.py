@@ -30,7 +30,7 @@ def list_row(job: JobListItem) -> dict[str, str]:
         "state": job.label,  # "pruned" for a sweep trial the pruner stopped
         "owner": job.owner,
         "model": job.model.removesuffix(".yaml"),
-        "dataset": str(job.dataset_version_id),
+        "dataset": "uploaded images" if job.dataset_version_id is None else str(job.dataset_version_id),
         "epoch": epoch_progress(job.current_epoch, job.total_epochs)
         if job.pruned_epoch is None
         else f"pruned at epoch {job.pruned_epoch + 1}",

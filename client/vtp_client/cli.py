@@ -666,7 +666,10 @@ def jobs_show(job: JobArg, project: ProjectOpt, output: OutputOpt = Output.table
         return emit_json(found)
     out.print(f"[bold]job {found.id}[/bold] {escape(found.name)}  [bold]{found.state}[/bold]")
     out.print(f"attempt {found.attempt}, model {escape(found.model)} ({found.framework}/{found.task})")
-    out.print(f"dataset version {found.dataset_version_id}")
+    if found.dataset_version_id is None:
+        out.print("over uploaded images (no dataset version)")
+    else:
+        out.print(f"dataset version {found.dataset_version_id}")
     out.print("hyperparameters " + escape(json.dumps(found.hyperparameters)))
     if found.error_message:
         out.print(f"[red]{found.error_kind or 'error'}[/red]: {escape(found.error_message)}")
@@ -792,7 +795,10 @@ def show_trained_jobs(found: list[m.JobListItem]) -> None:
             ("name", lambda j: j.name),
             ("model", lambda j: j.model),
             ("task", lambda j: j.task),
-            ("dataset version", lambda j: j.dataset_version_id),
+            (
+                "dataset version",
+                lambda j: "uploaded images" if j.dataset_version_id is None else j.dataset_version_id,
+            ),
             (
                 "exports",
                 lambda j: ", ".join(

@@ -182,7 +182,7 @@ class MetricPoint(_Model):
 class Job(_Model):
     id: int
     project_id: int
-    dataset_version_id: int
+    dataset_version_id: int | None  # None: a batch run of uploaded weights over a zip of images
     name: str
     framework: str
     task: str

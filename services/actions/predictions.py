@@ -191,6 +191,15 @@ def _check_page(offset: int, limit: int) -> None:
         raise InvalidInput(f"limit must be 1..{MAX_PAGE} and offset >= 0")
 
 
+def _check_has_dataset(job: Job) -> None:
+    """A batch run over an uploaded zip has no dataset version, so no labelled images to judge."""
+    if job.dataset_version_id is None:
+        raise InvalidInput(
+            f"job {job.id} ({job.name}) ran over uploaded images, not a dataset version: it has no "
+            "labelled predictions to judge; its results are on its job page"
+        )
+
+
 def _finished_jobs(session: Session, project_id: int, job_ids: Sequence[int]) -> list[Job]:
     ids = list(dict.fromkeys(int(j) for j in job_ids))
     if not MIN_JOBS <= len(ids) <= MAX_JOBS:
@@ -201,6 +210,8 @@ def _finished_jobs(session: Session, project_id: int, job_ids: Sequence[int]) ->
         if job is None or job.project_id != project_id:
             raise NotFound(f"Job {job_id} does not exist in this project")
         found.append(job)
+    for job in found:
+        _check_has_dataset(job)
     versions = {j.dataset_version_id for j in found}
     if len(versions) > 1:
         detail = ", ".join(f"job {j.id} on version #{j.dataset_version_id}" for j in found)
@@ -295,6 +306,7 @@ def confusion_cell(
             op.authorize(Action.job_read, project_id=job.project_id)
         except NotFound as exc:
             raise NotFound(f"Job {job_id} does not exist", reason=exc.reason) from exc
+        _check_has_dataset(job)
         version = op.session.get(DatasetVersion, job.dataset_version_id)
         if version is None:
             raise NotFound(f"dataset version #{job.dataset_version_id} no longer exists")

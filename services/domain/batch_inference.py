@@ -42,8 +42,8 @@ RESULT_KEYS = ("predictions_jsonl", "predictions_csv", "inference_summary")
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """Weights to run, what they are, and the training job they came from (the batch job's
-    lineage; None for uploaded weights)."""
+    """Weights to run, what they are, and the training job they came from (over a zip, the
+    batch job's lineage is that job's dataset version; None for uploaded weights)."""
 
     uri: str
     job: Job | None
@@ -130,20 +130,16 @@ def new_batch_job(
         raise InvalidInput("conf: a confidence threshold from 0 to 1")
     if (dataset_version_id is None) == (images_uri is None):
         raise InvalidInput("images: choose a dataset version or upload a zip of images")
-    source = model.job
-    if dataset_version_id is None and source is None:
-        raise InvalidInput(
-            f"images: {ref} was uploaded, so it has no training data to stand for a zip's images; "
-            "run it over a dataset version"
-        )
+    lineage: int | None
     if dataset_version_id is not None:
         version = datasets.get_version(session, project_id=project_id, version_id=dataset_version_id)
         over = f"dataset v{version.version}"
         lineage = id_of(version)
     else:
         over = "uploaded images"
-        assert source is not None
-        lineage = source.dataset_version_id  # the data the model learnt from
+        # A zip is no dataset version: the run keeps the data its model learnt from, or none for
+        # uploaded weights (their version in the registry says where they came from).
+        lineage = model.job.dataset_version_id if model.job is not None else None
     inference: dict[str, Any] = {
         "model_uri": model.uri,
         "model_ref": ref,

@@ -278,7 +278,8 @@ def hyperparameter_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         values = ["" if name not in r["hyperparameters"] else str(r["hyperparameters"][name]) for r in runs]
         rows.append({"name": name, "values": values, "differs": len(set(values)) > 1})
     for extra in ("model", "dataset_version_id"):
-        values = [str(r[extra]) for r in runs]
+        # No dataset version: a batch run over an uploaded zip of images.
+        values = ["uploaded images" if r[extra] is None else str(r[extra]) for r in runs]
         rows.insert(0, {"name": extra, "values": values, "differs": len(set(values)) > 1})
     return sorted(rows, key=lambda r: not r["differs"])
 

@@ -131,21 +131,22 @@ class RunContext(BaseModel):
 def run_contexts(session: Session, *, project_id: int, job_ids: list[int]) -> dict[int, RunContext]:
     """Dataset name/version and owner face of the project's runs `job_ids` (one query).
 
-    The caller authorizes reading the project's jobs; runs of other projects are left out.
+    The caller authorizes reading the project's jobs; runs of other projects are left out. A
+    batch run over an uploaded zip has no dataset version: its data reads "uploaded images".
     """
     if not job_ids:
         return {}
     rows = session.exec(
         select(Job.id, Dataset.name, DatasetVersion.version, User)
-        .join(DatasetVersion, col(DatasetVersion.id) == Job.dataset_version_id)
-        .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id)
+        .outerjoin(DatasetVersion, col(DatasetVersion.id) == Job.dataset_version_id)
+        .outerjoin(Dataset, col(Dataset.id) == DatasetVersion.dataset_id)
         .join(User, col(User.id) == Job.created_by)
         .where(Job.project_id == project_id, col(Job.id).in_(job_ids))
     ).all()
     return {
         job_id: RunContext(
             job_id=job_id,
-            dataset=f"{name} v{version}",
+            dataset=f"{name} v{version}" if version is not None else "uploaded images",
             owner=MemberFace(
                 username=owner.username, avatar_name=owner.avatar_name, badge_color=owner.badge_color, role=""
             ),

@@ -151,7 +151,9 @@ class MetricPoint(BaseModel):
 class JobPublic(BaseModel):
     id: int
     project_id: int
-    dataset_version_id: int
+    dataset_version_id: int | None = Field(
+        description="The data the job ran on; null: a batch run of uploaded weights over a zip of images."
+    )
     name: str
     framework: str
     task: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -162,9 +163,34 @@ def _png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
+def _listed_without_a_dataset_version(api: Api, pid: int, batch_id: int, trained_id: int) -> None:
+    """A batch run without a dataset version is in every list and page a job is, saying so."""
+    for params in ({}, {"light": "true"}):
+        listed = api.http.get(f"/projects/{pid}/jobs", params=params).raise_for_status().json()
+        (row,) = [j for j in listed if j["id"] == batch_id]
+        assert (row["kind"], row["dataset_version_id"], row["state"]) == (
+            "batch_inference",
+            None,
+            "succeeded",
+        )
+    detail = api.http.get(f"/projects/{pid}/jobs/{batch_id}").raise_for_status().json()
+    assert detail["dataset_version_id"] is None and detail["kind"] == "batch_inference", detail
+    assert detail["name"].endswith("on uploaded images"), detail["name"]
+    compared = api.http.get(f"/projects/{pid}/compare", params={"ids": f"{trained_id},{batch_id}"})
+    body = compared.raise_for_status().json()
+    assert sorted(r["id"] for r in body["runs"]) == sorted([trained_id, batch_id]), body["runs"]
+    (data_row,) = [r for r in body["hyperparameters"] if r["name"] == "dataset_version_id"]
+    assert "uploaded images" in data_row["values"], data_row
+    runs = api.http.get(f"/projects/{pid}/runs", params={"limit": 500}).raise_for_status().json()
+    assert trained_id in {r["id"] for r in runs["items"]}  # training runs only: no batch run
+    judged = api.http.get(f"/projects/{pid}/predictions/compare", params={"jobs": f"{trained_id},{batch_id}"})
+    assert judged.status_code == 422 and "ran over uploaded images" in judged.json()["detail"], judged.text
+
+
 def test_upload_weights_export_download_zip_batch_and_alias_rm(
     vtp: Run,  # noqa: F811
     stack: StackProcess,
+    api: Api,
     trained: tuple[int, dict[str, Any], dict[str, Any]],
     tmp_path: Path,
 ) -> None:
@@ -195,19 +221,17 @@ def test_upload_weights_export_download_zip_batch_and_alias_rm(
     # and from the job.
     registered = f"{name}-job"
     ok(vtp("models", "register", str(job["id"]), "-n", registered, "-P", p))
-    # A registered version over a zip of images, one of them unreadable (a row with its error).
-    # (Uploaded weights have no training data to stand as the run's lineage: refused, saying so.)
+    # The uploaded version over a zip of images, one of them unreadable (a row with its error).
+    # Neither the weights nor the zip are a dataset version: the run has none, and is a job like any.
     photos = tmp_path / "photos.zip"
     with zipfile.ZipFile(photos, "w") as zf:
         for i, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
             zf.writestr(f"photos/{i}.png", _png((48, 32), colour))
         zf.writestr("photos/broken.png", b"not a png")
         zf.writestr("photos/readme.txt", "not an image: skipped")
-    lineage = vtp("predict", "batch", "-m", f"{name}/1", "--images", str(photos), "-P", p)
-    assert lineage.returncode == 1 and "run it over a dataset version" in lineage.stderr, lineage.stderr
     results = tmp_path / "results"
     batch = vtp(
-        "predict", "batch", "--model", f"{registered}/1", "--images", str(photos), "-P", p, "--conf", "0.01",
+        "predict", "batch", "--model", f"{name}/1", "--images", str(photos), "-P", p, "--conf", "0.01",
         "--wait", "--poll", "1", "--dest", str(results), "-o", "json", timeout=600,
     )  # fmt: skip
     assert batch.returncode == 0, f"stdout:\n{batch.stdout}\nstderr:\n{batch.stderr}"
@@ -223,6 +247,9 @@ def test_upload_weights_export_download_zip_batch_and_alias_rm(
     )
     with (results / "predictions.csv").open(newline="") as handle:
         assert [r["image"] for r in csv.DictReader(handle)] == list(rows)
+    queued = re.search(r"batch run (\d+) queued", batch.stderr)
+    assert queued, batch.stderr
+    _listed_without_a_dataset_version(api, pid, int(queued.group(1)), job["id"])
 
     exported = json.loads(
         ok(vtp("models", "export", str(job["id"]), "-P", p, "--format", "onnx", "-o", "json")).stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,12 @@ from alembic.config import Config
 from sqlmodel import delete, select
 
 from alembic import command
-from services.domain import auth, jobs, overview, projects
+from services.domain import auth, batch_inference, jobs, overview, projects
 from services.domain.models import Dataset, DatasetVersion, Job, JobMetric
+from services.errors import InvalidInput
 from services.infra.db import get_engine, session_scope
 from services.runtime.cli import ROOT
+from services.runtime.dispatcher import Dispatcher
 from tests.conftest import reset_caches
 from tests.utils import servers
 
@@ -30,22 +33,22 @@ def _alembic(direction: str, revision: str) -> None:
     getattr(command, direction)(Config(str(ROOT / "alembic.ini")), revision)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the kind asked for, which the platform's settings point at."""
+@contextmanager
+def _platform_database(kind: str, tmp_path: Path) -> Iterator[None]:
+    """An empty database of `kind` (sqlite, postgresql), which the platform's settings point at."""
     saved = {k: os.environ.get(k) for k in ("VTP_DATA_DIR", "VTP_DATABASE_URL")}
     os.environ["VTP_DATA_DIR"] = str(tmp_path / "data")
     (tmp_path / "data").mkdir()
     try:
-        if request.param == "sqlite":
+        if kind == "sqlite":
             os.environ.pop("VTP_DATABASE_URL", None)
             reset_caches()
-            yield "sqlite"
+            yield
         else:
             with servers.postgres() as url:
                 os.environ["VTP_DATABASE_URL"] = url
                 reset_caches()
-                yield "postgresql"
+                yield
     finally:
         get_engine().dispose()
         for key, value in saved.items():
@@ -54,6 +57,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             else:
                 os.environ[key] = value
         reset_caches()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with _platform_database(request.param, tmp_path):
+        yield request.param
 
 
 def _job(project_id: int, user_id: int, version_id: int | None, name: str) -> Job:
@@ -133,3 +142,77 @@ def test_upgrade_keeps_jobs_and_downgrade_refuses_jobs_without_a_version(databas
 
     _alembic("upgrade", "head")  # and up again, to where the rest of the session expects it
     assert _nullable()
+
+
+def test_a_zip_run_of_uploaded_weights_has_no_version_and_retries_with_its_zip(tmp_path: Path) -> None:
+    """The domain rules around such a job, on the migrated schema: a zip run of uploaded weights
+    gets no version, one of a job's weights keeps that job's; a retry keeps the zip; the
+    dispatcher sends the zip's URI and builds nothing from a missing version."""
+    with _platform_database("sqlite", tmp_path):
+        _alembic("upgrade", "head")
+        _zip_run_rules()
+
+
+def _zip_run_rules() -> None:
+    with session_scope() as session:
+        user = auth.create_user(session, username=f"zip-{uuid.uuid4().hex[:8]}", password="a-long-password-1")
+        project = projects.create_project(session, owner=user, name="zip runs")
+        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
+        session.add(dataset)
+        session.flush()
+        version = DatasetVersion(
+            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
+        )
+        session.add(version)
+        session.flush()
+        trained = _job(project.id, user.id, version.id, "trained")
+        session.add(trained)
+        session.flush()
+        zip_uri = "s3://b/projects/1/inference/batches/x.zip"
+        uploaded = batch_inference.ResolvedModel(
+            uri="s3://b/w/best.pt",
+            job=None,
+            framework="ultralytics",
+            task="detect",
+            architecture="yolo11n.yaml",
+        )
+        run = batch_inference.new_batch_job(
+            session, project_id=project.id, user=user, model=uploaded, ref="models/up/1", images_uri=zip_uri
+        )
+        assert (
+            run.dataset_version_id is None and run.name == "Batch inference: models/up/1 on uploaded images"
+        )
+        from_job = batch_inference.ResolvedModel(
+            uri="s3://b/w/best.pt",
+            job=trained,
+            framework="ultralytics",
+            task="detect",
+            architecture="yolo11n.yaml",
+        )
+        lineage = batch_inference.new_batch_job(
+            session,
+            project_id=project.id,
+            user=user,
+            model=from_job,
+            ref=f"jobs/{trained.id}",
+            images_uri=zip_uri,
+        )
+        assert lineage.dataset_version_id == version.id  # a trained model's data, as before
+        with pytest.raises(InvalidInput, match="choose a dataset version or upload a zip"):
+            batch_inference.new_batch_job(session, project_id=project.id, user=user, model=uploaded, ref="x")
+
+        run.state = "failed"
+        session.add(run)
+        session.flush()
+        again = jobs.retry(session, run, user, resume=False)
+        session.add(again)
+        session.flush()
+        assert again.dataset_version_id is None and again.inference["images_uri"] == zip_uri
+        assert Dispatcher._images_of(session, again) == zip_uri
+        spec = jobs.dispatch_spec(again, dataset_uri=zip_uri, callback_url="http://x/cb", heartbeat_s=5)
+        assert spec["dataset_uri"] == zip_uri and spec["kind"] == "batch_inference"
+        assert Dispatcher._images_of(session, trained) == "s3://b/k/"
+        broken = _job(project.id, user.id, None, "neither")
+        broken.inference = {}
+        with pytest.raises(InvalidInput, match="neither a dataset version nor a zip"):
+            Dispatcher._images_of(session, broken)

@@ -41,7 +41,8 @@ async def create_batch_from_zip(
     conf: Annotated[float, Form(ge=0.0, le=1.0)] = 0.25,
     name: Annotated[str, Form(max_length=120)] = "",
 ) -> JobPublic:
-    """Queue a batch run over an uploaded zip of images; the zip is checked before it is stored."""
+    """Queue a batch run of any model (uploaded weights too) over an uploaded zip of images; the zip
+    is checked before it is stored."""
     data = await images.read(MAX_ZIP_BYTES + 1)
     request = BatchRequest(model=model, zip_data=data, filename=images.filename or "", conf=conf, name=name)
     return (await batch_inference.create(actor, project_id=project_id, request=request)).job
