@@ -236,3 +236,18 @@ def test_usage_per_group() -> None:
         and s["gpu_hours"] == pytest.approx(0.5)
     )
     assert s["queue_wait_p90_s"] == 30
+
+
+def test_a_run_without_a_dataset_version_reads_uploaded_images() -> None:
+    """A batch run of uploaded weights over a zip has no dataset version: never "None"."""
+    from components.experiment_card import experiment_card_data
+
+    base = {"id": 3, "name": "zip", "model": "yolo11n.yaml", "state": "succeeded", "hyperparameters": {}}
+    rows = experiments.hyperparameter_rows(
+        [{**base, "dataset_version_id": None}, {**base, "id": 4, "dataset_version_id": 2}]
+    )
+    data = next(r for r in rows if r["name"] == "dataset_version_id")
+    assert data == {"name": "dataset_version_id", "values": ["uploaded images", "2"], "differs": True}
+    assert experiment_card_data({**base, "dataset_version_id": None}).dataset == "uploaded images"
+    assert experiment_card_data({**base, "dataset_version_id": 2}).dataset == "version 2"
+    assert experiment_card_data(base).dataset == "version ?"
