@@ -291,6 +291,18 @@ def retry_or_fail(session: Session, job: Job, *, reason: str, max_attempts: int)
     return True
 
 
+def data_uri(session: Session, job: Job) -> str:
+    """The s3:// URI of the data the job runs on: its dataset version's, or for a batch run
+    without one (uploaded weights over a zip), the zip's. InvalidInput or NotFound when there
+    is none, so nothing is ever built from a missing version."""
+    if job.dataset_version_id is None:
+        images = job.inference.get("images_uri") if job.kind == "batch_inference" else None
+        if not images:
+            raise InvalidInput(f"job {job.id} has neither a dataset version nor a zip of images")
+        return str(images)
+    return datasets.get_version(session, project_id=job.project_id, version_id=job.dataset_version_id).uri
+
+
 def dispatch_spec(
     job: Job,
     *,

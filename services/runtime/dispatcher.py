@@ -31,11 +31,10 @@ from typing import Any, cast
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlmodel import Session
 
-from services.domain import datasets, fleet, jobs, quotas, sweeps
+from services.domain import fleet, jobs, quotas, sweeps
 from services.domain.models import Job, JobState, utcnow
-from services.errors import DomainError, InvalidInput
+from services.errors import DomainError
 from services.infra import logs, metrics, storage
 from services.infra.db import session_scope
 from services.infra.queue import DISPATCH_LOCK, DISPATCH_WAKE, WAKE_ROOM, request_id_of
@@ -200,17 +199,6 @@ class Dispatcher:
         except (RedisError, OSError):
             return None
 
-    @staticmethod
-    def _images_of(session: Session, job: Job) -> str:
-        """The s3:// URI of the data the job runs on: its dataset version's, or for a batch run
-        without one (uploaded weights over a zip), the zip's. DomainError when there is none."""
-        if job.dataset_version_id is None:
-            images = job.inference.get("images_uri") if job.kind == "batch_inference" else None
-            if not images:
-                raise InvalidInput(f"job {job.id} has neither a dataset version nor a zip of images")
-            return str(images)
-        return datasets.get_version(session, project_id=job.project_id, version_id=job.dataset_version_id).uri
-
     async def _hand_over(self, job_id: int) -> tuple[str, str]:
         """`dispatching` → POST /jobs → `running`; back to `queued` if the trainer has no room."""
         settings = self.settings
@@ -229,7 +217,7 @@ class Dispatcher:
             job.waiting_for = None
             job.last_heartbeat_at = utcnow()  # the reconciler's silence clock starts at the hand-over
             try:
-                dataset_uri = self._images_of(session, job)
+                dataset_uri = jobs.data_uri(session, job)
             except DomainError as exc:
                 job.error_kind, job.error_message = "permanent", f"cannot dispatch: {exc.message}"
                 jobs.transition(session, job, JobState.failed, reason=job.error_message)

@@ -22,7 +22,6 @@ from services.domain.models import Dataset, DatasetVersion, Job, JobMetric
 from services.errors import InvalidInput
 from services.infra.db import get_engine, session_scope
 from services.runtime.cli import ROOT
-from services.runtime.dispatcher import Dispatcher
 from tests.conftest import reset_caches
 from tests.utils import servers
 
@@ -208,11 +207,11 @@ def _zip_run_rules() -> None:
         session.add(again)
         session.flush()
         assert again.dataset_version_id is None and again.inference["images_uri"] == zip_uri
-        assert Dispatcher._images_of(session, again) == zip_uri
+        assert jobs.data_uri(session, again) == zip_uri
         spec = jobs.dispatch_spec(again, dataset_uri=zip_uri, callback_url="http://x/cb", heartbeat_s=5)
         assert spec["dataset_uri"] == zip_uri and spec["kind"] == "batch_inference"
-        assert Dispatcher._images_of(session, trained) == "s3://b/k/"
+        assert jobs.data_uri(session, trained) == "s3://b/k/"
         broken = _job(project.id, user.id, None, "neither")
         broken.inference = {}
         with pytest.raises(InvalidInput, match="neither a dataset version nor a zip"):
-            Dispatcher._images_of(session, broken)
+            jobs.data_uri(session, broken)
