@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
-from sqlmodel import delete, select
+from sqlmodel import Session, delete, select
 
 from alembic import command
 from services.domain import auth, batch_inference, jobs, overview, projects
-from services.domain.models import Dataset, DatasetVersion, Job, JobMetric
+from services.domain.models import Dataset, DatasetVersion, Job, JobMetric, Project, User
 from services.errors import InvalidInput
 from services.infra.db import get_engine, session_scope
 from services.runtime.cli import ROOT
@@ -85,22 +85,26 @@ def _nullable() -> bool:
     return next(c for c in columns if c["name"] == "dataset_version_id")["nullable"]
 
 
+def _trained_job(session: Session, name: str) -> tuple[Project, User, DatasetVersion, Job]:
+    """An owner, their project, a dataset version and a job trained on it (flushed)."""
+    user = auth.create_user(session, username=f"mig-{uuid.uuid4().hex[:8]}", password="a-long-password-1")
+    project = projects.create_project(session, owner=user, name=name)
+    dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
+    session.add(dataset)
+    session.flush()
+    version = DatasetVersion(dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/")
+    session.add(version)
+    session.flush()
+    trained = _job(project.id, user.id, version.id, "trained")
+    session.add(trained)
+    session.flush()
+    return project, user, version, trained
+
+
 def test_upgrade_keeps_jobs_and_downgrade_refuses_jobs_without_a_version(database: str) -> None:
     _alembic("upgrade", "0009")
     with session_scope() as session:
-        user = auth.create_user(session, username=f"mig-{uuid.uuid4().hex[:8]}", password="a-long-password-1")
-        project = projects.create_project(session, owner=user, name="migration")
-        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
-        )
-        session.add(version)
-        session.flush()
-        trained = _job(project.id, user.id, version.id, "trained")
-        session.add(trained)
-        session.flush()
+        project, user, version, trained = _trained_job(session, "migration")
         # Rows that point at the job: rebuilding the table on SQLite must not trip over them.
         session.add(JobMetric(job_id=trained.id, epoch=0, metrics={"map50": 0.5}))
         ids = (project.id, user.id, version.id, trained.id)
@@ -154,19 +158,7 @@ def test_a_zip_run_of_uploaded_weights_has_no_version_and_retries_with_its_zip(t
 
 def _zip_run_rules() -> None:
     with session_scope() as session:
-        user = auth.create_user(session, username=f"zip-{uuid.uuid4().hex[:8]}", password="a-long-password-1")
-        project = projects.create_project(session, owner=user, name="zip runs")
-        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
-        )
-        session.add(version)
-        session.flush()
-        trained = _job(project.id, user.id, version.id, "trained")
-        session.add(trained)
-        session.flush()
+        project, user, version, trained = _trained_job(session, "zip runs")
         zip_uri = "s3://b/projects/1/inference/batches/x.zip"
         uploaded = batch_inference.ResolvedModel(
             uri="s3://b/w/best.pt",
