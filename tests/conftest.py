@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.utils import servers
 from tests.utils.browser import ARGS, CHROMIUM
+from tests.utils.environ import environment
 from tests.utils.stack import SSO_ACCOUNTS, SSO_CLIENT, Api, StackProcess
 
 # argon2's cheapest parameters: the suite hashes and checks hundreds of passwords, at about 0.1 s
@@ -84,23 +85,13 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             "VTP_S3_SECRET_KEY": servers.S3_KEYS[1],
             "VTP_REDIS_URL": redis_url,
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        reset_caches()
-        from services.infra import storage
-        from services.runtime.cli import migrate
+        with environment(env):
+            from services.infra import storage
+            from services.runtime.cli import migrate
 
-        storage.ensure_bucket()
-        _migrate_from_template(tmp_path_factory, root / "data", migrate)
-        try:
+            storage.ensure_bucket()
+            _migrate_from_template(tmp_path_factory, root / "data", migrate)
             yield env
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            reset_caches()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 from services.runtime import backup
 from tests.conftest import reset_caches
 from tests.utils import servers
+from tests.utils.environ import environment
 
 
 def vtp(*args: str) -> int:
@@ -44,24 +45,15 @@ def platform(tmp_path: Path) -> Iterator[dict[str, str]]:
             "VTP_S3_BUCKET": "vtp",
             "VTP_DATABASE_URL": "",
         }
-        saved = {k: os.environ.get(k) for k in env}
-        _use(env)
-        from services.infra import storage
-        from services.runtime.cli import migrate
-        from services.runtime.seed import seed_demo
+        with environment(env):
+            from services.infra import storage
+            from services.runtime.cli import migrate
+            from services.runtime.seed import seed_demo
 
-        storage.ensure_bucket()
-        migrate()
-        seed_demo()
-        try:
+            storage.ensure_bucket()
+            migrate()
+            seed_demo()
             yield env
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            reset_caches()
 
 
 def _rows(path: Path) -> dict[str, int]:

@@ -5,10 +5,10 @@ downgrade refuses while such a job exists, saying which, and restores NOT NULL o
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,8 @@ from services.domain.models import Dataset, DatasetVersion, Job, JobMetric, Proj
 from services.errors import InvalidInput
 from services.infra.db import get_engine, session_scope
 from services.runtime.cli import ROOT
-from tests.conftest import reset_caches
 from tests.utils import servers
+from tests.utils.environ import environment
 
 pytestmark = [pytest.mark.ops]
 
@@ -35,27 +35,13 @@ def _alembic(direction: str, revision: str) -> None:
 @contextmanager
 def _platform_database(kind: str, tmp_path: Path) -> Iterator[None]:
     """An empty database of `kind` (sqlite, postgresql), which the platform's settings point at."""
-    saved = {k: os.environ.get(k) for k in ("VTP_DATA_DIR", "VTP_DATABASE_URL")}
-    os.environ["VTP_DATA_DIR"] = str(tmp_path / "data")
     (tmp_path / "data").mkdir()
-    try:
-        if kind == "sqlite":
-            os.environ.pop("VTP_DATABASE_URL", None)
-            reset_caches()
+    server = nullcontext(None) if kind == "sqlite" else servers.postgres()
+    with server as url, environment({"VTP_DATA_DIR": str(tmp_path / "data"), "VTP_DATABASE_URL": url}):
+        try:
             yield
-        else:
-            with servers.postgres() as url:
-                os.environ["VTP_DATABASE_URL"] = url
-                reset_caches()
-                yield
-    finally:
-        get_engine().dispose()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_caches()
+        finally:
+            get_engine().dispose()  # this database's engine, before the settings move on
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -173,13 +159,7 @@ def _zip_run_rules() -> None:
         assert (
             run.dataset_version_id is None and run.name == "Batch inference: models/up/1 on uploaded images"
         )
-        from_job = batch_inference.ResolvedModel(
-            uri="s3://b/w/best.pt",
-            job=trained,
-            framework="ultralytics",
-            task="detect",
-            architecture="yolo11n.yaml",
-        )
+        from_job = dataclasses.replace(uploaded, job=trained)
         lineage = batch_inference.new_batch_job(
             session,
             project_id=project.id,

@@ -10,7 +10,6 @@ talking HTTP to the API as a trainer does.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -25,8 +24,8 @@ import uvicorn
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.conftest import reset_caches
 from tests.utils import servers
+from tests.utils.environ import environment
 from tests.utils.live_jobs import insert_running_job
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.outbox import CallbackOutbox
@@ -65,34 +64,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Busy
     root = tmp_path_factory.mktemp("batch")
     with servers.redis(root / "redis") as redis_url:
         env = {"VTP_DATA_DIR": str(root / "data"), "VTP_REDIS_URL": redis_url}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        reset_caches()
-        from app.api.main import api
-        from services.runtime.cli import migrate
+        with environment(env):
+            from app.api.main import api
+            from services.runtime.cli import migrate
 
-        migrate()
-        gate = BusyGate(api)
-        port = servers.free_port()
-        config = uvicorn.Config(gate, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        instance = uvicorn.Server(config)
-        thread = threading.Thread(target=instance.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not instance.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}", gate
-        finally:
-            instance.should_exit = True
-            thread.join(10)
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            reset_caches()
+            migrate()
+            gate = BusyGate(api)
+            port = servers.free_port()
+            config = uvicorn.Config(gate, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+            instance = uvicorn.Server(config)
+            thread = threading.Thread(target=instance.run, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not instance.started:
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.05)
+            try:
+                yield f"http://127.0.0.1:{port}", gate
+            finally:
+                instance.should_exit = True
+                thread.join(10)
 
 
 def _job() -> tuple[int, str]:

@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.conftest import reset_caches
 from tests.utils import aio, servers
+from tests.utils.environ import environment
 
 pytestmark = pytest.mark.reliability
 
@@ -39,21 +40,11 @@ def light_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("load")
     with servers.redis(root / "redis") as redis_url:
         env = {"VTP_DATA_DIR": str(root / "data"), "VTP_REDIS_URL": redis_url}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        reset_caches()
-        from services.runtime.cli import migrate
+        with environment(env):
+            from services.runtime.cli import migrate
 
-        migrate()
-        try:
+            migrate()
             yield root
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            reset_caches()
 
 
 def _add_runs(project_id: int, version_id: int, user_id: int, count: int) -> list[int]:

@@ -10,7 +10,6 @@ first (`stack_database`).
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,27 +17,15 @@ from contextlib import contextmanager
 
 import httpx
 
+from tests.utils.environ import environment
 from tests.utils.stack import StackProcess
 
 
 @contextmanager
 def stack_database(stack: StackProcess) -> Iterator[None]:
     """Make this process's sessions (and its change notices) use the stack's database and Redis."""
-    from tests.conftest import reset_caches
-
-    env = {k: v for k, v in stack.env().items() if k.startswith("VTP_")}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_caches()
-    try:
+    with environment({k: v for k, v in stack.env().items() if k.startswith("VTP_")}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_caches()
 
 
 def insert_running_job(project_id: int, version_id: int, username: str, epochs: int) -> tuple[int, str]:
