@@ -117,6 +117,7 @@ class PredictionsState(AuthState):
     stored: int = 0
     error: str = ""
     loading: bool = False
+    _asked: int = 0  # fetch requests so far; a read whose count went stale reads again
 
     @rx.var
     def page_label(self) -> str:
@@ -151,26 +152,53 @@ class PredictionsState(AuthState):
 
     @rx.event(background=True)
     async def fetch(self):
+        """Read the page the filters ask for; a filter changed mid-read is read again.
+
+        One read runs at a time. A request that arrives while one runs bumps `_asked`, and the
+        running read starts over with the newest filters instead of showing what was asked
+        before (a filter clicked during a slow read used to be dropped).
+        """
         async with self:
+            self._asked += 1
             if self.loading or not self.project_id:
                 return
             self.loading = True
-            token, project_id, ids, split = self.token, self.project_id, list(self.job_ids), self.split
-            filters = {"disagree": self.disagree, "class_name": self.class_name, "wrong_in": self.wrong_in}
-            offset = self.offset
         try:
-            data = await asyncio.to_thread(load_page, token, project_id, ids, split, filters, offset)
-        except DomainError as exc:
+            while True:
+                async with self:
+                    asked = self._asked
+                    token, project_id, ids, split = (
+                        self.token,
+                        self.project_id,
+                        list(self.job_ids),
+                        self.split,
+                    )
+                    filters = {
+                        "disagree": self.disagree,
+                        "class_name": self.class_name,
+                        "wrong_in": self.wrong_in,
+                    }
+                    offset = self.offset
+                try:
+                    data = await asyncio.to_thread(load_page, token, project_id, ids, split, filters, offset)
+                except DomainError as exc:
+                    async with self:
+                        if self._asked != asked:
+                            continue
+                        self.error, self.rows, self.total = exc.message, [], 0
+                    return
+                async with self:
+                    if self._asked != asked:
+                        continue
+                    if not data["signed_in"]:
+                        return
+                    self.error = ""
+                    self.task, self.classes, self.jobs = data["task"], data["classes"], data["jobs"]
+                    self.rows, self.total, self.stored = data["rows"], data["total"], data["stored"]
+                    return
+        finally:
             async with self:
-                self.loading, self.error, self.rows, self.total = False, exc.message, [], 0
-            return
-        async with self:
-            self.loading = False
-            if not data["signed_in"]:
-                return
-            self.error = ""
-            self.task, self.classes, self.jobs = data["task"], data["classes"], data["jobs"]
-            self.rows, self.total, self.stored = data["rows"], data["total"], data["stored"]
+                self.loading = False
 
     @rx.event
     def set_disagree(self, value: bool):

@@ -87,7 +87,7 @@ def pager() -> rx.Component:
         rx.button(
             "Next", on_click=S.next_page, disabled=~S.has_next, variant="outline", id="prediction-next"
         ),
-        rx.cond(S.loading, rx.spinner(size="2")),
+        rx.cond(S.loading, rx.spinner(size="2", id="prediction-loading")),
         spacing="3",
         align="center",
     )

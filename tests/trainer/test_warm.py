@@ -44,10 +44,6 @@ def _refused_job(job_id: str) -> StartJobRequest:
     )
 
 
-def _cmdline(pid: int) -> list[str]:
-    return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
-
-
 def _finished(executor: LocalExecutor, job_id: str) -> str:
     def final() -> str | None:
         status = executor.status(job_id)
@@ -61,7 +57,8 @@ def test_the_warm_process_takes_the_next_job_and_is_replaced(tmp_path: Path) -> 
     try:
         executor.poll()
         warm = executor._warm
-        assert warm is not None and _cmdline(warm.pid)[-2:] == ["trainer_runner.job", "--warm"]
+        # What it was started with (its /proc cmdline is empty until its exec completes).
+        assert warm is not None and [str(a) for a in warm.args][-2:] == ["trainer_runner.job", "--warm"]
 
         executor.start(_refused_job("w1"))
         assert executor._attempts[("w1", 1)].process is warm  # the job ran in the warm process
@@ -84,7 +81,7 @@ def test_without_a_warm_process_each_job_starts_its_own(tmp_path: Path) -> None:
         assert executor._warm is None
         executor.start(_refused_job("c1"))
         process = executor._attempts[("c1", 1)].process
-        assert process is not None and str(tmp_path) in " ".join(_cmdline(process.pid))
+        assert process is not None and str(tmp_path) in " ".join(map(str, process.args))
         assert _finished(executor, "c1") == "failed"
         executor.poll()
         assert executor._warm is None

@@ -173,6 +173,30 @@ def test_compare_predictions_page_shows_both_models_and_filters(
     page.click("#prediction-disagree")
     _wait_count(page, CAP)
 
+    # Filters changed faster than the page reads them: it settles on what was asked last
+    # (a change made while a read ran used to be dropped, leaving the first filter's images).
+    page.evaluate(
+        """([wrongIn]) => {
+            const choose = (id, value) => {
+                const select = document.getElementById(id);
+                select.value = value;
+                select.dispatchEvent(new Event("change", { bubbles: true }));
+            };
+            choose("prediction-class", "circle");
+            document.getElementById("prediction-disagree").click();
+            choose("prediction-wrong-in", wrongIn);
+        }""",
+        [str(b)],
+    )
+    last = predictions.filter_paths(sets, class_id=circle, disagree=True, wrong_in=1)
+    _wait_count(page, len(last))
+    page.wait_for_selector("#prediction-loading", state="detached", timeout=20_000)
+    assert _count(page) == len(last)
+    shown = [
+        r.get_attribute("data-path") for r in page.query_selector_all("#prediction-grid .prediction-row")
+    ]
+    assert shown == last[: len(shown)]
+
 
 def test_jobs_on_different_versions_are_refused(
     trained: dict[str, Any], api: Api, stack: StackProcess, page: Page
