@@ -104,7 +104,7 @@ api.openapi = _openapi  # type: ignore[method-assign]
 async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
     limited = isinstance(exc, RateLimited | Overloaded)
     if isinstance(exc, Overloaded):
-        count_shed(request.url.path, cause=exc.cause)
+        count_shed(request.url.path, cause=exc.cause, content_type=request.headers.get("content-type", ""))
     headers = {"Retry-After": str(exc.retry_after_s)} if limited else None
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 

@@ -11,8 +11,14 @@ well-behaved clients (the trainer's callback sender, the web UI's "busy, retryin
 again shortly". One budget for all the waits: bounded one by one they added up, and under 1,000
 users requests admitted at the end of their slot wait were served long after they arrived.
 
-- Two lanes: trainer callbacks have their own, so browsing users never shed the ingest of
-  training progress (and the reverse).
+- Three lanes: trainer callbacks have their own, so browsing users never shed the ingest of
+  training progress (and the reverse); so do uploads, which hold a slot for as long as their file
+  takes to arrive: a few people uploading datasets must not take every browsing slot.
+- The browsing lane is narrow (`api_max_concurrency`, 4). One web process runs Python on one core
+  at a time, and every SQLite step hands the GIL to another thread: with 16 requests at once,
+  200 users on 2 cores (bench/load_test.py) cost 29,000 context switches a second and a quarter
+  of the process's CPU in the kernel, and the median request took 270 ms. With 4: 1,400 a second,
+  77 ms, and 10 % more requests served.
 - A lane's queue holds what it can start before the deadline at the time a request is measured
   to hold a slot; past that a newcomer is shed on arrival, not after a full wait. Under congestion
   the newest waiter is served first and the oldest are shed (adaptive LIFO, see `Lane`).
@@ -73,13 +79,24 @@ def busy_response(*, lane: str, cause: str) -> JSONResponse:
     return JSONResponse({"detail": BUSY}, status_code=503, headers={"Retry-After": str(retry_after_s())})
 
 
-def lane_of(path: str) -> str:
-    return "callbacks" if path.startswith(CALLBACK_PREFIX) else "api"
+def lane_of(path: str, content_type: str = "") -> str:
+    """`callbacks` (trainer progress), `uploads` (a file in the body: datasets, weights, image zips,
+    which hold their slot while the file streams in) or `api` (everything else)."""
+    if path.startswith(CALLBACK_PREFIX):
+        return "callbacks"
+    return "uploads" if content_type.startswith("multipart/form-data") else "api"
 
 
-def count_shed(path: str, *, cause: str) -> None:
+def _content_type(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return value.decode("latin-1").lower()
+    return ""
+
+
+def count_shed(path: str, *, cause: str, content_type: str = "") -> None:
     """A request refused as `Overloaded` past its slot (deadline, pool, lock): counted as shed."""
-    SHED.labels(lane_of(path), cause).inc()
+    SHED.labels(lane_of(path, content_type.lower()), cause).inc()
 
 
 async def overloaded(request: Request, exc: Exception) -> JSONResponse:
@@ -88,7 +105,8 @@ async def overloaded(request: Request, exc: Exception) -> JSONResponse:
         raise exc
     cause = "pool_timeout" if isinstance(exc, PoolTimeout) else "db_locked"
     log.warning("shed %s %s: %s", request.method, request.url.path, cause)
-    return busy_response(lane=lane_of(request.url.path), cause=cause)
+    lane = lane_of(request.url.path, request.headers.get("content-type", "").lower())
+    return busy_response(lane=lane, cause=cause)
 
 
 class Lane:
@@ -190,13 +208,15 @@ class LoadShedding:
         wait = settings.api_queue_wait_s
         self.api = Lane("api", settings.api_max_concurrency, wait)
         self.callbacks = Lane("callbacks", settings.callback_max_concurrency, wait)
+        self.uploads = Lane("uploads", settings.upload_max_concurrency, wait)
         self._threads_sized = False
 
     def _size_threads(self) -> None:
         """Sync routes and dependencies run in anyio's thread pool (40 threads by default): give it
         one thread per lane slot plus room for the Reflex pages, so a slot never waits for a thread."""
         if not self._threads_sized:
-            threads = self.api.limit + self.callbacks.limit + get_settings().web_spare_threads
+            lanes = self.api.limit + self.callbacks.limit + self.uploads.limit
+            threads = lanes + get_settings().web_spare_threads
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
             self._threads_sized = True
 
@@ -206,7 +226,8 @@ class LoadShedding:
             await self.app(scope, receive, send)
             return
         self._size_threads()
-        lane = self.callbacks if path.startswith(CALLBACK_PREFIX) else self.api
+        lanes = {"api": self.api, "callbacks": self.callbacks, "uploads": self.uploads}
+        lane = lanes[lane_of(path, _content_type(scope))]
         method: str = scope.get("method", "GET")
         arrived = time.monotonic()
         # One deadline for every wait of this request: the slot here, then a worker thread and a

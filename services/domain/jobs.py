@@ -646,6 +646,8 @@ def filter_jobs(
         query = query.where(table.c.dataset_version_id.in_(dataset_version_ids))
     if search.strip():
         query = query.where(table.c.name.icontains(search.strip()))
-    rows = session.execute(query.order_by(table.c.id.desc()).limit(limit)).mappings()
+    result = session.execute(query.order_by(table.c.id.desc()).limit(limit))
+    names = list(result.keys())
     left_out = {name: empty() for name, empty in LIST_HEAVY_COLUMNS.items()} if light else {}
-    return [{**dict(row), **left_out} for row in rows]
+    # Plain tuples zipped with the names once: a RowMapping per row builds its key view each time.
+    return [{**dict(zip(names, row, strict=True)), **left_out} for row in result]

@@ -104,10 +104,17 @@ class Settings(BaseSettings):
     # Capacity of one web process (see app/api/overload.py and services/infra/db.py): sized from
     # bench/load_test.py on 2 cores; raise them with the cores, never above what the database allows.
     api_max_concurrency: int = Field(
-        default=16, ge=1, description="REST requests (browsing, actions) served at once per web process."
+        default=4,
+        ge=1,
+        description="REST requests (browsing, actions) served at once per web process. More only "
+        "adds threads contending for one GIL (app/api/overload.py); raise it with a database that "
+        "makes requests wait on the network (PostgreSQL far away).",
     )
     callback_max_concurrency: int = Field(
         default=8, ge=1, description="Trainer callbacks applied at once per web process (own lane)."
+    )
+    upload_max_concurrency: int = Field(
+        default=4, ge=1, description="File uploads received at once per web process (own lane)."
     )
     api_queue_wait_s: float = Field(
         default=1.0,

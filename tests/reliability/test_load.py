@@ -242,16 +242,22 @@ def test_the_job_page_says_busy_and_keeps_what_it_shows_when_no_connection_is_fr
     assert page.busy_message == ""
 
 
-def _shedding(app: Any, *, limit: int, wait_s: float) -> Any:
-    """`LoadShedding` around `app` with `limit` slots and a `wait_s` budget."""
+def _shedding(app: Any, *, limit: int, wait_s: float, uploads: int = 4) -> Any:
+    """`LoadShedding` around `app` with `limit` browsing slots, `uploads` upload slots and a
+    `wait_s` budget."""
     from app.api.overload import LoadShedding
 
-    os.environ.update({"VTP_API_MAX_CONCURRENCY": str(limit), "VTP_API_QUEUE_WAIT_S": str(wait_s)})
+    sizes = {
+        "VTP_API_MAX_CONCURRENCY": str(limit),
+        "VTP_UPLOAD_MAX_CONCURRENCY": str(uploads),
+        "VTP_API_QUEUE_WAIT_S": str(wait_s),
+    }
+    os.environ.update(sizes)
     reset_caches()
     try:
         return LoadShedding(app)
     finally:
-        for key in ("VTP_API_MAX_CONCURRENCY", "VTP_API_QUEUE_WAIT_S"):
+        for key in sizes:
             os.environ.pop(key)
         reset_caches()
 
@@ -282,6 +288,32 @@ def test_requests_past_the_lane_wait_are_shed_and_the_rest_are_served() -> None:
     results = aio.run(_burst(_shedding(slow, limit=2, wait_s=0.2), [("GET", "/api/v1/projects")] * 5))
     assert sorted(status for status, _ in results) == [200, 200, 503, 503, 503]
     assert all(seconds < 0.5 for status, seconds in results if status == 503)
+
+
+def test_uploads_in_progress_do_not_take_the_browsing_slots() -> None:
+    """One browsing slot and one upload slot, a 0.2 s wait: while one upload streams in (0.6 s),
+    a second upload is shed, and a user browsing meanwhile is served."""
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(0.6)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def burst() -> list[int]:
+        app = _shedding(slow, limit=1, wait_s=0.2, uploads=1)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            upload = {"files": {"file": ("data.zip", b"PK", "application/zip")}}
+            answers = await asyncio.gather(
+                client.post("/api/v1/projects/1/datasets", **upload),
+                client.post("/api/v1/projects/1/datasets", **upload),
+                client.get("/api/v1/projects"),
+            )
+        return [a.status_code for a in answers]
+
+    first, second, browsing = aio.run(burst())
+    assert sorted([first, second]) == [200, 503]
+    assert browsing == 200
 
 
 def test_a_request_that_cannot_start_before_its_deadline_is_shed_on_arrival() -> None:
