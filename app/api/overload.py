@@ -209,6 +209,7 @@ class LoadShedding:
         self.api = Lane("api", settings.api_max_concurrency, wait)
         self.callbacks = Lane("callbacks", settings.callback_max_concurrency, wait)
         self.uploads = Lane("uploads", settings.upload_max_concurrency, wait)
+        self._lanes = {"api": self.api, "callbacks": self.callbacks, "uploads": self.uploads}
         self._threads_sized = False
 
     def _size_threads(self) -> None:
@@ -226,8 +227,7 @@ class LoadShedding:
             await self.app(scope, receive, send)
             return
         self._size_threads()
-        lanes = {"api": self.api, "callbacks": self.callbacks, "uploads": self.uploads}
-        lane = lanes[lane_of(path, _content_type(scope))]
+        lane = self._lanes[lane_of(path, _content_type(scope))]
         method: str = scope.get("method", "GET")
         arrived = time.monotonic()
         # One deadline for every wait of this request: the slot here, then a worker thread and a

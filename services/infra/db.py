@@ -74,9 +74,9 @@ def database_url() -> str:
 
 def _json_loads(text: str | bytes) -> Any:
     """JSON columns decoded by orjson: a jobs list decodes nine JSON columns per job, and the
-    standard library's decoder was an eighth of the web process's CPU under load. A value orjson
-    refuses (NaN or Infinity, which `json.dumps` writes for a diverged metric) goes to the standard
-    library, which reads them back as floats, as before."""
+    standard library's decoder took 11 % of the web process's time holding the GIL under load
+    (bench/load_test.py). A value orjson refuses (NaN or Infinity, which `json.dumps` writes for
+    a diverged metric) goes to the standard library, which reads them back as floats, as before."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
