@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
-from services.domain import auth, experiments, projects
+from services.domain import auth, experiments, jobs, projects
 from services.domain.models import Dataset, DatasetVersion, Job
 from services.errors import InvalidInput
 from services.infra.db import get_engine, session_scope
@@ -161,3 +162,16 @@ def test_the_same_filters_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None
         finally:
             monkeypatch.delenv("VTP_DATABASE_URL")
             reset_caches()
+
+
+def test_a_diverged_run_with_nan_metrics_still_lists() -> None:
+    """JSON columns are decoded by orjson, which refuses NaN; a run whose loss diverged stored NaN
+    (the standard library writes it) and must still list, with NaN read back."""
+    pid = _project_with_runs(1)
+    with session_scope() as session:
+        job = session.exec(select(Job).where(Job.project_id == pid)).one()
+        job.final_metrics = {"val_loss": float("nan"), "map50_95": 0.5}
+        session.add(job)
+    with session_scope() as session:
+        (row,) = jobs.filter_jobs(session, project_id=pid)
+    assert math.isnan(row["final_metrics"]["val_loss"]) and row["final_metrics"]["map50_95"] == 0.5
