@@ -165,7 +165,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="VTP_NAME=VALUE",
-        help="a setting for the stack, to compare sizes (e.g. VTP_API_MAX_CONCURRENCY=4); repeatable",
+        help="a setting for the stack, to compare sizes (e.g. VTP_API_MAX_CONCURRENCY=16); repeatable",
     )
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.set)
