@@ -8,16 +8,22 @@ import json
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
 from sqlmodel import func, select
 
-from services.domain.models import Dataset, DatasetVersion, Job, JobEvent, JobMetric
-from services.infra import signing, storage
-from services.infra.db import session_scope
+from services.actions.jobs import JOB_LIST_TTL_S
+from services.domain import projects
+from services.domain.models import Dataset, DatasetVersion, Job, JobEvent, JobMetric, User
+from services.infra import live, signing, storage
+from services.infra.db import get_engine, session_scope
+from services.infra.settings import get_settings
 from services.runtime import sample_data
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -259,3 +265,137 @@ def test_malformed_callback_is_refused(client: TestClient, job: dict[str, Any]) 
     response = _post(client, job["id"], {"event_id": "x", "type": "explode"}, job["secret"])
     assert response.status_code == 422 and "Unknown callback type" in response.json()["detail"]
     assert _state(job["id"]) == before
+
+
+# -- The REST jobs list is kept while nothing of its project changed, and never shown stale: a
+# change made in this process shows at once, one announced by another process as soon as it is
+# heard, and one nobody announced within `JOB_LIST_TTL_S` (services.actions.jobs).
+
+
+@pytest.fixture
+def kept_project(client: TestClient) -> int:
+    """A fresh project of the signed-in user with three finished jobs."""
+    me = client.get("/api/v1/auth/me").raise_for_status().json()
+    with session_scope() as session:
+        owner = session.get(User, me["id"])
+        assert owner is not None
+        created = projects.create_project(session, owner=owner, name=f"p{uuid.uuid4().hex[:6]}")
+        dataset = Dataset(project_id=created.id, name="d", created_by=owner.id)
+        session.add(dataset)
+        session.flush()
+        version = DatasetVersion(
+            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
+        )
+        session.add(version)
+        session.flush()
+        for i in range(3):
+            session.add(
+                Job(
+                    project_id=created.id,
+                    dataset_version_id=version.id,
+                    created_by=owner.id,
+                    name=f"run {i}",
+                    framework="ultralytics",
+                    task="detect",
+                    model="yolo11n.yaml",
+                    state="succeeded",
+                    callback_secret="s",
+                )
+            )
+        assert created.id is not None
+        pid = created.id
+    deadline = time.monotonic() + 10
+    while live.project_version(pid) is None:  # this process hears notices (first use subscribes)
+        assert time.monotonic() < deadline, "never subscribed to project notices"
+        time.sleep(0.02)
+    return pid
+
+
+def _names(client: TestClient, pid: int) -> list[str]:
+    return [j["name"] for j in client.get(f"/api/v1/projects/{pid}/jobs").raise_for_status().json()]
+
+
+def _job_reads(call: Callable[[], Any]) -> tuple[Any, int]:
+    """`call()` and how many statements it sent that read the job table."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM job" in statement:
+            seen.append(statement)
+
+    engine = get_engine()
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        return call(), len(seen)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+
+
+def _rename_unannounced(pid: int, old: str, new: str) -> None:
+    """A write that reaches the database without this process's session hooks."""
+    with get_engine().begin() as connection:
+        connection.execute(
+            text("UPDATE job SET name = :new WHERE project_id = :pid AND name = :old"),
+            {"new": new, "pid": pid, "old": old},
+        )
+
+
+def _wait_listed(client: TestClient, pid: int, name: str, within_s: float) -> float:
+    began = time.monotonic()
+    while name not in _names(client, pid):
+        assert time.monotonic() - began < within_s, f"{name!r} not listed after {within_s} s"
+        time.sleep(0.01)
+    return time.monotonic() - began
+
+
+def test_a_repeated_list_reads_no_job_rows(client: TestClient, kept_project: int) -> None:
+    first, _ = _job_reads(lambda: _names(client, kept_project))
+    again, reads = _job_reads(lambda: _names(client, kept_project))
+    assert again == first == ["run 2", "run 1", "run 0"]
+    assert reads == 0
+    # Other filters are other lists.
+    _, reads = _job_reads(
+        lambda: client.get(f"/api/v1/projects/{kept_project}/jobs", params={"light": "true"})
+    )
+    assert reads > 0
+
+
+def test_a_change_made_in_this_process_shows_at_once(client: TestClient, kept_project: int) -> None:
+    assert "run 0" in _names(client, kept_project)
+    with session_scope() as session:
+        row = session.exec(select(Job).where(Job.name == "run 0", Job.project_id == kept_project)).one()
+        row.name = "renamed here"
+        session.add(row)
+    assert "renamed here" in _names(client, kept_project)  # no wait
+
+
+def test_a_change_announced_by_another_process_shows_once_heard(
+    client: TestClient, kept_project: int
+) -> None:
+    assert "run 1" in _names(client, kept_project)
+    _rename_unannounced(kept_project, "run 1", "renamed elsewhere")
+    assert "renamed elsewhere" not in _names(client, kept_project)  # kept: nothing was announced yet
+    other = redis.Redis.from_url(get_settings().redis_dsn)
+    try:
+        other.publish(live.PREFIX + live.project_channel(kept_project), b"1")  # what its commit sends
+    finally:
+        other.close()
+    assert _wait_listed(client, kept_project, "renamed elsewhere", within_s=1.0) < JOB_LIST_TTL_S
+
+
+def test_a_change_nobody_announced_shows_within_the_ttl(client: TestClient, kept_project: int) -> None:
+    assert "run 2" in _names(client, kept_project)
+    _rename_unannounced(kept_project, "run 2", "never announced")
+    _wait_listed(client, kept_project, "never announced", within_s=JOB_LIST_TTL_S + 1.0)
+
+
+def test_a_list_with_waiting_jobs_is_read_every_time(client: TestClient, kept_project: int) -> None:
+    """Queue places move with other projects' jobs, which the project's notices do not cover."""
+    with session_scope() as session:
+        row = session.exec(select(Job).where(Job.project_id == kept_project)).first()
+        assert row is not None
+        row.state = "queued"
+        session.add(row)
+    _names(client, kept_project)
+    _, reads = _job_reads(lambda: _names(client, kept_project))
+    assert reads > 0

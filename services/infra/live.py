@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -44,6 +45,9 @@ def sweep_channel(sweep_id: int) -> str:
 def project_channel(project_id: int) -> str:
     """Any job of the project changed (the jobs list and the projects page watch this)."""
     return f"project:{project_id}"
+
+
+ALL_PROJECTS = "project:*"  # every project's channel, as a subscription pattern
 
 
 class _Publisher:
@@ -92,7 +96,11 @@ def publish(channels: Iterable[str]) -> None:
     """Tell watching pages that these channels changed (sent in the background). Never raises."""
     names = sorted(set(channels))
     if names:
-        _publisher(get_settings().redis_dsn).put(names)
+        url = get_settings().redis_dsn
+        counted = _project_versions.get(url)
+        if counted is not None:
+            counted.bump(names)  # this process's own readers see its change at once
+        _publisher(url).put(names)
 
 
 class Listener:
@@ -101,9 +109,12 @@ class Listener:
     so the caller must assume anything changed). `connected` is set only while notices are sure
     to arrive. After `stop` it calls nothing more."""
 
-    def __init__(self, url: str, channel: str, on_notice: Callable[[], None]) -> None:
+    def __init__(
+        self, url: str, channel: str, on_notice: Callable[[], None], *, pattern: bool = False
+    ) -> None:
         self.url = url
         self.channel = PREFIX + channel
+        self.pattern = pattern  # `channel` is a glob (`project:*`): one subscription for many
         self.on_notice = on_notice
         self.connected = threading.Event()
         self._stopped = threading.Event()
@@ -118,19 +129,28 @@ class Listener:
         if not self._stopped.is_set():
             self.on_notice()
 
+    def _heard(self, _message: dict[str, Any]) -> None:
+        """A notice on the channel (a subclass may look at which channel it came from)."""
+        self._notice()
+
     def _run(self) -> None:
         failed_at = 0.0
         while not self._stopped.is_set():
             try:
                 client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_keepalive=True)
                 pubsub = client.pubsub()  # type: ignore[no-untyped-call]
-                pubsub.subscribe(self.channel)
+                if self.pattern:
+                    pubsub.psubscribe(self.channel)
+                else:
+                    pubsub.subscribe(self.channel)
                 for message in pubsub.listen():
                     if self._stopped.is_set():
                         break
-                    if message["type"] == "subscribe":  # confirmed: from here on nothing is missed
+                    if message["type"] in ("subscribe", "psubscribe"):  # from here nothing is missed
+                        self._notice()  # first: what was kept before is stale by the time it says so
                         self.connected.set()
-                    self._notice()
+                    else:
+                        self._heard(message)
                 pubsub.close()
             except (redis.RedisError, OSError) as exc:
                 if time.monotonic() - failed_at > 60 and not self._stopped.is_set():
@@ -139,6 +159,66 @@ class Listener:
             self.connected.clear()
             self._notice()
             self._stopped.wait(RECONNECT_S)
+
+
+class ChannelVersions(Listener):
+    """How many notices each channel matching `pattern` has had, heard by one background thread:
+    for caches outside pages (services.actions.jobs keeps the jobs list by its project's count).
+
+    `version(channel)` is None while not subscribed (notices could be missed: cache nothing), and
+    changes with every notice to the channel, with every change this process publishes itself (at
+    once, before Redis echoes it: whoever changed something and reads it back sees the change),
+    and with every (re)subscription or loss, since notices sent meanwhile were lost."""
+
+    def __init__(self, url: str, pattern: str) -> None:
+        self._counts: dict[str, int] = defaultdict(int)
+        self._generation = 0
+        self._lock = threading.Lock()
+        super().__init__(url, pattern, self._everything_changed, pattern=True)
+
+    def _everything_changed(self) -> None:
+        with self._lock:
+            self._generation += 1
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "pmessage":
+            return
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        self.bump([channel.removeprefix(PREFIX)])
+
+    def bump(self, channels: Iterable[str]) -> None:
+        with self._lock:
+            for name in channels:
+                self._counts[name] += 1
+
+    def version(self, channel: str) -> tuple[int, int] | None:
+        if not self.connected.is_set():
+            return None
+        with self._lock:
+            return self._generation, self._counts.get(channel, 0)
+
+
+_project_versions: dict[str, ChannelVersions] = {}
+_project_versions_lock = threading.Lock()
+
+
+def project_version(project_id: int) -> tuple[int, int] | None:
+    """A number that changes whenever a job of the project may have changed (see
+    `ChannelVersions`); None while this process cannot be sure to hear of changes. The one
+    subscription (`project:*`) starts on first use."""
+    url = get_settings().redis_dsn
+    counted = _project_versions.get(url)
+    if counted is None:
+        with _project_versions_lock:
+            counted = _project_versions.get(url)
+            if counted is None:
+                for old in _project_versions.values():  # another Redis (tests start several)
+                    old.stop()
+                _project_versions.clear()
+                counted = _project_versions[url] = ChannelVersions(url, ALL_PROJECTS)
+    return counted.version(project_channel(project_id))
 
 
 class Hub:

@@ -38,6 +38,7 @@ def list_jobs(
         dataset_version_ids=dataset_version_id,
         search=search,
         light=light,
+        kept=True,
     )
 
 
