@@ -13,6 +13,7 @@ comes back the hub re-subscribes and wakes every page once so it catches up.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import queue
 import threading
@@ -99,7 +100,8 @@ def publish(channels: Iterable[str]) -> None:
         url = get_settings().redis_dsn
         counted = _project_versions.get(url)
         if counted is not None:
-            counted.bump(names)  # this process's own readers see its change at once
+            # This process's own readers see its change at once (only what the counter hears).
+            counted.bump(n for n in names if fnmatch.fnmatchcase(n, counted.pattern_name))
         _publisher(url).put(names)
 
 
@@ -171,6 +173,7 @@ class ChannelVersions(Listener):
     and with every (re)subscription or loss, since notices sent meanwhile were lost."""
 
     def __init__(self, url: str, pattern: str) -> None:
+        self.pattern_name = pattern
         self._counts: dict[str, int] = defaultdict(int)
         self._generation = 0
         self._lock = threading.Lock()
