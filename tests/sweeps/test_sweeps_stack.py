@@ -101,7 +101,9 @@ def test_sweep_completes_prunes_a_worse_trial_and_trains_the_best(
         name="lr sweep",
         search_space={
             **BY_LR0,
-            "epochs": {"type": "fixed", "value": 4},
+            # Enough epochs that the pruned trial is still training when its cancel arrives: with
+            # 4, a loaded machine once let it finish (succeeded) before the cancel landed.
+            "epochs": {"type": "fixed", "value": 10},
             "lr0": {"type": "choice", "choices": [0.02, 0.002]},
         },
         direction="maximize",
