@@ -209,20 +209,21 @@ def job_list(
         ]
         # Queue places move with other projects' jobs, which this project's version does not see.
         if version is not None and not waiting:
-            if len(_job_lists) >= _JOB_LISTS_KEPT:
-                _job_lists.clear()
+            if sum(len(entry[2]) for entry in _job_lists.values()) + len(items) > _JOBS_KEPT:
+                _job_lists.clear()  # bounded memory: a job with its log tail can be 25 kB
             _job_lists[key] = (version, time.monotonic() + JOB_LIST_TTL_S, items)
         return list(items)
 
 
 # The REST jobs list, kept per project and filters while nothing of the project changed. It was
 # 38 % of the web process's CPU in bench/route_cost.py's mix of 200 browsing users, and most of
-# the time no job of the project changes between two reads. Every commit that touches a job announces its
-# project (services.domain.live); the kept list is used only while this process hears those
-# notices and none arrived (`live.project_version`), and for at most `JOB_LIST_TTL_S` in case a
-# write reached the database without an announcement. Authorization is checked on every call.
+# the time no job of the project changes between two reads. Every commit that touches a job
+# announces its project (services.domain.live); the kept list is used only while this process
+# hears those notices and none arrived (`live.project_version`), and for at most `JOB_LIST_TTL_S`
+# in case a write reached the database without an announcement. Authorization is checked on every
+# call. At most `_JOBS_KEPT` jobs are kept over all lists.
 JOB_LIST_TTL_S = 2.0
-_JOB_LISTS_KEPT = 256
+_JOBS_KEPT = 5_000
 _job_lists: dict[tuple[Any, ...], tuple[tuple[int, int], float, list[JobListItem]]] = {}
 
 
