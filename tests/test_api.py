@@ -25,6 +25,7 @@ from services.infra import live, signing, storage
 from services.infra.db import get_engine, session_scope
 from services.infra.settings import get_settings
 from services.runtime import sample_data
+from tests.utils.rows import dataset_version_row
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -280,14 +281,7 @@ def kept_project(client: TestClient) -> int:
         owner = session.get(User, me["id"])
         assert owner is not None
         created = projects.create_project(session, owner=owner, name=f"p{uuid.uuid4().hex[:6]}")
-        dataset = Dataset(project_id=created.id, name="d", created_by=owner.id)
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
-        )
-        session.add(version)
-        session.flush()
+        version = dataset_version_row(session, project_id=created.id, created_by=owner.id)
         for i in range(3):
             session.add(
                 Job(

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from services.domain.models import Dataset, DatasetVersion, Job
+from services.domain.models import Job
 from services.infra import live
 from services.infra.db import session_scope
 from tests.utils import aio
+from tests.utils.rows import dataset_version_row
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("backend")]
 
@@ -28,14 +29,7 @@ def _job(*, viewers: list[str] | None = None) -> int:
             session, username=f"live-{uuid.uuid4().hex[:8]}", password="a-long-password-1"
         )
         project = projects.create_project(session, owner=user, name="live")
-        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
-        )
-        session.add(version)
-        session.flush()
+        version = dataset_version_row(session, project_id=project.id, created_by=user.id)
         job = Job(
             project_id=project.id,
             dataset_version_id=version.id,

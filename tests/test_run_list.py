@@ -10,9 +10,10 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from services.domain import auth, experiments, jobs, projects
-from services.domain.models import Dataset, DatasetVersion, Job
+from services.domain.models import Job
 from services.errors import InvalidInput
 from services.infra.db import get_engine, session_scope
+from tests.utils.rows import dataset_version_row
 
 pytestmark = [pytest.mark.usefixtures("backend")]
 
@@ -23,14 +24,7 @@ def _project_with_runs(count: int) -> int:
             session, username=f"runs-{uuid.uuid4().hex[:8]}", password="a-long-password-1"
         )
         project = projects.create_project(session, owner=user, name="runs")
-        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
-        )
-        session.add(version)
-        session.flush()
+        version = dataset_version_row(session, project_id=project.id, created_by=user.id)
         for i in range(count):
             session.add(
                 Job(

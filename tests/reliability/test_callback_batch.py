@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.utils import servers
 from tests.utils.environ import environment
 from tests.utils.live_jobs import insert_running_job
+from tests.utils.rows import dataset_version_row
 from trainer_runner.callbacks import CallbackSender
 from trainer_runner.outbox import CallbackOutbox
 from trainer_runner.schemas import CallbackEvent
@@ -89,20 +90,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Busy
 def _job() -> tuple[int, str]:
     """A running job (attempt 1) as if a trainer had started it: its id and callback secret."""
     from services.domain import auth, projects
-    from services.domain.models import Dataset, DatasetVersion
     from services.infra.db import session_scope
 
     with session_scope() as session:
         user = auth.create_user(session, username=f"cb-{uuid.uuid4().hex[:8]}", password="a-long-password-1")
         project = projects.create_project(session, owner=user, name="batches")
-        dataset = Dataset(project_id=project.id, name="d", created_by=user.id)
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
-        )
-        session.add(version)
-        session.flush()
+        version = dataset_version_row(session, project_id=project.id, created_by=user.id)
         ids = (int(project.id), int(version.id), user.username)  # type: ignore[arg-type]
     return insert_running_job(*ids, epochs=10)
 

@@ -8,23 +8,17 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain.models import Dataset, DatasetVersion, Job, JobMetric
+from services.domain.models import Job, JobMetric
 from services.infra.db import session_scope
 from tests.security.conftest import Cast
+from tests.utils.rows import dataset_version_row
 
 pytestmark = [pytest.mark.security, pytest.mark.usefixtures("backend")]
 
 
 def _runs(cast: Cast, count: int, epochs: int) -> list[int]:
     with session_scope() as session:
-        dataset = Dataset(project_id=cast.project_id, name="d", created_by=cast.users["owner"])
-        session.add(dataset)
-        session.flush()
-        version = DatasetVersion(
-            dataset_id=dataset.id, version=1, format="yolo", task="detect", uri="s3://b/k/"
-        )
-        session.add(version)
-        session.flush()
+        version = dataset_version_row(session, project_id=cast.project_id, created_by=cast.users["owner"])
         ids = []
         for i in range(count):
             job = Job(
