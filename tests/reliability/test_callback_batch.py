@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -71,20 +70,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Busy
 
             migrate()
             gate = BusyGate(api)
-            port = servers.free_port()
-            config = uvicorn.Config(gate, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-            instance = uvicorn.Server(config)
-            thread = threading.Thread(target=instance.run, daemon=True)
-            thread.start()
-            deadline = time.monotonic() + 30
-            while not instance.started:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.05)
-            try:
-                yield f"http://127.0.0.1:{port}", gate
-            finally:
-                instance.should_exit = True
-                thread.join(10)
+            with servers.asgi_in_thread(gate) as url:
+                yield url, gate
 
 
 def _job() -> tuple[int, str]:

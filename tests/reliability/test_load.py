@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import event, insert
 from starlette.types import Receive, Scope, Send
 
@@ -117,20 +116,8 @@ def server(project: dict[str, Any]) -> Iterator[str]:
     """The REST API under uvicorn in this process, as the web process serves it."""
     from app.api.main import api
 
-    port = servers.free_port()
-    config = uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(10)
+    with servers.asgi_in_thread(api) as url:
+        yield url
 
 
 def _slow_reads(project: dict[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 S3_KEYS = ("test-access-key", "test-secret-key-0123456789")
@@ -182,3 +183,27 @@ def oidc_provider(
     ready = _http_ok(issuer + "/.well-known/openid-configuration")
     with running(argv, ready, log_dir / f"oidc-{port}.log", env):
         yield issuer
+
+
+@contextmanager
+def asgi_in_thread(app: Any) -> Iterator[str]:
+    """`app` under uvicorn on a free port in a thread of this process, as the web process serves
+    it; yields its base URL and stops it afterwards."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(10)
