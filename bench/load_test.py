@@ -128,11 +128,17 @@ class MetricsSampler:
         peak = {k: max(s.get(k, 0.0) for s in self.samples) for k in ("pool", "in_flight", "waiting")}
         last = self.samples[-1]
         every = max(1, len(self.samples) // 12)
-        timeline = " ".join(f"{s.get('pool', 0):.0f}" for s in self.samples[::every])
+        picked = self.samples[::every]
+        timeline = " ".join(f"{s.get('pool', 0):.0f}" for s in picked)
+        waiting = " ".join(f"{s.get('waiting', 0):.0f}" for s in picked)
+        # Shed per interval: whether shedding is the ramp-up's burst or the steady state's.
+        pairs = zip(picked, picked[1:], strict=False)
+        shed = " ".join(f"{b.get('shed', 0) - a.get('shed', 0):.0f}" for a, b in pairs)
         return (
             f"server: pool checked out peak {peak['pool']:.0f} (every {every} s: {timeline}); "
-            f"in flight peak {peak['in_flight']:.0f}; waiting for a slot peak {peak['waiting']:.0f}; "
-            f"shed {last.get('shed', 0):.0f}; slow queries (>100 ms) {last.get('slow_queries', 0):.0f}"
+            f"in flight peak {peak['in_flight']:.0f}; waiting for a slot peak {peak['waiting']:.0f} "
+            f"(every {every} s: {waiting}); shed {last.get('shed', 0):.0f} (per {every} s: {shed}); "
+            f"slow queries (>100 ms) {last.get('slow_queries', 0):.0f}"
         )
 
 
