@@ -20,13 +20,8 @@ export PATH := $(CURDIR)/$(dir $(BUN)):$(CURDIR)/$(BIN):$(PATH)
 up: install
 	$(BIN)/vtp up
 
-# Two workers: much of the suite waits (on training, on outages it stages), so two share two
-# cores well. Tests that share a host resource stay in one worker (tests/conftest.py).
-TEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -q -ra -n $(TEST_WORKERS) --dist loadgroup
-
 test: install lint
-	$(PYTEST) --durations=25
+	$(BIN)/pytest -q -ra --durations=25
 
 # The inner loop: no browser, no real training, no whole stack (under two minutes).
 FAST := not (slow or ui or e2e or trainer or reliability or postgres or fleet or compose or client or deploy or ops or sweeps or models)

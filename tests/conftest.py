@@ -151,20 +151,3 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
         browser.close()
-
-
-# Areas whose tests share something of the host beyond a free port: Docker (compose projects,
-# images, the engine's networks) and Ray (one cluster per session). Each runs in one worker.
-HOST_GROUPS = {"compose": "docker", "deploy": "docker", "fleet": "ray"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n N --dist loadgroup`, a module's tests stay in one worker (its module
-    fixtures start servers once), and the areas above share one worker between them."""
-    tests_dir = Path(__file__).resolve().parent
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        relative = item.path.resolve().relative_to(tests_dir)
-        group = HOST_GROUPS.get(relative.parts[0], relative.as_posix())
-        item.add_marker(pytest.mark.xdist_group(group))
