@@ -23,6 +23,14 @@ os.environ.setdefault("VTP_PASSWORD_HASH_PROFILE", "CHEAPEST")
 OUTPUT_DIR = Path(os.environ.get("VTP_TEST_OUTPUT", Path(__file__).resolve().parents[1] / "test-output"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def web_build_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's own kept web builds: its first stack builds the frontend, later ones reuse it
+    (a build kept by an earlier run cannot hide a broken build in this one)."""
+    StackProcess.web_build_cache = tmp_path_factory.getbasetemp() / "web-builds"
+    return StackProcess.web_build_cache
+
+
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
     """Screenshots and logs a person may want to look at after the run."""

@@ -8,10 +8,12 @@ from pathlib import Path
 import boto3
 import pytest
 from mlflow.tracking import MlflowClient
+from playwright.sync_api import Browser
 
 from services.infra.settings import Settings
 from services.runtime import sample_data
 from tests.utils import servers
+from tests.utils.browser import sign_in
 from tests.utils.stack import ROOT, Api, StackProcess
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +84,7 @@ def assert_trained(api: Api, stack: StackProcess, pid: int, job: dict, epochs: i
     return detail
 
 
-def test_upload_train_restart(stack: StackProcess, api: Api) -> None:
+def test_upload_train_restart(stack: StackProcess, api: Api, browser: Browser) -> None:
     # The demo account and project exist, with a sample dataset ready to train (the session's
     # stack is shared: other tests may have added datasets to it before this one).
     pid = api.project_id()
@@ -109,6 +111,12 @@ def test_upload_train_restart(stack: StackProcess, api: Api) -> None:
     # Stop everything and start again on the same data directory: nothing is lost.
     stack.stop()
     stack.start()
+    # The second start serves the frontend the first one built and kept (unchanged sources):
+    # its pages talk to this stack's port, so signing in works through the websocket.
+    assert "vtp: web: the frontend built before from these sources" in "\n".join(stack.lines)
+    page = sign_in(browser.new_page(), stack)
+    page.wait_for_selector(f"#jobs-table tr[data-job-id='{job['id']}']")
+    page.close()
     again = Api(stack.api_url, stack.username, stack.password)
     assert again.job(pid, job["id"]) == detail
     assert version["id"] in [d["id"] for d in again.datasets(pid)]

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Base URL at which trainers reach the backend API (callbacks).",
     )
 
+    web_build_cache: str = Field(
+        default=str(Path("~/.cache/vtp/web")),
+        description="`vtp up` keeps the web app's built frontend here and reuses it while the "
+        "sources are unchanged (services.runtime.web_build); empty: build on every start.",
+    )
+
     trainer_workdir: Path = Field(
         default=Path(tempfile.gettempdir()) / "vtp-trainer",
         description="The local trainer's HOME, cwd and scratch space; disposable, never under data_dir.",
@@ -171,6 +177,10 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def web_build_dir(self) -> Path | None:
+        return Path(self.web_build_cache).expanduser().resolve() if self.web_build_cache else None
 
     @property
     def db_url(self) -> str:

@@ -26,6 +26,7 @@ import httpx
 
 from services.infra import logs
 from services.infra.settings import Settings
+from services.runtime import web_build
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -52,6 +53,9 @@ class Child:
     stop_timeout_s: float = 15.0
     # SIGTERM the whole process group (default), or only the child, which then stops its own.
     stop_group: bool = True
+    # Run before each start (may choose `argv`; what it returns is said), and once it is ready.
+    prepare: Callable[[Child], str] = lambda child: ""
+    on_ready: Callable[[Child], None] = lambda child: None
     process: subprocess.Popen[bytes] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     deaths: list[float] = field(default_factory=list)
@@ -297,29 +301,56 @@ def children(settings: Settings, *, ray: bool = False) -> list[Child]:
             stop_timeout_s=100,
         ),
         Child("worker", [str(BIN / "arq"), "services.runtime.worker.WorkerSettings"], metrics_env, ROOT),
-        Child(
-            "web",
-            [
-                str(BIN / "reflex"),
-                "run",
-                "--env",
-                "prod",
-                "--single-port",
-                "--frontend-port",
-                str(settings.web_port),
-                "--backend-host",
-                host,
-                "--loglevel",
-                "warning",
-            ],
-            web_env,
-            ROOT,
-            settings.web_port,
-            "VTP_WEB_PORT",
-            _http_ok(f"{settings.api_base_url}/readyz"),
-            600,
-        ),
+        web_child(settings, web_env),
     ]
+
+
+def web_child(settings: Settings, env: dict[str, str]) -> Child:
+    """The web app: built by `reflex run` on a first start, then from the kept build while the
+    sources are unchanged (services.runtime.web_build)."""
+    web_dir = settings.data_dir / "web"
+    build = [
+        str(BIN / "reflex"),
+        "run",
+        "--env",
+        "prod",
+        "--single-port",
+        "--frontend-port",
+        str(settings.web_port),
+        "--backend-host",
+        settings.host,
+        "--loglevel",
+        "warning",
+    ]
+    cache = settings.web_build_dir
+    key = ""
+
+    def prepare(child: Child) -> str:
+        nonlocal key
+        child.argv, child.on_ready = build, keep
+        if cache is None:
+            return ""
+        key = key or web_build.sources_key()
+        if not web_build.restore(cache, key, web_dir, settings.web_port):
+            return "building the frontend (kept for the next start)"
+        child.argv, child.on_ready = [sys.executable, "-m", "services.runtime.web"], lambda child: None
+        return f"the frontend built before from these sources ({cache / key})"
+
+    def keep(child: Child) -> None:
+        if cache is not None and key:
+            web_build.keep(cache, key, web_dir)
+
+    return Child(
+        "web",
+        build,
+        env,
+        ROOT,
+        settings.web_port,
+        "VTP_WEB_PORT",
+        _http_ok(f"{settings.api_base_url}/readyz"),
+        600,
+        prepare=prepare,
+    )
 
 
 class Stack:
@@ -359,6 +390,8 @@ class Stack:
         child.cwd.mkdir(parents=True, exist_ok=True)
         if "HOME" in child.env:
             Path(child.env["HOME"]).mkdir(parents=True, exist_ok=True)
+        if note := child.prepare(child):
+            self.say(f"vtp: {child.name}: {note}")
         log_file = (self.log_dir / f"{child.name}.log").open("a")
         child.process = subprocess.Popen(
             child.argv,
@@ -379,6 +412,7 @@ class Stack:
                     f"{child.name} was not ready after {child.ready_timeout_s:.0f}s\n" + "\n".join(child.tail)
                 )
             time.sleep(0.2)
+        child.on_ready(child)
         self.say(f"vtp: {child.name} ready")
 
     def _death_note(self, child: Child) -> str:

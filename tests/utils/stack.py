@@ -14,7 +14,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -41,6 +41,10 @@ class StackProcess:
     password: str = ""
     sso_issuer: str = ""
 
+    # Where `vtp up` keeps its web build (services.runtime.web_build): the test session sets one
+    # of its own (tests/conftest.py), so every session builds the frontend at least once.
+    web_build_cache: ClassVar[Path | None] = None
+
     def env(self) -> dict[str, str]:
         if not self.ports:
             names = ("web", "redis", "s3", "mlflow", "trainer")
@@ -57,6 +61,7 @@ class StackProcess:
                 "VTP_DATA_DIR": str(self.data_dir),
                 "VTP_TRAINER_WORKDIR": str(self.trainer_dir),
                 "VTP_HEARTBEAT_INTERVAL_S": "1",
+                **({"VTP_WEB_BUILD_CACHE": str(self.web_build_cache)} if self.web_build_cache else {}),
                 **self.extra_env,
             }
         )
