@@ -18,6 +18,7 @@ mean CPU cost per request under 1 / (145 + 10) s = 6.5 ms, on a core of its own.
 and the stack's other processes share the 2 cores, so aim lower.
 
     python bench/route_cost.py [--requests 200] [--rounds 3] [--tokens 50] [--runs 100] [--epochs 50]
+                               [--database postgres]
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import httpx
 import psutil
 from _stack import running_stack
 from compare_page import insert_runs
-from load_test import seed_users
+from load_test import database, seed_users
 
 # Task weights of bench/locustfile.py: each task's requests, and how often a user picks it.
 MIX = {
@@ -77,8 +78,9 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
-    with running_stack() as (stack, api):
+    with database(args.database) as db_env, running_stack(**db_env) as (stack, api):
         pid = insert_runs(api, stack.username, args.runs, args.epochs)
         # Viewers taken in turn: under the load test each token comes back every second or two,
         # which is what the rate limit and the cache of resolved credentials see.
@@ -121,7 +123,7 @@ def main() -> int:
     print(
         f"CPU ms of the web process per request ({args.requests} requests x {args.rounds} rounds "
         f"per route, one client, {args.tokens} tokens in turn; {args.runs} runs x {args.epochs} "
-        f"epochs seeded; load average {os.getloadavg()[0]:.1f})"
+        f"epochs seeded; {args.database}; load average {os.getloadavg()[0]:.1f})"
     )
     print(f"{'route':<16} {'cpu ms':>7} {'min':>6} {'max':>6} {'wall ms':>8} {'vtp up ms':>9}")
     for name in paths:
