@@ -29,6 +29,7 @@ import math
 import os
 import statistics
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -51,11 +52,13 @@ USERS, MEAN_WAIT_S, P95_TARGET_S = 200, 2.0, 0.3
 
 
 def web_processes(root_pid: int) -> list[psutil.Process]:
-    """The Reflex web server started by `vtp up` and everything it spawned."""
+    """The web app started by `vtp up` and everything it spawned: `reflex run`, or
+    services.runtime.web serving a kept build (services.runtime.web_build)."""
     for child in psutil.Process(root_pid).children(recursive=True):
-        if "reflex" in " ".join(child.cmdline()):
+        argv = child.cmdline()
+        if any(Path(arg).name == "reflex" for arg in argv[:2]) or "services.runtime.web" in argv:
             return [child, *child.children(recursive=True)]
-    raise RuntimeError("no reflex process under the stack")
+    raise RuntimeError("no web app process under the stack")
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:

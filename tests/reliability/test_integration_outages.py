@@ -28,9 +28,16 @@ PATIENT = {"VTP_HEARTBEAT_TIMEOUT_S": "120", "VTP_RECONCILE_INTERVAL_S": "5"}
 CALLBACK_TYPES = {"started", "heartbeat", "epoch", "finished"}
 
 
-def _processes(stack: StackProcess, program: str) -> list[int]:
-    """Pids of this stack's children running `program` (its name, as argv[0] or the script
-    an interpreter runs: paths in the arguments, like the data dir, do not count)."""
+# The web app: `reflex run` when `vtp up` builds the frontend, services.runtime.web when it
+# serves the build kept from an earlier start (services.runtime.web_build).
+WEB = ("reflex", "services.runtime.web")
+
+
+def _processes(stack: StackProcess, program: str | tuple[str, ...]) -> list[int]:
+    """Pids of this stack's children running `program` (its name, as argv[0], the script an
+    interpreter runs or the module after `-m`: paths in the arguments, like the data dir, do
+    not count)."""
+    programs = {program} if isinstance(program, str) else set(program)
     entry = f"VTP_DATA_DIR={stack.data_dir}".encode()
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -39,13 +46,16 @@ def _processes(stack: StackProcess, program: str) -> list[int]:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        names = {Path(arg.decode(errors="replace")).name for arg in argv[:2]}
-        if program in names and entry in environ and int(pid) != os.getpid():
+        args = [arg.decode(errors="replace") for arg in argv[:3]]
+        names = {Path(arg).name for arg in args[:2]}
+        if len(args) == 3 and args[1] == "-m":
+            names.add(args[2])
+        if programs & names and entry in environ and int(pid) != os.getpid():
             found.append(int(pid))
     return found
 
 
-def _process_groups_or_none(stack: StackProcess, program: str) -> set[int]:
+def _process_groups_or_none(stack: StackProcess, program: str | tuple[str, ...]) -> set[int]:
     groups = set()
     for pid in _processes(stack, program):
         try:
@@ -56,7 +66,7 @@ def _process_groups_or_none(stack: StackProcess, program: str) -> set[int]:
     return groups
 
 
-def _process_groups(stack: StackProcess, program: str) -> set[int]:
+def _process_groups(stack: StackProcess, program: str | tuple[str, ...]) -> set[int]:
     groups = _process_groups_or_none(stack, program)
     assert groups, f"no {program} process of this stack"
     return groups
@@ -90,7 +100,7 @@ def running_stack(
         yield stack
     finally:
         # Whatever a failed assertion left frozen is resumed, so the stack can stop.
-        for program in ("nanio", "mlflow", "reflex"):
+        for program in ("nanio", "mlflow", WEB):
             for group in _process_groups_or_none(stack, program):
                 with suppress(ProcessLookupError):
                     os.killpg(group, signal.SIGCONT)
@@ -230,7 +240,7 @@ def test_backend_frozen_20s_refusing_callbacks(tmp_path: Path, output_dir: Path)
         _wait_metrics(api, project, job["id"], 1, 300)
         outbox = stack.trainer_dir / "scratch" / "jobs" / f"{job['id']}-1" / "outbox"
         buffered: set[str] = set()
-        with frozen(_process_groups(stack, "reflex")):
+        with frozen(_process_groups(stack, WEB)):
             frozen_at = time.monotonic()
             while time.monotonic() - frozen_at < 20:
                 if outbox.is_dir():
