@@ -273,10 +273,14 @@ def test_batch_inference_form_runs_a_model_over_a_version(
     link.click()
     page.wait_for_url(f"**/jobs/{batch_id}")
 
-    # Progress counts images, not epochs; the page follows the run live until it finishes.
+    # Progress counts images, not epochs; the page follows the run live until it finishes. Until
+    # the page's load event is answered, a client-side navigation still shows the job opened
+    # before it (a training job: "Epoch"), so wait for this job's label rather than read at once.
     page.wait_for_selector("#job-epoch", timeout=30_000)
-    progress = page.locator("#job-epoch").locator("xpath=..").inner_text()
-    assert "Images" in progress, progress
+    page.wait_for_function(
+        "() => document.querySelector('#job-epoch')?.parentElement?.innerText.includes('Images')",
+        timeout=30_000,
+    )
     assert re.fullmatch(r"\d+/(\d+|\?)", page.inner_text("#job-epoch").strip())
     total = version["num_images"]
     page.wait_for_selector("#batch-downloads a", timeout=600_000)
