@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from prometheus_client import Counter
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
@@ -35,6 +35,9 @@ from services.infra.settings import get_settings
 log = logging.getLogger(__name__)
 
 SLOW_QUERIES = Counter("vtp_db_slow_queries_total", "Statements slower than VTP_SLOW_QUERY_MS.")
+
+# A pooled PostgreSQL connection idle longer than this is pinged before use (see _ping_when_idle).
+PING_AFTER_IDLE_S = 10.0
 
 
 def _normalise(url: str) -> str:
@@ -64,6 +67,36 @@ def _watch_slow_queries(engine: Engine, threshold_ms: float) -> None:
         started = context.connection.info.get("vtp_query_started") if context.connection is not None else None
         if started:
             started.pop()
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle for `PING_AFTER_IDLE_S` or more.
+
+    `pool_pre_ping` pings on every checkout: one more round trip to PostgreSQL per session, most of
+    a millisecond of the web process's CPU on a request that runs three statements
+    (bench/route_cost.py --database postgres). A connection checked in moments ago is alive; one
+    that waited in the pool through a database restart or a firewall's idle timeout is not, and
+    that is the one the ping is for. A failed ping makes the pool discard it (and every
+    connection opened before it) and connect again, as `pool_pre_ping` does; a connection that
+    dies between a recent use and the next is found by its statement's error, which invalidates
+    the pool the same way.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["vtp_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("vtp_idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return  # new, or back in the pool moments ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection lost while idle: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection lost while idle")
 
 
 def database_url() -> str:
@@ -116,7 +149,8 @@ def get_engine(url: str | None = None) -> Engine:
             cursor.close()
 
     else:
-        engine = create_engine(url, pool_pre_ping=True, json_deserializer=_json_loads, **pool)
+        engine = create_engine(url, json_deserializer=_json_loads, **pool)
+        _ping_when_idle(engine)
     _watch_slow_queries(engine, settings.slow_query_ms)
     return engine
 
