@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app.api.frontend_cache import FrontendCache
 from app.api.main import api
 from app.pages import PAGES
 from components import tokens
@@ -17,7 +18,9 @@ logs.configure("web", fmt=get_settings().log_format)
 errortracking.init("web")
 
 app = rx.App(
-    api_transformer=api,
+    # The compiled frontend's files from memory (FrontendCache wraps Reflex's own app), then the
+    # REST API's app around both, with its middleware (request ids, security headers, shedding).
+    api_transformer=[FrontendCache, api],
     stylesheets=["/styles.css"],
     style={"font_family": tokens.FONT_FAMILY, "color": tokens.TEXT},
 )
