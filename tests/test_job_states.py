@@ -111,3 +111,30 @@ def test_two_processes_that_read_the_same_state_cannot_both_move_the_job(tmp_pat
         assert check.get(Job, job_id).state == S.running
         states = check.exec(select(JobEvent.payload).where(JobEvent.job_id == job_id)).all()
         assert [(p["from"], p["to"]) for p in states].count(("queued", "cancelled")) == 0
+
+
+def test_a_heartbeat_read_before_the_job_finished_is_not_stored_after_it(tmp_path) -> None:
+    """Two deliveries of one job at once: its `finished` and a heartbeat that read the job while it
+    was still running. The heartbeat's transaction learns that the job moved and, applied again,
+    is ignored; before, it was stored after the end (the event log ended with a heartbeat)."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as setup:
+        job_id = _job(setup, S.running).id
+        setup.commit()
+    finished = {"event_id": "e-fin", "type": "finished", "state": "succeeded", "attempt": 1, "epoch": 4}
+    heartbeat = {"event_id": "e-hb", "type": "heartbeat", "state": "running", "attempt": 1}
+    with Session(engine) as ending, Session(engine) as beating:
+        late = beating.get(Job, job_id)
+        assert late.state == S.running
+        assert jobs.apply_callbacks(ending, ending.get(Job, job_id), [finished]) == ["applied"]
+        ending.commit()
+        with pytest.raises(jobs.StateChanged):
+            jobs.apply_callbacks(beating, late, [heartbeat])
+        beating.rollback()
+        assert jobs.apply_callbacks(beating, beating.get(Job, job_id), [heartbeat]) == ["ignored"]
+        beating.commit()
+    with Session(engine) as check:
+        kinds = check.exec(select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
+        assert kinds[-2:] == ["state", "finished"] and "heartbeat" not in kinds
+        assert check.get(Job, job_id).state == S.succeeded

@@ -121,7 +121,9 @@ def apply(
                     sweep_id=job.sweep_id if any(e.type in {"epoch", "finished"} for e in applied) else None,
                 )
             return done
-        except IntegrityError as exc:
+        except (IntegrityError, jobs.StateChanged) as exc:
+            # A concurrent delivery of the same event, or of an event that moved the job (its end):
+            # apply again on the job as it is now, where that event is a duplicate or this one late.
             if attempt == STORE_TRIES:
                 raise Overloaded() from exc
     raise AssertionError("unreachable")

@@ -355,6 +355,7 @@ def apply_callbacks(session: Session, job: Job, events: list[dict[str, Any]]) ->
     Returns 'applied', 'duplicate' or 'ignored' for each event. Duplicates (an event_id already
     stored, or twice in this list) change nothing; so does anything that arrives for a finished
     job or for an older attempt. An epoch already stored is replaced (a resumed attempt re-ran it).
+    Raises `StateChanged` when another delivery moved the job after the caller read it (`_hold`).
 
     Set-based, so that a batch of N epochs (protocol v1.6) costs a few statements, not N times
     six: one query for the event ids already seen, one for the epochs already stored, one
@@ -382,6 +383,7 @@ def apply_callbacks(session: Session, job: Job, events: list[dict[str, Any]]) ->
     )
     batch = _NewRows(job_id=id_of(job), stored=stored)
     results: list[str] = []
+    held = False
     for event_id, event in zip(ids, events, strict=True):
         if event_id in seen:
             results.append("duplicate")
@@ -390,6 +392,9 @@ def apply_callbacks(session: Session, job: Job, events: list[dict[str, Any]]) ->
         if JobState(job.state) in FINISHED or int(event.get("attempt", job.attempt)) != job.attempt:
             results.append("ignored")
             continue
+        if not held:
+            _hold(session, job)
+            held = True
         _apply_event(session, job, event, batch)
         batch.events.append(
             {"event_id": event_id, "type": event["type"], "payload": _slim(event), "created_at": utcnow()}
@@ -398,6 +403,26 @@ def apply_callbacks(session: Session, job: Job, events: list[dict[str, Any]]) ->
     if batch.events:
         batch.write(session, job)
     return results
+
+
+def _hold(session: Session, job: Job) -> None:
+    """Compare-and-set on the job's state and attempt as this transaction read them, before it
+    writes anything: it takes the job's row (on SQLite, the write lock) until commit, so one job's
+    callbacks take turns. Two deliveries read the job running at once, one its `finished` and one a
+    heartbeat; without this the heartbeat, committed second, was stored after the end. Raises
+    `StateChanged` when another callback moved the job meanwhile: re-read it and apply again."""
+    held = session.execute(
+        update(Job)
+        .where(
+            col(Job.id) == job.id,
+            col(Job.state) == JobState(job.state).value,
+            col(Job.attempt) == job.attempt,
+        )
+        .values(last_heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if held.rowcount != 1:  # type: ignore[attr-defined]
+        raise StateChanged(f"Job {job.id} changed meanwhile (it is no longer {job.state}); try again")
 
 
 class _NewRows:
