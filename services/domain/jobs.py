@@ -383,7 +383,7 @@ def apply_callbacks(session: Session, job: Job, events: list[dict[str, Any]]) ->
     )
     batch = _NewRows(job_id=id_of(job), stored=stored)
     results: list[str] = []
-    held = False
+    read = (JobState(job.state), job.attempt)
     for event_id, event in zip(ids, events, strict=True):
         if event_id in seen:
             results.append("duplicate")
@@ -392,25 +392,26 @@ def apply_callbacks(session: Session, job: Job, events: list[dict[str, Any]]) ->
         if JobState(job.state) in FINISHED or int(event.get("attempt", job.attempt)) != job.attempt:
             results.append("ignored")
             continue
-        if not held:
-            _hold(session, job)
-            held = True
         _apply_event(session, job, event, batch)
         batch.events.append(
             {"event_id": event_id, "type": event["type"], "payload": _slim(event), "created_at": utcnow()}
         )
         results.append("applied")
     if batch.events:
+        if (JobState(job.state), job.attempt) == read:
+            # No event moved the job (a move is itself a compare-and-set, in `transition`). Last,
+            # so that the lock is not held while the events are worked out.
+            _hold(session, job)
         batch.write(session, job)
     return results
 
 
 def _hold(session: Session, job: Job) -> None:
     """Compare-and-set on the job's state and attempt as this transaction read them, before it
-    writes anything: it takes the job's row (on SQLite, the write lock) until commit, so one job's
-    callbacks take turns. Two deliveries read the job running at once, one its `finished` and one a
-    heartbeat; without this the heartbeat, committed second, was stored after the end. Raises
-    `StateChanged` when another callback moved the job meanwhile: re-read it and apply again."""
+    writes its events; it takes the job's row (on SQLite, the write lock) until commit. Two
+    deliveries read the job running at once, one its `finished` and one a heartbeat; without this
+    the heartbeat, committed second, was stored after the end. Raises `StateChanged` when another
+    callback moved the job meanwhile: re-read it and apply again."""
     held = session.execute(
         update(Job)
         .where(
