@@ -4,8 +4,10 @@ A page request (`/`, `/jobs/12`) is a third of what 200 browsing users send (ben
 Reflex serves the compiled frontend with Starlette's StaticFiles, which stats, opens and reads the
 file on a worker thread for every request: those thread hand-offs and Reflex's own middleware made
 a page's HTML cost the web process about as much CPU as a jobs-list query (bench/route_cost.py).
-The build does not change while the process runs (it is compiled, or restored, before the server
-starts), so the first answer for a file is kept and sent again as it was: same status, headers
+The build does not change while the process runs (`reflex run --env prod` and
+services.runtime.web build or restore it before the server starts; `--env preview`, which rebuilds
+on every change, would keep showing the first build until a restart), so the first answer for a
+file is kept and sent again as it was: same status, headers
 (ETag, Last-Modified, Content-Encoding) and bytes. Our own middleware (request id, security headers,
 load shedding, telemetry) still runs around every request.
 
