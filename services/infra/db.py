@@ -72,8 +72,8 @@ def _watch_slow_queries(engine: Engine, threshold_ms: float) -> None:
 def _ping_when_idle(engine: Engine) -> None:
     """Ping a pooled connection before use only when it sat idle for `PING_AFTER_IDLE_S` or more.
 
-    `pool_pre_ping` pings on every checkout: one more round trip to PostgreSQL per session, most of
-    a millisecond of the web process's CPU on a request that runs three statements
+    `pool_pre_ping` pings on every checkout: one more round trip to PostgreSQL per session, and
+    0.1-0.2 ms of the web process's CPU measured in-process, on requests that cost it 3-7 ms in all
     (bench/route_cost.py --database postgres). A connection checked in moments ago is alive; one
     that waited in the pool through a database restart or a firewall's idle timeout is not, and
     that is the one the ping is for. A failed ping makes the pool discard it (and every
