@@ -17,7 +17,7 @@ from app.api.frontend_cache import FrontendCache
 from app.api.telemetry import Telemetry
 
 
-def _client(build: Path, served: list[str]) -> TestClient:
+def _client(build: Path, served: list[str], cache: list[FrontendCache] | None = None) -> TestClient:
     """Reflex's static files (with gzip sidecars) and a dynamic route, as the web process mounts
     them, inside the cache, inside our request-id middleware; `served` lists what reached Reflex."""
     (build / "index.html").write_text("<html>home v1</html>")
@@ -34,7 +34,10 @@ def _client(build: Path, served: list[str]) -> TestClient:
         served.append(scope["path"])
         await inner(scope, receive, send)
 
-    return TestClient(Telemetry(FrontendCache(reflex_app)))
+    kept = FrontendCache(reflex_app)
+    if cache is not None:
+        cache.append(kept)
+    return TestClient(Telemetry(kept))
 
 
 def test_a_page_is_read_once_and_then_answered_from_memory(tmp_path: Path) -> None:
@@ -80,3 +83,15 @@ def test_revalidation_ranges_and_dynamic_answers(tmp_path: Path) -> None:
     assert client.get("/missing.js").status_code == 404
     assert client.get("/missing.js").status_code == 404
     assert served.count("/missing.js") == 2
+
+
+def test_a_file_asked_for_under_many_query_strings_is_held_once(tmp_path: Path) -> None:
+    """Made-up query strings cannot make the process hold one large file many times over."""
+    served: list[str] = []
+    cache: list[FrontendCache] = []
+    client = _client(tmp_path, served, cache)
+    size = (tmp_path / "app.js").stat().st_size
+    for i in range(50):
+        answer = client.get(f"/app.js?v={i}", headers={"Accept-Encoding": "identity"})
+        assert answer.status_code == 200 and len(answer.content) == size
+    assert cache[0].held_bytes() == size

@@ -28,6 +28,8 @@ from app.api.telemetry import ROUTE_OVERRIDE
 ROUTE = "frontend"  # the latency histogram's route label for the compiled frontend's files
 MAX_BODY_BYTES = 4 * 1024 * 1024  # the app's largest chunk is about 1 MB, gzipped far less
 MAX_ENTRIES = 1024  # distinct (path, query, encoding) answers kept; then it starts over
+# One body per file version (its ETag), however many paths or query strings answer with it: the
+# pages' shared HTML, or one chunk asked for with 1,000 made-up query strings, is held once.
 _PASS_THROUGH = (b"range", b"origin", b"if-modified-since")
 _NOT_MODIFIED_HEADERS = (b"etag", b"last-modified", b"cache-control", b"vary", b"content-location")
 
@@ -44,6 +46,7 @@ class FrontendCache:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._kept: dict[tuple[str, bytes, bytes], _Answer] = {}
+        self._bodies: dict[bytes, bytes] = {}  # ETag -> body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -107,4 +110,9 @@ class FrontendCache:
         etag = next(value for name, value in headers if name == b"etag")
         if len(self._kept) >= MAX_ENTRIES:
             self._kept.clear()
-        self._kept[key] = _Answer(status, headers, body, etag)
+            self._bodies.clear()
+        self._kept[key] = _Answer(status, headers, self._bodies.setdefault(etag, body), etag)
+
+    def held_bytes(self) -> int:
+        """The bodies kept, in bytes (each file version once)."""
+        return sum(len(body) for body in self._bodies.values())
