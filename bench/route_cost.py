@@ -29,13 +29,14 @@ import math
 import os
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 from _stack import running_stack
 from compare_page import insert_runs
 from load_test import database, seed_users
+
+from tests.utils.stack import WEB, runs
 
 # Task weights of bench/locustfile.py: each task's requests, and how often a user picks it.
 MIX = {
@@ -55,8 +56,7 @@ def web_processes(root_pid: int) -> list[psutil.Process]:
     """The web app started by `vtp up` and everything it spawned: `reflex run`, or
     services.runtime.web serving a kept build (services.runtime.web_build)."""
     for child in psutil.Process(root_pid).children(recursive=True):
-        argv = child.cmdline()
-        if any(Path(arg).name == "reflex" for arg in argv[:2]) or "services.runtime.web" in argv:
+        if runs(child.cmdline(), WEB):
             return [child, *child.children(recursive=True)]
     raise RuntimeError("no web app process under the stack")
 

@@ -59,6 +59,22 @@ def can_transition(current: JobState, new: JobState) -> bool:
     return new in ALLOWED[current]
 
 
+def _compare_and_set(
+    session: Session, job: Job, *, states: tuple[JobState, ...], attempt: int | None = None, **values: Any
+) -> None:
+    """Write `values` to the job's row only while it is in one of `states` (and at `attempt`);
+    `StateChanged` when another process moved it since this one read it. The row stays locked
+    until commit."""
+    where = [col(Job.id) == job.id, col(Job.state).in_([s.value for s in states])]
+    if attempt is not None:
+        where.append(col(Job.attempt) == attempt)
+    written = session.execute(
+        update(Job).where(*where).values(**values).execution_options(synchronize_session=False)
+    )
+    if written.rowcount != 1:  # type: ignore[attr-defined]
+        raise StateChanged(f"Job {job.id} changed meanwhile (it is no longer {states[0].value}); try again")
+
+
 def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -> bool:
     """Move a job to `new`. Same state again is a no-op (idempotent) and returns False."""
     current = JobState(job.state)
@@ -71,14 +87,7 @@ def transition(session: Session, job: Job, new: JobState, *, reason: str = "") -
         # handing the job over, a user cancelling it) must not both win, or a job cancelled in
         # the database trains on. Finding the row already in `new` is no conflict (the dispatcher
         # and a first callback both mark a job running). The row stays locked until commit.
-        moved = session.execute(
-            update(Job)
-            .where(col(Job.id) == job.id, col(Job.state).in_([current.value, new.value]))
-            .values(state=new.value)
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            raise StateChanged(f"Job {job.id} changed meanwhile (it is no longer {current.value}); try again")
+        _compare_and_set(session, job, states=(current, new), state=new.value)
     job.state = new
     now = utcnow()
     if new == S.running and job.started_at is None:
@@ -412,18 +421,9 @@ def _hold(session: Session, job: Job) -> None:
     deliveries read the job running at once, one its `finished` and one a heartbeat; without this
     the heartbeat, committed second, was stored after the end. Raises `StateChanged` when another
     callback moved the job meanwhile: re-read it and apply again."""
-    held = session.execute(
-        update(Job)
-        .where(
-            col(Job.id) == job.id,
-            col(Job.state) == JobState(job.state).value,
-            col(Job.attempt) == job.attempt,
-        )
-        .values(last_heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False)
+    _compare_and_set(
+        session, job, states=(JobState(job.state),), attempt=job.attempt, last_heartbeat_at=utcnow()
     )
-    if held.rowcount != 1:  # type: ignore[attr-defined]
-        raise StateChanged(f"Job {job.id} changed meanwhile (it is no longer {job.state}); try again")
 
 
 class _NewRows:

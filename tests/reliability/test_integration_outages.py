@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.utils.stack import Api, StackProcess
+from tests.utils.stack import WEB, Api, StackProcess, runs
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1500)]
 
@@ -28,16 +28,8 @@ PATIENT = {"VTP_HEARTBEAT_TIMEOUT_S": "120", "VTP_RECONCILE_INTERVAL_S": "5"}
 CALLBACK_TYPES = {"started", "heartbeat", "epoch", "finished"}
 
 
-# The web app: `reflex run` when `vtp up` builds the frontend, services.runtime.web when it
-# serves the build kept from an earlier start (services.runtime.web_build).
-WEB = ("reflex", "services.runtime.web")
-
-
 def _processes(stack: StackProcess, program: str | tuple[str, ...]) -> list[int]:
-    """Pids of this stack's children running `program` (its name, as argv[0], the script an
-    interpreter runs or the module after `-m`: paths in the arguments, like the data dir, do
-    not count)."""
-    programs = {program} if isinstance(program, str) else set(program)
+    """Pids of this stack's children running `program` (tests.utils.stack.runs)."""
     entry = f"VTP_DATA_DIR={stack.data_dir}".encode()
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -47,10 +39,7 @@ def _processes(stack: StackProcess, program: str | tuple[str, ...]) -> list[int]
         except OSError:
             continue
         args = [arg.decode(errors="replace") for arg in argv[:3]]
-        names = {Path(arg).name for arg in args[:2]}
-        if len(args) == 3 and args[1] == "-m":
-            names.add(args[2])
-        if programs & names and entry in environ and int(pid) != os.getpid():
+        if runs(args, program) and entry in environ and int(pid) != os.getpid():
             found.append(int(pid))
     return found
 

@@ -28,6 +28,21 @@ SSO_CLIENT = ("vtp-ui", "ui-client-secret-for-tests-only-0123")
 SSO_ACCOUNTS = {"dana": {"email": "dana@example.org", "email_verified": True, "preferred_username": "dana"}}
 
 
+# The web app: `reflex run` when `vtp up` builds the frontend, services.runtime.web when it
+# serves the build kept from an earlier start (services.runtime.web_build).
+WEB = ("reflex", "services.runtime.web")
+
+
+def runs(argv: list[str], programs: str | tuple[str, ...]) -> bool:
+    """Whether a process with this argv runs one of `programs`: its name as argv[0], the script an
+    interpreter runs, or the module after `-m` (paths in the arguments, like the data dir, do not
+    count)."""
+    names = {Path(arg).name for arg in argv[:2]}
+    if len(argv) >= 3 and argv[1] == "-m":
+        names.add(argv[2])
+    return bool(names & ({programs} if isinstance(programs, str) else set(programs)))
+
+
 @dataclass
 class StackProcess:
     data_dir: Path
