@@ -104,7 +104,7 @@ class DashboardState(AuthState):
                 async with self:
                     if generation != self._watch_generation or self.router.route_id != _DASHBOARD_ROUTE_ID:
                         return
-                    if gone.update(client_connected(self.router.session.client_token)):
+                    if gone.update(await client_connected(self.router.session.client_token)):
                         return
                     if project != self.selected_project_id:
                         return

@@ -640,7 +640,7 @@ class JobPageState(AuthState):
                         return
                     if self.finished or not self.page_job_id or self.not_found:
                         return
-                    if gone.update(client_connected(self.router.session.client_token)):
+                    if gone.update(await client_connected(self.router.session.client_token)):
                         return
                     token = self.token
                     if heard is not None:  # no delta unless the warning moved

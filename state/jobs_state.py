@@ -133,7 +133,7 @@ class JobsListState(AuthState):
                 async with self:
                     if generation != self._generation or self.router.route_id != _JOBS_ROUTE_ID:
                         return
-                    if gone.update(client_connected(self.router.session.client_token)):
+                    if gone.update(await client_connected(self.router.session.client_token)):
                         return
                 if await self._reload() is not None:
                     return

@@ -32,15 +32,22 @@ def route_id(route: str) -> str:
     return "/" + format_route(route)
 
 
-def client_connected(client_token: str) -> bool:
-    """Whether the browser tab with this client token still has a websocket to this process."""
+async def client_connected(client_token: str) -> bool:
+    """Whether the browser tab with this client token still has a websocket to any web process.
+
+    A tab whose socket dropped may reconnect to another of the web processes (services/runtime/
+    web.py); its watcher keeps running where it started, and its updates reach the tab through
+    Reflex's Redis token manager. So "gone" means gone from every process, which only that
+    token manager knows (Reflex offers no public accessor for it)."""
     try:
         namespace = get_and_validate_app().app.event_namespace
     except Exception:  # noqa: BLE001 - outside a running app (tests): assume connected
         return True
     if namespace is None:
         return True
-    return client_token in namespace.token_to_sid
+    if client_token in namespace.token_to_sid:
+        return True
+    return await namespace._token_manager.is_token_connected(client_token)
 
 
 class DisconnectTimer:

@@ -247,7 +247,7 @@ class SweepPageState(AuthState):
                         return
                     if not self.running or self.not_found:
                         return
-                    if gone.update(client_connected(self.router.session.client_token)):
+                    if gone.update(await client_connected(self.router.session.client_token)):
                         return
                     token = self.token
                 pushed = await next_change(watching)

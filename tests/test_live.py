@@ -220,3 +220,23 @@ def test_a_shared_read_is_redone_for_a_new_version_or_after_a_failure() -> None:
 
     aio.run(check())
     assert calls == ["a", "b", "boom", "c"]
+
+
+def test_a_change_between_a_pages_read_and_its_subscription_is_not_missed() -> None:
+    """A page reads in its load event and subscribes after, in the watcher that event starts: a
+    change committed in between sends its notice to no one. So a page's first wait on a connected
+    hub returns at once, and it reads again."""
+    job_id = _job()
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        hub = live.hub()
+        with hub.watch([live.job_channel(job_id)]) as earlier:
+            await _settled(earlier)  # the hub is subscribed now
+            _touch(job_id, commit=True)  # after the page's read, before its watcher subscribes
+            await asyncio.sleep(0.3)  # its notice has come and gone
+            with hub.watch([live.job_channel(job_id)]) as page:
+                return page.connected, await page.changed(0.1), await page.changed(0.3)
+
+    connected, first, second = aio.run(scenario())
+    assert connected and first, "the page's first wait must return at once"
+    assert not second, "and only once: nothing changed since"

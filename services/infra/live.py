@@ -317,6 +317,12 @@ class Watch:
     def __init__(self, hub: Hub, channels: list[str]) -> None:
         self._hub, self._channels, self._event = hub, channels, asyncio.Event()
         hub._add(channels, self._event)
+        # A page subscribes after its first read (its load event, then the watcher it starts),
+        # so a change may have landed in between, its notice sent to no one: the first wait
+        # returns at once and the page reads again. (Not yet connected: the hub wakes every
+        # page once it is.)
+        if hub.connected:
+            self._event.set()
 
     @property
     def connected(self) -> bool:

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         "adds threads contending for one GIL (app/api/overload.py); raise it with a database that "
         "makes requests wait on the network (PostgreSQL far away).",
     )
+    web_workers: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Web processes behind the one web port (gunicorn workers; one process "
+        "serves one GIL's worth, bench/load_test.py). Pages' state lives in Redis, so any "
+        "process can serve any tab's events and uploads (services/runtime/web.py).",
+    )
     callback_max_concurrency: int = Field(
         default=8, ge=1, description="Trainer callbacks applied at once per web process (own lane)."
     )

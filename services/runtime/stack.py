@@ -26,7 +26,7 @@ import httpx
 
 from services.infra import logs
 from services.infra.settings import Settings
-from services.runtime import web_build
+from services.runtime import web, web_build
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -203,15 +203,7 @@ def children(settings: Settings, *, ray: bool = False) -> list[Child]:
         # URLs, so a second stack from the same checkout must not overwrite it.
         "REFLEX_WEB_WORKDIR": str(data / "web"),
         "REFLEX_STATES_WORKDIR": str(data / "states"),
-        # gunicorn closes an idle keep-alive connection after 2 s by default; clients that pause
-        # 1-3 s between requests then reuse a connection the server is closing (a reset, seen as
-        # errors under load). Keep idle connections longer than any client's pause.
-        # Reflex runs uvicorn's pure-Python HTTP parser and event loop (UvicornH11Worker); the
-        # standard worker takes httptools and uvloop (project dependencies), which
-        # cost the web process less CPU per request (bench/route_cost.py).
-        "GUNICORN_CMD_ARGS": os.environ.get(
-            "GUNICORN_CMD_ARGS", "--keep-alive 65 --worker-class uvicorn.workers.UvicornWorker"
-        ),
+        **web.server_env(settings),
     }
     return [
         *([ray_head(settings, base_env)] if ray else []),

@@ -5,6 +5,9 @@ needs Node packages from a registry. The container images (docker/Dockerfile) an
 have no registry at runtime, so their frontend is built once, when the image is made
 (`make compose-images`), and this serves that build with the same production backend Reflex
 would start, on one port (VTP_WEB_PORT).
+
+Both ways of starting the web app (this module, and `reflex run` on a one-machine stack's first
+start) run it as `VTP_WEB_WORKERS` gunicorn worker processes on that port (`server_env`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,32 @@ import os
 import sys
 from pathlib import Path
 
-from services.infra.settings import get_settings
+from services.infra.settings import Settings, get_settings
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment Reflex's production server reads: how many processes, and where the
+    pages' state lives.
+
+    One process serves about 130 requests/s on a small machine, one GIL's worth
+    (bench/load_test.py); a second process on the same port takes the rest of the cores. Any
+    process may then get a tab's next event or its upload (a separate request), and so may
+    another replica: each page's state is kept in Redis (Reflex's Redis state manager), never in
+    one process's memory.
+    """
+    return {
+        # gunicorn closes an idle keep-alive connection after 2 s by default; clients that pause
+        # 1-3 s between requests then reuse a connection the server is closing (a reset, seen as
+        # errors under load). Keep idle connections longer than any client's pause. Reflex asks
+        # for uvicorn's pure-Python HTTP parser and event loop (UvicornH11Worker); the standard
+        # worker takes httptools and uvloop (project dependencies), which cost the web process
+        # less CPU per request (bench/route_cost.py). An operator's own GUNICORN_CMD_ARGS wins.
+        "GUNICORN_CMD_ARGS": os.environ.get(
+            "GUNICORN_CMD_ARGS",
+            f"--keep-alive 65 --worker-class uvicorn.workers.UvicornWorker --workers {settings.web_workers}",
+        ),
+        "REFLEX_REDIS_URL": settings.redis_dsn,
+    }
 
 
 def main() -> int:
@@ -25,6 +53,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
+    settings = get_settings()
+    os.environ.update(server_env(settings))  # before Reflex reads its configuration
     # Production mode without a compile step: the pages are already built.
     os.environ["REFLEX_ENV_MODE"] = "prod"
     os.environ["REFLEX_SKIP_COMPILE"] = "1"
@@ -32,7 +62,6 @@ def main() -> int:
     from reflex.constants import LogLevel
     from reflex.utils import exec as reflex_exec
 
-    settings = get_settings()
     # What `reflex run --single-port` records: pages, websocket and API on the one port.
     get_config()._set_persistent(  # type: ignore[no-untyped-call]
         frontend_port=settings.web_port, backend_port=settings.web_port
