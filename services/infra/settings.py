@@ -117,12 +117,12 @@ class Settings(BaseSettings):
         "makes requests wait on the network (PostgreSQL far away).",
     )
     web_workers: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=8,
-        description="Web processes behind the one web port (gunicorn workers; one process "
-        "serves one GIL's worth, bench/load_test.py). Pages' state lives in Redis, so any "
-        "process can serve any tab's events and uploads (services/runtime/web.py).",
+        description="Web processes on the one web port (gunicorn workers). One serves one GIL's "
+        "worth of requests (bench/load_test.py); more keep the pages' state in Redis, which "
+        "costs pages with large state time per event (services/runtime/web.py).",
     )
     callback_max_concurrency: int = Field(
         default=8, ge=1, description="Trainer callbacks applied at once per web process (own lane)."

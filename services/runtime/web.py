@@ -24,12 +24,14 @@ def server_env(settings: Settings) -> dict[str, str]:
     pages' state lives.
 
     One process serves about 130 requests/s on a small machine, one GIL's worth
-    (bench/load_test.py); a second process on the same port takes the rest of the cores. Any
-    process may then get a tab's next event or its upload (a separate request), and so may
-    another replica: each page's state is kept in Redis (Reflex's Redis state manager), never in
-    one process's memory.
+    (bench/load_test.py). With `VTP_WEB_WORKERS` > 1, more processes share the port and any of
+    them may get a tab's next event or its upload (a separate request), so each page's state is
+    kept in Redis (Reflex's Redis state manager) instead of one process's memory. Opportunistic
+    locking lets the process that serves a tab keep its state between events instead of
+    reading and writing it in Redis for every one (a compare page of 50 runs holds two large
+    figures). One process keeps the state in memory: nothing to fetch per event.
     """
-    return {
+    env = {
         # gunicorn closes an idle keep-alive connection after 2 s by default; clients that pause
         # 1-3 s between requests then reuse a connection the server is closing (a reset, seen as
         # errors under load). Keep idle connections longer than any client's pause. Reflex asks
@@ -40,8 +42,10 @@ def server_env(settings: Settings) -> dict[str, str]:
             "GUNICORN_CMD_ARGS",
             f"--keep-alive 65 --worker-class uvicorn.workers.UvicornWorker --workers {settings.web_workers}",
         ),
-        "REFLEX_REDIS_URL": settings.redis_dsn,
     }
+    if settings.web_workers > 1:
+        env |= {"REFLEX_REDIS_URL": settings.redis_dsn, "REFLEX_OPLOCK_ENABLED": "true"}
+    return env
 
 
 def main() -> int:

@@ -8,10 +8,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 from playwright.sync_api import Browser, Page
-from redis import Redis
 
 from tests.utils.browser import VIEWPORT, sign_in
 from tests.utils.stack import Api, StackProcess
@@ -219,37 +217,3 @@ def test_analytics(page: Page, stack: StackProcess, output_dir: Path) -> None:
     page.select_option("#group-by", "user")
     page.wait_for_function("document.querySelector('#usage-table').innerText.includes('%')")
     page.screenshot(path=str(output_dir / "analytics.png"), full_page=True)
-
-
-def _web_workers(stack: StackProcess) -> list[psutil.Process]:
-    """The worker processes the stack's gunicorn master forked (services/runtime/web.py)."""
-    assert stack.process is not None
-    below = psutil.Process(stack.process.pid).children(recursive=True)
-    gunicorn = {p.pid: p for p in below if "gunicorn" in " ".join(p.cmdline())}
-    return [p for p in gunicorn.values() if p.ppid() in gunicorn]
-
-
-def test_two_web_processes_serve_the_port_and_a_tabs_state_lives_in_redis(
-    page: Page, stack: StackProcess, api: Api
-) -> None:
-    """Any web process may get a tab's next event (or its upload, a separate request): what the
-    user chose on a page is kept in Redis, not in the memory of the process that served it."""
-    assert len(_web_workers(stack)) == 2  # VTP_WEB_WORKERS' default
-    page.goto(f"{stack.web_url}/projects/{api.project_id()}/train")
-    page.wait_for_selector("#hyperparameters .hp-field")
-    default = page.input_value("#model")
-    options = page.eval_on_selector_all("#model option", "els => els.map(e => e.value)")
-    chosen = next(o for o in options if o and o != default)
-    page.select_option("#model", chosen)
-    redis = Redis(port=stack.ports["redis"])
-    try:
-        deadline = time.monotonic() + 10
-        found = False
-        while not found and time.monotonic() < deadline:
-            keys = [k for k in redis.scan_iter(match="*train_state*") if redis.type(k) == b"string"]
-            found = any(chosen.encode() in (redis.get(k) or b"") for k in keys)
-            time.sleep(0.2)
-        assert found, f"no TrainState in Redis holds the chosen model {chosen!r}"
-    finally:
-        redis.close()
-    page.select_option("#model", default)
