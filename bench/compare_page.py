@@ -4,6 +4,7 @@ the database (bulk insert through services.domain.models), then time to interact
 and parallel-coordinates plot drawn for 20 selected runs. Starts its own stack. Usage:
 
     python bench/compare_page.py [--runs 500] [--epochs 100] [--select 20] [--repeat 5]
+        [--set VTP_WEB_WORKERS=2]
 """
 
 from __future__ import annotations
@@ -159,8 +160,15 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--select", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VTP_NAME=VALUE",
+        help="a setting for the stack (e.g. VTP_WEB_WORKERS=2: pages' state in Redis); repeatable",
+    )
     args = parser.parse_args()
-    with running_stack() as (stack, api):
+    with running_stack(**dict(item.split("=", 1) for item in args.set)) as (stack, api):
         began = time.perf_counter()
         pid = insert_runs(api, stack.username, args.runs, args.epochs)
         print(f"inserted {args.runs} runs x {args.epochs} epochs in {time.perf_counter() - began:.1f} s")
